@@ -1,0 +1,103 @@
+//! kube-rs at the edge: discovery, server-side apply, readiness waits and pruning.
+
+mod apply;
+mod discovery;
+mod prune;
+
+pub use apply::{apply_release, AppliedRelease, ApplyRequest};
+pub use discovery::Resolver;
+pub use prune::{prune, PruneOutcome};
+
+/// Field manager of every write kubemint makes.
+pub const FIELD_MANAGER: &str = "kubemint";
+
+/// Errors of the cluster layer. Variants name condition reasons and metric labels.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// Discovery of an API kind failed for a reason other than "it does not exist".
+    #[error("discovery of {kind} failed: {source}")]
+    Discovery {
+        /// `group/version/kind`.
+        kind: String,
+        /// The client error.
+        source: kube::Error,
+    },
+    /// Neither the cluster nor the release defines the kind.
+    #[error("{file}: {object}: the cluster has no kind {api_version}/{kind}; install its CRD first or add it to the repository")]
+    UnknownKind {
+        /// File the object came from.
+        file: String,
+        /// The object.
+        object: String,
+        /// Its apiVersion.
+        api_version: String,
+        /// Its kind.
+        kind: String,
+    },
+    /// The API server rejected an object in the dry run, before anything was applied.
+    #[error("{file}: {object} rejected by the API server: {message}")]
+    Rejected {
+        /// File the object came from.
+        file: String,
+        /// The object.
+        object: String,
+        /// The server's message.
+        message: String,
+    },
+    /// Applying an object failed.
+    #[error("{file}: applying {object} failed: {message}")]
+    Apply {
+        /// File the object came from.
+        file: String,
+        /// The object.
+        object: String,
+        /// The server's message.
+        message: String,
+    },
+    /// A CRD or Namespace did not become ready in time.
+    #[error("{object} did not become ready within {seconds}s")]
+    NotEstablished {
+        /// The object waited for.
+        object: String,
+        /// How long we waited.
+        seconds: u64,
+    },
+    /// Deleting an object that the commit no longer declares failed.
+    #[error("pruning {object} failed: {message}")]
+    Prune {
+        /// The object.
+        object: String,
+        /// The server's message.
+        message: String,
+    },
+}
+
+impl ClusterError {
+    /// CamelCase reason for conditions, events and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ClusterError::Discovery { .. } => "DiscoveryFailed",
+            ClusterError::UnknownKind { .. } => "UnknownKind",
+            ClusterError::Rejected { .. } => "ValidationFailed",
+            ClusterError::Apply { .. } => "ApplyFailed",
+            ClusterError::NotEstablished { .. } => "DependencyNotReady",
+            ClusterError::Prune { .. } => "PruneFailed",
+        }
+    }
+
+    /// Whether retrying the same commit can help; if not, the channel is stalled until a new commit.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            ClusterError::UnknownKind { .. } | ClusterError::Rejected { .. }
+        )
+    }
+}
+
+/// The message of a client error without its Rust debug wrapping.
+fn api_message(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
+}

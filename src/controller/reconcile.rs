@@ -1,0 +1,466 @@
+//! One reconcile of one channel: fetch -> render -> apply -> prune -> status.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{finalizer, Event as Finalizer};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+
+use super::crd::{Channel, ChannelStatus, CommitInfo, Inventory, FINALIZER, RECONCILE_ANNOTATION};
+use super::status::{remove_condition, set_condition, truncate, READY, RECONCILING, STALLED};
+use super::{Error, Metrics, Settings};
+use crate::cluster::{self, ApplyRequest};
+use crate::render::{self, RenderOptions};
+use crate::rollout::{prune_set, Stamp};
+use crate::source::{CommitMeta, GitCache};
+
+/// Longest wait between retries of a failing channel.
+const MAX_BACKOFF: Duration = Duration::from_secs(120);
+
+/// What every reconcile shares.
+pub struct Context {
+    client: Client,
+    git: GitCache,
+    recorder: Recorder,
+    metrics: Arc<Metrics>,
+    // In-memory only, so losing it (a restart) just means one extra full reconcile.
+    memo: Mutex<HashMap<String, Memo>>,
+}
+
+/// What the last reconcile of a channel saw, to skip watch events caused by our own status writes.
+#[derive(Clone)]
+struct Memo {
+    trigger: String,
+    done_at: Instant,
+    failures: u32,
+}
+
+impl Context {
+    /// A context for the controller.
+    pub fn new(
+        client: Client,
+        settings: &Settings,
+        reporter: Reporter,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Context {
+            git: GitCache::new(&settings.cache_dir),
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            memo: Mutex::default(),
+        }
+    }
+
+    fn memo(&self) -> std::sync::MutexGuard<'_, HashMap<String, Memo>> {
+        self.memo.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn publish(&self, channel: &Channel, type_: EventType, reason: &str, note: String) {
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(truncate(&note, 1000)),
+            action: "Reconcile".to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self
+            .recorder
+            .publish(&event, &channel.object_ref(&()))
+            .await
+        {
+            tracing::warn!(error = %e, "publishing event failed");
+        }
+    }
+}
+
+/// Entry point for the controller runtime.
+pub async fn reconcile(
+    channel: Arc<Channel>,
+    ctx: Arc<Context>,
+) -> Result<Action, kube::runtime::finalizer::Error<Error>> {
+    let ns = channel.namespace().unwrap_or_default();
+    let api: Api<Channel> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, FINALIZER, channel, |event| async {
+        match event {
+            Finalizer::Apply(channel) => sync(&channel, &ctx).await,
+            Finalizer::Cleanup(channel) => cleanup(&channel, &ctx).await,
+        }
+    })
+    .await
+}
+
+/// Retries a failed reconcile with exponential backoff.
+pub fn error_policy(
+    channel: Arc<Channel>,
+    err: &kube::runtime::finalizer::Error<Error>,
+    ctx: Arc<Context>,
+) -> Action {
+    let key = key_of(&channel);
+    let failures = ctx.memo().get(&key).map_or(1, |m| m.failures.max(1));
+    let backoff = Duration::from_secs(2u64.saturating_pow(failures.min(10))).min(MAX_BACKOFF);
+    tracing::warn!(channel = %key, error = %err, retry_in = ?backoff, "reconcile failed");
+    Action::requeue(backoff)
+}
+
+fn key_of(channel: &Channel) -> String {
+    format!(
+        "{}/{}",
+        channel.namespace().unwrap_or_default(),
+        channel.name_any()
+    )
+}
+
+/// What makes a reconcile due before its interval: a spec change or a reconcile request.
+fn trigger_of(channel: &Channel) -> String {
+    format!(
+        "{}|{}",
+        channel.metadata.generation.unwrap_or_default(),
+        channel
+            .annotations()
+            .get(RECONCILE_ANNOTATION)
+            .cloned()
+            .unwrap_or_default()
+    )
+}
+
+async fn sync(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
+    let key = key_of(channel);
+    let interval = parse_interval(&channel.spec.git.interval);
+    if channel.spec.suspend {
+        let mut status = channel.status.clone().unwrap_or_default();
+        set_condition(
+            &mut status.conditions,
+            RECONCILING,
+            false,
+            "Suspended",
+            "spec.suspend is true",
+            channel.metadata.generation,
+        );
+        write_status(ctx, channel, &status).await?;
+        return Ok(Action::await_change());
+    }
+    let interval = match interval {
+        Ok(i) => i,
+        Err(e) => {
+            return match record_failure(ctx, channel, e, None).await {
+                Err(e) if !e.is_stalled() => Err(e),
+                _ => Ok(Action::await_change()),
+            };
+        }
+    };
+    let trigger = trigger_of(channel);
+    if let Some(memo) = ctx.memo().get(&key).cloned() {
+        let elapsed = memo.done_at.elapsed();
+        if memo.failures == 0 && memo.trigger == trigger && elapsed < interval {
+            return Ok(Action::requeue(interval - elapsed));
+        }
+    }
+
+    let started = Instant::now();
+    let outcome = deliver(channel, ctx).await;
+    ctx.metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
+    let mut memo = ctx.memo();
+    let entry = memo.entry(key).or_insert(Memo {
+        trigger: trigger.clone(),
+        done_at: Instant::now(),
+        failures: 0,
+    });
+    entry.trigger = trigger;
+    entry.done_at = Instant::now();
+    match outcome {
+        Ok(()) => {
+            entry.failures = 0;
+            ctx.metrics.count("success", "ReconciliationSucceeded");
+            Ok(Action::requeue(interval))
+        }
+        // Stalled: retrying the same commit cannot help; poll for a new one at the interval.
+        Err(e) if e.is_stalled() => {
+            entry.failures = 0;
+            ctx.metrics.count("error", e.reason());
+            Ok(Action::requeue(interval))
+        }
+        Err(e) => {
+            entry.failures += 1;
+            ctx.metrics.count("error", e.reason());
+            Err(e)
+        }
+    }
+}
+
+/// Fetch, render, apply, prune; records the outcome in status and events.
+async fn deliver(channel: &Channel, ctx: &Context) -> Result<(), Error> {
+    let spec = &channel.spec;
+    let branch = spec.git.reference.branch();
+    let commit = match ctx.git.fetch_branch(&spec.git.url, branch).await {
+        Ok(c) => c,
+        Err(e) => return record_failure(ctx, channel, e.into(), None).await,
+    };
+    let release = match render_commit(ctx, channel, &commit).await {
+        Ok(r) => r,
+        Err(e) => return record_failure(ctx, channel, e, Some(&commit)).await,
+    };
+
+    let label = channel.label_value();
+    let target_namespace = channel.target_namespace();
+    let request = ApplyRequest {
+        release: &release,
+        target_namespace: &target_namespace,
+        stamp: Stamp {
+            channel: &label,
+            commit: &commit.sha,
+            release: &release.id,
+        },
+    };
+    let applied = match cluster::apply_release(&ctx.client, &request).await {
+        Ok(a) => a,
+        Err(e) => return record_failure(ctx, channel, e.into(), Some(&commit)).await,
+    };
+
+    let previous = channel
+        .status
+        .as_ref()
+        .and_then(|s| s.inventory.as_ref())
+        .map(|i| i.entries.clone())
+        .unwrap_or_default();
+    if spec.prune {
+        let gone = prune_set(&previous, &applied.inventory);
+        if !gone.is_empty() {
+            let outcome = match cluster::prune(&ctx.client, &gone, &label).await {
+                Ok(o) => o,
+                Err(e) => return record_failure(ctx, channel, e.into(), Some(&commit)).await,
+            };
+            ctx.metrics
+                .pruned_objects
+                .inc_by(outcome.deleted.len() as u64);
+            if !outcome.deleted.is_empty() {
+                let names: Vec<String> = outcome.deleted.iter().map(|e| e.to_string()).collect();
+                ctx.publish(
+                    channel,
+                    EventType::Normal,
+                    "Pruned",
+                    format!("Deleted {}", names.join(", ")),
+                )
+                .await;
+            }
+        }
+    }
+
+    let mut status = channel.status.clone().unwrap_or_default();
+    let first_time = status.last_applied_commit.as_ref().map(|c| c.sha.as_str())
+        != Some(commit.sha.as_str())
+        || status.active_release.as_deref() != Some(release.id.as_str());
+    let message = format!(
+        "Applied release {} from {}@{}",
+        release.id,
+        branch,
+        short(&commit.sha)
+    );
+    let generation = channel.metadata.generation;
+    set_condition(
+        &mut status.conditions,
+        READY,
+        true,
+        "ReconciliationSucceeded",
+        &message,
+        generation,
+    );
+    set_condition(
+        &mut status.conditions,
+        RECONCILING,
+        false,
+        "ReconciliationSucceeded",
+        &message,
+        generation,
+    );
+    remove_condition(&mut status.conditions, STALLED);
+    status.observed_generation = generation;
+    status.last_attempted_commit = Some(commit_info(&commit));
+    status.last_applied_commit = Some(commit_info(&commit));
+    status.active_release = Some(release.id.clone());
+    status.last_handled_reconcile_at = channel.annotations().get(RECONCILE_ANNOTATION).cloned();
+    status.inventory = Some(Inventory {
+        entries: applied.inventory.clone(),
+    });
+    write_status(ctx, channel, &status).await?;
+    if first_time {
+        let note = format!(
+            "Applied release {} ({} objects) from commit {}: {}",
+            release.id,
+            applied.inventory.len(),
+            short(&commit.sha),
+            commit.subject
+        );
+        ctx.publish(channel, EventType::Normal, "Applied", note)
+            .await;
+    }
+    tracing::info!(channel = %key_of(channel), commit = %short(&commit.sha), release = %release.id, "applied");
+    Ok(())
+}
+
+async fn render_commit(
+    ctx: &Context,
+    channel: &Channel,
+    commit: &CommitMeta,
+) -> Result<render::Release, Error> {
+    let tree = ctx.git.tree(&channel.spec.git.url, &commit.sha).await?;
+    let options = RenderOptions {
+        path: channel.spec.git.path.clone(),
+    };
+    // Rendering is CPU work on possibly large trees: keep it off the async workers.
+    let release = tokio::task::spawn_blocking(move || render::render(&tree, &options))
+        .await
+        .map_err(|e| Error::Source(crate::source::SourceError::Task(e.to_string())))??;
+    Ok(release)
+}
+
+/// Writes a failure into status and events; objects in the cluster are left as they are.
+async fn record_failure(
+    ctx: &Context,
+    channel: &Channel,
+    err: Error,
+    commit: Option<&CommitMeta>,
+) -> Result<(), Error> {
+    let mut status = channel.status.clone().unwrap_or_default();
+    let generation = channel.metadata.generation;
+    let reason = err.reason();
+    let message = err.to_string();
+    set_condition(
+        &mut status.conditions,
+        READY,
+        false,
+        reason,
+        &message,
+        generation,
+    );
+    if err.is_stalled() {
+        set_condition(
+            &mut status.conditions,
+            STALLED,
+            true,
+            reason,
+            &message,
+            generation,
+        );
+        set_condition(
+            &mut status.conditions,
+            RECONCILING,
+            false,
+            reason,
+            "waiting for a new commit or spec change",
+            generation,
+        );
+    } else {
+        remove_condition(&mut status.conditions, STALLED);
+        set_condition(
+            &mut status.conditions,
+            RECONCILING,
+            true,
+            "RetryingAfterError",
+            &message,
+            generation,
+        );
+    }
+    status.observed_generation = generation;
+    if let Some(commit) = commit {
+        status.last_attempted_commit = Some(commit_info(commit));
+    }
+    status.last_handled_reconcile_at = channel.annotations().get(RECONCILE_ANNOTATION).cloned();
+    let unchanged = channel.status.as_ref() == Some(&status);
+    write_status(ctx, channel, &status).await?;
+    if !unchanged {
+        ctx.publish(channel, EventType::Warning, reason, message)
+            .await;
+    }
+    tracing::warn!(channel = %key_of(channel), reason, error = %err, "reconcile failed");
+    Err(err)
+}
+
+async fn write_status(
+    ctx: &Context,
+    channel: &Channel,
+    status: &ChannelStatus,
+) -> Result<(), Error> {
+    if channel.status.as_ref() == Some(status) {
+        return Ok(()); // nothing new: no write, no watch event
+    }
+    let api: Api<Channel> =
+        Api::namespaced(ctx.client.clone(), &channel.namespace().unwrap_or_default());
+    api.patch_status(
+        &channel.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
+}
+
+/// Deleting a channel: with `prune: true` everything it delivered goes, in reverse apply order.
+async fn cleanup(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
+    let entries = channel
+        .status
+        .as_ref()
+        .and_then(|s| s.inventory.as_ref())
+        .map(|i| i.entries.clone())
+        .unwrap_or_default();
+    if channel.spec.prune && !channel.spec.suspend && !entries.is_empty() {
+        let gone = prune_set(&entries, &[]);
+        let outcome = cluster::prune(&ctx.client, &gone, &channel.label_value()).await?;
+        ctx.metrics
+            .pruned_objects
+            .inc_by(outcome.deleted.len() as u64);
+        tracing::info!(channel = %key_of(channel), deleted = outcome.deleted.len(), "channel deleted; pruned its objects");
+    }
+    ctx.memo().remove(&key_of(channel));
+    Ok(Action::await_change())
+}
+
+fn commit_info(c: &CommitMeta) -> CommitInfo {
+    CommitInfo {
+        sha: c.sha.clone(),
+        author: c.author.clone(),
+        subject: c.subject.clone(),
+        time: c.time.clone(),
+    }
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}
+
+/// Parses `spec.git.interval` (`30s`, `1m`, `1h30m`).
+fn parse_interval(text: &str) -> Result<Duration, Error> {
+    let d = humantime::parse_duration(text).map_err(|e| {
+        Error::InvalidSpec(format!(
+            "spec.git.interval '{text}': {e}; use a duration such as 30s, 5m or 1h"
+        ))
+    })?;
+    if d < Duration::from_secs(1) {
+        return Err(Error::InvalidSpec(format!(
+            "spec.git.interval '{text}' is below 1s"
+        )));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_intervals() {
+        assert_eq!(parse_interval("1m").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_interval("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_interval("30s").unwrap(), Duration::from_secs(30));
+        assert!(parse_interval("soon").is_err());
+        assert!(parse_interval("10ms").is_err());
+    }
+}

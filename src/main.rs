@@ -1,0 +1,149 @@
+//! The `kubemint` command: CLI wiring only.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use kube::CustomResourceExt;
+
+use kubemint::controller::{self, Channel, Metrics, Settings};
+use kubemint::server::{self, ServerState};
+use kubemint::telemetry::{self, LogFormat};
+
+#[derive(Parser)]
+#[command(
+    name = "kubemint",
+    version,
+    about = "Pull-based GitOps for immutable, blue/green releases"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller (in-cluster config, or $KUBECONFIG / ~/.kube/config).
+    Run {
+        /// Watch channels in this namespace only (default: all namespaces).
+        #[arg(long, env = "KUBEMINT_NAMESPACE")]
+        namespace: Option<String>,
+        /// Directory for the git cache, kept between reconciles.
+        #[arg(
+            long,
+            env = "KUBEMINT_CACHE_DIR",
+            default_value = "/var/cache/kubemint"
+        )]
+        cache_dir: PathBuf,
+        /// Address of /healthz, /readyz and /metrics.
+        #[arg(long, env = "KUBEMINT_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+        http_addr: SocketAddr,
+        /// Log format.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
+    },
+    /// Render a repository or directory offline and print its release.
+    Plan {
+        /// A directory (rendered as it is on disk) or, with --ref, a git repository.
+        target: PathBuf,
+        /// Render this commit, branch or tag of the git repository instead of the files on disk.
+        #[arg(long = "ref")]
+        reference: Option<String>,
+        /// Directory inside the target that holds the manifests.
+        #[arg(long, default_value = ".")]
+        path: String,
+        /// Print the rendered objects as YAML instead of a summary.
+        #[arg(long)]
+        objects: bool,
+    },
+    /// Print the Channel CustomResourceDefinition.
+    Crd,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Crd => print_crd(),
+        Command::Plan {
+            target,
+            reference,
+            path,
+            objects,
+        } => plan(&target, reference.as_deref(), &path, objects),
+        Command::Run {
+            namespace,
+            cache_dir,
+            http_addr,
+            log_format,
+        } => {
+            telemetry::init(log_format);
+            let settings = Settings {
+                namespace,
+                cache_dir,
+                instance: std::env::var("POD_NAME").ok(),
+            };
+            tokio::runtime::Runtime::new()
+                .context("starting the async runtime")
+                .and_then(|rt| rt.block_on(run(settings, http_addr)))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_crd() -> anyhow::Result<()> {
+    print!("{}", serde_yaml::to_string(&Channel::crd())?);
+    Ok(())
+}
+
+fn plan(
+    target: &std::path::Path,
+    reference: Option<&str>,
+    path: &str,
+    objects: bool,
+) -> anyhow::Result<()> {
+    let plan = kubemint::plan::plan(target, reference, path)?;
+    if objects {
+        for o in &plan.release.objects {
+            print!("---\n{}", serde_yaml::to_string(&o.manifest)?);
+        }
+    } else {
+        print!("{}", kubemint::plan::describe(&plan));
+    }
+    Ok(())
+}
+
+async fn run(settings: Settings, http_addr: SocketAddr) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let bound = server::serve(
+        http_addr,
+        ServerState {
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+        },
+    )
+    .await
+    .with_context(|| format!("binding {http_addr}"))?;
+    tracing::info!(%bound, "serving /healthz, /readyz, /metrics");
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the cluster (in-cluster config or KUBECONFIG)")?;
+    client
+        .apiserver_version()
+        .await
+        .context("the API server does not answer")?;
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!(namespace = ?settings.namespace, "watching channels");
+    controller::run(client, settings, metrics).await;
+    Ok(())
+}

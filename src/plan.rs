@@ -1,0 +1,160 @@
+//! `kubemint plan`: render a repository or directory offline and describe the release.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use git2::Repository;
+
+use crate::render::{
+    self, is_cluster_scoped_builtin, Release, RenderError, RenderOptions, RepoTree,
+};
+use crate::source::{commit_meta, tree_at, CommitMeta};
+
+/// Errors of `kubemint plan`.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The target directory does not exist.
+    #[error("{0}: no such directory")]
+    NotFound(PathBuf),
+    /// `--ref` was given but the target is not in a git repository, or the ref is unknown.
+    #[error("{target}: {message}")]
+    Git {
+        /// The target as given.
+        target: String,
+        /// What git said.
+        message: String,
+    },
+    /// Rendering failed.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+}
+
+/// What was rendered, from where.
+pub struct Plan {
+    /// The release.
+    pub release: Release,
+    /// The commit, when rendered from git.
+    pub commit: Option<CommitMeta>,
+}
+
+/// Renders `target` (a directory, or with `reference` a git repository at that ref) at `path`.
+pub fn plan(target: &Path, reference: Option<&str>, path: &str) -> Result<Plan, PlanError> {
+    if !target.is_dir() {
+        return Err(PlanError::NotFound(target.to_path_buf()));
+    }
+    let Some(reference) = reference else {
+        let tree = RepoTree::from_dir(target)?;
+        let release = render::render(
+            &tree,
+            &RenderOptions {
+                path: path.to_string(),
+            },
+        )?;
+        return Ok(Plan {
+            release,
+            commit: None,
+        });
+    };
+    let git_err = |e: git2::Error| PlanError::Git {
+        target: target.display().to_string(),
+        message: e.message().to_string(),
+    };
+    let repo = Repository::discover(target).map_err(git_err)?;
+    let commit = repo
+        .revparse_single(reference)
+        .and_then(|o| o.peel_to_commit())
+        .map_err(git_err)?;
+    // A directory inside a work tree renders that directory of the commit.
+    let prefix = repo
+        .workdir()
+        .and_then(|w| {
+            target
+                .canonicalize()
+                .ok()?
+                .strip_prefix(w.canonicalize().ok()?)
+                .ok()
+                .map(Path::to_path_buf)
+        })
+        .unwrap_or_default();
+    let full_path = prefix.join(path);
+    let tree = tree_at(&repo, commit.id()).map_err(git_err)?;
+    let release = render::render(
+        &tree,
+        &RenderOptions {
+            path: full_path.to_string_lossy().into_owned(),
+        },
+    )?;
+    Ok(Plan {
+        release,
+        commit: Some(commit_meta(&commit)),
+    })
+}
+
+/// Describes a plan for a terminal: the release, its objects, workloads and images.
+pub fn describe(plan: &Plan) -> String {
+    let release = &plan.release;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Release {} ({} objects)",
+        release.id,
+        release.objects.len()
+    );
+    if let Some(c) = &plan.commit {
+        let _ = writeln!(
+            out,
+            "Commit  {} {} ({}, {})",
+            &c.sha[..12.min(c.sha.len())],
+            c.subject,
+            c.author,
+            c.time
+        );
+    }
+    let _ = writeln!(out, "\nObjects (in apply order):");
+    let rows: Vec<[String; 4]> = release
+        .objects
+        .iter()
+        .map(|o| {
+            let ns = match &o.namespace {
+                Some(ns) => ns.clone(),
+                None if is_cluster_scoped_builtin(o.group(), &o.kind) => "-".to_string(),
+                None => "(target)".to_string(),
+            };
+            [o.kind.clone(), ns, o.name.clone(), o.file.clone()]
+        })
+        .collect();
+    write_table(&mut out, ["KIND", "NAMESPACE", "NAME", "FILE"], &rows);
+    if !release.workloads.is_empty() {
+        let _ = writeln!(out, "\nWorkloads:");
+        for w in &release.workloads {
+            let _ = writeln!(out, "  {} {}  revision {}", w.kind, w.name, w.hash);
+            for c in &w.containers {
+                let _ = writeln!(out, "    {}: {}", c.container, c.image);
+            }
+            for r in &w.config_refs {
+                let _ = writeln!(out, "    reads {r}");
+            }
+        }
+    }
+    out
+}
+
+fn write_table<const N: usize>(out: &mut String, header: [&str; N], rows: &[[String; N]]) {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |out: &mut String, cells: [&str; N]| {
+        let mut text = String::new();
+        for (cell, w) in cells.iter().zip(widths) {
+            let _ = write!(text, "  {cell:<w$}");
+        }
+        let _ = writeln!(out, "{}", text.trim_end());
+    };
+    line(out, header);
+    for row in rows {
+        line(out, std::array::from_fn(|i| row[i].as_str()));
+    }
+}

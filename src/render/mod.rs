@@ -1,0 +1,133 @@
+//! Repository tree -> validated release. No cluster, no I/O beyond reading a directory.
+//!
+//! The pipeline, one file per step: [`tree`] (the input), `walk` (files under
+//! the path, symlinks resolved inside the tree), `parse` (YAML/JSON documents),
+//! `manifest` (required fields), `images` (`images.yaml` overrides), `defaults`
+//! (list-map keys server-side apply needs), `release` and `hash` (ids and
+//! revision hashes). Every problem is collected so one failed sync reports all.
+
+mod defaults;
+mod error;
+mod hash;
+mod images;
+mod manifest;
+mod object;
+mod parse;
+mod pods;
+mod release;
+mod tree;
+mod walk;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+
+pub use error::{Problem, RenderError};
+pub use object::{apply_stage, is_cluster_scoped_builtin, Object, ObjectKey};
+pub use release::{ContainerImage, Release, Workload};
+pub use tree::{EntryKind, RepoTree, TreeEntry};
+
+/// What to render.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RenderOptions {
+    /// `spec.git.path`: `deploy`, `./deploy`, `""` or `.` for the repository root.
+    pub path: String,
+}
+
+/// Renders the tree at `opts.path` and validates it.
+///
+/// Returns every problem found, not just the first, as [`RenderError::Invalid`].
+/// A path that renders no objects is [`RenderError::Empty`], never an empty
+/// release, so a bad commit can never prune everything.
+pub fn render(tree: &RepoTree, opts: &RenderOptions) -> Result<Release, RenderError> {
+    let path = walk::normalize(opts.path.trim())
+        .ok_or_else(|| RenderError::PathNotFound(opts.path.clone()))?;
+    let collected = walk::collect(tree, &path)?;
+    let mut problems = collected.problems;
+
+    let (overrides, images_file) = match &collected.images {
+        Some(file) => match parse::decode(&file.path, file.bytes) {
+            Ok(text) => {
+                let (overrides, found) = images::parse_images(&file.path, text);
+                problems.extend(found);
+                (overrides, Some(file.path.clone()))
+            }
+            Err(p) => {
+                problems.push(p);
+                (Vec::new(), Some(file.path.clone()))
+            }
+        },
+        None => (Vec::new(), None),
+    };
+    let mut used = vec![false; overrides.len()];
+
+    let mut objects: Vec<Object> = Vec::new();
+    let mut seen: HashMap<ObjectKey, (String, Option<usize>)> = HashMap::new();
+    for file in &collected.manifests {
+        let documents = match parse::decode(&file.path, file.bytes)
+            .and_then(|text| parse::parse(&file.path, text))
+        {
+            Ok(docs) => docs,
+            Err(p) => {
+                problems.push(p);
+                continue;
+            }
+        };
+        for doc in documents {
+            let items = match manifest::expand_list(&file.path, doc.line, doc.value) {
+                Ok(items) => items,
+                Err(p) => {
+                    problems.push(p);
+                    continue;
+                }
+            };
+            for item in items {
+                let mut obj = match manifest::to_object(&file.path, doc.line, item) {
+                    Ok(obj) => obj,
+                    Err(p) => {
+                        problems.push(p);
+                        continue;
+                    }
+                };
+                let key = obj.key();
+                if let Some((first_file, first_line)) = seen.get(&key) {
+                    let at = first_line.map(|l| format!(":{l}")).unwrap_or_default();
+                    problems.push(Problem::at(
+                        &file.path,
+                        doc.line,
+                        None,
+                        format!("duplicate object {key}: already defined in {first_file}{at}; declare each object once"),
+                    ));
+                    continue;
+                }
+                seen.insert(key, (file.path.clone(), doc.line));
+                images::apply_images(&mut obj, &overrides, &mut used);
+                defaults::apply_defaults(&mut obj);
+                objects.push(obj);
+            }
+        }
+    }
+
+    // With no objects at all every override is "unused"; the emptiness is the news.
+    if let (Some(file), false) = (&images_file, objects.is_empty()) {
+        problems.extend(images::unused_problems(file, &overrides, &used));
+    }
+    if !problems.is_empty() {
+        // Stable: problems of one file stay in the order they were found.
+        problems.sort_by(|a, b| a.file.cmp(&b.file));
+        return Err(RenderError::Invalid(problems));
+    }
+    if objects.is_empty() {
+        let shown = if path.is_empty() { "." } else { path.as_str() };
+        return Err(RenderError::Empty(shown.to_string()));
+    }
+
+    // Already in (file, document) order; a stable sort keeps that within a stage.
+    objects.sort_by_key(apply_stage);
+    Ok(Release {
+        id: release::release_id(&objects),
+        workloads: release::workloads(&objects),
+        objects,
+    })
+}

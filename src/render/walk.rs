@@ -1,0 +1,400 @@
+//! Finding the manifest files under the render path, resolving symlinks inside the tree.
+//!
+//! Symlinks are resolved lexically against the tree itself, never the filesystem,
+//! so a repository cannot make render read anything outside it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+
+use super::{EntryKind, Problem, RenderError, RepoTree};
+
+/// Name of the image override file, directly at the render path.
+pub(crate) const IMAGES_FILE: &str = "images.yaml";
+
+/// Longest chain of symlinks followed for one path (Linux uses 40 too).
+const MAX_HOPS: usize = 40;
+/// Deepest directory nesting walked, a backstop against loops through directory links.
+const MAX_DEPTH: usize = 64;
+
+/// One file to render, under the path the user sees (the link's path for a symlink).
+#[derive(Debug, Clone)]
+pub(crate) struct SourceFile<'a> {
+    pub path: String,
+    pub bytes: &'a [u8],
+}
+
+/// What lies under the render path.
+#[derive(Debug, Default)]
+pub(crate) struct Collected<'a> {
+    /// Manifest files, sorted by path.
+    pub manifests: Vec<SourceFile<'a>>,
+    /// `images.yaml` at the path root, if any.
+    pub images: Option<SourceFile<'a>>,
+    /// Symlink problems.
+    pub problems: Vec<Problem>,
+}
+
+/// Normalises a repository-relative path: drops empty and `.` components and a
+/// leading `/`, applies `..`. `None` if it climbs above the root.
+pub(crate) fn normalize(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for comp in path.split('/') {
+        match comp {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            c => parts.push(c),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// Whether a file name is rendered as a manifest.
+fn is_manifest(path: &str) -> bool {
+    [".yaml", ".yml", ".json"]
+        .iter()
+        .any(|ext| path.ends_with(ext))
+}
+
+enum Resolved<'a> {
+    File(&'a [u8]),
+    Dir(String),
+    Missing,
+    /// Absolute, or climbs above the root; carries the offending target.
+    Outside(String),
+    Loop,
+}
+
+struct Index<'a> {
+    entries: BTreeMap<&'a str, &'a EntryKind>,
+}
+
+impl<'a> Index<'a> {
+    fn new(tree: &'a RepoTree) -> Index<'a> {
+        let entries = tree
+            .entries
+            .iter()
+            .map(|e| (e.path.as_str(), &e.kind))
+            .collect();
+        Index { entries }
+    }
+
+    fn is_dir(&self, dir: &str) -> bool {
+        if dir.is_empty() {
+            return true;
+        }
+        let prefix = format!("{dir}/");
+        self.entries
+            .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(&prefix))
+    }
+
+    /// Immediate child names of a real directory.
+    fn children(&self, dir: &str) -> BTreeSet<&'a str> {
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        self.entries
+            .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter_map(|(k, _)| {
+                let k: &'a str = k;
+                k[prefix.len()..].split('/').next()
+            })
+            .filter(|n| !n.is_empty())
+            .collect()
+    }
+
+    /// Follows symlinks in every component of a normalised path.
+    fn resolve(&self, path: &str) -> Resolved<'a> {
+        let mut pending = path.to_string();
+        let mut hops = 0;
+        'restart: loop {
+            let comps: Vec<String> = pending
+                .split('/')
+                .filter(|c| !c.is_empty())
+                .map(String::from)
+                .collect();
+            let mut cur = String::new();
+            for (i, comp) in comps.iter().enumerate() {
+                let next = join(&cur, comp);
+                match self.entries.get(next.as_str()) {
+                    None => cur = next,
+                    Some(EntryKind::File(bytes)) if i + 1 == comps.len() => {
+                        return Resolved::File(bytes)
+                    }
+                    Some(EntryKind::File(_)) => return Resolved::Missing,
+                    Some(EntryKind::Symlink(target)) => {
+                        hops += 1;
+                        if hops > MAX_HOPS {
+                            return Resolved::Loop;
+                        }
+                        if target.starts_with('/') {
+                            return Resolved::Outside(target.clone());
+                        }
+                        // The target is relative to the link's directory, which is `cur`.
+                        let mut joined = join(&cur, target);
+                        for rest in &comps[i + 1..] {
+                            joined = join(&joined, rest);
+                        }
+                        match normalize(&joined) {
+                            Some(n) => {
+                                pending = n;
+                                continue 'restart;
+                            }
+                            None => return Resolved::Outside(target.clone()),
+                        }
+                    }
+                }
+            }
+            return if self.is_dir(&cur) {
+                Resolved::Dir(cur)
+            } else {
+                Resolved::Missing
+            };
+        }
+    }
+
+    /// Walks real directory `rdir`, presented as `vdir`.
+    fn walk(
+        &self,
+        vdir: &str,
+        rdir: &str,
+        top: bool,
+        via: &mut Vec<String>,
+        out: &mut Collected<'a>,
+    ) {
+        for name in self.children(rdir) {
+            // Hidden files and directories (.github, .gitlab-ci.yml, ...) are not manifests.
+            if name.starts_with('.') {
+                continue;
+            }
+            let vpath = join(vdir, name);
+            let rpath = join(rdir, name);
+            match self.entries.get(rpath.as_str()) {
+                None => self.walk(&vpath, &rpath, false, via, out),
+                Some(EntryKind::File(bytes)) => add_file(out, vpath, bytes, top && name == IMAGES_FILE),
+                Some(EntryKind::Symlink(target)) => match self.resolve(&rpath) {
+                    Resolved::File(bytes) => add_file(out, vpath, bytes, top && name == IMAGES_FILE),
+                    Resolved::Dir(real) => {
+                        let ancestor = real.is_empty() || rdir == real || rdir.starts_with(&format!("{real}/"));
+                        if ancestor || via.contains(&real) || via.len() >= MAX_DEPTH {
+                            out.problems.push(Problem::new(
+                                vpath,
+                                format!("symlink loop: points to a directory that contains it (-> {target})"),
+                            ));
+                        } else {
+                            via.push(real.clone());
+                            self.walk(&vpath, &real, false, via, out);
+                            via.pop();
+                        }
+                    }
+                    Resolved::Missing if is_manifest(&vpath) => out.problems.push(Problem::new(
+                        vpath,
+                        format!("symlink target does not exist in the repository (-> {target})"),
+                    )),
+                    Resolved::Missing => {}
+                    Resolved::Outside(_) => out.problems.push(outside(vpath, target)),
+                    Resolved::Loop => out.problems.push(Problem::new(
+                        vpath,
+                        format!("symlink chain is circular or longer than {MAX_HOPS} links (-> {target})"),
+                    )),
+                },
+            }
+        }
+    }
+}
+
+fn outside(path: String, target: &str) -> Problem {
+    Problem::new(
+        path,
+        format!(
+            "symlink points outside the repository (-> {target}); link only to files inside it"
+        ),
+    )
+}
+
+fn add_file<'a>(out: &mut Collected<'a>, path: String, bytes: &'a [u8], is_images: bool) {
+    if is_images {
+        out.images = Some(SourceFile { path, bytes });
+    } else if is_manifest(&path) {
+        out.manifests.push(SourceFile { path, bytes });
+    }
+}
+
+/// Collects the files under `path` (already normalised).
+pub(crate) fn collect<'a>(tree: &'a RepoTree, path: &str) -> Result<Collected<'a>, RenderError> {
+    let index = Index::new(tree);
+    let mut out = Collected::default();
+    match index.resolve(path) {
+        Resolved::Dir(real) => index.walk(path, &real, true, &mut Vec::new(), &mut out),
+        Resolved::File(_) | Resolved::Missing => {
+            return Err(RenderError::PathNotFound(path.to_string()))
+        }
+        Resolved::Outside(target) => {
+            return Err(RenderError::Invalid(vec![outside(
+                path.to_string(),
+                &target,
+            )]))
+        }
+        Resolved::Loop => {
+            return Err(RenderError::Invalid(vec![Problem::new(
+                path,
+                "symlink chain is circular or too long",
+            )]))
+        }
+    }
+    out.manifests.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::TreeEntry;
+
+    fn tree(entries: &[(&str, Result<&str, &str>)]) -> RepoTree {
+        RepoTree {
+            entries: entries
+                .iter()
+                .map(|(p, k)| TreeEntry {
+                    path: p.to_string(),
+                    kind: match k {
+                        Ok(content) => EntryKind::File(content.as_bytes().to_vec()),
+                        Err(target) => EntryKind::Symlink(target.to_string()),
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    fn paths(c: &Collected) -> Vec<String> {
+        c.manifests.iter().map(|f| f.path.clone()).collect()
+    }
+
+    #[test]
+    fn normalize_handles_dots_and_escapes() {
+        assert_eq!(normalize("./deploy/").as_deref(), Some("deploy"));
+        assert_eq!(normalize(".").as_deref(), Some(""));
+        assert_eq!(normalize("a/../b/./c").as_deref(), Some("b/c"));
+        assert_eq!(normalize("a/../.."), None);
+    }
+
+    #[test]
+    fn collects_sorted_manifests_skipping_hidden_and_other_files() {
+        let t = tree(&[
+            ("d/b.yaml", Ok("")),
+            ("d/a/z.json", Ok("")),
+            ("d/a.yml", Ok("")),
+            ("d/README.md", Ok("")),
+            ("d/.hidden/x.yaml", Ok("")),
+            ("d/.pre-commit-config.yaml", Ok("")),
+            ("d/images.yaml", Ok("images: []")),
+            ("d/sub/images.yaml", Ok("")),
+            ("other.yaml", Ok("")),
+        ]);
+        let c = collect(&t, "d").unwrap();
+        assert_eq!(
+            paths(&c),
+            ["d/a.yml", "d/a/z.json", "d/b.yaml", "d/sub/images.yaml"]
+        );
+        assert_eq!(c.images.unwrap().path, "d/images.yaml");
+    }
+
+    #[test]
+    fn symlinks_inside_the_tree_are_followed_under_the_link_path() {
+        let t = tree(&[
+            ("base/cm.yaml", Ok("cm")),
+            ("base/sub/x.yaml", Ok("x")),
+            ("d/file.yaml", Err("../base/cm.yaml")),
+            ("d/dir", Err("../base")),
+            ("d/chain.yaml", Err("file.yaml")),
+        ]);
+        let c = collect(&t, "d").unwrap();
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        assert_eq!(
+            paths(&c),
+            [
+                "d/chain.yaml",
+                "d/dir/cm.yaml",
+                "d/dir/sub/x.yaml",
+                "d/file.yaml"
+            ]
+        );
+        assert_eq!(c.manifests[0].bytes, b"cm");
+    }
+
+    #[test]
+    fn render_path_may_itself_be_a_symlink() {
+        let t = tree(&[("envs/prod/a.yaml", Ok("a")), ("deploy", Err("envs/prod"))]);
+        let c = collect(&t, "deploy").unwrap();
+        assert_eq!(paths(&c), ["deploy/a.yaml"]);
+    }
+
+    #[test]
+    fn symlinks_outside_the_repository_are_problems() {
+        let t = tree(&[
+            ("d/abs.yaml", Err("/etc/passwd")),
+            ("d/up.yaml", Err("../../secret.yaml")),
+            ("d/dir", Err("../..")),
+        ]);
+        let c = collect(&t, "d").unwrap();
+        let files: Vec<&str> = c.problems.iter().map(|p| p.file.as_str()).collect();
+        assert_eq!(files, ["d/abs.yaml", "d/dir", "d/up.yaml"]);
+        assert!(c.problems[0]
+            .message
+            .starts_with("symlink points outside the repository (-> /etc/passwd)"));
+        assert!(c.problems[2].message.contains("(-> ../../secret.yaml)"));
+    }
+
+    #[test]
+    fn symlink_loops_are_problems_not_hangs() {
+        let t = tree(&[
+            ("d/a.yaml", Err("b.yaml")),
+            ("d/b.yaml", Err("a.yaml")),
+            ("d/self", Err(".")),
+            ("d/up", Err("..")),
+            ("d/x/y", Err("../z")),
+            ("d/z/w", Err("../x")),
+        ]);
+        let c = collect(&t, "d").unwrap();
+        let files: Vec<&str> = c.problems.iter().map(|p| p.file.as_str()).collect();
+        assert!(
+            files.contains(&"d/a.yaml") && files.contains(&"d/b.yaml"),
+            "{files:?}"
+        );
+        assert!(
+            files.contains(&"d/self") && files.contains(&"d/up"),
+            "{files:?}"
+        );
+        assert!(
+            c.problems.iter().any(|p| p.file.starts_with("d/x/")),
+            "{files:?}"
+        );
+    }
+
+    #[test]
+    fn missing_path_or_file_path_is_not_found() {
+        let t = tree(&[("d/a.yaml", Ok(""))]);
+        assert!(matches!(
+            collect(&t, "nope"),
+            Err(RenderError::PathNotFound(_))
+        ));
+        assert!(matches!(
+            collect(&t, "d/a.yaml"),
+            Err(RenderError::PathNotFound(_))
+        ));
+    }
+}

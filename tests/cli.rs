@@ -1,0 +1,156 @@
+//! The `kubemint` command as a user runs it: `plan` and `crd`, no cluster.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn kubemint(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kubemint"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("running kubemint")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn crd_in_manifests_matches_the_rust_types() {
+    let out = kubemint(&["crd"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let committed = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/crds/channel.yaml"),
+    )
+    .expect("manifests/crds/channel.yaml exists");
+    assert_eq!(
+        text(&out.stdout),
+        committed,
+        "manifests/crds/channel.yaml is stale: run `cargo run -- crd > manifests/crds/channel.yaml`"
+    );
+    let helm = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/kubemint/crds/channel.yaml"),
+    )
+    .expect("charts/kubemint/crds/channel.yaml exists");
+    assert_eq!(
+        helm, committed,
+        "the chart's CRD differs from manifests/crds/channel.yaml"
+    );
+    assert!(committed.contains("group: kubemint.io"));
+    assert!(committed.contains("scope: Namespaced"));
+    assert!(committed.contains("name: v1alpha1"));
+}
+
+#[test]
+fn plan_prints_the_example_release() {
+    let out = kubemint(&["plan", "examples/shop"]);
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stderr: {}\nstdout: {stdout}",
+        text(&out.stderr)
+    );
+    assert!(stdout.starts_with("Release "), "{stdout}");
+    for expected in [
+        "Deployment",
+        "Service",
+        "ConfigMap",
+        "web-config",
+        "revision ",
+    ] {
+        assert!(stdout.contains(expected), "missing {expected}:\n{stdout}");
+    }
+    // images.yaml bumps the tags written in the manifests.
+    let images = std::fs::read_to_string("examples/shop/images.yaml").unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&images).unwrap();
+    for entry in doc["images"].as_sequence().unwrap() {
+        let name = entry["name"].as_str().unwrap();
+        let tag = entry["newTag"].as_str().unwrap();
+        assert!(
+            stdout.contains(&format!("{name}:{tag}")),
+            "{name}:{tag} not in:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn plan_of_a_broken_repository_names_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [x\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        "apiVersion: v1\nmetadata:\n  name: nokind\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("c.yaml"), b"\xff\xfe not utf-8").unwrap();
+    let out = kubemint(&["plan", dir.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("a.yaml:5:1: invalid YAML"), "{stderr}");
+    assert!(
+        stderr.contains("b.yaml") && stderr.contains("kind"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("c.yaml") && stderr.contains("UTF-8"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn plan_renders_a_commit_of_a_git_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .args(args)
+            .current_dir(dir.path())
+            .env("HOME", dir.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::create_dir(dir.path().join("deploy")).unwrap();
+    std::fs::write(
+        dir.path().join("deploy/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-git\n",
+    )
+    .unwrap();
+    git(&["add", "-A"]);
+    git(&[
+        "-c",
+        "user.name=T",
+        "-c",
+        "user.email=t@e",
+        "commit",
+        "-q",
+        "-m",
+        "add config",
+    ]);
+    // An uncommitted change is not part of the commit.
+    std::fs::write(
+        dir.path().join("deploy/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: on-disk\n",
+    )
+    .unwrap();
+    let out = kubemint(&[
+        "plan",
+        dir.path().to_str().unwrap(),
+        "--ref",
+        "main",
+        "--path",
+        "deploy",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("from-git") && !stdout.contains("on-disk"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("add config"), "{stdout}");
+}

@@ -1,0 +1,56 @@
+//! Test support: a real Kubernetes control plane for integration tests.
+//!
+//! `cluster()` starts one per test process (etcd, kube-apiserver,
+//! kube-controller-manager, kube-scheduler 1.20.2 via `tests/cluster/up.sh`)
+//! plus a simulated node that runs the pods scheduled to it, or uses the
+//! cluster of `$KUBEMINT_TEST_KUBECONFIG` when that is set.
+//!
+//! ```ignore
+//! mod support;
+//! let cluster = support::cluster();
+//! let client = cluster.client().await;
+//! let ns = cluster.namespace("demo").await;
+//! ```
+#![allow(dead_code)]
+
+mod cluster;
+mod simulator;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+// Not every test binary uses every item.
+#[allow(unused_imports)]
+pub use cluster::{cluster, TestCluster};
+#[allow(unused_imports)]
+pub use simulator::{NODE_NAME, UNREADY_ANNOTATION};
+
+/// Polls `check` every 100 ms until it returns `Some`, and returns that value.
+/// Panics when `timeout` passes first (a single check is cut off at the
+/// deadline too, so a hung request cannot hang the test).
+///
+/// ```ignore
+/// let api = &deployments;
+/// wait_for(Duration::from_secs(60), || async move {
+///     let d = api.get("web").await.ok()?;
+///     (d.status?.ready_replicas == Some(2)).then_some(())
+/// })
+/// .await;
+/// ```
+pub async fn wait_for<T, F, Fut>(timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Ok(Some(value)) = tokio::time::timeout(left, check()).await {
+            return value;
+        }
+        if Instant::now() >= deadline {
+            panic!("condition not met within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
