@@ -7,14 +7,13 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use fixture::{
-    apply_channel, channel, condition, eventually, install_crd, wait_applied, GitRepo, Operator,
-};
+use fixture::{apply_channel, channel, condition, install_crd, wait_applied, GitRepo, Operator};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde_json::json;
+use support::wait_for;
 
 const CONFIG_V1: &str = "apiVersion: v1
 kind: ConfigMap
@@ -202,16 +201,12 @@ async fn first_commit_applies_and_next_commit_prunes_only_what_it_dropped() {
 
     // The applies and the prune were announced as Events on the channel.
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), &ns);
-    let reasons = eventually(
-        Duration::from_secs(10),
-        "Applied and Pruned events",
-        || async {
-            let list = events.list(&ListParams::default()).await.ok()?;
-            let reasons: Vec<String> = list.items.iter().filter_map(|e| e.reason.clone()).collect();
-            (reasons.iter().any(|r| r == "Applied") && reasons.iter().any(|r| r == "Pruned"))
-                .then_some(reasons)
-        },
-    )
+    let reasons = wait_for(Duration::from_secs(10), || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        let reasons: Vec<String> = list.items.iter().filter_map(|e| e.reason.clone()).collect();
+        (reasons.iter().any(|r| r == "Applied") && reasons.iter().any(|r| r == "Pruned"))
+            .then_some(reasons)
+    })
     .await;
     assert!(
         reasons.iter().all(|r| r != "ReconcileFailed"),
@@ -239,7 +234,7 @@ async fn invalid_commit_is_rejected_whole() {
         &["deploy/api/service.yaml"],
         "broken commit",
     );
-    let ch = eventually(Duration::from_secs(60), "the channel to stall", || async {
+    let ch = wait_for(Duration::from_secs(60), || async {
         let ch = channel(&client, &ns, "shop").await;
         let stalled = condition(&ch, "Stalled")?;
         (stalled.0 == "True").then_some(ch)
@@ -275,21 +270,17 @@ async fn invalid_commit_is_rejected_whole() {
         ],
         "delete everything",
     );
-    let ch = eventually(
-        Duration::from_secs(60),
-        "the empty commit to be held",
-        || async {
-            let ch = channel(&client, &ns, "shop").await;
-            let attempted = ch
-                .status
-                .as_ref()?
-                .last_attempted_commit
-                .as_ref()?
-                .sha
-                .clone();
-            (attempted == empty).then_some(ch)
-        },
-    )
+    let ch = wait_for(Duration::from_secs(60), || async {
+        let ch = channel(&client, &ns, "shop").await;
+        let attempted = ch
+            .status
+            .as_ref()?
+            .last_attempted_commit
+            .as_ref()?
+            .sha
+            .clone();
+        (attempted == empty).then_some(ch)
+    })
     .await;
     assert_eq!(condition(&ch, "Stalled").unwrap().0, "True");
     assert!(services.get_opt("web").await.unwrap().is_some());
@@ -319,15 +310,11 @@ async fn unreachable_repository_changes_nothing_and_recovers() {
 
     let moved = repo.path().with_extension("moved");
     std::fs::rename(repo.path(), &moved).unwrap();
-    let ch = eventually(
-        Duration::from_secs(60),
-        "the channel to report git unreachable",
-        || async {
-            let ch = channel(&client, &ns, "shop").await;
-            let ready = condition(&ch, "Ready")?;
-            (ready.0 == "False").then_some(ch)
-        },
-    )
+    let ch = wait_for(Duration::from_secs(60), || async {
+        let ch = channel(&client, &ns, "shop").await;
+        let ready = condition(&ch, "Ready")?;
+        (ready.0 == "False").then_some(ch)
+    })
     .await;
     std::fs::rename(&moved, repo.path()).unwrap();
     let (_, reason, message) = condition(&ch, "Ready").unwrap();
@@ -382,21 +369,17 @@ async fn hand_edits_are_reverted_without_a_write_loop() {
         )
         .await
         .unwrap();
-    eventually(
-        Duration::from_secs(30),
-        "the hand edits to be reverted",
-        || async {
-            let greeting = configs
-                .get("web-config")
-                .await
-                .ok()?
-                .data?
-                .get("GREETING")?
-                .clone();
-            let replicas = deployments.get("web").await.ok()?.spec?.replicas?;
-            (greeting == "hello" && replicas == 1).then_some(())
-        },
-    )
+    wait_for(Duration::from_secs(30), || async {
+        let greeting = configs
+            .get("web-config")
+            .await
+            .ok()?
+            .data?
+            .get("GREETING")?
+            .clone();
+        let replicas = deployments.get("web").await.ok()?.spec?.replicas?;
+        (greeting == "hello" && replicas == 1).then_some(())
+    })
     .await;
 
     // With nothing to change, reconciles make no writes: the channel's
@@ -421,4 +404,88 @@ async fn hand_edits_are_reverted_without_a_write_loop() {
         "status rewritten without a change:\n{}",
         op.log_text()
     );
+}
+
+#[tokio::test]
+async fn crds_and_namespaces_go_first_and_their_objects_apply_in_the_same_commit() {
+    let cluster = support::cluster();
+    let client = cluster.client().await;
+    install_crd(&client).await;
+    let ns = cluster.namespace("staged").await;
+    let suffix = ns.replace('-', "");
+    let group = format!("{suffix}.example.com");
+    let crd = format!(
+        "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.{group}
+spec:
+  group: {group}
+  scope: Namespaced
+  names: {{plural: widgets, singular: widget, kind: Widget}}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              properties:
+                size: {{type: integer}}
+"
+    );
+    let widget = format!(
+        "apiVersion: {group}/v1\nkind: Widget\nmetadata:\n  name: w1\n  namespace: {ns}-extra\nspec:\n  size: 3\n"
+    );
+    let namespace = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}-extra\n");
+    let config = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: in-extra\n  namespace: {ns}-extra\ndata: {{a: b}}\n"
+    );
+    let repo = GitRepo::new();
+    // File order puts the custom resource before its CRD and namespace.
+    let sha = repo.commit(
+        &[
+            ("a-widget.yaml", &widget),
+            ("b-config.yaml", &config),
+            ("z-crd.yaml", &crd),
+            ("z-namespace.yaml", &namespace),
+        ],
+        &[],
+        "widgets",
+    );
+    let op = Operator::start(cluster.kubeconfig(), &ns);
+    apply_channel(&client, &ns, "staged", &repo.url(), ".").await;
+    let ch = wait_applied(&client, &ns, "staged", &sha, &op).await;
+    let inventory: Vec<String> = ch
+        .status
+        .unwrap()
+        .inventory
+        .unwrap()
+        .entries
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        inventory.contains(&format!("{group}/Widget/{ns}-extra/w1")),
+        "{inventory:?}"
+    );
+    assert!(
+        inventory.contains(&format!("Namespace/{ns}-extra")),
+        "{inventory:?}"
+    );
+    let gvk = kube::api::GroupVersionKind::gvk(&group, "v1", "Widget");
+    let (ar, _) = kube::discovery::pinned_kind(&client, &gvk).await.unwrap();
+    let widgets: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(client.clone(), &format!("{ns}-extra"), &ar);
+    assert_eq!(widgets.get("w1").await.unwrap().data["spec"]["size"], 3);
+
+    // Dropping the widget prunes it; the CRD and namespace stay.
+    let sha2 = repo.commit(&[], &["a-widget.yaml"], "no more widgets");
+    wait_applied(&client, &ns, "staged", &sha2, &op).await;
+    assert!(widgets.get_opt("w1").await.unwrap().is_none());
+    let configs: Api<ConfigMap> = Api::namespaced(client.clone(), &format!("{ns}-extra"));
+    assert!(configs.get_opt("in-extra").await.unwrap().is_some());
 }

@@ -95,7 +95,7 @@ impl ClusterError {
 }
 
 /// The message of a client error without its Rust debug wrapping.
-fn api_message(err: &kube::Error) -> String {
+pub fn api_message(err: &kube::Error) -> String {
     match err {
         kube::Error::Api(status) => status.message.clone(),
         other => other.to_string(),

@@ -137,12 +137,13 @@ pub struct Inventory {
 
 /// One managed object, with the version it was applied as (needed to delete it).
 #[derive(
-    Deserialize, Serialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+    Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
 )]
 #[serde(rename_all = "camelCase")]
 pub struct InventoryEntry {
-    /// API group, empty for the core group.
-    #[serde(default)]
+    /// API group, absent for the core group.
+    // Left out when empty: kube-apiserver 1.20 reads "" inside a list item back as null.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub group: String,
     /// API version the object was applied with.
     pub version: String,

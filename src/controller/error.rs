@@ -20,7 +20,7 @@ pub enum Error {
     #[error("invalid channel spec: {0}")]
     InvalidSpec(String),
     /// Reading or writing the channel itself failed.
-    #[error("updating the channel failed: {0}")]
+    #[error("updating the channel failed: {}", crate::cluster::api_message(.0))]
     Kube(#[source] kube::Error),
 }
 
