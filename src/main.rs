@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use kube::CustomResourceExt;
 
-use kubemint::controller::{self, Channel, Metrics, Settings};
+use kubemint::controller::{self, Channel, Metrics, Settings, SyncRequests};
 use kubemint::server::{self, ServerState};
 use kubemint::telemetry::{self, LogFormat};
 
@@ -125,6 +125,7 @@ fn plan(
 async fn run(settings: Settings, http_addr: SocketAddr) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
+    let (requests, wake) = SyncRequests::new();
     let bound = server::serve(
         http_addr,
         ServerState {
@@ -144,6 +145,6 @@ async fn run(settings: Settings, http_addr: SocketAddr) -> anyhow::Result<()> {
         .context("the API server does not answer")?;
     ready.store(true, Ordering::Relaxed);
     tracing::info!(namespace = ?settings.namespace, "watching channels");
-    controller::run(client, settings, metrics).await;
+    controller::run(client, settings, metrics, requests, wake).await;
     Ok(())
 }

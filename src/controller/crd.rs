@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 pub const GROUP: &str = "kubemint.io";
 /// Annotation whose new value asks for an immediate sync (like Flux's `requestedAt`).
 pub const RECONCILE_ANNOTATION: &str = "kubemint.io/reconcile";
+/// Annotation whose new value retries a failed release of the same commit.
+pub const RETRY_ANNOTATION: &str = "kubemint.io/retry";
 /// Finalizer that deletes what a channel delivered when it is deleted with `prune: true`.
 pub const FINALIZER: &str = "kubemint.io/finalizer";
 
@@ -40,6 +42,64 @@ pub struct ChannelSpec {
     /// Stop reconciling without deleting anything.
     #[serde(default)]
     pub suspend: bool,
+    /// How new revisions are promoted and old ones drained.
+    #[serde(default)]
+    pub rollout: RolloutSpec,
+    /// Webhook receiver that triggers an immediate sync on a push.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookSpec>,
+}
+
+/// Blue/green rollout settings.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSpec {
+    /// Seconds between promotion and scaling the previous revisions to zero.
+    #[serde(default = "default_drain_seconds")]
+    pub drain_seconds: u32,
+    /// Scaled-down revisions kept per workload for fast rollback.
+    #[serde(default = "default_keep_releases")]
+    pub keep_releases: u32,
+    /// How long new revisions may take to become ready, as a duration (`10m`).
+    #[serde(default = "default_ready_timeout")]
+    pub ready_timeout: String,
+}
+
+impl Default for RolloutSpec {
+    fn default() -> Self {
+        RolloutSpec {
+            drain_seconds: default_drain_seconds(),
+            keep_releases: default_keep_releases(),
+            ready_timeout: default_ready_timeout(),
+        }
+    }
+}
+
+fn default_drain_seconds() -> u32 {
+    30
+}
+
+fn default_keep_releases() -> u32 {
+    3
+}
+
+fn default_ready_timeout() -> String {
+    "10m".to_string()
+}
+
+/// A webhook receiver at `/hooks/<namespace>/<name>`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookSpec {
+    /// Secret in the channel's namespace whose `token` key signs (GitHub, generic HMAC) or authenticates (GitLab) requests.
+    pub secret_ref: SecretRef,
+}
+
+/// A Secret in the channel's namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct SecretRef {
+    /// Name of the Secret.
+    pub name: String,
 }
 
 fn default_true() -> bool {
@@ -61,6 +121,35 @@ pub struct GitSpec {
     /// How often the remote is polled, as a duration such as `30s`, `1m` or `1h`.
     #[serde(default = "default_interval")]
     pub interval: String,
+    /// Credentials: `identity`, `passphrase`, `known_hosts` (SSH); `username`/`password` or
+    /// `bearerToken` (HTTPS); `ca.crt` (custom CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretRef>,
+    /// Require commits signed by trusted keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifySpec>,
+}
+
+/// Signature verification of commits.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifySpec {
+    /// `HEAD`: the tip must be signed; `AllCommits`: every commit since the last applied one.
+    #[serde(default)]
+    pub mode: VerifyMode,
+    /// Secret with trusted keys: OpenPGP public keys (`*.asc`/`*.gpg` keys) and/or an SSH `allowed_signers` key.
+    pub secret_ref: SecretRef,
+}
+
+/// Which commits must be signed.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum VerifyMode {
+    /// Only the commit being applied.
+    #[default]
+    #[serde(rename = "HEAD")]
+    Head,
+    /// Every commit between the last applied commit and the new tip.
+    AllCommits,
 }
 
 fn default_path() -> String {
@@ -71,13 +160,23 @@ fn default_interval() -> String {
     "1m".to_string()
 }
 
-/// A git reference. Exactly one field is used; `branch` defaults to `main`.
+/// A git reference. The most specific field wins: `commit`, then `semver`, `tag`, `branch`;
+/// with none set, branch `main`.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GitRef {
     /// Branch to follow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
+    /// Tag to deliver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// Semver range (e.g. `>=1.2.0, <2`): the highest matching tag is delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semver: Option<String>,
+    /// A pinned commit id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
 }
 
 impl GitRef {
@@ -112,6 +211,59 @@ pub struct ChannelStatus {
     /// Objects this channel manages, as of the last applied commit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inventory: Option<Inventory>,
+    /// The most recent releases, newest first (at most 20).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub releases: Vec<ReleaseRecord>,
+    /// The last value of the `kubemint.io/retry` annotation that was handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_retry: Option<String>,
+}
+
+/// One release of a channel, as history.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseRecord {
+    /// Release id (hash of the rendered content).
+    pub id: String,
+    /// The commit it was rendered from.
+    pub commit: CommitInfo,
+    /// When kubemint first applied it, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_at: Option<String>,
+    /// When its Services were switched to it, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_at: Option<String>,
+    /// `Progressing`, `Active`, `Superseded` or `Failed`.
+    pub phase: ReleasePhase,
+    /// Why it failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Revision hash of each minted workload.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revisions: Vec<WorkloadRevision>,
+}
+
+/// Phase of a release.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ReleasePhase {
+    /// New revisions are being created and waited for.
+    #[default]
+    Progressing,
+    /// Its revisions serve traffic.
+    Active,
+    /// A newer release took over.
+    Superseded,
+    /// Its revisions did not become ready in time; traffic stayed where it was.
+    Failed,
+}
+
+/// The revision of one workload in a release.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct WorkloadRevision {
+    /// Workload (Deployment) name.
+    pub workload: String,
+    /// Revision hash.
+    pub revision: String,
 }
 
 /// A commit as shown in status: enough to audit without opening git.
@@ -126,6 +278,9 @@ pub struct CommitInfo {
     pub subject: String,
     /// Commit time, RFC 3339.
     pub time: String,
+    /// The ref it was resolved from, e.g. `refs/heads/main` or `refs/tags/v1.2.0`.
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 /// The objects a channel manages.

@@ -4,7 +4,9 @@ pub mod crd;
 mod error;
 mod metrics;
 mod reconcile;
+mod source;
 mod status;
+mod triggers;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ pub use crd::{Channel, ChannelSpec, ChannelStatus};
 pub use error::Error;
 pub use metrics::Metrics;
 pub use reconcile::Context;
+pub use triggers::SyncRequests;
 
 /// Settings of `kubemint run`.
 #[derive(Debug, Clone)]
@@ -32,7 +35,16 @@ pub struct Settings {
 }
 
 /// Runs the controller until the process is asked to stop (SIGTERM / Ctrl-C).
-pub async fn run(client: Client, settings: Settings, metrics: Arc<Metrics>) {
+///
+/// `requests` and `wake` come from [`SyncRequests::new`]; webhooks and local-path
+/// watches use `requests` to ask for an immediate sync.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    requests: SyncRequests,
+    wake: impl futures::Stream<Item = ()> + Send + 'static,
+) {
     let channels: Api<Channel> = match &settings.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -41,8 +53,9 @@ pub async fn run(client: Client, settings: Settings, metrics: Arc<Metrics>) {
         controller: "kubemint".into(),
         instance: settings.instance.clone(),
     };
-    let ctx = Arc::new(Context::new(client, &settings, reporter, metrics));
+    let ctx = Arc::new(Context::new(client, &settings, reporter, metrics, requests));
     Controller::new(channels, watcher::Config::default().any_semantic())
+        .reconcile_all_on(wake)
         .shutdown_on_signal()
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|outcome| async move {

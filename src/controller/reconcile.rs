@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::crd::{Channel, ChannelStatus, CommitInfo, Inventory, FINALIZER, RECONCILE_ANNOTATION};
 use super::status::{remove_condition, set_condition, truncate, READY, RECONCILING, STALLED};
-use super::{Error, Metrics, Settings};
+use super::{source, Error, Metrics, Settings, SyncRequests};
 use crate::cluster::{self, ApplyRequest};
 use crate::render::{self, RenderOptions};
 use crate::rollout::{prune_set, Stamp};
@@ -28,6 +28,7 @@ pub struct Context {
     git: GitCache,
     recorder: Recorder,
     metrics: Arc<Metrics>,
+    requests: SyncRequests,
     // In-memory only, so losing it (a restart) just means one extra full reconcile.
     memo: Mutex<HashMap<String, Memo>>,
 }
@@ -47,12 +48,14 @@ impl Context {
         settings: &Settings,
         reporter: Reporter,
         metrics: Arc<Metrics>,
+        requests: SyncRequests,
     ) -> Self {
         Context {
             git: GitCache::new(&settings.cache_dir),
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
+            requests,
             memo: Mutex::default(),
         }
     }
@@ -155,7 +158,8 @@ async fn sync(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
         }
     };
     let trigger = trigger_of(channel);
-    if let Some(memo) = ctx.memo().get(&key).cloned() {
+    let requested = ctx.requests.take(&key);
+    if let Some(memo) = ctx.memo().get(&key).cloned().filter(|_| !requested) {
         let elapsed = memo.done_at.elapsed();
         if memo.failures == 0 && memo.trigger == trigger && elapsed < interval {
             return Ok(Action::requeue(interval - elapsed));
@@ -198,11 +202,11 @@ async fn sync(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
 /// Fetch, render, apply, prune; records the outcome in status and events.
 async fn deliver(channel: &Channel, ctx: &Context) -> Result<(), Error> {
     let spec = &channel.spec;
-    let branch = spec.git.reference.branch();
-    let commit = match ctx.git.fetch_branch(&spec.git.url, branch).await {
-        Ok(c) => c,
-        Err(e) => return record_failure(ctx, channel, e.into(), None).await,
+    let fetched = match source::fetch(&ctx.git, &ctx.client, channel).await {
+        Ok(f) => f,
+        Err(e) => return record_failure(ctx, channel, e, None).await,
     };
+    let commit = fetched.commit;
     let release = match render_commit(ctx, channel, &commit).await {
         Ok(r) => r,
         Err(e) => return record_failure(ctx, channel, e, Some(&commit)).await,
@@ -260,7 +264,7 @@ async fn deliver(channel: &Channel, ctx: &Context) -> Result<(), Error> {
     let message = format!(
         "Applied release {} from {}@{}",
         release.id,
-        branch,
+        fetched.reference,
         short(&commit.sha)
     );
     let generation = channel.metadata.generation;
@@ -282,8 +286,12 @@ async fn deliver(channel: &Channel, ctx: &Context) -> Result<(), Error> {
     );
     remove_condition(&mut status.conditions, STALLED);
     status.observed_generation = generation;
-    status.last_attempted_commit = Some(commit_info(&commit));
-    status.last_applied_commit = Some(commit_info(&commit));
+    let info = CommitInfo {
+        reference: Some(fetched.reference.clone()),
+        ..commit_info(&commit)
+    };
+    status.last_attempted_commit = Some(info.clone());
+    status.last_applied_commit = Some(info);
     status.active_release = Some(release.id.clone());
     status.last_handled_reconcile_at = channel.annotations().get(RECONCILE_ANNOTATION).cloned();
     status.inventory = Some(Inventory {
@@ -429,6 +437,7 @@ fn commit_info(c: &CommitMeta) -> CommitInfo {
         author: c.author.clone(),
         subject: c.subject.clone(),
         time: c.time.clone(),
+        reference: None,
     }
 }
 
