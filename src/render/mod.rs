@@ -25,7 +25,10 @@ use std::collections::HashMap;
 
 pub use error::{Problem, RenderError};
 pub use object::{apply_stage, is_cluster_scoped_builtin, Object, ObjectKey};
-pub use release::{ContainerImage, Release, Workload};
+pub use pods::{pod_spec, pod_spec_mut};
+pub use release::{
+    config_hash, referenced_configs, visit_config_refs, ContainerImage, Release, Workload,
+};
 pub use tree::{EntryKind, RepoTree, TreeEntry};
 
 /// What to render.

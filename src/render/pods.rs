@@ -15,7 +15,7 @@ fn pod_spec_path(group: &str, kind: &str) -> Option<&'static [&'static str]> {
 }
 
 /// The pod spec of an object, if its kind carries pods and the spec is there.
-pub(crate) fn pod_spec<'a>(
+pub fn pod_spec<'a>(
     manifest: &'a Value,
     group: &str,
     kind: &str,
@@ -28,7 +28,7 @@ pub(crate) fn pod_spec<'a>(
 }
 
 /// Mutable access to the pod spec of an object.
-pub(crate) fn pod_spec_mut<'a>(
+pub fn pod_spec_mut<'a>(
     manifest: &'a mut Value,
     group: &str,
     kind: &str,

@@ -138,51 +138,75 @@ fn config_content(manifest: &Value) -> Value {
     Value::Object(content)
 }
 
+/// Short hash of what pods see of a ConfigMap/Secret: names its immutable copy.
+pub fn config_hash(manifest: &Value) -> String {
+    short_sha256(
+        [canonical(&config_content(manifest)).as_str()],
+        WORKLOAD_HASH_LEN,
+    )
+}
+
 /// `(kind, name)` of every ConfigMap and Secret a pod spec references, sorted.
-fn referenced_configs(spec: &Map<String, Value>) -> BTreeSet<(&'static str, String)> {
+pub fn referenced_configs(spec: &Map<String, Value>) -> BTreeSet<(&'static str, String)> {
     let mut refs = BTreeSet::new();
-    let mut add = |kind: &'static str, name: Option<&Value>| {
-        if let Some(name) = name.and_then(Value::as_str) {
+    // The visitor needs mutable access; a copy keeps this function read-only.
+    let mut copy = spec.clone();
+    visit_config_refs(&mut copy, &mut |kind, name| {
+        if let Some(name) = name.as_str() {
             refs.insert((kind, name.to_string()));
         }
+    });
+    refs
+}
+
+/// Calls `f(kind, name)` for every ConfigMap/Secret reference of a pod spec
+/// (env, envFrom, volumes, projected volumes), with the name mutable so that
+/// references can be rewritten.
+pub fn visit_config_refs(
+    spec: &mut Map<String, Value>,
+    f: &mut dyn FnMut(&'static str, &mut Value),
+) {
+    let mut at = |value: &mut Value, kind: &'static str, pointer: &str| {
+        if let Some(name) = value.pointer_mut(pointer) {
+            f(kind, name);
+        }
     };
-    for container in pods::containers(spec) {
+    for container in pods::containers_mut(spec) {
         for env in container
-            .get("env")
-            .and_then(Value::as_array)
+            .get_mut("env")
+            .and_then(Value::as_array_mut)
             .into_iter()
             .flatten()
         {
-            add("ConfigMap", env.pointer("/valueFrom/configMapKeyRef/name"));
-            add("Secret", env.pointer("/valueFrom/secretKeyRef/name"));
+            at(env, "ConfigMap", "/valueFrom/configMapKeyRef/name");
+            at(env, "Secret", "/valueFrom/secretKeyRef/name");
         }
         for from in container
-            .get("envFrom")
-            .and_then(Value::as_array)
+            .get_mut("envFrom")
+            .and_then(Value::as_array_mut)
             .into_iter()
             .flatten()
         {
-            add("ConfigMap", from.pointer("/configMapRef/name"));
-            add("Secret", from.pointer("/secretRef/name"));
+            at(from, "ConfigMap", "/configMapRef/name");
+            at(from, "Secret", "/secretRef/name");
         }
     }
     for volume in spec
-        .get("volumes")
-        .and_then(Value::as_array)
+        .get_mut("volumes")
+        .and_then(Value::as_array_mut)
         .into_iter()
         .flatten()
     {
-        add("ConfigMap", volume.pointer("/configMap/name"));
-        add("Secret", volume.pointer("/secret/secretName"));
+        at(volume, "ConfigMap", "/configMap/name");
+        at(volume, "Secret", "/secret/secretName");
         let sources = volume
-            .pointer("/projected/sources")
-            .and_then(Value::as_array);
+            .pointer_mut("/projected/sources")
+            .and_then(Value::as_array_mut);
         for source in sources.into_iter().flatten() {
-            add("ConfigMap", source.pointer("/configMap/name"));
-            add("Secret", source.pointer("/secret/name"));
+            at(source, "ConfigMap", "/configMap/name");
+            at(source, "Secret", "/secret/name");
         }
     }
-    refs
 }
 
 #[cfg(test)]

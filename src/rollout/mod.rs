@@ -1,6 +1,17 @@
 //! Decisions about a release, as pure functions: how objects are labelled,
 //! which stage they go in, and what to prune. No client here.
 
+mod decide;
+mod mint;
+
+pub use decide::{
+    decide, orphan_copies, Decision, LiveRevision, NotReady, RolloutState, Step, WantedRevision,
+};
+pub use mint::{
+    is_minted, mint, Minted, Revision, WorkloadKey, CONFIG_COPY_LABEL, REVISION_LABEL,
+    STRATEGY_ANNOTATION, WORKLOAD_LABEL,
+};
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
