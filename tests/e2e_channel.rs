@@ -29,6 +29,8 @@ kind: Deployment
 metadata:
   name: web
   labels: {app: web}
+  # These tests cover plain delivery; minting is tested in e2e_rollout.rs.
+  annotations: {kubemint.io/strategy: apply}
 spec:
   replicas: 1
   selector:

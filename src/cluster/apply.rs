@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::{api_message, ClusterError, Resolver, FIELD_MANAGER};
 use crate::controller::crd::InventoryEntry;
-use crate::render::{Object, Release};
+use crate::render::Object;
 use crate::rollout::{stage_of, stamp, Stamp};
 
 /// How many writes are in flight at once: enough to hide latency, few enough to be polite.
@@ -23,8 +23,8 @@ const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What to apply and how to stamp it.
 pub struct ApplyRequest<'a> {
-    /// The rendered release.
-    pub release: &'a Release,
+    /// The objects, in apply order (CRDs and Namespaces are moved first regardless).
+    pub objects: &'a [Object],
     /// Namespace for namespaced objects that do not name one.
     pub target_namespace: &'a str,
     /// Labels and annotations for every object.
@@ -73,7 +73,7 @@ pub async fn apply_release(
     let mut resolver = Resolver::new(client.clone());
     let mut planned = plan(&mut resolver, req).await?;
 
-    dry_run(client, req.release, &planned).await?;
+    dry_run(client, req.objects, &planned).await?;
 
     for stage in [0u8, 1] {
         if stage == 1 {
@@ -103,14 +103,14 @@ async fn plan<'a>(
     resolver: &mut Resolver,
     req: &ApplyRequest<'a>,
 ) -> Result<Vec<Planned<'a>>, ClusterError> {
-    let mut planned = Vec::with_capacity(req.release.objects.len());
-    for object in &req.release.objects {
+    let mut planned = Vec::with_capacity(req.objects.len());
+    for object in req.objects {
         let (resource, namespaced) = match resolver
             .resolve(object.group(), object.version(), &object.kind)
             .await?
         {
             Some((ar, namespaced)) => (Some(ar), namespaced),
-            None => match crd_scope_in_release(req.release, object.group(), &object.kind) {
+            None => match crd_scope_in_release(req.objects, object.group(), &object.kind) {
                 Some(namespaced) => (None, namespaced),
                 None => {
                     return Err(ClusterError::UnknownKind {
@@ -141,9 +141,8 @@ async fn plan<'a>(
 }
 
 /// `Some(namespaced)` when the release holds a CRD that defines `group`/`kind`.
-fn crd_scope_in_release(release: &Release, group: &str, kind: &str) -> Option<bool> {
-    release
-        .objects
+fn crd_scope_in_release(objects: &[Object], group: &str, kind: &str) -> Option<bool> {
+    objects
         .iter()
         .filter(|o| o.kind == "CustomResourceDefinition")
         .find(|o| {
@@ -156,11 +155,10 @@ fn crd_scope_in_release(release: &Release, group: &str, kind: &str) -> Option<bo
 /// namespace that the release itself creates cannot be checked yet and is let through.
 async fn dry_run(
     client: &Client,
-    release: &Release,
+    objects: &[Object],
     planned: &[Planned<'_>],
 ) -> Result<(), ClusterError> {
-    let declared_namespaces: Vec<&str> = release
-        .objects
+    let declared_namespaces: Vec<&str> = objects
         .iter()
         .filter(|o| o.kind == "Namespace" && o.group().is_empty())
         .map(|o| o.name.as_str())

@@ -3,10 +3,15 @@
 mod apply;
 mod discovery;
 mod prune;
+mod revisions;
 
 pub use apply::{apply_release, AppliedRelease, ApplyRequest};
 pub use discovery::Resolver;
 pub use prune::{prune, PruneOutcome};
+pub use revisions::{
+    delete_config_copy, delete_revision, list_config_copies, list_revisions, scale_down,
+    ObservedRevision, LAST_ACTIVE_ANNOTATION,
+};
 
 /// Field manager of every write kubemint makes.
 pub const FIELD_MANAGER: &str = "kubemint";
@@ -62,6 +67,14 @@ pub enum ClusterError {
         /// How long we waited.
         seconds: u64,
     },
+    /// Reading the cluster's state failed.
+    #[error("reading {what} failed: {message}")]
+    Observe {
+        /// What was read.
+        what: String,
+        /// The server's message.
+        message: String,
+    },
     /// Deleting an object that the commit no longer declares failed.
     #[error("pruning {object} failed: {message}")]
     Prune {
@@ -82,6 +95,7 @@ impl ClusterError {
             ClusterError::Apply { .. } => "ApplyFailed",
             ClusterError::NotEstablished { .. } => "DependencyNotReady",
             ClusterError::Prune { .. } => "PruneFailed",
+            ClusterError::Observe { .. } => "ObserveFailed",
         }
     }
 

@@ -260,6 +260,9 @@ pub enum ReleasePhase {
 /// The revision of one workload in a release.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub struct WorkloadRevision {
+    /// Namespace of the workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
     /// Workload (Deployment) name.
     pub workload: String,
     /// Revision hash.

@@ -4,6 +4,7 @@ pub mod crd;
 mod error;
 mod metrics;
 mod reconcile;
+mod release;
 mod source;
 mod status;
 mod triggers;
@@ -12,10 +13,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::Reporter;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
+
+use crate::rollout::{CHANNEL_LABEL, REVISION_LABEL};
 
 pub use crd::{Channel, ChannelSpec, ChannelStatus};
 pub use error::Error;
@@ -53,8 +58,19 @@ pub async fn run(
         controller: "kubemint".into(),
         instance: settings.instance.clone(),
     };
-    let ctx = Arc::new(Context::new(client, &settings, reporter, metrics, requests));
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        &settings,
+        reporter,
+        metrics,
+        requests,
+    ));
+    // Revisions report readiness through their ReplicaSets: watch them (labelled
+    // with their channel) instead of polling.
+    let replica_sets: Api<ReplicaSet> = Api::all(client.clone());
+    let revisions = watcher::Config::default().labels(&format!("{CHANNEL_LABEL},{REVISION_LABEL}"));
     Controller::new(channels, watcher::Config::default().any_semantic())
+        .watches(replica_sets, revisions, |rs| channel_of(&rs))
         .reconcile_all_on(wake)
         .shutdown_on_signal()
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
@@ -64,4 +80,11 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// The channel a minted object belongs to, from its `kubemint.io/channel` label
+/// (`<namespace>.<name>`; namespaces cannot contain dots, names can).
+fn channel_of(obj: &impl ResourceExt) -> Option<ObjectRef<Channel>> {
+    let (namespace, name) = obj.labels().get(CHANNEL_LABEL)?.split_once('.')?;
+    Some(ObjectRef::new(name).within(namespace))
 }

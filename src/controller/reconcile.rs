@@ -11,12 +11,15 @@ use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
-use super::crd::{Channel, ChannelStatus, CommitInfo, Inventory, FINALIZER, RECONCILE_ANNOTATION};
+use super::crd::{
+    Channel, ChannelStatus, CommitInfo, FINALIZER, RECONCILE_ANNOTATION, RETRY_ANNOTATION,
+};
+use super::release::{self, Outcome};
 use super::status::{remove_condition, set_condition, truncate, READY, RECONCILING, STALLED};
 use super::{source, Error, Metrics, Settings, SyncRequests};
-use crate::cluster::{self, ApplyRequest};
+use crate::cluster;
 use crate::render::{self, RenderOptions};
-use crate::rollout::{prune_set, Stamp};
+use crate::rollout::prune_set;
 use crate::source::{CommitMeta, GitCache};
 
 /// Longest wait between retries of a failing channel.
@@ -39,6 +42,7 @@ struct Memo {
     trigger: String,
     done_at: Instant,
     failures: u32,
+    pending: bool,
 }
 
 impl Context {
@@ -60,11 +64,22 @@ impl Context {
         }
     }
 
+    /// The API client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The controller's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     fn memo(&self) -> std::sync::MutexGuard<'_, HashMap<String, Memo>> {
         self.memo.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn publish(&self, channel: &Channel, type_: EventType, reason: &str, note: String) {
+    /// Publishes an event about `channel`; failures to publish are logged, not fatal.
+    pub async fn publish(&self, channel: &Channel, type_: EventType, reason: &str, note: String) {
         let event = Event {
             type_,
             reason: reason.to_string(),
@@ -121,20 +136,18 @@ fn key_of(channel: &Channel) -> String {
 
 /// What makes a reconcile due before its interval: a spec change or a reconcile request.
 fn trigger_of(channel: &Channel) -> String {
+    let annotation = |name: &str| channel.annotations().get(name).cloned().unwrap_or_default();
     format!(
-        "{}|{}",
+        "{}|{}|{}",
         channel.metadata.generation.unwrap_or_default(),
-        channel
-            .annotations()
-            .get(RECONCILE_ANNOTATION)
-            .cloned()
-            .unwrap_or_default()
+        annotation(RECONCILE_ANNOTATION),
+        annotation(RETRY_ANNOTATION)
     )
 }
 
 async fn sync(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
     let key = key_of(channel);
-    let interval = parse_interval(&channel.spec.git.interval);
+    let interval = parse_duration("spec.git.interval", &channel.spec.git.interval);
     if channel.spec.suspend {
         let mut status = channel.status.clone().unwrap_or_default();
         set_condition(
@@ -161,7 +174,7 @@ async fn sync(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
     let requested = ctx.requests.take(&key);
     if let Some(memo) = ctx.memo().get(&key).cloned().filter(|_| !requested) {
         let elapsed = memo.done_at.elapsed();
-        if memo.failures == 0 && memo.trigger == trigger && elapsed < interval {
+        if memo.failures == 0 && !memo.pending && memo.trigger == trigger && elapsed < interval {
             return Ok(Action::requeue(interval - elapsed));
         }
     }
@@ -176,13 +189,29 @@ async fn sync(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
         trigger: trigger.clone(),
         done_at: Instant::now(),
         failures: 0,
+        pending: false,
     });
     entry.trigger = trigger;
     entry.done_at = Instant::now();
+    entry.pending = false;
     match outcome {
-        Ok(()) => {
+        Ok(Outcome::Pending(after)) => {
+            // A rollout is under way: ReplicaSet changes must reach it, so the memo does not skip.
+            entry.failures = 0;
+            entry.pending = true;
+            ctx.metrics.count("success", "Progressing");
+            Ok(Action::requeue(
+                after.min(interval).max(Duration::from_millis(200)),
+            ))
+        }
+        Ok(Outcome::Done) => {
             entry.failures = 0;
             ctx.metrics.count("success", "ReconciliationSucceeded");
+            Ok(Action::requeue(interval))
+        }
+        Ok(Outcome::Failed) => {
+            entry.failures = 0;
+            ctx.metrics.count("error", "ReleaseFailed");
             Ok(Action::requeue(interval))
         }
         // Stalled: retrying the same commit cannot help; poll for a new one at the interval.
@@ -199,118 +228,38 @@ async fn sync(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
     }
 }
 
-/// Fetch, render, apply, prune; records the outcome in status and events.
-async fn deliver(channel: &Channel, ctx: &Context) -> Result<(), Error> {
-    let spec = &channel.spec;
+/// Fetch and render, then one pass of the release's rollout; failures are recorded in status and events.
+async fn deliver(channel: &Channel, ctx: &Context) -> Result<Outcome, Error> {
     let fetched = match source::fetch(&ctx.git, &ctx.client, channel).await {
         Ok(f) => f,
-        Err(e) => return record_failure(ctx, channel, e, None).await,
+        Err(e) => {
+            return record_failure(ctx, channel, e, None)
+                .await
+                .map(|()| Outcome::Done)
+        }
     };
     let commit = fetched.commit;
     let release = match render_commit(ctx, channel, &commit).await {
         Ok(r) => r,
-        Err(e) => return record_failure(ctx, channel, e, Some(&commit)).await,
-    };
-
-    let label = channel.label_value();
-    let target_namespace = channel.target_namespace();
-    let request = ApplyRequest {
-        release: &release,
-        target_namespace: &target_namespace,
-        stamp: Stamp {
-            channel: &label,
-            commit: &commit.sha,
-            release: &release.id,
-        },
-    };
-    let applied = match cluster::apply_release(&ctx.client, &request).await {
-        Ok(a) => a,
-        Err(e) => return record_failure(ctx, channel, e.into(), Some(&commit)).await,
-    };
-
-    let previous = channel
-        .status
-        .as_ref()
-        .and_then(|s| s.inventory.as_ref())
-        .map(|i| i.entries.clone())
-        .unwrap_or_default();
-    if spec.prune {
-        let gone = prune_set(&previous, &applied.inventory);
-        if !gone.is_empty() {
-            let outcome = match cluster::prune(&ctx.client, &gone, &label).await {
-                Ok(o) => o,
-                Err(e) => return record_failure(ctx, channel, e.into(), Some(&commit)).await,
-            };
-            ctx.metrics
-                .pruned_objects
-                .inc_by(outcome.deleted.len() as u64);
-            if !outcome.deleted.is_empty() {
-                let names: Vec<String> = outcome.deleted.iter().map(|e| e.to_string()).collect();
-                ctx.publish(
-                    channel,
-                    EventType::Normal,
-                    "Pruned",
-                    format!("Deleted {}", names.join(", ")),
-                )
-                .await;
-            }
+        Err(e) => {
+            return record_failure(ctx, channel, e, Some(&commit))
+                .await
+                .map(|()| Outcome::Done)
         }
-    }
-
-    let mut status = channel.status.clone().unwrap_or_default();
-    let first_time = status.last_applied_commit.as_ref().map(|c| c.sha.as_str())
-        != Some(commit.sha.as_str())
-        || status.active_release.as_deref() != Some(release.id.as_str());
-    let message = format!(
-        "Applied release {} from {}@{}",
-        release.id,
-        fetched.reference,
-        short(&commit.sha)
-    );
-    let generation = channel.metadata.generation;
-    set_condition(
-        &mut status.conditions,
-        READY,
-        true,
-        "ReconciliationSucceeded",
-        &message,
-        generation,
-    );
-    set_condition(
-        &mut status.conditions,
-        RECONCILING,
-        false,
-        "ReconciliationSucceeded",
-        &message,
-        generation,
-    );
-    remove_condition(&mut status.conditions, STALLED);
-    status.observed_generation = generation;
+    };
     let info = CommitInfo {
         reference: Some(fetched.reference.clone()),
         ..commit_info(&commit)
     };
-    status.last_attempted_commit = Some(info.clone());
-    status.last_applied_commit = Some(info);
-    status.active_release = Some(release.id.clone());
-    status.last_handled_reconcile_at = channel.annotations().get(RECONCILE_ANNOTATION).cloned();
-    status.inventory = Some(Inventory {
-        entries: applied.inventory.clone(),
-    });
-    write_status(ctx, channel, &status).await?;
-    if first_time {
-        let note = format!(
-            "Applied release {} ({} objects) from commit {}: {}",
-            release.id,
-            applied.inventory.len(),
-            short(&commit.sha),
-            commit.subject
-        );
-        ctx.publish(channel, EventType::Normal, "Applied", note)
-            .await;
+    match release::deliver(ctx, channel, &release, &info).await {
+        Ok(outcome) => {
+            tracing::info!(channel = %key_of(channel), commit = %short(&commit.sha), release = %release.id, ?outcome, "reconciled");
+            Ok(outcome)
+        }
+        Err(e) => record_failure(ctx, channel, e, Some(&commit))
+            .await
+            .map(|()| Outcome::Done),
     }
-    tracing::info!(channel = %key_of(channel), commit = %short(&commit.sha), release = %release.id, "applied");
-    Ok(())
 }
 
 async fn render_commit(
@@ -391,7 +340,8 @@ async fn record_failure(
     Err(err)
 }
 
-async fn write_status(
+/// Writes `status` unless it equals what the channel already has.
+pub async fn write_status(
     ctx: &Context,
     channel: &Channel,
     status: &ChannelStatus,
@@ -427,6 +377,16 @@ async fn cleanup(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
             .inc_by(outcome.deleted.len() as u64);
         tracing::info!(channel = %key_of(channel), deleted = outcome.deleted.len(), "channel deleted; pruned its objects");
     }
+    if channel.spec.prune && !channel.spec.suspend {
+        // Minted revisions and config copies are not inventory: they go by label.
+        let label = channel.label_value();
+        for o in cluster::list_revisions(&ctx.client, &label).await? {
+            cluster::delete_revision(&ctx.client, &o.namespace, &o.revision.name).await?;
+        }
+        for (kind, ns, name) in cluster::list_config_copies(&ctx.client, &label).await? {
+            cluster::delete_config_copy(&ctx.client, kind, &ns, &name).await?;
+        }
+    }
     ctx.memo().remove(&key_of(channel));
     Ok(Action::await_change())
 }
@@ -441,21 +401,20 @@ fn commit_info(c: &CommitMeta) -> CommitInfo {
     }
 }
 
-fn short(sha: &str) -> &str {
+/// The first 12 characters of a commit id.
+pub fn short(sha: &str) -> &str {
     &sha[..sha.len().min(12)]
 }
 
-/// Parses `spec.git.interval` (`30s`, `1m`, `1h30m`).
-fn parse_interval(text: &str) -> Result<Duration, Error> {
+/// Parses a duration field of the spec (`30s`, `1m`, `1h30m`); `field` names it in errors.
+pub fn parse_duration(field: &str, text: &str) -> Result<Duration, Error> {
     let d = humantime::parse_duration(text).map_err(|e| {
         Error::InvalidSpec(format!(
-            "spec.git.interval '{text}': {e}; use a duration such as 30s, 5m or 1h"
+            "{field} '{text}': {e}; use a duration such as 30s, 5m or 1h"
         ))
     })?;
     if d < Duration::from_secs(1) {
-        return Err(Error::InvalidSpec(format!(
-            "spec.git.interval '{text}' is below 1s"
-        )));
+        return Err(Error::InvalidSpec(format!("{field} '{text}' is below 1s")));
     }
     Ok(d)
 }
@@ -466,10 +425,19 @@ mod tests {
 
     #[test]
     fn parses_intervals() {
-        assert_eq!(parse_interval("1m").unwrap(), Duration::from_secs(60));
-        assert_eq!(parse_interval("1h30m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_interval("30s").unwrap(), Duration::from_secs(30));
-        assert!(parse_interval("soon").is_err());
-        assert!(parse_interval("10ms").is_err());
+        assert_eq!(
+            parse_duration("spec.git.interval", "1m").unwrap(),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            parse_duration("spec.git.interval", "1h30m").unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            parse_duration("spec.git.interval", "30s").unwrap(),
+            Duration::from_secs(30)
+        );
+        assert!(parse_duration("spec.git.interval", "soon").is_err());
+        assert!(parse_duration("spec.git.interval", "10ms").is_err());
     }
 }

@@ -154,12 +154,61 @@ impl PodIps {
     }
 }
 
+/// Revisions (`(namespace, kubemint.io/revision)`) whose new pods are kept unready.
+static HELD: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Keeps pods of `revision` in `namespace` unready from now on (pods already
+/// ready stay ready). An explicit `UNREADY_ANNOTATION: "false"` overrides it.
+pub fn hold_revision(namespace: &str, revision: &str) {
+    HELD.lock()
+        .unwrap()
+        .push((namespace.to_string(), revision.to_string()));
+}
+
+/// Stops holding `revision` and marks its pods ready (through the annotation,
+/// so that the watch sees a change).
+pub async fn release_revision(client: &Client, namespace: &str, revision: &str) {
+    HELD.lock()
+        .unwrap()
+        .retain(|(ns, r)| !(ns == namespace && r == revision));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let params =
+        kube::api::ListParams::default().labels(&format!("kubemint.io/revision={revision}"));
+    for pod in pods
+        .list(&params)
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+    {
+        let name = pod.metadata.name.unwrap_or_default();
+        let patch = json!({"metadata": {"annotations": {UNREADY_ANNOTATION: "false"}}});
+        let _ = pods
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await;
+    }
+}
+
 fn wants_ready(pod: &Pod) -> bool {
     let annotations = pod.metadata.annotations.as_ref();
-    annotations
+    match annotations
         .and_then(|a| a.get(UNREADY_ANNOTATION))
         .map(String::as_str)
-        != Some("true")
+    {
+        Some("true") => return false,
+        Some("false") => return true,
+        _ => {}
+    }
+    let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let revision = pod
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("kubemint.io/revision"));
+    !HELD
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(n, r)| n == ns && Some(r) == revision)
 }
 
 /// Whether the pod's status already is what the simulator would write (its
