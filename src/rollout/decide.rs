@@ -210,9 +210,17 @@ pub fn decide(state: &RolloutState<'_>) -> Decision {
         }
     }
     for mut kept in by_workload.into_values() {
+        // A revision still running served until now, whatever its annotation says.
+        let active_at = |l: &LiveRevision| {
+            if l.replicas > 0 {
+                state.now
+            } else {
+                l.last_active
+            }
+        };
         kept.sort_by(|a, b| {
-            b.last_active
-                .cmp(&a.last_active)
+            active_at(b)
+                .cmp(&active_at(a))
                 .then_with(|| a.name.cmp(&b.name))
         });
         decision
@@ -306,8 +314,8 @@ mod tests {
     }
 
     impl Case {
-        fn decide(&self) -> Decision {
-            decide(&RolloutState {
+        fn state(&self) -> RolloutState<'_> {
+            RolloutState {
                 wanted: &self.wanted,
                 live: &self.live,
                 active: &self.active,
@@ -317,7 +325,11 @@ mod tests {
                 ready_timeout: Duration::from_secs(600),
                 drain: Duration::from_secs(30),
                 keep: 2,
-            })
+            }
+        }
+
+        fn decide(&self) -> Decision {
+            decide(&self.state())
         }
     }
 
@@ -426,6 +438,28 @@ mod tests {
         assert_eq!(d.scale_down, ["web-d"]);
         // keep = 2: d (just drained) and c stay; b and a go.
         assert_eq!(d.delete, ["web-b", "web-a"]);
+    }
+
+    #[test]
+    fn a_revision_drained_now_counts_as_the_most_recently_active() {
+        // web-b was drained long ago but after web-c was created; web-c serves until now.
+        let case = Case {
+            wanted: vec![wanted("web", "d", 1)],
+            live: vec![
+                live("web-b", "web", 0, 0, -50),
+                live("web-c", "web", 1, 1, -100),
+                live("web-d", "web", 1, 1, 0),
+            ],
+            active: [(key("web"), "d".to_string())].into(),
+            promoted_at: Some(t(0)),
+            now: t(100),
+        };
+        let d = decide(&RolloutState {
+            keep: 1,
+            ..case.state()
+        });
+        assert_eq!(d.scale_down, ["web-c"]);
+        assert_eq!(d.delete, ["web-b"]);
     }
 
     #[test]

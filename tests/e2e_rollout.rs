@@ -1,0 +1,623 @@
+//! End-to-end: immutable releases. Every commit mints ReplicaSets per workload
+//! revision; Services switch only when all new revisions are ready; previous
+//! revisions drain, are kept, then deleted; git revert reuses a kept revision.
+
+mod fixture;
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use fixture::{
+    apply_channel_with, channel, condition, install_crd, wait_applied, GitRepo, Operator,
+};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::Client;
+use kubemint::controller::crd::ReleasePhase;
+use kubemint::controller::Channel;
+use kubemint::render::{render, RenderOptions, RepoTree};
+use serde_json::json;
+use support::{hold_revision, release_revision, wait_for};
+
+fn deployment(name: &str, image: &str, replicas: i32) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+        - name: {name}
+          image: {image}
+          envFrom:
+            - configMapRef: {{name: {name}-config}}
+"
+    )
+}
+
+fn service(name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  selector: {{app: {name}}}\n  ports:\n    - port: 80\n"
+    )
+}
+
+fn config(name: &str, value: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}-config\ndata:\n  VALUE: \"{value}\"\n")
+}
+
+/// The files of a workload with its Service and ConfigMap.
+fn workload(name: &str, image: &str, value: &str) -> Vec<(String, String)> {
+    vec![
+        (
+            format!("{name}/deployment.yaml"),
+            deployment(name, image, 2),
+        ),
+        (format!("{name}/service.yaml"), service(name)),
+        (format!("{name}/config.yaml"), config(name, value)),
+    ]
+}
+
+fn commit(repo: &GitRepo, files: &[(String, String)], message: &str) -> String {
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    repo.commit(&refs, &[], message)
+}
+
+/// The revision hash of each workload in the repository's working tree, as kubemint computes it.
+fn revisions(repo: &GitRepo) -> BTreeMap<String, String> {
+    let tree = RepoTree::from_dir(repo.path()).unwrap();
+    let release = render(&tree, &RenderOptions { path: ".".into() }).unwrap();
+    release
+        .workloads
+        .into_iter()
+        .map(|w| (w.name, w.hash))
+        .collect()
+}
+
+struct Env {
+    client: Client,
+    ns: String,
+    repo: GitRepo,
+    op: Operator,
+}
+
+impl Env {
+    async fn start(prefix: &str, rollout: serde_json::Value) -> Env {
+        let cluster = support::cluster();
+        let client = cluster.client().await;
+        install_crd(&client).await;
+        let ns = cluster.namespace(prefix).await;
+        let repo = GitRepo::new();
+        let op = Operator::start(cluster.kubeconfig(), &ns);
+        Env {
+            client,
+            ns,
+            repo,
+            op,
+        }
+        .with_channel(rollout)
+        .await
+    }
+
+    async fn with_channel(self, rollout: serde_json::Value) -> Env {
+        apply_channel_with(
+            &self.client,
+            &self.ns,
+            "shop",
+            &self.repo.url(),
+            ".",
+            json!({ "rollout": rollout }),
+        )
+        .await;
+        self
+    }
+
+    fn replica_sets(&self) -> Api<ReplicaSet> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    async fn service_revision(&self, name: &str) -> Option<String> {
+        let svc = Api::<Service>::namespaced(self.client.clone(), &self.ns)
+            .get_opt(name)
+            .await
+            .ok()??;
+        svc.spec?.selector?.get("kubemint.io/revision").cloned()
+    }
+
+    async fn rs(&self, name: &str) -> Option<ReplicaSet> {
+        self.replica_sets().get_opt(name).await.ok()?
+    }
+
+    async fn rs_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .replica_sets()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|rs| rs.metadata.name)
+            .collect();
+        names.sort();
+        names
+    }
+
+    async fn channel(&self) -> Channel {
+        channel(&self.client, &self.ns, "shop").await
+    }
+
+    async fn wait_applied(&self, sha: &str) -> Channel {
+        wait_applied(&self.client, &self.ns, "shop", sha, &self.op).await
+    }
+
+    /// Waits until the release of `sha` has no work pending (drained, cleaned up).
+    async fn wait_settled(&self, sha: &str) -> Channel {
+        self.wait_applied(sha).await;
+        let ch = wait_for(Duration::from_secs(60), || async {
+            let ch = self.channel().await;
+            (condition(&ch, "Reconciling")?.0 == "False").then_some(ch)
+        })
+        .await;
+        assert_eq!(
+            ch.status
+                .as_ref()
+                .unwrap()
+                .last_applied_commit
+                .as_ref()
+                .unwrap()
+                .sha,
+            sha
+        );
+        ch
+    }
+}
+
+fn replicas(rs: &ReplicaSet) -> i32 {
+    rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+}
+
+fn available(rs: &ReplicaSet) -> i32 {
+    rs.status
+        .as_ref()
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn image_bump_mints_promotes_after_ready_drains_and_keeps_revisions() {
+    let env = Env::start(
+        "bump",
+        json!({"drainSeconds": 3, "keepReleases": 1, "readyTimeout": "2m"}),
+    )
+    .await;
+    let sha1 = commit(&env.repo, &workload("web", "web:1.0", "a"), "web 1.0");
+    let h1 = revisions(&env.repo)["web"].clone();
+    let ch = env.wait_settled(&sha1).await;
+    let rs1 = env
+        .rs(&format!("web-{h1}"))
+        .await
+        .expect("revision 1 minted");
+    assert_eq!((replicas(&rs1), available(&rs1)), (2, 2));
+    assert_eq!(
+        env.service_revision("web").await.as_deref(),
+        Some(h1.as_str())
+    );
+    let record = &ch.status.as_ref().unwrap().releases[0];
+    assert_eq!(record.phase, ReleasePhase::Active);
+    assert_eq!(record.revisions[0].revision, h1);
+    assert!(record.promoted_at.is_some() && record.applied_at.is_some());
+    // The pods read an immutable copy of the config, not the original.
+    let template = rs1.spec.unwrap().template.unwrap().spec.unwrap();
+    let copy_name = template.containers[0].env_from.as_ref().unwrap()[0]
+        .config_map_ref
+        .as_ref()
+        .unwrap()
+        .name
+        .clone();
+    assert_ne!(copy_name, "web-config");
+    let copy = Api::<ConfigMap>::namespaced(env.client.clone(), &env.ns)
+        .get(&copy_name)
+        .await
+        .unwrap();
+    assert_eq!(copy.immutable, Some(true));
+
+    // Bump the image; hold the new pods unready to watch the Service wait.
+    std::fs::write(
+        env.repo.path().join("web/deployment.yaml"),
+        deployment("web", "web:1.1", 2),
+    )
+    .unwrap();
+    let h2 = revisions(&env.repo)["web"].clone();
+    assert_ne!(h1, h2);
+    hold_revision(&env.ns, &h2);
+    let sha2 = env.repo.commit(&[], &[], "web 1.1");
+    let rs2_name = format!("web-{h2}");
+    wait_for(Duration::from_secs(30), || async {
+        env.rs(&rs2_name).await.filter(|rs| replicas(rs) == 2)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        env.service_revision("web").await.as_deref(),
+        Some(h1.as_str()),
+        "no switch before ready"
+    );
+    assert_eq!(
+        replicas(&env.rs(&format!("web-{h1}")).await.unwrap()),
+        2,
+        "old revision keeps serving"
+    );
+    let ch = env.channel().await;
+    assert_eq!(condition(&ch, "Ready").unwrap().1, "Progressing");
+    assert_eq!(
+        ch.status.as_ref().unwrap().releases[0].phase,
+        ReleasePhase::Progressing
+    );
+
+    release_revision(&env.client, &env.ns, &h2).await;
+    wait_for(Duration::from_secs(30), || async {
+        (env.service_revision("web").await.as_deref() == Some(h2.as_str())).then_some(())
+    })
+    .await;
+    // At the switch every new pod was available.
+    assert_eq!(available(&env.rs(&rs2_name).await.unwrap()), 2);
+    let ch = env.wait_settled(&sha2).await;
+    let releases = &ch.status.as_ref().unwrap().releases;
+    assert_eq!(releases[0].phase, ReleasePhase::Active);
+    assert_eq!(releases[1].phase, ReleasePhase::Superseded);
+    let promoted: k8s_openapi::jiff::Timestamp =
+        releases[0].promoted_at.as_ref().unwrap().parse().unwrap();
+    let rs1 = env
+        .rs(&format!("web-{h1}"))
+        .await
+        .expect("kept as a record");
+    assert_eq!(replicas(&rs1), 0, "drained");
+    let drained_at: k8s_openapi::jiff::Timestamp = rs1.metadata.annotations.unwrap()
+        ["kubemint.io/last-active"]
+        .parse()
+        .unwrap();
+    assert!(
+        drained_at.duration_since(promoted).as_secs_f64() >= 2.9,
+        "drained only after drainSeconds"
+    );
+
+    // A third release: revision 1 falls past keepReleases = 1 and is deleted.
+    let sha3 = commit(
+        &env.repo,
+        &[(
+            "web/deployment.yaml".into(),
+            deployment("web", "web:1.2", 2),
+        )],
+        "web 1.2",
+    );
+    let h3 = revisions(&env.repo)["web"].clone();
+    env.wait_settled(&sha3).await;
+    assert_eq!(
+        env.rs_names().await,
+        vec![format!("web-{h2}"), format!("web-{h3}")]
+    );
+    assert_eq!(replicas(&env.rs(&format!("web-{h2}")).await.unwrap()), 0);
+
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(env.client.clone(), &env.ns);
+    let reasons: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    for reason in ["Minted", "Promoted", "Drained", "Pruned"] {
+        assert!(
+            reasons.iter().any(|r| r == reason),
+            "no {reason} event in {reasons:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_config_only_change_mints_new_pods_and_revert_reuses_the_kept_revision() {
+    let env = Env::start("config", json!({"drainSeconds": 1, "keepReleases": 2})).await;
+    let sha1 = commit(&env.repo, &workload("web", "web:1.0", "a"), "value a");
+    let h1 = revisions(&env.repo)["web"].clone();
+    env.wait_settled(&sha1).await;
+    let rs1_uid = env.rs(&format!("web-{h1}")).await.unwrap().metadata.uid;
+
+    let sha2 = commit(
+        &env.repo,
+        &[("web/config.yaml".into(), config("web", "b"))],
+        "value b",
+    );
+    let h2 = revisions(&env.repo)["web"].clone();
+    assert_ne!(h1, h2, "the config is part of the revision");
+    env.wait_settled(&sha2).await;
+    assert_eq!(
+        env.service_revision("web").await.as_deref(),
+        Some(h2.as_str())
+    );
+    assert_eq!(replicas(&env.rs(&format!("web-{h1}")).await.unwrap()), 0);
+
+    // Roll back with git revert: the same revision as before, on the kept ReplicaSet.
+    env.repo.git(&["revert", "--no-edit", "HEAD"]);
+    let sha3 = env.repo.git(&["rev-parse", "HEAD"]);
+    assert_eq!(revisions(&env.repo)["web"], h1);
+    let ch = env.wait_settled(&sha3).await;
+    let rs1 = env.rs(&format!("web-{h1}")).await.unwrap();
+    assert_eq!(
+        rs1.metadata.uid, rs1_uid,
+        "the kept ReplicaSet is reused, not recreated"
+    );
+    assert_eq!((replicas(&rs1), available(&rs1)), (2, 2));
+    assert_eq!(
+        env.service_revision("web").await.as_deref(),
+        Some(h1.as_str())
+    );
+    // The pods read the old config again, from the kept immutable copy.
+    let copy_name = rs1.spec.unwrap().template.unwrap().spec.unwrap().containers[0]
+        .env_from
+        .as_ref()
+        .unwrap()[0]
+        .config_map_ref
+        .as_ref()
+        .unwrap()
+        .name
+        .clone();
+    let copy = Api::<ConfigMap>::namespaced(env.client.clone(), &env.ns)
+        .get(&copy_name)
+        .await
+        .unwrap();
+    assert_eq!(copy.data.unwrap()["VALUE"], "a");
+    let releases = &ch.status.unwrap().releases;
+    assert_eq!(releases.len(), 3);
+    assert_eq!(
+        releases[0].revisions[0].revision,
+        releases[2].revisions[0].revision
+    );
+}
+
+#[tokio::test]
+async fn an_unready_release_fails_keeps_traffic_and_is_retried_on_request() {
+    let env = Env::start("fail", json!({"drainSeconds": 1, "readyTimeout": "6s"})).await;
+    let sha1 = commit(&env.repo, &workload("web", "web:1.0", "a"), "web 1.0");
+    let h1 = revisions(&env.repo)["web"].clone();
+    env.wait_settled(&sha1).await;
+
+    std::fs::write(
+        env.repo.path().join("web/deployment.yaml"),
+        deployment("web", "web:broken", 2),
+    )
+    .unwrap();
+    let h2 = revisions(&env.repo)["web"].clone();
+    hold_revision(&env.ns, &h2);
+    let sha2 = env.repo.commit(&[], &[], "broken image");
+    let ch = wait_for(Duration::from_secs(40), || async {
+        let ch = env.channel().await;
+        let failed = ch.status.as_ref()?.releases.first()?.phase == ReleasePhase::Failed;
+        failed.then_some(ch)
+    })
+    .await;
+    let status = ch.status.as_ref().unwrap();
+    assert_eq!(status.releases[0].commit.sha, sha2);
+    let (ready, reason, message) = condition(&ch, "Ready").unwrap();
+    assert_eq!(
+        (ready.as_str(), reason.as_str()),
+        ("False", "ReleaseFailed")
+    );
+    assert!(message.contains("web has 0/2 pods ready"), "{message}");
+    assert_eq!(condition(&ch, "Stalled").unwrap().0, "True");
+    assert_eq!(
+        status.last_applied_commit.as_ref().unwrap().sha,
+        sha1,
+        "the old release stays applied"
+    );
+    assert_eq!(
+        env.service_revision("web").await.as_deref(),
+        Some(h1.as_str()),
+        "traffic never moved"
+    );
+    let rs2 = format!("web-{h2}");
+    wait_for(Duration::from_secs(10), || async {
+        (replicas(&env.rs(&rs2).await?) == 0).then_some(())
+    })
+    .await;
+    assert_eq!(replicas(&env.rs(&format!("web-{h1}")).await.unwrap()), 2);
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(env.client.clone(), &env.ns);
+    let failed = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|e| e.reason.as_deref() == Some("ReleaseFailed"));
+    let failed = failed.expect("a ReleaseFailed event");
+    assert_eq!(failed.type_.as_deref(), Some("Warning"));
+    assert!(failed.note.unwrap().contains("web has 0/2"));
+
+    // Not retried by itself: several polls later it is still scaled down.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(replicas(&env.rs(&rs2).await.unwrap()), 0);
+
+    // Fix the pods and ask for a retry: the same commit now goes through.
+    release_revision(&env.client, &env.ns, &h2).await;
+    let channels: Api<Channel> = Api::namespaced(env.client.clone(), &env.ns);
+    channels
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"kubemint.io/retry": "1"}}})),
+        )
+        .await
+        .unwrap();
+    // The pods were scaled away; new ones come up under the released hold.
+    env.wait_settled(&sha2).await;
+    assert_eq!(
+        env.service_revision("web").await.as_deref(),
+        Some(h2.as_str())
+    );
+}
+
+#[tokio::test]
+async fn workloads_of_one_commit_are_promoted_together() {
+    let env = Env::start("together", json!({"drainSeconds": 1})).await;
+    let mut files = workload("web", "web:1.0", "a");
+    files.extend(workload("api", "api:1.0", "a"));
+    let sha1 = commit(&env.repo, &files, "web and api 1.0");
+    let old = revisions(&env.repo);
+    env.wait_settled(&sha1).await;
+
+    std::fs::write(
+        env.repo.path().join("web/deployment.yaml"),
+        deployment("web", "web:2.0", 2),
+    )
+    .unwrap();
+    std::fs::write(
+        env.repo.path().join("api/deployment.yaml"),
+        deployment("api", "api:2.0", 2),
+    )
+    .unwrap();
+    let new = revisions(&env.repo);
+    hold_revision(&env.ns, &new["api"]);
+    let sha2 = env.repo.commit(&[], &[], "web and api 2.0");
+    // web's new revision becomes ready; api's does not.
+    let web_rs = format!("web-{}", new["web"]);
+    wait_for(Duration::from_secs(30), || async {
+        (available(&env.rs(&web_rs).await?) == 2).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        env.service_revision("web").await,
+        Some(old["web"].clone()),
+        "web waits for api"
+    );
+    assert_eq!(env.service_revision("api").await, Some(old["api"].clone()));
+
+    release_revision(&env.client, &env.ns, &new["api"]).await;
+    env.wait_applied(&sha2).await;
+    assert_eq!(env.service_revision("web").await, Some(new["web"].clone()));
+    assert_eq!(env.service_revision("api").await, Some(new["api"].clone()));
+}
+
+#[tokio::test]
+async fn a_killed_operator_resumes_every_step_of_a_rollout() {
+    let cluster = support::cluster();
+    let env = Env::start("crash", json!({"drainSeconds": 4, "keepReleases": 1})).await;
+    let sha1 = commit(&env.repo, &workload("web", "web:1.0", "a"), "web 1.0");
+    let h1 = revisions(&env.repo)["web"].clone();
+    env.wait_settled(&sha1).await;
+    let Env {
+        client,
+        ns,
+        repo,
+        op,
+    } = env;
+    let mut op = Some(op);
+    let restart = |op: &mut Option<Operator>| {
+        // SIGKILL: no chance to clean up or finish a write.
+        op.take().unwrap().kill();
+        *op = Some(Operator::start(cluster.kubeconfig(), &ns));
+    };
+
+    // Step 1: killed while the new revision is created and not yet ready.
+    std::fs::write(
+        repo.path().join("web/deployment.yaml"),
+        deployment("web", "web:2.0", 2),
+    )
+    .unwrap();
+    let h2 = revisions(&repo)["web"].clone();
+    hold_revision(&ns, &h2);
+    let sha2 = repo.commit(&[], &[], "web 2.0");
+    let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
+    let rs2 = format!("web-{h2}");
+    wait_for(Duration::from_secs(30), || async {
+        rss.get_opt(&rs2).await.ok()?
+    })
+    .await;
+    restart(&mut op);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let svc: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let pinned = |s: Service| s.spec.unwrap().selector.unwrap()["kubemint.io/revision"].clone();
+    assert_eq!(
+        pinned(svc.get("web").await.unwrap()),
+        h1,
+        "never pointed at an unready revision"
+    );
+
+    // Step 2: killed right after the Services switched, before the drain.
+    release_revision(&client, &ns, &h2).await;
+    wait_for(Duration::from_secs(30), || async {
+        (pinned(svc.get("web").await.ok()?) == h2).then_some(())
+    })
+    .await;
+    restart(&mut op);
+    assert_eq!(
+        rss.get(&format!("web-{h1}"))
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .replicas,
+        Some(2),
+        "still draining"
+    );
+
+    // Step 3: killed during the drain; the drain still completes.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    restart(&mut op);
+    let op_ref = op.as_ref().unwrap();
+    wait_applied(&client, &ns, "shop", &sha2, op_ref).await;
+    wait_for(Duration::from_secs(30), || async {
+        (rss.get(&format!("web-{h1}")).await.ok()?.spec?.replicas == Some(0)).then_some(())
+    })
+    .await;
+
+    // Step 4: killed between the drain and the cleanup of a third release.
+    let sha3 = commit(
+        &repo,
+        &[(
+            "web/deployment.yaml".into(),
+            deployment("web", "web:3.0", 2),
+        )],
+        "web 3.0",
+    );
+    let h3 = revisions(&repo)["web"].clone();
+    wait_for(Duration::from_secs(30), || async {
+        (pinned(svc.get("web").await.ok()?) == h3).then_some(())
+    })
+    .await;
+    restart(&mut op);
+    let ch = wait_for(Duration::from_secs(60), || async {
+        let ch = channel(&client, &ns, "shop").await;
+        let done = condition(&ch, "Reconciling")?.0 == "False"
+            && ch.status.as_ref()?.last_applied_commit.as_ref()?.sha == sha3;
+        done.then_some(ch)
+    })
+    .await;
+    // Converged: one ReplicaSet per revision, the serving one at full size, one kept.
+    let mut names: Vec<String> = rss
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|r| r.metadata.name)
+        .collect();
+    names.sort();
+    let mut expected = vec![format!("web-{h2}"), format!("web-{h3}")];
+    expected.sort();
+    assert_eq!(names, expected);
+    assert_eq!(ch.status.unwrap().releases[0].phase, ReleasePhase::Active);
+}
