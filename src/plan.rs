@@ -1,5 +1,6 @@
 //! `kubemint plan`: render a repository or directory offline and describe the release.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -35,13 +36,33 @@ pub struct Plan {
     pub release: Release,
     /// The commit, when rendered from git.
     pub commit: Option<CommitMeta>,
+    /// For each workload whose revision ran before: the most recent earlier commit with the same revision.
+    pub seen_before: BTreeMap<String, CommitMeta>,
 }
+
+/// How many earlier commits are rendered to find revisions that ran before.
+const HISTORY_DEPTH: usize = 50;
 
 /// Renders `target` (a directory, or with `reference` a git repository at that ref) at `path`.
 pub fn plan(target: &Path, reference: Option<&str>, path: &str) -> Result<Plan, PlanError> {
     if !target.is_dir() {
         return Err(PlanError::NotFound(target.to_path_buf()));
     }
+    let repo = Repository::discover(target).ok();
+    // A directory inside a work tree renders that directory of the commit.
+    let prefix = repo
+        .as_ref()
+        .and_then(Repository::workdir)
+        .and_then(|w| {
+            let inside = target.canonicalize().ok()?;
+            inside
+                .strip_prefix(w.canonicalize().ok()?)
+                .ok()
+                .map(Path::to_path_buf)
+        })
+        .unwrap_or_default();
+    let repo_path = prefix.join(path).to_string_lossy().into_owned();
+
     let Some(reference) = reference else {
         let tree = RepoTree::from_dir(target)?;
         let release = render::render(
@@ -50,44 +71,96 @@ pub fn plan(target: &Path, reference: Option<&str>, path: &str) -> Result<Plan, 
                 path: path.to_string(),
             },
         )?;
+        // Files on disk are compared with every commit up to HEAD.
+        let head = repo
+            .as_ref()
+            .and_then(|r| r.head().ok()?.peel_to_commit().ok());
+        let seen_before = match (&repo, head) {
+            (Some(repo), Some(head)) => earlier_revisions(repo, head, true, &repo_path, &release),
+            _ => BTreeMap::new(),
+        };
         return Ok(Plan {
             release,
             commit: None,
+            seen_before,
         });
     };
     let git_err = |e: git2::Error| PlanError::Git {
         target: target.display().to_string(),
         message: e.message().to_string(),
     };
-    let repo = Repository::discover(target).map_err(git_err)?;
+    let repo = repo.ok_or_else(|| PlanError::Git {
+        target: target.display().to_string(),
+        message: "not in a git repository; --ref needs one".to_string(),
+    })?;
     let commit = repo
         .revparse_single(reference)
         .and_then(|o| o.peel_to_commit())
         .map_err(git_err)?;
-    // A directory inside a work tree renders that directory of the commit.
-    let prefix = repo
-        .workdir()
-        .and_then(|w| {
-            target
-                .canonicalize()
-                .ok()?
-                .strip_prefix(w.canonicalize().ok()?)
-                .ok()
-                .map(Path::to_path_buf)
-        })
-        .unwrap_or_default();
-    let full_path = prefix.join(path);
     let tree = tree_at(&repo, commit.id()).map_err(git_err)?;
     let release = render::render(
         &tree,
         &RenderOptions {
-            path: full_path.to_string_lossy().into_owned(),
+            path: repo_path.clone(),
         },
     )?;
+    let seen_before = earlier_revisions(&repo, commit.clone(), false, &repo_path, &release);
     Ok(Plan {
         release,
         commit: Some(commit_meta(&commit)),
+        seen_before,
     })
+}
+
+/// For each workload of `release`, the most recent commit before `start` whose
+/// render has the same revision. With `from_work_tree`, `start` is HEAD and the
+/// files on disk are being planned: workloads unchanged since HEAD are not news.
+fn earlier_revisions(
+    repo: &Repository,
+    start: git2::Commit<'_>,
+    from_work_tree: bool,
+    path: &str,
+    release: &Release,
+) -> BTreeMap<String, CommitMeta> {
+    let mut wanted: BTreeMap<&str, &str> = release
+        .workloads
+        .iter()
+        .map(|w| (w.name.as_str(), w.hash.as_str()))
+        .collect();
+    let mut found = BTreeMap::new();
+    let mut commit = if from_work_tree {
+        Some(start)
+    } else {
+        start.parent(0).ok()
+    };
+    let mut at_head = from_work_tree;
+    for _ in 0..HISTORY_DEPTH {
+        let Some(current) = commit else { break };
+        if wanted.is_empty() {
+            break;
+        }
+        // Commits that do not render (broken, or before the path existed) are skipped.
+        let earlier = tree_at(repo, current.id()).ok().and_then(|tree| {
+            render::render(
+                &tree,
+                &RenderOptions {
+                    path: path.to_string(),
+                },
+            )
+            .ok()
+        });
+        for w in earlier.iter().flat_map(|r| &r.workloads) {
+            if wanted.get(w.name.as_str()) == Some(&w.hash.as_str()) {
+                wanted.remove(w.name.as_str());
+                if !at_head {
+                    found.insert(w.name.clone(), commit_meta(&current));
+                }
+            }
+        }
+        at_head = false;
+        commit = current.parent(0).ok();
+    }
+    found
 }
 
 /// Describes a plan for a terminal: the release, its objects, workloads and images.
@@ -127,7 +200,14 @@ pub fn describe(plan: &Plan) -> String {
     if !release.workloads.is_empty() {
         let _ = writeln!(out, "\nWorkloads:");
         for w in &release.workloads {
-            let _ = writeln!(out, "  {} {}  revision {}", w.kind, w.name, w.hash);
+            let _ = write!(out, "  {} {}  revision {}", w.kind, w.name, w.hash);
+            match plan.seen_before.get(&w.name) {
+                Some(c) => {
+                    let sha = &c.sha[..12.min(c.sha.len())];
+                    let _ = writeln!(out, "  (ran before: {sha} {})", c.subject);
+                }
+                None => out.push('\n'),
+            }
             for c in &w.containers {
                 let _ = writeln!(out, "    {}: {}", c.container, c.image);
             }

@@ -154,3 +154,45 @@ fn plan_renders_a_commit_of_a_git_repository() {
     );
     assert!(stdout.contains("add config"), "{stdout}");
 }
+
+#[test]
+fn plan_says_when_a_revision_ran_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.name=T", "-c", "user.email=t@e"])
+            .args(args)
+            .current_dir(dir.path())
+            .env("HOME", dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+        text(&out.stdout).trim().to_string()
+    };
+    let deployment = |image: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers: [{{name: web, image: \"{image}\"}}]\n"
+        )
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(dir.path().join("web.yaml"), deployment("web:1")).unwrap();
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "web 1"]);
+    let first = git(&["rev-parse", "HEAD"]);
+    std::fs::write(dir.path().join("web.yaml"), deployment("web:2")).unwrap();
+    git(&["commit", "-q", "-am", "web 2"]);
+    let target = dir.path().to_str().unwrap();
+
+    let out = kubemint(&["plan", target, "--ref", "HEAD"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!stdout.contains("ran before"), "web 2 is new:\n{stdout}");
+
+    git(&["revert", "--no-edit", "HEAD"]);
+    let out = kubemint(&["plan", target, "--ref", "HEAD"]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!("(ran before: {} web 1)", &first[..12])),
+        "the revert brings back web 1's revision:\n{stdout}"
+    );
+}
