@@ -491,3 +491,62 @@ spec:
     let configs: Api<ConfigMap> = Api::namespaced(client.clone(), &format!("{ns}-extra"));
     assert!(configs.get_opt("in-extra").await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn suspend_pauses_and_deleting_the_channel_prunes_what_it_delivered() {
+    let (client, ns, repo, sha1, op) = setup("lifecycle").await;
+    wait_applied(&client, &ns, "shop", &sha1, &op).await;
+    let channels: Api<kubemint::controller::Channel> = Api::namespaced(client.clone(), &ns);
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+
+    channels
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"suspend": true}})),
+        )
+        .await
+        .unwrap();
+    wait_for(Duration::from_secs(20), || async {
+        let ch = channel(&client, &ns, "shop").await;
+        (condition(&ch, "Reconciling")?.1 == "Suspended").then_some(())
+    })
+    .await;
+    let sha2 = repo.commit(
+        &[],
+        &["deploy/api/service.yaml"],
+        "drop api while suspended",
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        services.get_opt("api").await.unwrap().is_some(),
+        "suspended: nothing changes"
+    );
+    channels
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"suspend": false}})),
+        )
+        .await
+        .unwrap();
+    wait_applied(&client, &ns, "shop", &sha2, &op).await;
+    assert!(services.get_opt("api").await.unwrap().is_none());
+
+    // An unmanaged object must survive the channel's deletion.
+    let configs: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let keep: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "keep", "labels": {"app": "web"}}}))
+            .unwrap();
+    configs.create(&PostParams::default(), &keep).await.unwrap();
+    channels.delete("shop", &Default::default()).await.unwrap();
+    wait_for(Duration::from_secs(30), || async {
+        channels.get_opt("shop").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    assert!(services.get_opt("web").await.unwrap().is_none());
+    assert!(deployments.get_opt("web").await.unwrap().is_none());
+    assert!(configs.get_opt("web-config").await.unwrap().is_none());
+    assert!(configs.get_opt("keep").await.unwrap().is_some());
+}
