@@ -197,6 +197,20 @@ pub fn describe(plan: &Plan) -> String {
         })
         .collect();
     write_table(&mut out, ["KIND", "NAMESPACE", "NAME", "FILE"], &rows);
+    let minted = crate::rollout::mint(release, &|_| None);
+    if !minted.revisions.is_empty() {
+        let _ = writeln!(out, "\nMinted (immutable, one per revision):");
+        for r in &minted.revisions {
+            let _ = writeln!(
+                out,
+                "  ReplicaSet {} ({} replicas)",
+                r.replica_set.name, r.replicas
+            );
+        }
+        for (_, kind, name) in &minted.config_copies {
+            let _ = writeln!(out, "  {kind} {name} (immutable copy)");
+        }
+    }
     if !release.workloads.is_empty() {
         let _ = writeln!(out, "\nWorkloads:");
         for w in &release.workloads {
