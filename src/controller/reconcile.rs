@@ -39,6 +39,8 @@ struct Memo {
     trigger: String,
     done_at: Instant,
     failures: u32,
+    /// When the last full render + apply finished (issue 4, cheap polling).
+    applied_at: Option<Instant>,
 }
 
 impl Context {
@@ -176,6 +178,7 @@ async fn sync(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
         trigger: trigger.clone(),
         done_at: Instant::now(),
         failures: 0,
+        applied_at: None,
     });
     entry.trigger = trigger;
     entry.done_at = Instant::now();
@@ -206,6 +209,14 @@ async fn deliver(channel: &Channel, ctx: &Context) -> Result<(), Error> {
         Ok(f) => f,
         Err(e) => return record_failure(ctx, channel, e, None).await,
     };
+    // Cheap poll (issue 4): the fetched commit is the applied one and it was fully
+    // applied less than an interval ago: no render, no API writes.
+    let max_age = parse_interval(&spec.git.interval).unwrap_or(Duration::from_secs(60));
+    let last_full_apply = ctx.memo().get(&key_of(channel)).and_then(|m| m.applied_at);
+    if fetched.is_noop(channel, last_full_apply, max_age) {
+        tracing::debug!(channel = %key_of(channel), commit = %short(&fetched.commit.sha), "ref unchanged; nothing to apply");
+        return Ok(());
+    }
     let commit = fetched.commit;
     let release = match render_commit(ctx, channel, &commit).await {
         Ok(r) => r,
@@ -298,6 +309,15 @@ async fn deliver(channel: &Channel, ctx: &Context) -> Result<(), Error> {
         entries: applied.inventory.clone(),
     });
     write_status(ctx, channel, &status).await?;
+    ctx.memo()
+        .entry(key_of(channel))
+        .or_insert(Memo {
+            trigger: trigger_of(channel),
+            done_at: Instant::now(),
+            failures: 0,
+            applied_at: None,
+        })
+        .applied_at = Some(Instant::now());
     if first_time {
         let note = format!(
             "Applied release {} ({} objects) from commit {}: {}",
