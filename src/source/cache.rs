@@ -379,7 +379,12 @@ pub fn commit_meta(commit: &git2::Commit<'_>) -> CommitMeta {
     }
 }
 
-/// git's messages may quote the URL, credentials included.
+/// git's messages may quote the URL, credentials included. libgit2 replaces the
+/// host key callback's message with its own; say what it means.
 fn redact_message(message: &str, url: &str) -> String {
-    message.replace(url, &redact_url(url))
+    let message = message.replace(url, &redact_url(url));
+    if message.contains("invalid or unknown remote ssh hostkey") {
+        return "host key verification failed: the server's host key matches no known_hosts entry for it".into();
+    }
+    message
 }
