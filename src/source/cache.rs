@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use git2::{Oid, Remote, Repository};
 use sha2::{Digest, Sha256};
 
-use super::auth::{fetch_options, GitCredentials};
+use std::cell::Cell;
+use std::rc::Rc;
+
+use super::auth::{fetch_options, remote_callbacks, GitCredentials};
 use super::refs::{peel_advertisement, resolve, RefRequest};
 use super::verify::{verify_range, TrustedKeys, Verified};
 use super::{redact_url, tree_at, SourceError};
@@ -81,8 +84,8 @@ pub struct TransferStats {
 }
 
 impl TransferStats {
-    fn add(&mut self, progress: &git2::Progress<'_>) {
-        self.received_bytes += progress.received_bytes();
+    fn add(&mut self, progress: &git2::Progress<'_>, bytes: usize) {
+        self.received_bytes += progress.received_bytes().max(bytes);
         self.received_objects += progress.received_objects();
     }
 }
@@ -239,7 +242,8 @@ fn fetch_blocking(dir: &Path, request: &FetchRequest) -> Result<FetchOutcome, So
         if let Some(commit) = find_commit(&repo, id) {
             return pinned_outcome(&repo, dir, commit, stats, started);
         }
-        let mut options = fetch_options(creds, url);
+        let received = Rc::new(Cell::new(0usize));
+        let mut options = counting_fetch_options(creds, url, received.clone());
         options.download_tags(git2::AutotagOption::None);
         options.update_fetchhead(false);
         let refspecs = [
@@ -249,7 +253,7 @@ fn fetch_blocking(dir: &Path, request: &FetchRequest) -> Result<FetchOutcome, So
         remote
             .fetch(&refspecs, Some(&mut options), None)
             .map_err(unreachable)?;
-        stats.add(&remote.stats());
+        stats.add(&remote.stats(), received.get());
         stats.round_trips += 1;
         let commit = find_commit(&repo, id).ok_or_else(|| SourceError::RefNotFound {
             url: redact_url(url),
@@ -272,7 +276,8 @@ fn fetch_blocking(dir: &Path, request: &FetchRequest) -> Result<FetchOutcome, So
         .filter(|oid| repo.find_commit(*oid).is_ok());
 
     if repo.find_commit(resolved.commit).is_err() {
-        let mut options = fetch_options(creds, url);
+        let received = Rc::new(Cell::new(0usize));
+        let mut options = counting_fetch_options(creds, url, received.clone());
         options.download_tags(git2::AutotagOption::None);
         options.update_fetchhead(false);
         if request.shallow && previous.is_none() && repo.is_empty().unwrap_or(false) {
@@ -284,7 +289,7 @@ fn fetch_blocking(dir: &Path, request: &FetchRequest) -> Result<FetchOutcome, So
         remote
             .fetch(&[refspec.as_str()], Some(&mut options), None)
             .map_err(unreachable)?;
-        stats.add(&remote.stats());
+        stats.add(&remote.stats(), received.get());
         stats.round_trips += 1;
     }
     // The tip may have been fetched under another ref name (or be a peeled tag):
@@ -305,6 +310,27 @@ fn fetch_blocking(dir: &Path, request: &FetchRequest) -> Result<FetchOutcome, So
         rewritten_from: rewritten_from.map(|o| o.to_string()),
         stats,
     })
+}
+
+/// Fetch options whose transfer progress records the pack bytes received in `received`.
+fn counting_fetch_options(
+    creds: &GitCredentials,
+    url: &str,
+    received: Rc<Cell<usize>>,
+) -> git2::FetchOptions<'static> {
+    let mut callbacks = remote_callbacks(creds, url);
+    callbacks.transfer_progress(move |p| {
+        received.set(received.get().max(p.received_bytes()));
+        true
+    });
+    let mut options = git2::FetchOptions::new();
+    options.remote_callbacks(callbacks);
+    let headers = creds.http_headers();
+    if !headers.is_empty() {
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        options.custom_headers(&headers);
+    }
+    options
 }
 
 fn find_commit<'r>(repo: &'r Repository, id: &str) -> Option<git2::Commit<'r>> {

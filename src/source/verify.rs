@@ -141,17 +141,11 @@ impl TrustedKeys {
             .map_err(|e| format!("malformed OpenPGP signature: {e}"))?;
         for key in &self.pgp {
             if sig.verify(&key.primary_key, signed).is_ok() {
-                return Ok(format!(
-                    "openpgp {}",
-                    format!("{:X}", key.primary_key.fingerprint())
-                ));
+                return Ok(format!("openpgp {:X}", key.primary_key.fingerprint()));
             }
             for sub in &key.public_subkeys {
                 if sig.verify(&sub.key, signed).is_ok() {
-                    return Ok(format!(
-                        "openpgp {}",
-                        format!("{:X}", key.primary_key.fingerprint())
-                    ));
+                    return Ok(format!("openpgp {:X}", key.primary_key.fingerprint()));
                 }
             }
         }
