@@ -280,7 +280,11 @@ fn fetch_blocking(dir: &Path, request: &FetchRequest) -> Result<FetchOutcome, So
         let mut options = counting_fetch_options(creds, url, received.clone());
         options.download_tags(git2::AutotagOption::None);
         options.update_fetchhead(false);
-        if request.shallow && previous.is_none() && repo.is_empty().unwrap_or(false) {
+        if request.shallow
+            && !is_local(url)
+            && previous.is_none()
+            && repo.is_empty().unwrap_or(false)
+        {
             options.depth(1);
         } else if !request.shallow && repo.is_shallow() {
             options.depth(i32::MAX); // unshallow: history is needed (AllCommits)
@@ -331,6 +335,12 @@ fn counting_fetch_options(
         options.custom_headers(&headers);
     }
     options
+}
+
+/// Local paths and `file://` URLs: libgit2's local transport cannot fetch shallow
+/// (and needs not: objects are copied from disk).
+fn is_local(url: &str) -> bool {
+    url.starts_with("file://") || url.starts_with('/') || url.starts_with('.') || !url.contains(':')
 }
 
 fn find_commit<'r>(repo: &'r Repository, id: &str) -> Option<git2::Commit<'r>> {
@@ -413,4 +423,19 @@ fn redact_message(message: &str, url: &str) -> String {
         return "host key verification failed: the server's host key matches no known_hosts entry for it".into();
     }
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_local;
+
+    #[test]
+    fn local_urls_are_never_fetched_shallow() {
+        assert!(is_local("file:///srv/git/deploy"));
+        assert!(is_local("/srv/git/deploy"));
+        assert!(is_local("./deploy"));
+        assert!(!is_local("https://host/repo.git"));
+        assert!(!is_local("git@github.com:acme/deploy.git"));
+        assert!(!is_local("ssh://git@host:22/r.git"));
+    }
 }
