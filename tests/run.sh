@@ -5,4 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/cluster/install.sh >/dev/null
+bash tests/git/install.sh
 cargo test --all-targets --no-fail-fast "$@"

@@ -42,6 +42,11 @@ pub struct ChannelSpec {
     /// Stop reconciling without deleting anything.
     #[serde(default)]
     pub suspend: bool,
+    /// How often the cluster is compared with the applied commit and hand edits are
+    /// put back, when the ref has not moved (a poll that finds no new commit is
+    /// otherwise one round trip to git and no API requests).
+    #[serde(default = "default_drift_interval")]
+    pub drift_interval: String,
     /// How new revisions are promoted and old ones drained.
     #[serde(default)]
     pub rollout: RolloutSpec,
@@ -100,6 +105,10 @@ pub struct WebhookSpec {
 pub struct SecretRef {
     /// Name of the Secret.
     pub name: String,
+}
+
+fn default_drift_interval() -> String {
+    "5m".to_string()
 }
 
 fn default_true() -> bool {

@@ -42,7 +42,7 @@ impl Error {
         match self {
             Error::Render(_) | Error::InvalidSpec(_) => true,
             Error::Cluster(e) => e.is_permanent(),
-            Error::Source(SourceError::RefNotFound { .. }) => true,
+            Error::Source(e) if e.is_permanent() => true,
             Error::Source(_) | Error::Kube(_) => false,
         }
     }

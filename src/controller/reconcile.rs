@@ -43,6 +43,8 @@ struct Memo {
     done_at: Instant,
     failures: u32,
     pending: bool,
+    /// When the last full render + apply finished: drift is checked every `spec.driftInterval`.
+    applied_at: Option<Instant>,
 }
 
 impl Context {
@@ -190,6 +192,7 @@ async fn sync(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
         done_at: Instant::now(),
         failures: 0,
         pending: false,
+        applied_at: None,
     });
     entry.trigger = trigger;
     entry.done_at = Instant::now();
@@ -238,6 +241,29 @@ async fn deliver(channel: &Channel, ctx: &Context) -> Result<Outcome, Error> {
                 .map(|()| Outcome::Done)
         }
     };
+    if let Some(old) = &fetched.rewritten_from {
+        let note = format!(
+            "{} was rewritten (force-push): {} is no longer an ancestor of {}; applying the new tip",
+            fetched.reference,
+            short(old),
+            short(&fetched.commit.sha)
+        );
+        ctx.publish(channel, EventType::Warning, "HistoryRewritten", note)
+            .await;
+    }
+    // A cheap poll: the ref has not moved, nothing is pending and drift was checked
+    // recently, so there is nothing to render and nothing to write.
+    let drift_interval = parse_duration("spec.driftInterval", &channel.spec.drift_interval)
+        .unwrap_or(Duration::from_secs(300));
+    let last_full_apply = ctx
+        .memo()
+        .get(&key_of(channel))
+        .filter(|m| !m.pending)
+        .and_then(|m| m.applied_at);
+    if fetched.is_noop(channel, last_full_apply, drift_interval) {
+        tracing::debug!(channel = %key_of(channel), commit = %short(&fetched.commit.sha), "ref unchanged; nothing to apply");
+        return Ok(Outcome::Done);
+    }
     let commit = fetched.commit;
     let release = match render_commit(ctx, channel, &commit).await {
         Ok(r) => r,
@@ -253,6 +279,11 @@ async fn deliver(channel: &Channel, ctx: &Context) -> Result<Outcome, Error> {
     };
     match release::deliver(ctx, channel, &release, &info).await {
         Ok(outcome) => {
+            if outcome == Outcome::Done {
+                ctx.memo()
+                    .entry(key_of(channel))
+                    .and_modify(|m| m.applied_at = Some(Instant::now()));
+            }
             tracing::info!(channel = %key_of(channel), commit = %short(&commit.sha), release = %release.id, ?outcome, "reconciled");
             Ok(outcome)
         }

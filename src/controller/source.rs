@@ -1,26 +1,152 @@
-//! The channel's git side: from `spec.git` (and its Secrets) to a fetched commit.
+//! The channel's git side: from `spec.git` (and its Secrets) to a fetched,
+//! verified commit.
 
-use kube::Client;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
-use super::crd::Channel;
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client, ResourceExt};
+
+use super::crd::{Channel, VerifyMode};
 use super::Error;
-use crate::source::{CommitMeta, GitCache};
+use crate::source::{
+    CommitMeta, FetchRequest, GitCache, GitCredentials, RefRequest, SourceError, TransferStats,
+    TrustedKeys,
+};
 
 /// A commit fetched for a channel.
+// `previous`, `rewritten_from`, `signers` and `stats` are for events and metrics in reconcile.
+#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub struct Fetched {
     /// The commit to deliver.
     pub commit: CommitMeta,
-    /// The ref it was resolved from, e.g. `refs/heads/main`.
+    /// The ref it was resolved from, e.g. `refs/heads/main`, `refs/tags/v1.2.0`
+    /// (for a semver range, the tag it chose), or the commit id when pinned.
     pub reference: String,
+    /// The commit this ref pointed to at the previous poll of this process (the
+    /// cache), if any. Equal to `commit.sha` when the ref did not move.
+    pub previous: Option<String>,
+    /// Set when the ref was force-pushed: the new tip does not descend from
+    /// this previous tip. The new tip is delivered anyway; emit an event.
+    pub rewritten_from: Option<String>,
+    /// Who signed the delivered commits, when `spec.git.verify` is set.
+    pub signers: Vec<String>,
+    /// Network cost of this poll.
+    pub stats: TransferStats,
 }
 
-/// Fetches the commit that `spec.git.ref` points to into the cache.
-pub async fn fetch(git: &GitCache, _client: &Client, channel: &Channel) -> Result<Fetched, Error> {
-    let branch = channel.spec.git.reference.branch();
-    let commit = git.fetch_branch(&channel.spec.git.url, branch).await?;
+impl Fetched {
+    /// Whether the remote ref did not move since the previous poll.
+    #[allow(dead_code)]
+    pub fn unchanged(&self) -> bool {
+        self.previous.as_deref() == Some(self.commit.sha.as_str())
+    }
+
+    /// Whether render and apply can be skipped (a cheap poll): the commit is the
+    /// last applied one, the channel is Ready for its current generation, no
+    /// reconcile request is pending, and the last full apply was less than
+    /// `max_age` ago (`last_full_apply` is `None` after a restart, which forces
+    /// one full apply).
+    pub fn is_noop(
+        &self,
+        channel: &Channel,
+        last_full_apply: Option<Instant>,
+        max_age: Duration,
+    ) -> bool {
+        let Some(status) = channel.status.as_ref() else {
+            return false;
+        };
+        let applied = status.last_applied_commit.as_ref().map(|c| c.sha.as_str())
+            == Some(self.commit.sha.as_str());
+        let ready = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == super::status::READY && c.status == "True");
+        let current = status.observed_generation == channel.metadata.generation;
+        let no_request = status.last_handled_reconcile_at.as_ref()
+            == channel.annotations().get(super::crd::RECONCILE_ANNOTATION);
+        let fresh = last_full_apply.is_some_and(|t| t.elapsed() < max_age);
+        applied && ready && current && no_request && fresh
+    }
+}
+
+/// Fetches the commit that `spec.git.ref` points to into the cache, with the
+/// credentials of `spec.git.secretRef`, and verifies its signatures when
+/// `spec.git.verify` asks for it.
+pub async fn fetch(git: &GitCache, client: &Client, channel: &Channel) -> Result<Fetched, Error> {
+    let spec = &channel.spec.git;
+    let ns = channel.namespace().unwrap_or_default();
+    let reference = RefRequest::from_spec(&spec.reference)?;
+    let credentials = match &spec.secret_ref {
+        Some(r) => GitCredentials::from_secret_data(
+            &read_secret(client, &ns, &r.name)
+                .await
+                .map_err(|message| SourceError::Credentials { message })?,
+        )?,
+        None => GitCredentials::none(),
+    };
+    let all_commits = spec
+        .verify
+        .as_ref()
+        .is_some_and(|v| v.mode == VerifyMode::AllCommits);
+    let request = FetchRequest {
+        url: spec.url.clone(),
+        reference,
+        credentials,
+        shallow: !all_commits,
+    };
+    let outcome = git.fetch(&request).await?;
+    let mut signers = Vec::new();
+    if let Some(verify) = &spec.verify {
+        let data = read_secret(client, &ns, &verify.secret_ref.name)
+            .await
+            .map_err(|message| SourceError::InvalidKeys { message })?;
+        let keys = TrustedKeys::from_secret_data(&data)?;
+        let last_applied = channel
+            .status
+            .as_ref()
+            .and_then(|s| s.last_applied_commit.as_ref())
+            .map(|c| c.sha.clone());
+        let verified = git
+            .verify(
+                &spec.url,
+                verify.mode,
+                last_applied.as_deref(),
+                &outcome.commit.sha,
+                &keys,
+            )
+            .await?;
+        signers = verified.into_iter().map(|v| v.signer).collect();
+        signers.dedup();
+    }
     Ok(Fetched {
-        commit,
-        reference: format!("refs/heads/{branch}"),
+        commit: outcome.commit,
+        reference: outcome.reference,
+        previous: outcome.previous,
+        rewritten_from: outcome.rewritten_from,
+        signers,
+        stats: outcome.stats,
     })
+}
+
+/// The `data` of a Secret in the channel's namespace. Errors name the Secret, never its content.
+async fn read_secret(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let secret = api.get(name).await.map_err(|e| {
+        format!(
+            "reading Secret {ns}/{name}: {}",
+            crate::cluster::api_message(&e)
+        )
+    })?;
+    Ok(secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect())
 }

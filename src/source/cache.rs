@@ -5,11 +5,90 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use git2::{Direction, FetchOptions, Oid, Remote, Repository};
+use std::time::{Duration, Instant};
+
+use git2::{Oid, Remote, Repository};
 use sha2::{Digest, Sha256};
 
+use std::cell::Cell;
+use std::rc::Rc;
+
+use super::auth::{fetch_options, remote_callbacks, GitCredentials};
+use super::refs::{peel_advertisement, resolve, RefRequest};
+use super::verify::{verify_range, TrustedKeys, Verified};
 use super::{redact_url, tree_at, SourceError};
+use crate::controller::crd::VerifyMode;
 use crate::render::RepoTree;
+
+/// What to fetch, from where, with which credentials.
+#[derive(Debug, Clone)]
+pub struct FetchRequest {
+    /// Remote URL (may carry userinfo; it is redacted in every message).
+    pub url: String,
+    /// Which ref or commit.
+    pub reference: RefRequest,
+    /// Credentials; [`GitCredentials::none`] for anonymous access.
+    pub credentials: GitCredentials,
+    /// Fetch with depth 1 into an empty cache. Off when the history is needed
+    /// (signature verification of every commit).
+    pub shallow: bool,
+}
+
+impl FetchRequest {
+    /// An anonymous, shallow request.
+    pub fn new(url: &str, reference: RefRequest) -> Self {
+        FetchRequest {
+            url: url.to_string(),
+            reference,
+            credentials: GitCredentials::none(),
+            shallow: true,
+        }
+    }
+}
+
+/// What a fetch found.
+#[derive(Debug, Clone)]
+pub struct FetchOutcome {
+    /// The commit the ref resolved to, now in the cache.
+    pub commit: CommitMeta,
+    /// The full ref it was resolved from (`refs/heads/main`, `refs/tags/v1.2.0`),
+    /// or the commit id for a pinned commit.
+    pub reference: String,
+    /// The commit the cache had for this ref before this fetch, if any.
+    pub previous: Option<String>,
+    /// Set when the ref moved to a commit that does not descend from `previous`
+    /// (a force-push that rewrote history).
+    pub rewritten_from: Option<String>,
+    /// Network cost of this fetch.
+    pub stats: TransferStats,
+}
+
+impl FetchOutcome {
+    /// Whether the remote ref still points where it pointed at the previous fetch.
+    pub fn unchanged(&self) -> bool {
+        self.previous.as_deref() == Some(self.commit.sha.as_str())
+    }
+}
+
+/// Network cost of one fetch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransferStats {
+    /// Connections made (each starts with a ref advertisement).
+    pub round_trips: u32,
+    /// Pack bytes received.
+    pub received_bytes: usize,
+    /// Objects received.
+    pub received_objects: usize,
+    /// Wall time of the whole fetch.
+    pub elapsed: Duration,
+}
+
+impl TransferStats {
+    fn add(&mut self, progress: &git2::Progress<'_>, bytes: usize) {
+        self.received_bytes += progress.received_bytes().max(bytes);
+        self.received_objects += progress.received_objects();
+    }
+}
 
 /// A commit as it is shown to users: id, author, subject and time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,18 +120,53 @@ impl GitCache {
         }
     }
 
-    /// Brings the cache up to date with `branch` of `url` and returns its tip.
-    ///
-    /// When the remote tip is already in the cache this is one ref advertisement
-    /// and no pack transfer.
+    /// Brings the cache up to date with `branch` of `url` and returns its tip
+    /// (anonymous; see [`GitCache::fetch`] for credentials and other refs).
     pub async fn fetch_branch(&self, url: &str, branch: &str) -> Result<CommitMeta, SourceError> {
+        let request = FetchRequest::new(url, RefRequest::Branch(branch.to_string()));
+        Ok(self.fetch(&request).await?.commit)
+    }
+
+    /// Resolves `request.reference` on the remote and brings the cache up to date with it.
+    ///
+    /// When the remote ref still points to a commit the cache has, this is one
+    /// ref advertisement and no pack transfer. Otherwise only the missing objects
+    /// are fetched (shallow, depth 1, into an empty cache when `request.shallow`).
+    /// A pinned commit that is already cached needs no network at all.
+    pub async fn fetch(&self, request: &FetchRequest) -> Result<FetchOutcome, SourceError> {
+        let dir = self.repo_dir(&request.url);
+        let lock = self.lock_for(&dir);
+        let _guard = lock.lock().await;
+        let request = request.clone();
+        tokio::task::spawn_blocking(move || fetch_blocking(&dir, &request))
+            .await
+            .map_err(|e| SourceError::Task(e.to_string()))?
+    }
+
+    /// Checks the signatures of the commits that `mode` requires, from `last_applied`
+    /// (exclusive) to `tip`, in the cached repository of `url`.
+    pub async fn verify(
+        &self,
+        url: &str,
+        mode: VerifyMode,
+        last_applied: Option<&str>,
+        tip: &str,
+        keys: &TrustedKeys,
+    ) -> Result<Vec<Verified>, SourceError> {
         let dir = self.repo_dir(url);
         let lock = self.lock_for(&dir);
         let _guard = lock.lock().await;
-        let (url, branch) = (url.to_string(), branch.to_string());
-        tokio::task::spawn_blocking(move || fetch_blocking(&dir, &url, &branch))
-            .await
-            .map_err(|e| SourceError::Task(e.to_string()))?
+        let (last, tip, keys) = (
+            last_applied.map(str::to_string),
+            tip.to_string(),
+            keys.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let repo = Repository::open_bare(&dir).map_err(|e| cache_error(&dir, e))?;
+            verify_range(&repo, mode, last.as_deref(), &tip, &keys)
+        })
+        .await
+        .map_err(|e| SourceError::Task(e.to_string()))?
     }
 
     /// The tree of `sha`, which must have been fetched from `url` before.
@@ -84,59 +198,198 @@ impl GitCache {
     }
 }
 
-fn fetch_blocking(dir: &Path, url: &str, branch: &str) -> Result<CommitMeta, SourceError> {
-    let cache_err = |e: git2::Error| SourceError::Cache {
+fn cache_error(dir: &Path, e: git2::Error) -> SourceError {
+    SourceError::Cache {
         path: dir.display().to_string(),
         message: e.message().to_string(),
-    };
-    let unreachable = |e: git2::Error| SourceError::Unreachable {
-        url: redact_url(url),
-        message: redact_message(e.message(), url),
-    };
-    let repo = match Repository::open_bare(dir) {
-        Ok(repo) => repo,
+    }
+}
+
+fn open_or_init(dir: &Path) -> Result<Repository, SourceError> {
+    match Repository::open_bare(dir) {
+        Ok(repo) => Ok(repo),
         Err(_) => {
             std::fs::create_dir_all(dir).map_err(|e| SourceError::Cache {
                 path: dir.display().to_string(),
                 message: e.to_string(),
             })?;
-            Repository::init_bare(dir).map_err(cache_err)?
+            Repository::init_bare(dir).map_err(|e| cache_error(dir, e))
         }
-    };
-    let remote_ref = format!("refs/heads/{branch}");
-    let mut remote = repo.remote_anonymous(url).map_err(cache_err)?;
-    let tip = advertised_tip(&mut remote, &remote_ref).map_err(unreachable)?;
-    let tip = tip.ok_or_else(|| SourceError::RefNotFound {
+    }
+}
+
+/// Where the cache keeps the tip of a remote ref: `refs/kubemint/<full remote ref>`.
+fn local_ref(remote_ref: &str) -> String {
+    format!("refs/kubemint/{remote_ref}")
+}
+
+fn fetch_blocking(dir: &Path, request: &FetchRequest) -> Result<FetchOutcome, SourceError> {
+    let started = Instant::now();
+    let url = request.url.as_str();
+    let creds = &request.credentials;
+    let unreachable = |e: git2::Error| SourceError::Unreachable {
         url: redact_url(url),
-        branch: branch.to_string(),
-    })?;
-    let local_ref = format!("refs/remotes/origin/{branch}");
-    if repo.find_commit(tip).is_err() {
-        let mut options = FetchOptions::new();
+        message: creds.scrub(&redact_message(e.message(), url)),
+    };
+    let repo = open_or_init(dir)?;
+    let mut remote = repo
+        .remote_anonymous(url)
+        .map_err(|e| cache_error(dir, e))?;
+    let mut stats = TransferStats::default();
+
+    if let RefRequest::Commit(id) = &request.reference {
+        // A pinned commit never moves: once cached, no network at all.
+        if let Some(commit) = find_commit(&repo, id) {
+            return pinned_outcome(&repo, dir, commit, stats, started);
+        }
+        let received = Rc::new(Cell::new(0usize));
+        let mut options = counting_fetch_options(creds, url, received.clone());
         options.download_tags(git2::AutotagOption::None);
-        let refspec = format!("+{remote_ref}:{local_ref}");
+        options.update_fetchhead(false);
+        let refspecs = [
+            "+refs/heads/*:refs/kubemint/refs/heads/*",
+            "+refs/tags/*:refs/kubemint/refs/tags/*",
+        ];
+        remote
+            .fetch(&refspecs, Some(&mut options), None)
+            .map_err(unreachable)?;
+        stats.add(&remote.stats(), received.get());
+        stats.round_trips += 1;
+        let commit = find_commit(&repo, id).ok_or_else(|| SourceError::RefNotFound {
+            url: redact_url(url),
+            reference: request.reference.describe(),
+        })?;
+        return pinned_outcome(&repo, dir, commit, stats, started);
+    }
+
+    let heads = ls_remote(&mut remote, creds, url).map_err(unreachable)?;
+    stats.round_trips += 1;
+    let refs = peel_advertisement(&heads);
+    let resolved = resolve(&request.reference, &refs).ok_or_else(|| SourceError::RefNotFound {
+        url: redact_url(url),
+        reference: request.reference.describe(),
+    })?;
+    let local = local_ref(&resolved.name);
+    let previous = repo
+        .refname_to_id(&local)
+        .ok()
+        .filter(|oid| repo.find_commit(*oid).is_ok());
+
+    if repo.find_commit(resolved.commit).is_err() {
+        let received = Rc::new(Cell::new(0usize));
+        let mut options = counting_fetch_options(creds, url, received.clone());
+        options.download_tags(git2::AutotagOption::None);
+        options.update_fetchhead(false);
+        if request.shallow
+            && !is_local(url)
+            && previous.is_none()
+            && repo.is_empty().unwrap_or(false)
+        {
+            options.depth(1);
+        } else if !request.shallow && repo.is_shallow() {
+            options.depth(i32::MAX); // unshallow: history is needed (AllCommits)
+        }
+        let refspec = format!("+{}:{local}", resolved.name);
         remote
             .fetch(&[refspec.as_str()], Some(&mut options), None)
             .map_err(unreachable)?;
+        stats.add(&remote.stats(), received.get());
+        stats.round_trips += 1;
     }
-    // The tip may have been fetched before under another ref name; pin it here
-    // so that git's garbage collection never drops a commit we may render.
-    repo.reference(&local_ref, tip, true, "kubemint fetch")
-        .map_err(cache_err)?;
-    let commit = repo.find_commit(tip).map_err(cache_err)?;
-    Ok(commit_meta(&commit))
+    // The tip may have been fetched under another ref name (or be a peeled tag):
+    // pin the commit itself so that gc never drops a commit we may render.
+    let commit = repo
+        .find_commit(resolved.commit)
+        .map_err(|e| cache_error(dir, e))?;
+    repo.reference(&local, commit.id(), true, "kubemint fetch")
+        .map_err(|e| cache_error(dir, e))?;
+    let rewritten_from = previous.filter(|old| {
+        *old != commit.id() && !repo.graph_descendant_of(commit.id(), *old).unwrap_or(false)
+    });
+    stats.elapsed = started.elapsed();
+    Ok(FetchOutcome {
+        commit: commit_meta(&commit),
+        reference: resolved.name,
+        previous: previous.map(|o| o.to_string()),
+        rewritten_from: rewritten_from.map(|o| o.to_string()),
+        stats,
+    })
 }
 
-/// Asks the remote for its refs (one round trip) and returns the id of `name`.
-fn advertised_tip(remote: &mut Remote<'_>, name: &str) -> Result<Option<Oid>, git2::Error> {
-    remote.connect(Direction::Fetch)?;
-    let tip = remote
+/// Fetch options whose transfer progress records the pack bytes received in `received`.
+fn counting_fetch_options(
+    creds: &GitCredentials,
+    url: &str,
+    received: Rc<Cell<usize>>,
+) -> git2::FetchOptions<'static> {
+    let mut callbacks = remote_callbacks(creds, url);
+    callbacks.transfer_progress(move |p| {
+        received.set(received.get().max(p.received_bytes()));
+        true
+    });
+    let mut options = git2::FetchOptions::new();
+    options.remote_callbacks(callbacks);
+    let headers = creds.http_headers();
+    if !headers.is_empty() {
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        options.custom_headers(&headers);
+    }
+    options
+}
+
+/// Local paths and `file://` URLs: libgit2's local transport cannot fetch shallow
+/// (and needs not: objects are copied from disk).
+fn is_local(url: &str) -> bool {
+    url.starts_with("file://") || url.starts_with('/') || url.starts_with('.') || !url.contains(':')
+}
+
+fn find_commit<'r>(repo: &'r Repository, id: &str) -> Option<git2::Commit<'r>> {
+    repo.revparse_single(id).ok()?.peel_to_commit().ok()
+}
+
+fn pinned_outcome(
+    repo: &Repository,
+    dir: &Path,
+    commit: git2::Commit<'_>,
+    mut stats: TransferStats,
+    started: Instant,
+) -> Result<FetchOutcome, SourceError> {
+    let local = format!("refs/kubemint/pinned/{}", commit.id());
+    repo.reference(&local, commit.id(), true, "kubemint pin")
+        .map_err(|e| cache_error(dir, e))?;
+    stats.elapsed = started.elapsed();
+    Ok(FetchOutcome {
+        commit: commit_meta(&commit),
+        reference: commit.id().to_string(),
+        previous: Some(commit.id().to_string()),
+        rewritten_from: None,
+        stats,
+    })
+}
+
+/// The remote's ref advertisement, in one round trip and with the same
+/// callbacks and HTTP headers as a fetch. It is a fetch whose refspec matches
+/// nothing: libgit2 connects, reads the advertisement, wants nothing and so
+/// requests no pack.
+fn ls_remote(
+    remote: &mut Remote<'_>,
+    creds: &GitCredentials,
+    url: &str,
+) -> Result<Vec<(String, Oid)>, git2::Error> {
+    let mut options = fetch_options(creds, url);
+    options.download_tags(git2::AutotagOption::None);
+    options.update_fetchhead(false);
+    options.prune(git2::FetchPrune::Off);
+    remote.fetch(
+        &["+refs/kubemint-list-only/*:refs/kubemint-list-only/*"],
+        Some(&mut options),
+        None,
+    )?;
+    Ok(remote
         .list()?
         .iter()
-        .find(|head| head.name() == name)
-        .map(|head| head.oid());
-    remote.disconnect()?;
-    Ok(tip)
+        .map(|h| (h.name().to_string(), h.oid()))
+        .collect())
 }
 
 /// Describes a commit for status, events and the CLI.
@@ -162,7 +415,27 @@ pub fn commit_meta(commit: &git2::Commit<'_>) -> CommitMeta {
     }
 }
 
-/// git's messages may quote the URL, credentials included.
+/// git's messages may quote the URL, credentials included. libgit2 replaces the
+/// host key callback's message with its own; say what it means.
 fn redact_message(message: &str, url: &str) -> String {
-    message.replace(url, &redact_url(url))
+    let message = message.replace(url, &redact_url(url));
+    if message.contains("invalid or unknown remote ssh hostkey") {
+        return "host key verification failed: the server's host key matches no known_hosts entry for it".into();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_local;
+
+    #[test]
+    fn local_urls_are_never_fetched_shallow() {
+        assert!(is_local("file:///srv/git/deploy"));
+        assert!(is_local("/srv/git/deploy"));
+        assert!(is_local("./deploy"));
+        assert!(!is_local("https://host/repo.git"));
+        assert!(!is_local("git@github.com:acme/deploy.git"));
+        assert!(!is_local("ssh://git@host:22/r.git"));
+    }
 }

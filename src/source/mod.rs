@@ -1,10 +1,16 @@
 //! Where commits come from: git repositories fetched into a local cache.
 
+pub mod auth;
 mod cache;
+pub mod refs;
 mod tree;
+pub mod verify;
 
-pub use cache::{commit_meta, CommitMeta, GitCache};
+pub use auth::{remote_callbacks, GitCredentials};
+pub use cache::{commit_meta, CommitMeta, FetchOutcome, FetchRequest, GitCache, TransferStats};
+pub use refs::RefRequest;
 pub use tree::tree_at;
+pub use verify::TrustedKeys;
 
 /// Errors of the source layer. Variants name condition reasons and metric labels.
 #[derive(Debug, thiserror::Error)]
@@ -18,12 +24,38 @@ pub enum SourceError {
         message: String,
     },
     /// The remote has no such ref.
-    #[error("{url} has no branch '{branch}'; check spec.git.ref")]
+    #[error("{url} has no {reference}; check spec.git.ref")]
     RefNotFound {
         /// Redacted URL.
         url: String,
-        /// The branch that was asked for.
-        branch: String,
+        /// What was asked for, e.g. `branch 'main'`.
+        reference: String,
+    },
+    /// `spec.git.ref` cannot be used as written (bad semver range, bad commit id).
+    #[error("{message}")]
+    InvalidRef {
+        /// What is wrong.
+        message: String,
+    },
+    /// The credentials Secret is missing, unreadable or incomplete. Never quotes a value.
+    #[error("git credentials (spec.git.secretRef): {message}")]
+    Credentials {
+        /// What is wrong, naming keys only.
+        message: String,
+    },
+    /// The trusted keys Secret of `spec.git.verify` is missing or holds no usable key.
+    #[error("trusted keys (spec.git.verify.secretRef): {message}")]
+    InvalidKeys {
+        /// What is wrong.
+        message: String,
+    },
+    /// A commit that must be signed by a trusted key is not; nothing is applied.
+    #[error("commit {commit} failed signature verification: {reason}")]
+    SignatureVerificationFailed {
+        /// The commit that failed.
+        commit: String,
+        /// Why.
+        reason: String,
     },
     /// The local cache repository or a commit in it could not be read.
     #[error("git cache {path}: {message}")]
@@ -39,11 +71,27 @@ pub enum SourceError {
 }
 
 impl SourceError {
+    /// Whether only a change in git, the spec or a Secret can help (kstatus `Stalled`).
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            SourceError::RefNotFound { .. }
+                | SourceError::InvalidRef { .. }
+                | SourceError::Credentials { .. }
+                | SourceError::InvalidKeys { .. }
+                | SourceError::SignatureVerificationFailed { .. }
+        )
+    }
+
     /// CamelCase reason for conditions, events and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
             SourceError::Unreachable { .. } => "GitUnreachable",
             SourceError::RefNotFound { .. } => "RefNotFound",
+            SourceError::InvalidRef { .. } => "InvalidRef",
+            SourceError::Credentials { .. } => "InvalidCredentials",
+            SourceError::InvalidKeys { .. } => "InvalidVerificationKeys",
+            SourceError::SignatureVerificationFailed { .. } => "SignatureVerificationFailed",
             SourceError::Cache { .. } => "GitCacheFailed",
             SourceError::Task(_) => "GitTaskFailed",
         }

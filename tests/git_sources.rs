@@ -1,0 +1,410 @@
+//! The git source layer against real servers on loopback (sshd, lighttpd +
+//! `git http-backend`, `git daemon`): authentication, host key verification,
+//! refs, cheap polling, force-pushes and signed commits. No cluster needed.
+
+mod gitserver;
+
+use std::collections::BTreeMap;
+
+use gitserver::{
+    GitDaemon, GpgKey, HttpServer, SshServer, SshSigningKey, Upstream, BEARER_TOKEN, HTTP_PASSWORD,
+    HTTP_USER,
+};
+use kubemint::controller::crd::VerifyMode;
+use kubemint::source::{
+    FetchRequest, GitCache, GitCredentials, RefRequest, SourceError, TrustedKeys,
+};
+
+fn secret(pairs: &[(&str, &str)]) -> BTreeMap<String, Vec<u8>> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+        .collect()
+}
+
+fn request(url: &str, reference: RefRequest, creds: GitCredentials) -> FetchRequest {
+    FetchRequest {
+        credentials: creds,
+        ..FetchRequest::new(url, reference)
+    }
+}
+
+fn branch(name: &str) -> RefRequest {
+    RefRequest::Branch(name.to_string())
+}
+
+fn object_count(cache: &GitCache, url: &str) -> usize {
+    let repo = git2::Repository::open_bare(cache.repo_dir(url)).unwrap();
+    let mut n = 0;
+    repo.odb()
+        .unwrap()
+        .foreach(|_| {
+            n += 1;
+            true
+        })
+        .unwrap();
+    n
+}
+
+#[tokio::test]
+async fn ssh_fetch_needs_the_right_host_key() {
+    let server = SshServer::start();
+    let upstream = Upstream::new();
+    let sha = upstream.commit("deploy/a.yaml", "a: 1\n", "first");
+    let url = server.url(&upstream.path());
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = GitCache::new(cache_dir.path());
+
+    let good = GitCredentials::from_secret_data(&secret(&[
+        ("identity", &server.identity),
+        ("known_hosts", &server.known_hosts),
+    ]))
+    .unwrap();
+    let got = cache
+        .fetch(&request(&url, branch("main"), good))
+        .await
+        .expect("ssh fetch with the right key and known_hosts");
+    assert_eq!(got.commit.sha, sha);
+    assert_eq!(got.reference, "refs/heads/main");
+
+    // A different host key for [127.0.0.1]:PORT: refused before any credential is sent.
+    let other = tempfile::tempdir().unwrap();
+    let wrong = GitCredentials::from_secret_data(&secret(&[
+        ("identity", &server.identity),
+        ("known_hosts", &server.wrong_known_hosts()),
+    ]))
+    .unwrap();
+    let err = GitCache::new(other.path())
+        .fetch(&request(&url, branch("main"), wrong))
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("host key verification failed"), "{msg}");
+    assert!(!msg.contains("PRIVATE KEY"), "{msg}");
+
+    // An entry for the host on another port does not count.
+    let other_port = server
+        .known_hosts
+        .replace(&format!("]:{}", server.server.port), "]:1");
+    let wrong_port = GitCredentials::from_secret_data(&secret(&[
+        ("identity", &server.identity),
+        ("known_hosts", &other_port),
+    ]))
+    .unwrap();
+    let err = GitCache::new(other.path())
+        .fetch(&request(&url, branch("main"), wrong_port))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("host key verification failed"),
+        "{err}"
+    );
+
+    // No known_hosts at all: SSH is refused.
+    let err = GitCache::new(other.path())
+        .fetch(&request(&url, branch("main"), GitCredentials::none()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("known_hosts"), "{err}");
+}
+
+#[tokio::test]
+async fn https_basic_auth_and_bearer_token() {
+    let upstream = Upstream::new();
+    let sha = upstream.commit("deploy/a.yaml", "a: 1\n", "first");
+    let server = HttpServer::start(upstream.root());
+    let url = server.url("work");
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = GitCache::new(cache_dir.path());
+
+    let good = GitCredentials::from_secret_data(&secret(&[
+        ("username", HTTP_USER),
+        ("password", HTTP_PASSWORD),
+    ]))
+    .unwrap();
+    let got = cache
+        .fetch(&request(&url, branch("main"), good))
+        .await
+        .expect("basic auth fetch");
+    assert_eq!(got.commit.sha, sha);
+
+    let wrong = GitCredentials::from_secret_data(&secret(&[
+        ("username", HTTP_USER),
+        ("password", "wrong-password-42"),
+    ]))
+    .unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let err = GitCache::new(other.path())
+        .fetch(&request(&url, branch("main"), wrong))
+        .await
+        .unwrap_err();
+    let msg = format!("{err} {err:?}");
+    assert!(matches!(err, SourceError::Unreachable { .. }), "{msg}");
+    assert!(!msg.contains("wrong-password-42"), "{msg}");
+
+    // Credentials in the URL are redacted in errors too.
+    let with_userinfo = format!(
+        "http://{HTTP_USER}:wrong-password-42@127.0.0.1:{}/git/work",
+        server.server.port
+    );
+    let err = GitCache::new(other.path())
+        .fetch(&request(
+            &with_userinfo,
+            branch("main"),
+            GitCredentials::none(),
+        ))
+        .await
+        .unwrap_err();
+    let msg = format!("{err} {err:?}");
+    assert!(!msg.contains("wrong-password-42"), "{msg}");
+
+    // Bearer token as an Authorization header.
+    let bearer =
+        GitCredentials::from_secret_data(&secret(&[("bearerToken", BEARER_TOKEN)])).unwrap();
+    let got = GitCache::new(other.path())
+        .fetch(&request(&server.bearer_url("work"), branch("main"), bearer))
+        .await
+        .expect("bearer token fetch");
+    assert_eq!(got.commit.sha, sha);
+    let err = GitCache::new(tempfile::tempdir().unwrap().path())
+        .fetch(&request(
+            &server.bearer_url("work"),
+            branch("main"),
+            GitCredentials::none(),
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SourceError::Unreachable { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn refs_polling_and_force_push_over_git_daemon() {
+    let upstream = Upstream::new();
+    let first = upstream.commit("deploy/a.yaml", "a: 1\n", "first");
+    upstream.git(&["tag", "v1.0.0"]);
+    let second = upstream.commit("deploy/a.yaml", "a: 2\n", "second");
+    upstream.git(&["tag", "-a", "-m", "release 1.2", "v1.2.0"]);
+    let third = upstream.commit("deploy/a.yaml", "a: 3\n", "third");
+    upstream.git(&["tag", "v2.0.0"]);
+    upstream.git(&["tag", "not-a-version"]);
+    let daemon = GitDaemon::start(upstream.root());
+    let url = daemon.url("work");
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = GitCache::new(cache_dir.path());
+    let anon = GitCredentials::none;
+
+    // Branch, first fetch: shallow.
+    let got = cache
+        .fetch(&request(&url, branch("main"), anon()))
+        .await
+        .unwrap();
+    assert_eq!(got.commit.sha, third);
+    assert!(got.previous.is_none() && got.rewritten_from.is_none());
+    assert!(got.stats.received_objects > 0);
+
+    // No change: one ref advertisement, no pack, nothing new in the cache.
+    let objects = object_count(&cache, &url);
+    let poll = cache
+        .fetch(&request(&url, branch("main"), anon()))
+        .await
+        .unwrap();
+    assert!(poll.unchanged());
+    assert_eq!(poll.stats.round_trips, 1);
+    assert_eq!(poll.stats.received_bytes, 0);
+    assert_eq!(object_count(&cache, &url), objects);
+
+    // Tags: lightweight and annotated (peeled to the commit).
+    let tag = cache
+        .fetch(&request(&url, RefRequest::Tag("v1.0.0".into()), anon()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (tag.commit.sha.as_str(), tag.reference.as_str()),
+        (first.as_str(), "refs/tags/v1.0.0")
+    );
+    let tag = cache
+        .fetch(&request(&url, RefRequest::Tag("v1.2.0".into()), anon()))
+        .await
+        .unwrap();
+    assert_eq!(tag.commit.sha, second);
+
+    // Semver: the highest match.
+    let sv = cache
+        .fetch(&request(
+            &url,
+            RefRequest::Semver(">=1.0.0, <2".into()),
+            anon(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        (sv.commit.sha.as_str(), sv.reference.as_str()),
+        (second.as_str(), "refs/tags/v1.2.0")
+    );
+    let sv = cache
+        .fetch(&request(&url, RefRequest::Semver("*".into()), anon()))
+        .await
+        .unwrap();
+    assert_eq!(sv.reference, "refs/tags/v2.0.0");
+    let err = cache
+        .fetch(&request(&url, RefRequest::Semver(">=3".into()), anon()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SourceError::RefNotFound { .. }), "{err}");
+
+    // Pinned commit (also an abbreviated id); once cached, no network at all.
+    let pinned = cache
+        .fetch(&request(&url, RefRequest::Commit(first.clone()), anon()))
+        .await
+        .unwrap();
+    assert_eq!(pinned.commit.sha, first);
+    let fresh = tempfile::tempdir().unwrap();
+    let pinned = GitCache::new(fresh.path())
+        .fetch(&request(
+            &url,
+            RefRequest::Commit(first[..10].to_string()),
+            anon(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(pinned.commit.sha, first);
+    let again = GitCache::new(fresh.path())
+        .fetch(&request(&url, RefRequest::Commit(first.clone()), anon()))
+        .await
+        .unwrap();
+    assert_eq!(again.stats.round_trips, 0);
+
+    // Unknown branch.
+    let err = cache
+        .fetch(&request(&url, branch("nope"), anon()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("branch 'nope'"), "{err}");
+
+    // A new commit: fetched incrementally, not a rewrite.
+    let fourth = upstream.commit("deploy/a.yaml", "a: 4\n", "fourth");
+    let got = cache
+        .fetch(&request(&url, branch("main"), anon()))
+        .await
+        .unwrap();
+    assert_eq!(got.commit.sha, fourth);
+    assert_eq!(got.previous.as_deref(), Some(third.as_str()));
+    assert!(got.rewritten_from.is_none());
+    assert!(got.stats.received_objects > 0 && got.stats.received_objects < 10);
+
+    // Force-push: history rewritten; the new tip is delivered and the rewrite reported.
+    upstream.git(&["reset", "-q", "--hard", &second]);
+    let rewritten = upstream.commit("deploy/a.yaml", "a: 5\n", "rewritten");
+    let got = cache
+        .fetch(&request(&url, branch("main"), anon()))
+        .await
+        .unwrap();
+    assert_eq!(got.commit.sha, rewritten);
+    assert_eq!(got.rewritten_from.as_deref(), Some(fourth.as_str()));
+    let tree = cache.tree(&url, &rewritten).await.unwrap();
+    drop(tree);
+}
+
+fn gpg_sign_flags(key: &GpgKey) -> Vec<String> {
+    vec![format!("-S{}", key.fingerprint)]
+}
+
+#[tokio::test]
+async fn signed_commits_gpg_and_ssh() {
+    let gpg = GpgKey::generate("Ada Lovelace <ada@example.com>");
+    let stranger = GpgKey::generate("Mallory <mallory@example.com>");
+    let ssh = SshSigningKey::generate();
+    let mut upstream = Upstream::new();
+    upstream.set_gnupg_home(gpg.home.path());
+    let daemon = GitDaemon::start(upstream.root());
+    let url = daemon.url("work");
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = GitCache::new(cache_dir.path());
+    let keys = TrustedKeys::from_secret_data(&secret(&[
+        ("ada.asc", &gpg.public),
+        ("allowed_signers", &ssh.allowed_signers("ada@example.com")),
+    ]))
+    .unwrap();
+    let full = |r: RefRequest| FetchRequest {
+        shallow: false,
+        ..request(&url, r, GitCredentials::none())
+    };
+
+    let flags = gpg_sign_flags(&gpg);
+    let c1 = upstream.commit_with("a.yaml", "1", "gpg signed", &[&flags[0]]);
+    cache.fetch(&full(branch("main"))).await.unwrap();
+    let ok = cache
+        .verify(&url, VerifyMode::Head, None, &c1, &keys)
+        .await
+        .unwrap();
+    assert!(ok[0].signer.starts_with("openpgp"), "{ok:?}");
+
+    // SSH-signed commit (gpg.format ssh).
+    let key_path = ssh.key_path().display().to_string();
+    upstream.git(&["config", "gpg.format", "ssh"]);
+    upstream.git(&["config", "user.signingkey", &key_path]);
+    let c2 = upstream.commit_with("a.yaml", "2b", "ssh signed", &["-S"]);
+    upstream.git(&["config", "--unset", "gpg.format"]);
+    upstream.git(&["config", "--unset", "user.signingkey"]);
+    cache.fetch(&full(branch("main"))).await.unwrap();
+    let ok = cache
+        .verify(&url, VerifyMode::Head, Some(&c1), &c2, &keys)
+        .await
+        .unwrap();
+    assert!(ok[0].signer.contains("ada@example.com"), "{ok:?}");
+
+    // Unsigned tip: HEAD fails naming the commit.
+    let c3 = upstream.commit("a.yaml", "3", "unsigned");
+    cache.fetch(&full(branch("main"))).await.unwrap();
+    let err = cache
+        .verify(&url, VerifyMode::Head, Some(&c2), &c3, &keys)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SourceError::SignatureVerificationFailed { commit, .. } if *commit == c3),
+        "{err}"
+    );
+    assert_eq!(err.reason(), "SignatureVerificationFailed");
+
+    // Signed tip on top of the unsigned commit: HEAD passes, AllCommits names the unsigned one.
+    let c4 = upstream.commit_with("a.yaml", "4", "gpg signed again", &[&flags[0]]);
+    cache.fetch(&full(branch("main"))).await.unwrap();
+    cache
+        .verify(&url, VerifyMode::Head, Some(&c2), &c4, &keys)
+        .await
+        .unwrap();
+    let err = cache
+        .verify(&url, VerifyMode::AllCommits, Some(&c2), &c4, &keys)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SourceError::SignatureVerificationFailed { commit, .. } if *commit == c3),
+        "{err}"
+    );
+    // From c3 on, every commit (just c4) is signed.
+    let ok = cache
+        .verify(&url, VerifyMode::AllCommits, Some(&c3), &c4, &keys)
+        .await
+        .unwrap();
+    assert_eq!(ok.len(), 1);
+    // All of c1..c2 signed (gpg and ssh).
+    let ok = cache
+        .verify(&url, VerifyMode::AllCommits, Some(&c1), &c2, &keys)
+        .await
+        .unwrap();
+    assert_eq!(ok.len(), 1);
+
+    // Signed by a key that is not trusted.
+    upstream.set_gnupg_home(stranger.home.path());
+    let c5 = upstream.commit_with("a.yaml", "5", "stranger", &[&gpg_sign_flags(&stranger)[0]]);
+    cache.fetch(&full(branch("main"))).await.unwrap();
+    let err = cache
+        .verify(&url, VerifyMode::Head, Some(&c4), &c5, &keys)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("not signed by a trusted OpenPGP key"),
+        "{err}"
+    );
+}
