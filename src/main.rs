@@ -10,7 +10,8 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use kube::CustomResourceExt;
 
-use kubemint::controller::{self, Channel, Metrics, Settings, SyncRequests};
+use kubemint::controller::{Channel, Metrics, Operator, Settings, SyncRequests};
+use kubemint::server::hooks::Hooks;
 use kubemint::server::{self, ServerState};
 use kubemint::telemetry::{self, LogFormat};
 
@@ -126,25 +127,38 @@ async fn run(settings: Settings, http_addr: SocketAddr) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
     let (requests, wake) = SyncRequests::new();
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the cluster (in-cluster config or KUBECONFIG)")?;
+    let operator = Operator::new(
+        client.clone(),
+        &settings,
+        metrics.clone(),
+        requests.clone(),
+        wake,
+    );
+    let hooks = Hooks {
+        channels: operator.channels(),
+        client: client.clone(),
+        requests,
+    };
     let bound = server::serve(
         http_addr,
         ServerState {
-            metrics: metrics.clone(),
+            metrics,
             ready: ready.clone(),
+            hooks: Some(hooks),
         },
     )
     .await
     .with_context(|| format!("binding {http_addr}"))?;
-    tracing::info!(%bound, "serving /healthz, /readyz, /metrics");
-    let client = kube::Client::try_default()
-        .await
-        .context("connecting to the cluster (in-cluster config or KUBECONFIG)")?;
+    tracing::info!(%bound, "serving /healthz, /readyz, /metrics and /hooks");
     client
         .apiserver_version()
         .await
         .context("the API server does not answer")?;
     ready.store(true, Ordering::Relaxed);
     tracing::info!(namespace = ?settings.namespace, "watching channels");
-    controller::run(client, settings, metrics, requests, wake).await;
+    operator.run().await;
     Ok(())
 }

@@ -1,4 +1,6 @@
-//! HTTP endpoints: `/healthz`, `/readyz` and `/metrics`.
+//! HTTP endpoints: `/healthz`, `/readyz`, `/metrics` and the webhook receivers.
+
+pub mod hooks;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +21,8 @@ pub struct ServerState {
     pub metrics: Arc<Metrics>,
     /// Set once the controller is connected and watching.
     pub ready: Arc<AtomicBool>,
+    /// Webhook receivers; `None` answers 503 on `/hooks/...`.
+    pub hooks: Option<hooks::Hooks>,
 }
 
 /// The router with every endpoint.
@@ -27,6 +31,7 @@ pub fn router(state: ServerState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(hooks::routes())
         .with_state(state)
 }
 

@@ -15,6 +15,13 @@ pub struct OutcomeLabels {
     pub reason: String,
 }
 
+/// Labels of a webhook request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// `Accepted`, or why no sync was requested (`BadSignature`, `Ignored`...).
+    pub outcome: String,
+}
+
 /// The controller's metrics, registered in one registry.
 pub struct Metrics {
     /// Registry served at `/metrics`.
@@ -25,6 +32,8 @@ pub struct Metrics {
     pub reconcile_duration: Histogram,
     /// Objects deleted by prunes.
     pub pruned_objects: Counter,
+    /// Webhook requests by outcome.
+    pub webhook_requests: Family<WebhookLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -48,8 +57,15 @@ impl Default for Metrics {
             "Objects deleted because a commit no longer declares them",
             pruned_objects.clone(),
         );
+        let webhook_requests = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "webhook_requests",
+            "Webhook requests by outcome",
+            webhook_requests.clone(),
+        );
         Metrics {
             registry,
+            webhook_requests,
             reconciles,
             reconcile_duration,
             pruned_objects,
@@ -64,6 +80,15 @@ impl Metrics {
             .get_or_create(&OutcomeLabels {
                 result: result.into(),
                 reason: reason.into(),
+            })
+            .inc();
+    }
+
+    /// Counts one webhook request.
+    pub fn count_webhook(&self, outcome: &str) {
+        self.webhook_requests
+            .get_or_create(&WebhookLabels {
+                outcome: outcome.into(),
             })
             .inc();
     }

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::Reporter;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 
@@ -39,47 +39,66 @@ pub struct Settings {
     pub instance: Option<String>,
 }
 
-/// Runs the controller until the process is asked to stop (SIGTERM / Ctrl-C).
-///
-/// `requests` and `wake` come from [`SyncRequests::new`]; webhooks and local-path
-/// watches use `requests` to ask for an immediate sync.
-pub async fn run(
-    client: Client,
-    settings: Settings,
-    metrics: Arc<Metrics>,
-    requests: SyncRequests,
-    wake: impl futures::Stream<Item = ()> + Send + 'static,
-) {
-    let channels: Api<Channel> = match &settings.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let reporter = Reporter {
-        controller: "kubemint".into(),
-        instance: settings.instance.clone(),
-    };
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        &settings,
-        reporter,
-        metrics,
-        requests,
-    ));
-    // Revisions report readiness through their ReplicaSets: watch them (labelled
-    // with their channel) instead of polling.
-    let replica_sets: Api<ReplicaSet> = Api::all(client.clone());
-    let revisions = watcher::Config::default().labels(&format!("{CHANNEL_LABEL},{REVISION_LABEL}"));
-    Controller::new(channels, watcher::Config::default().any_semantic())
-        .watches(replica_sets, revisions, |rs| channel_of(&rs))
-        .reconcile_all_on(wake)
-        .shutdown_on_signal()
-        .run(reconcile::reconcile, reconcile::error_policy, ctx)
-        .for_each(|outcome| async move {
-            if let Err(err) = outcome {
-                tracing::debug!(error = %err, "reconcile loop");
-            }
-        })
-        .await;
+/// The controller, built but not yet running. Its cache of channels can be
+/// shared before it runs (the webhook receivers read it).
+pub struct Operator {
+    controller: Controller<Channel>,
+    ctx: Arc<Context>,
+}
+
+impl Operator {
+    /// Builds the controller. `requests` and `wake` come from [`SyncRequests::new`];
+    /// webhooks and local-path watches use `requests` to ask for an immediate sync.
+    pub fn new(
+        client: Client,
+        settings: &Settings,
+        metrics: Arc<Metrics>,
+        requests: SyncRequests,
+        wake: impl futures::Stream<Item = ()> + Send + 'static,
+    ) -> Self {
+        let channels: Api<Channel> = match &settings.namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let reporter = Reporter {
+            controller: "kubemint".into(),
+            instance: settings.instance.clone(),
+        };
+        let ctx = Arc::new(Context::new(
+            client.clone(),
+            settings,
+            reporter,
+            metrics,
+            requests,
+        ));
+        // Revisions report readiness through their ReplicaSets: watch them (labelled
+        // with their channel) instead of polling.
+        let replica_sets: Api<ReplicaSet> = Api::all(client);
+        let revisions =
+            watcher::Config::default().labels(&format!("{CHANNEL_LABEL},{REVISION_LABEL}"));
+        let controller = Controller::new(channels, watcher::Config::default().any_semantic())
+            .watches(replica_sets, revisions, |rs| channel_of(&rs))
+            .reconcile_all_on(wake)
+            .shutdown_on_signal();
+        Operator { controller, ctx }
+    }
+
+    /// The controller's cache of channels, filled once it runs.
+    pub fn channels(&self) -> Store<Channel> {
+        self.controller.store()
+    }
+
+    /// Runs until the process is asked to stop (SIGTERM / Ctrl-C).
+    pub async fn run(self) {
+        self.controller
+            .run(reconcile::reconcile, reconcile::error_policy, self.ctx)
+            .for_each(|outcome| async move {
+                if let Err(err) = outcome {
+                    tracing::debug!(error = %err, "reconcile loop");
+                }
+            })
+            .await;
+    }
 }
 
 /// The channel a minted object belongs to, from its `kubemint.io/channel` label

@@ -20,7 +20,7 @@ use super::{source, Error, Metrics, Settings, SyncRequests};
 use crate::cluster;
 use crate::render::{self, RenderOptions};
 use crate::rollout::prune_set;
-use crate::source::{CommitMeta, GitCache};
+use crate::source::{CommitMeta, GitCache, WatchRegistry};
 
 /// Longest wait between retries of a failing channel.
 const MAX_BACKOFF: Duration = Duration::from_secs(120);
@@ -32,6 +32,7 @@ pub struct Context {
     recorder: Recorder,
     metrics: Arc<Metrics>,
     requests: SyncRequests,
+    watches: WatchRegistry,
     // In-memory only, so losing it (a restart) just means one extra full reconcile.
     memo: Mutex<HashMap<String, Memo>>,
 }
@@ -62,6 +63,7 @@ impl Context {
             client,
             metrics,
             requests,
+            watches: WatchRegistry::default(),
             memo: Mutex::default(),
         }
     }
@@ -149,6 +151,7 @@ fn trigger_of(channel: &Channel) -> String {
 
 async fn sync(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
     let key = key_of(channel);
+    watch_local_repository(channel, ctx);
     let interval = parse_duration("spec.git.interval", &channel.spec.git.interval);
     if channel.spec.suspend {
         let mut status = channel.status.clone().unwrap_or_default();
@@ -228,6 +231,23 @@ async fn sync(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
             ctx.metrics.count("error", e.reason());
             Err(e)
         }
+    }
+}
+
+/// A channel on a local repository syncs as soon as a ref moves there, not at
+/// the next poll. A failed watch only means polling; the fetch reports the cause.
+fn watch_local_repository(channel: &Channel, ctx: &Context) {
+    let (ns, name) = (channel.namespace().unwrap_or_default(), channel.name_any());
+    let requests = ctx.requests.clone();
+    let on_change = Arc::new({
+        let (ns, name) = (ns.clone(), name.clone());
+        move || requests.request(&ns, &name)
+    });
+    if let Err(e) = ctx
+        .watches
+        .ensure(&format!("{ns}/{name}"), &channel.spec.git.url, on_change)
+    {
+        tracing::debug!(channel = %format!("{ns}/{name}"), error = %e, "not watching; polling instead");
     }
 }
 
@@ -419,6 +439,7 @@ async fn cleanup(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
         }
     }
     ctx.memo().remove(&key_of(channel));
+    ctx.watches.forget(&key_of(channel));
     Ok(Action::await_change())
 }
 

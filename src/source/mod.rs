@@ -5,12 +5,15 @@ mod cache;
 pub mod refs;
 mod tree;
 pub mod verify;
+pub mod watch;
+pub mod webhook;
 
 pub use auth::{remote_callbacks, GitCredentials};
 pub use cache::{commit_meta, CommitMeta, FetchOutcome, FetchRequest, GitCache, TransferStats};
 pub use refs::RefRequest;
 pub use tree::tree_at;
 pub use verify::TrustedKeys;
+pub use watch::WatchRegistry;
 
 /// Errors of the source layer. Variants name condition reasons and metric labels.
 #[derive(Debug, thiserror::Error)]

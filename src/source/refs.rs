@@ -49,6 +49,18 @@ impl RefRequest {
         Ok(RefRequest::Branch(r.branch().to_string()))
     }
 
+    /// Whether a push to `pushed` (a full ref name such as `refs/heads/main`) can
+    /// change what this request resolves to. Any tag push can move a semver range;
+    /// a pinned commit never moves.
+    pub fn is_moved_by(&self, pushed: &str) -> bool {
+        match self {
+            RefRequest::Branch(b) => pushed.strip_prefix("refs/heads/") == Some(b.as_str()),
+            RefRequest::Tag(t) => pushed.strip_prefix("refs/tags/") == Some(t.as_str()),
+            RefRequest::Semver(_) => pushed.starts_with("refs/tags/"),
+            RefRequest::Commit(_) => false,
+        }
+    }
+
     /// How the request is shown in messages: `branch 'main'`, `semver '>=1.0'`.
     pub fn describe(&self) -> String {
         match self {
@@ -131,6 +143,21 @@ mod tests {
 
     fn oid(n: u8) -> Oid {
         Oid::from_bytes(&[n; 20]).unwrap()
+    }
+
+    #[test]
+    fn only_pushes_to_the_followed_ref_move_it() {
+        let branch = RefRequest::Branch("main".into());
+        assert!(branch.is_moved_by("refs/heads/main"));
+        assert!(!branch.is_moved_by("refs/heads/main2"));
+        assert!(!branch.is_moved_by("refs/tags/main"));
+        let tag = RefRequest::Tag("v1.0.0".into());
+        assert!(tag.is_moved_by("refs/tags/v1.0.0"));
+        assert!(!tag.is_moved_by("refs/heads/v1.0.0"));
+        let range = RefRequest::Semver(">=1".into());
+        assert!(range.is_moved_by("refs/tags/v2.0.0"));
+        assert!(!range.is_moved_by("refs/heads/main"));
+        assert!(!RefRequest::Commit("abcdef1".into()).is_moved_by("refs/heads/main"));
     }
 
     #[test]

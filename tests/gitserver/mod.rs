@@ -310,9 +310,17 @@ impl GitDaemon {
     pub fn start(root: &Path) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let mut child = Command::new("git")
+        // Run git-daemon itself, not the `git daemon` wrapper: killing the wrapper
+        // would leave the daemon behind.
+        let exec_path = Command::new("git")
+            .arg("--exec-path")
+            .output()
+            .expect("git --exec-path");
+        let exec_path = String::from_utf8_lossy(&exec_path.stdout)
+            .trim()
+            .to_string();
+        let mut child = Command::new(Path::new(&exec_path).join("git-daemon"))
             .args([
-                "daemon",
                 "--reuseaddr",
                 "--export-all",
                 "--listen=127.0.0.1",

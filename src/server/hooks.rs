@@ -1,0 +1,157 @@
+//! Webhook receivers: `POST /hooks/<namespace>/<channel>` asks for an immediate
+//! sync of a channel that has `spec.webhook`, when the request is signed with
+//! the `token` of the Secret it names and pushes the channel's ref.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Client};
+
+use super::ServerState;
+use crate::controller::{Channel, SyncRequests};
+use crate::source::webhook::{self, Provider, WebhookError, MAX_BODY_BYTES};
+use crate::source::RefRequest;
+
+/// Key of the webhook Secret that holds the shared token.
+pub const TOKEN_KEY: &str = "token";
+
+/// What the receivers need: the controller's channel cache (no API read per
+/// request), a client for the Secret, and the handle that asks for syncs.
+#[derive(Clone)]
+pub struct Hooks {
+    /// The controller's cache of channels.
+    pub channels: Store<Channel>,
+    /// Reads webhook Secrets.
+    pub client: Client,
+    /// Asks the controller for a sync.
+    pub requests: SyncRequests,
+}
+
+/// Why a request did not trigger a sync. Variants give the status code and metric label.
+#[derive(Debug, thiserror::Error)]
+enum Rejection {
+    /// Unknown channel, or a channel without `spec.webhook`. One answer for both,
+    /// so an unauthenticated caller learns nothing about which channels exist.
+    #[error("no webhook receiver here")]
+    NotFound,
+    /// The webhook Secret is missing or has no `token`; details go to the log only.
+    #[error("the receiver's secret is not available; see the operator's log")]
+    SecretUnavailable,
+    /// The request failed authentication or could not be read.
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
+    /// Authentic, but not a push to the channel's ref.
+    #[error("{0}")]
+    Ignored(String),
+}
+
+impl Rejection {
+    fn status(&self) -> StatusCode {
+        match self {
+            Rejection::NotFound => StatusCode::NOT_FOUND,
+            Rejection::SecretUnavailable => StatusCode::INTERNAL_SERVER_ERROR,
+            Rejection::Webhook(WebhookError::BadPayload(_)) => StatusCode::BAD_REQUEST,
+            Rejection::Webhook(_) => StatusCode::UNAUTHORIZED,
+            Rejection::Ignored(_) => StatusCode::OK,
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            Rejection::NotFound => "NotFound",
+            Rejection::SecretUnavailable => "SecretUnavailable",
+            Rejection::Webhook(e) => e.reason(),
+            Rejection::Ignored(_) => "Ignored",
+        }
+    }
+}
+
+/// The receiver routes; bodies over [`MAX_BODY_BYTES`] get 413 before any work.
+pub fn routes() -> Router<ServerState> {
+    Router::new()
+        .route("/hooks/{namespace}/{name}", post(receive))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+async fn receive(
+    State(state): State<ServerState>,
+    Path((namespace, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(hooks) = &state.hooks else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response();
+    };
+    let channel = format!("{namespace}/{name}");
+    match handle(hooks, &namespace, &name, &headers, &body).await {
+        Ok(provider) => {
+            state.metrics.count_webhook("Accepted");
+            tracing::info!(%channel, provider = provider.name(), "webhook: sync requested");
+            (
+                StatusCode::ACCEPTED,
+                format!("sync of {channel} requested\n"),
+            )
+                .into_response()
+        }
+        Err(rejection) => {
+            state.metrics.count_webhook(rejection.reason());
+            tracing::info!(%channel, reason = rejection.reason(), detail = %rejection, "webhook: no sync");
+            (rejection.status(), format!("{rejection}\n")).into_response()
+        }
+    }
+}
+
+async fn handle(
+    hooks: &Hooks,
+    namespace: &str,
+    name: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Provider, Rejection> {
+    let channel = hooks
+        .channels
+        .get(&ObjectRef::new(name).within(namespace))
+        .ok_or(Rejection::NotFound)?;
+    let secret = channel
+        .spec
+        .webhook
+        .as_ref()
+        .ok_or(Rejection::NotFound)?
+        .secret_ref
+        .name
+        .clone();
+    let token = read_token(&hooks.client, namespace, &secret).await?;
+    let provider = webhook::authenticate(headers, body, &token)?;
+    let event = webhook::event(provider, headers, body)?;
+    // An unusable ref is the controller's to report; any push then triggers, and
+    // the sync will say what is wrong with spec.git.ref.
+    if let Ok(followed) = RefRequest::from_spec(&channel.spec.git.reference) {
+        webhook::should_sync(&followed, &event).map_err(Rejection::Ignored)?;
+    }
+    hooks.requests.request(namespace, name);
+    Ok(provider)
+}
+
+async fn read_token(client: &Client, namespace: &str, secret: &str) -> Result<Vec<u8>, Rejection> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let unavailable = |why: String| {
+        tracing::warn!(secret = %format!("{namespace}/{secret}"), %why, "webhook Secret unusable (spec.webhook.secretRef)");
+        Rejection::SecretUnavailable
+    };
+    let found = api
+        .get(secret)
+        .await
+        .map_err(|e| unavailable(crate::cluster::api_message(&e)))?;
+    let token = found
+        .data
+        .and_then(|mut d| d.remove(TOKEN_KEY))
+        .map(|v| v.0)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| unavailable(format!("it has no `{TOKEN_KEY}` key")))?;
+    Ok(token)
+}
