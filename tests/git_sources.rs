@@ -178,6 +178,45 @@ async fn https_basic_auth_and_bearer_token() {
 }
 
 #[tokio::test]
+async fn https_with_a_custom_ca() {
+    let upstream = Upstream::new();
+    let sha = upstream.commit("deploy/a.yaml", "a: 1\n", "first");
+    let (server, ca_pem) = HttpServer::start_tls(upstream.root());
+    let url = server.https_url("work");
+    let basic = [("username", HTTP_USER), ("password", HTTP_PASSWORD)];
+
+    // Without ca.crt the system trust store does not know the test CA.
+    let creds = GitCredentials::from_secret_data(&secret(&basic)).unwrap();
+    let err = GitCache::new(tempfile::tempdir().unwrap().path())
+        .fetch(&request(&url, branch("main"), creds))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SourceError::Unreachable { .. }), "{err}");
+
+    // With the CA in the Secret the same server is trusted.
+    let mut with_ca = basic.to_vec();
+    with_ca.push(("ca.crt", &ca_pem));
+    let creds = GitCredentials::from_secret_data(&secret(&with_ca)).unwrap();
+    let got = GitCache::new(tempfile::tempdir().unwrap().path())
+        .fetch(&request(&url, branch("main"), creds))
+        .await
+        .expect("HTTPS fetch trusting ca.crt");
+    assert_eq!(got.commit.sha, sha);
+
+    // Another CA is not enough: the certificate must chain to the given one.
+    let (_other_server, other_ca) = HttpServer::start_tls(upstream.root());
+    let mut wrong_ca = basic.to_vec();
+    wrong_ca.push(("ca.crt", &other_ca));
+    let creds = GitCredentials::from_secret_data(&secret(&wrong_ca)).unwrap();
+    let err = GitCache::new(tempfile::tempdir().unwrap().path())
+        .fetch(&request(&url, branch("main"), creds))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not trusted by ca.crt"), "{err}");
+    assert!(!format!("{err:?}").contains(HTTP_PASSWORD));
+}
+
+#[tokio::test]
 async fn refs_polling_and_force_push_over_git_daemon() {
     let upstream = Upstream::new();
     let first = upstream.commit("deploy/a.yaml", "a: 1\n", "first");

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs, idempotently, what the git source tests start on loopback:
 # sshd (openssh-server), lighttpd in front of `git http-backend` (basic auth),
-# `git daemon` (in git), gnupg and ssh-keygen for signed commits.
+# lighttpd's TLS module and openssl for HTTPS with a custom CA, `git daemon`
+# (in git), gnupg and ssh-keygen for signed commits.
 set -euo pipefail
 
 log() { echo "[git/install.sh] $*" >&2; }
 
-PACKAGES=(git openssh-server openssh-client lighttpd gnupg)
+PACKAGES=(git openssh-server openssh-client lighttpd lighttpd-mod-openssl openssl gnupg)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

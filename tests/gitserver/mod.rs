@@ -238,10 +238,122 @@ impl SshServer {
 /// `/git/<name>` with basic auth, `/bearer/<name>` with a bearer token.
 pub struct HttpServer {
     pub server: Server,
+    /// Keys and certificates of a TLS server, kept for its lifetime.
+    tls: Option<tempfile::TempDir>,
+}
+
+/// A test certificate authority and a server certificate for 127.0.0.1, made with `openssl`.
+struct TestCa {
+    ca_pem: String,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+}
+
+impl TestCa {
+    fn generate(dir: &Path) -> Self {
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("running openssl (tests/git/install.sh installs it)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=kubemint test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        TestCa {
+            ca_pem: std::fs::read_to_string(dir.join("ca.crt")).unwrap(),
+            server_cert: dir.join("server.crt"),
+            server_key: dir.join("server.key"),
+        }
+    }
 }
 
 impl HttpServer {
+    /// Plain HTTP.
     pub fn start(root: &Path) -> Self {
+        Self::start_with(root, "")
+    }
+
+    /// HTTPS with a certificate for 127.0.0.1 signed by a fresh test CA; returns
+    /// the server and the CA certificate (PEM) that clients must trust.
+    pub fn start_tls(root: &Path) -> (Self, String) {
+        let pki = tempfile::tempdir().unwrap();
+        let ca = TestCa::generate(pki.path());
+        let tls = format!(
+            r#"server.modules += ("mod_openssl")
+ssl.engine = "enable"
+ssl.pemfile = "{}"
+ssl.privkey = "{}"
+"#,
+            ca.server_cert.display(),
+            ca.server_key.display()
+        );
+        let mut server = Self::start_with(root, &tls);
+        server.tls = Some(pki);
+        (server, ca.ca_pem)
+    }
+
+    fn start_with(root: &Path, extra_config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let d = dir.path().display();
@@ -273,7 +385,7 @@ $HTTP["url"] =~ "^/bearer/" {{
     url.access-deny = ("")
   }}
 }}
-"#,
+{extra_config}"#,
             root = root.display()
         );
         std::fs::write(dir.path().join("lighttpd.conf"), config).unwrap();
@@ -287,7 +399,13 @@ $HTTP["url"] =~ "^/bearer/" {{
         wait_listening(port, &mut child, "lighttpd");
         HttpServer {
             server: Server { child, port, dir },
+            tls: None,
         }
+    }
+
+    /// `https://127.0.0.1:PORT/git/<name>` (for a server from [`HttpServer::start_tls`]).
+    pub fn https_url(&self, name: &str) -> String {
+        format!("https://127.0.0.1:{}/git/{name}", self.server.port)
     }
 
     /// `http://[user:password@]127.0.0.1:PORT/git/<name>`.
