@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod controller;
+pub mod inspect;
 pub mod plan;
 pub mod render;
 pub mod rollout;

@@ -61,6 +61,22 @@ enum Command {
         #[arg(long)]
         objects: bool,
     },
+    /// Where a channel stands: source, applied commit, active release, conditions.
+    Status {
+        /// The channel's name.
+        channel: String,
+        /// Its namespace (default: the kube context's namespace).
+        #[arg(short, long)]
+        namespace: Option<String>,
+    },
+    /// A channel's releases, newest first: id, phase, commit, author, times.
+    History {
+        /// The channel's name.
+        channel: String,
+        /// Its namespace (default: the kube context's namespace).
+        #[arg(short, long)]
+        namespace: Option<String>,
+    },
     /// Print the Channel CustomResourceDefinition.
     Crd,
 }
@@ -69,6 +85,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Crd => print_crd(),
+        Command::Status { channel, namespace } => {
+            inspect(&channel, namespace, kubemint::inspect::describe_status)
+        }
+        Command::History { channel, namespace } => {
+            inspect(&channel, namespace, kubemint::inspect::describe_history)
+        }
         Command::Plan {
             target,
             reference,
@@ -104,6 +126,35 @@ fn main() -> ExitCode {
 fn print_crd() -> anyhow::Result<()> {
     print!("{}", serde_yaml::to_string(&Channel::crd())?);
     Ok(())
+}
+
+/// Reads a channel from the cluster and prints `describe(channel)`.
+fn inspect(
+    name: &str,
+    namespace: Option<String>,
+    describe: fn(&Channel) -> String,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let channel = runtime.block_on(read_channel(name, namespace))?;
+    print!("{}", describe(&channel));
+    Ok(())
+}
+
+/// The channel `name` in `namespace`, or in the kube context's namespace.
+async fn read_channel(name: &str, namespace: Option<String>) -> anyhow::Result<Channel> {
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the cluster (KUBECONFIG or in-cluster config)")?;
+    let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_string());
+    kube::Api::<Channel>::namespaced(client, &namespace)
+        .get(name)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "reading channel {namespace}/{name}: {}",
+                kubemint::cluster::api_message(&e)
+            )
+        })
 }
 
 fn plan(

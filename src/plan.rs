@@ -233,7 +233,11 @@ pub fn describe(plan: &Plan) -> String {
     out
 }
 
-fn write_table<const N: usize>(out: &mut String, header: [&str; N], rows: &[[String; N]]) {
+pub(crate) fn write_table<const N: usize>(
+    out: &mut String,
+    header: [&str; N],
+    rows: &[[String; N]],
+) {
     let mut widths = header.map(str::len);
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

@@ -279,14 +279,55 @@ async fn a_commit_in_a_local_repository_syncs_without_a_poll() {
     let op = Operator::start(cluster.kubeconfig(), &ns);
     wait_applied(&client, &ns, "app", &first, &op).await;
 
+    let mut shas = vec![first];
     for round in ["two", "three"] {
         let sha = repo.commit(&[("deploy/cm.yaml", &config_map(round))], &[], round);
         let took = time_to_apply(&client, &ns, "app", &sha, &op).await;
         println!("local commit -> applied (notify): {took:?}");
+        shas.push(sha);
     }
     let cm: k8s_openapi::api::core::v1::ConfigMap = Api::namespaced(client.clone(), &ns)
         .get("greeting")
         .await
         .unwrap();
     assert_eq!(cm.data.unwrap()["GREETING"], "three");
+
+    // `kubemint history` and `kubemint status` read the same channel.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubemint"))
+            .args(args)
+            .env("KUBECONFIG", cluster.kubeconfig())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, history, err) = cli(&["history", "app", "-n", &ns]);
+    assert!(ok, "{err}");
+    let rows: Vec<&str> = history.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{history}");
+    for (row, sha) in rows.iter().zip(shas.iter().rev()) {
+        assert!(row.contains(&sha[..12]), "{history}");
+    }
+    assert!(
+        rows[0].contains("Active") && rows[2].contains("Superseded"),
+        "{history}"
+    );
+    let (ok, status, err) = cli(&["status", "app", "-n", &ns]);
+    assert!(ok, "{err}");
+    println!("$ kubemint history app\n{history}\n$ kubemint status app\n{status}");
+    assert!(
+        status.contains(&format!("Applied   {} three", &shas[2][..12])),
+        "{status}"
+    );
+    assert!(status.contains("Ready"), "{status}");
+    let (ok, _, err) = cli(&["status", "nobody", "-n", &ns]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("reading channel {ns}/nobody")),
+        "{err}"
+    );
 }

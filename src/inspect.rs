@@ -1,0 +1,263 @@
+//! `kubemint status` and `kubemint history`: a channel's state and its releases,
+//! formatted for a terminal from the Channel object alone (no git access).
+
+use std::fmt::Write as _;
+
+use crate::controller::crd::{CommitInfo, ReleaseRecord};
+use crate::controller::Channel;
+use crate::plan::write_table;
+use crate::source::redact_url;
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}
+
+/// An RFC 3339 time to the second: the fraction only widens tables.
+fn to_second(time: &str) -> String {
+    match (time.find('.'), time.rfind(['Z', '+'])) {
+        (Some(dot), Some(zone)) if dot < zone => format!("{}{}", &time[..dot], &time[zone..]),
+        _ => time.to_string(),
+    }
+}
+
+fn commit_line(c: &CommitInfo) -> String {
+    let mut line = format!("{} {} ({}, {})", short(&c.sha), c.subject, c.author, c.time);
+    if let Some(r) = &c.reference {
+        let _ = write!(line, " from {r}");
+    }
+    line
+}
+
+/// Where a channel stands: source, applied commit, active release, conditions.
+pub fn describe_status(channel: &Channel) -> String {
+    let spec = &channel.spec;
+    let status = channel.status.clone().unwrap_or_default();
+    let mut out = String::new();
+    let name = format!(
+        "{}/{}",
+        channel.metadata.namespace.as_deref().unwrap_or_default(),
+        channel.metadata.name.as_deref().unwrap_or_default()
+    );
+    let _ = writeln!(
+        out,
+        "Channel   {name}{}",
+        if spec.suspend { " (suspended)" } else { "" }
+    );
+    let reference = crate::source::RefRequest::from_spec(&spec.git.reference)
+        .map(|r| r.describe())
+        .unwrap_or_else(|e| e.to_string());
+    let _ = writeln!(
+        out,
+        "Source    {} {reference}, path {}, every {}",
+        redact_url(&spec.git.url),
+        spec.git.path,
+        spec.git.interval
+    );
+    match &status.last_applied_commit {
+        Some(c) => {
+            let _ = writeln!(out, "Applied   {}", commit_line(c));
+        }
+        None => out.push_str("Applied   nothing yet\n"),
+    }
+    let applied_sha = status.last_applied_commit.as_ref().map(|c| &c.sha);
+    if let Some(attempted) = status
+        .last_attempted_commit
+        .as_ref()
+        .filter(|c| Some(&c.sha) != applied_sha)
+    {
+        let _ = writeln!(out, "Attempted {}", commit_line(attempted));
+    }
+    if let Some(active) = &status.active_release {
+        let since = status
+            .releases
+            .iter()
+            .find(|r| &r.id == active)
+            .and_then(|r| r.promoted_at.as_deref().or(r.applied_at.as_deref()))
+            .map(|t| format!(", since {}", to_second(t)))
+            .unwrap_or_default();
+        let _ = writeln!(out, "Release   {active}{since}");
+    }
+    if let Some(current) = status.releases.first() {
+        if !current.revisions.is_empty() {
+            out.push_str("\nRevisions of the newest release:\n");
+            for r in &current.revisions {
+                let _ = writeln!(out, "  {}  {}", r.workload, r.revision);
+            }
+        }
+    }
+    if !status.conditions.is_empty() {
+        out.push_str("\nConditions:\n");
+        let rows: Vec<[String; 4]> = status
+            .conditions
+            .iter()
+            .map(|c| {
+                [
+                    c.type_.clone(),
+                    c.status.clone(),
+                    c.reason.clone(),
+                    c.message.clone(),
+                ]
+            })
+            .collect();
+        write_table(&mut out, ["TYPE", "STATUS", "REASON", "MESSAGE"], &rows);
+    }
+    let objects = status.inventory.map_or(0, |i| i.entries.len());
+    let _ = writeln!(out, "\nInventory: {objects} objects");
+    out
+}
+
+/// The channel's releases, newest first: id, phase, commit, author, times, subject.
+pub fn describe_history(channel: &Channel) -> String {
+    let releases: &[ReleaseRecord] = channel
+        .status
+        .as_ref()
+        .map(|s| s.releases.as_slice())
+        .unwrap_or_default();
+    if releases.is_empty() {
+        return "no releases yet\n".to_string();
+    }
+    let rows: Vec<[String; 7]> = releases
+        .iter()
+        .map(|r| {
+            [
+                r.id.clone(),
+                format!("{:?}", r.phase),
+                short(&r.commit.sha).to_string(),
+                r.commit.author.clone(),
+                r.applied_at.as_deref().map_or("-".into(), to_second),
+                r.promoted_at.as_deref().map_or("-".into(), to_second),
+                match &r.message {
+                    Some(m) => format!("{} ({m})", r.commit.subject),
+                    None => r.commit.subject.clone(),
+                },
+            ]
+        })
+        .collect();
+    let mut out = String::new();
+    write_table(
+        &mut out,
+        [
+            "RELEASE", "PHASE", "COMMIT", "AUTHOR", "APPLIED", "PROMOTED", "SUBJECT",
+        ],
+        &rows,
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::crd::{ChannelStatus, ReleasePhase, WorkloadRevision};
+    use serde_json::json;
+
+    fn channel(status: ChannelStatus) -> Channel {
+        let mut ch: Channel = serde_json::from_value(json!({
+            "apiVersion": "kubemint.io/v1alpha1", "kind": "Channel",
+            "metadata": {"name": "shop", "namespace": "prod"},
+            "spec": {"git": {"url": "https://bot:s3cret@git.example.com/shop.git", "path": "deploy"}}
+        }))
+        .unwrap();
+        ch.status = Some(status);
+        ch
+    }
+
+    fn release(id: &str, sha: &str, subject: &str, phase: ReleasePhase) -> ReleaseRecord {
+        ReleaseRecord {
+            id: id.into(),
+            commit: CommitInfo {
+                sha: sha.into(),
+                author: "Ada <ada@example.com>".into(),
+                subject: subject.into(),
+                time: "2026-11-22T10:00:00Z".into(),
+                reference: Some("refs/heads/main".into()),
+            },
+            applied_at: Some("2026-11-22T10:01:00Z".into()),
+            promoted_at: (phase != ReleasePhase::Failed).then(|| "2026-11-22T10:02:00Z".into()),
+            phase,
+            message: (phase == ReleasePhase::Failed).then(|| "web: 0/2 ready".into()),
+            revisions: vec![WorkloadRevision {
+                namespace: None,
+                workload: "web".into(),
+                revision: "5d8c7f9b".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn times_are_shown_to_the_second() {
+        assert_eq!(
+            to_second("2026-11-22T14:18:00.723527184Z"),
+            "2026-11-22T14:18:00Z"
+        );
+        assert_eq!(
+            to_second("2026-11-22T14:18:00.5+01:00"),
+            "2026-11-22T14:18:00+01:00"
+        );
+        assert_eq!(to_second("2026-11-22T14:18:00Z"), "2026-11-22T14:18:00Z");
+    }
+
+    #[test]
+    fn history_lists_releases_newest_first_with_failures_explained() {
+        let status = ChannelStatus {
+            releases: vec![
+                release("r3", &"c".repeat(40), "web 1.6.0", ReleasePhase::Failed),
+                release("r2", &"b".repeat(40), "web 1.5.0", ReleasePhase::Active),
+                release("r1", &"a".repeat(40), "web 1.4.2", ReleasePhase::Superseded),
+            ],
+            ..Default::default()
+        };
+        let text = describe_history(&channel(status));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(lines[0].starts_with("  RELEASE  PHASE"), "{text}");
+        assert!(
+            lines[1].contains("r3") && lines[1].contains("Failed"),
+            "{text}"
+        );
+        assert!(lines[1].contains("web 1.6.0 (web: 0/2 ready)"), "{text}");
+        assert!(lines[2].contains("Active") && lines[2].contains(&"b".repeat(12)));
+        assert!(lines[3].contains("Superseded"));
+        assert_eq!(
+            describe_history(&channel(ChannelStatus::default())),
+            "no releases yet\n"
+        );
+    }
+
+    #[test]
+    fn status_shows_source_applied_and_failed_attempt_without_secrets() {
+        let mut applied = release("r2", &"b".repeat(40), "web 1.5.0", ReleasePhase::Active).commit;
+        applied.reference = Some("refs/heads/main".into());
+        let status = ChannelStatus {
+            last_applied_commit: Some(applied),
+            last_attempted_commit: Some(
+                release("r3", &"c".repeat(40), "web 1.6.0", ReleasePhase::Failed).commit,
+            ),
+            active_release: Some("r2".into()),
+            releases: vec![
+                release("r3", &"c".repeat(40), "web 1.6.0", ReleasePhase::Failed),
+                release("r2", &"b".repeat(40), "web 1.5.0", ReleasePhase::Active),
+            ],
+            ..Default::default()
+        };
+        let text = describe_status(&channel(status));
+        assert!(text.contains("Channel   prod/shop\n"), "{text}");
+        assert!(
+            text.contains("https://***@git.example.com/shop.git branch 'main', path deploy"),
+            "{text}"
+        );
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(
+            text.contains(&format!("Applied   {} web 1.5.0", "b".repeat(12))),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("Attempted {} web 1.6.0", "c".repeat(12))),
+            "{text}"
+        );
+        assert!(
+            text.contains("Release   r2, since 2026-11-22T10:02:00Z"),
+            "{text}"
+        );
+        assert!(text.contains("  web  5d8c7f9b"), "{text}");
+    }
+}
