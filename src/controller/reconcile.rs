@@ -237,17 +237,12 @@ async fn sync(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
 /// A channel on a local repository syncs as soon as a ref moves there, not at
 /// the next poll. A failed watch only means polling; the fetch reports the cause.
 fn watch_local_repository(channel: &Channel, ctx: &Context) {
+    let key = key_of(channel);
     let (ns, name) = (channel.namespace().unwrap_or_default(), channel.name_any());
     let requests = ctx.requests.clone();
-    let on_change = Arc::new({
-        let (ns, name) = (ns.clone(), name.clone());
-        move || requests.request(&ns, &name)
-    });
-    if let Err(e) = ctx
-        .watches
-        .ensure(&format!("{ns}/{name}"), &channel.spec.git.url, on_change)
-    {
-        tracing::debug!(channel = %format!("{ns}/{name}"), error = %e, "not watching; polling instead");
+    let on_change = Arc::new(move || requests.request(&ns, &name));
+    if let Err(e) = ctx.watches.ensure(&key, &channel.spec.git.url, on_change) {
+        tracing::debug!(channel = %key, error = %e, "not watching; polling instead");
     }
 }
 
