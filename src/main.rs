@@ -198,7 +198,7 @@ async fn run(settings: Settings, http_addr: SocketAddr) -> anyhow::Result<()> {
         ServerState {
             metrics,
             ready: ready.clone(),
-            hooks: Some(hooks),
+            hooks,
         },
     )
     .await

@@ -21,8 +21,8 @@ pub struct ServerState {
     pub metrics: Arc<Metrics>,
     /// Set once the controller is connected and watching.
     pub ready: Arc<AtomicBool>,
-    /// Webhook receivers; `None` answers 503 on `/hooks/...`.
-    pub hooks: Option<hooks::Hooks>,
+    /// What the webhook receivers need.
+    pub hooks: hooks::Hooks,
 }
 
 /// The router with every endpoint.

@@ -84,11 +84,8 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(hooks) = &state.hooks else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response();
-    };
     let channel = format!("{namespace}/{name}");
-    match handle(hooks, &namespace, &name, &headers, &body).await {
+    match handle(&state.hooks, &namespace, &name, &headers, &body).await {
         Ok(provider) => {
             state.metrics.count_webhook("Accepted");
             tracing::info!(%channel, provider = provider.name(), "webhook: sync requested");
