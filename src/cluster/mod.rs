@@ -115,3 +115,23 @@ pub fn api_message(err: &kube::Error) -> String {
         other => other.to_string(),
     }
 }
+
+/// The `data` of Secret `namespace/name`. The error names the Secret, never its content.
+pub async fn secret_data(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<std::collections::BTreeMap<String, Vec<u8>>, String> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), namespace);
+    let secret = api
+        .get(name)
+        .await
+        .map_err(|e| format!("reading Secret {namespace}/{name}: {}", api_message(&e)))?;
+    Ok(secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect())
+}

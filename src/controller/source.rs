@@ -1,14 +1,13 @@
 //! The channel's git side: from `spec.git` (and its Secrets) to a fetched,
 //! verified commit.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, Client, ResourceExt};
+use kube::{Client, ResourceExt};
 
 use super::crd::{Channel, VerifyMode};
 use super::Error;
+use crate::cluster::secret_data;
 use crate::source::{
     CommitMeta, FetchRequest, GitCache, GitCredentials, RefRequest, SourceError, TransferStats,
     TrustedKeys,
@@ -80,7 +79,7 @@ pub async fn fetch(git: &GitCache, client: &Client, channel: &Channel) -> Result
     let reference = RefRequest::from_spec(&spec.reference)?;
     let credentials = match &spec.secret_ref {
         Some(r) => GitCredentials::from_secret_data(
-            &read_secret(client, &ns, &r.name)
+            &secret_data(client, &ns, &r.name)
                 .await
                 .map_err(|message| SourceError::Credentials { message })?,
         )?,
@@ -99,7 +98,7 @@ pub async fn fetch(git: &GitCache, client: &Client, channel: &Channel) -> Result
     let outcome = git.fetch(&request).await?;
     let mut signers = Vec::new();
     if let Some(verify) = &spec.verify {
-        let data = read_secret(client, &ns, &verify.secret_ref.name)
+        let data = secret_data(client, &ns, &verify.secret_ref.name)
             .await
             .map_err(|message| SourceError::InvalidKeys { message })?;
         let keys = TrustedKeys::from_secret_data(&data)?;
@@ -128,25 +127,4 @@ pub async fn fetch(git: &GitCache, client: &Client, channel: &Channel) -> Result
         signers,
         stats: outcome.stats,
     })
-}
-
-/// The `data` of a Secret in the channel's namespace. Errors name the Secret, never its content.
-async fn read_secret(
-    client: &Client,
-    ns: &str,
-    name: &str,
-) -> Result<BTreeMap<String, Vec<u8>>, String> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let secret = api.get(name).await.map_err(|e| {
-        format!(
-            "reading Secret {ns}/{name}: {}",
-            crate::cluster::api_message(&e)
-        )
-    })?;
-    Ok(secret
-        .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, v.0))
-        .collect())
 }

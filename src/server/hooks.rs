@@ -8,9 +8,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Client};
+use kube::Client;
 
 use super::ServerState;
 use crate::controller::{Channel, SyncRequests};
@@ -135,20 +134,14 @@ async fn handle(
 }
 
 async fn read_token(client: &Client, namespace: &str, secret: &str) -> Result<Vec<u8>, Rejection> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let unavailable = |why: String| {
         tracing::warn!(secret = %format!("{namespace}/{secret}"), %why, "webhook Secret unusable (spec.webhook.secretRef)");
         Rejection::SecretUnavailable
     };
-    let found = api
-        .get(secret)
+    crate::cluster::secret_data(client, namespace, secret)
         .await
-        .map_err(|e| unavailable(crate::cluster::api_message(&e)))?;
-    let token = found
-        .data
-        .and_then(|mut d| d.remove(TOKEN_KEY))
-        .map(|v| v.0)
+        .map_err(unavailable)?
+        .remove(TOKEN_KEY)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| unavailable(format!("it has no `{TOKEN_KEY}` key")))?;
-    Ok(token)
+        .ok_or_else(|| unavailable(format!("it has no `{TOKEN_KEY}` key")))
 }
