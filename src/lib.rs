@@ -10,6 +10,7 @@ pub mod controller;
 pub mod inspect;
 pub mod plan;
 pub mod render;
+pub mod revert;
 pub mod rollout;
 pub mod server;
 pub mod source;

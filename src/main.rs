@@ -8,11 +8,13 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use kube::CustomResourceExt;
+use kube::{CustomResourceExt, ResourceExt};
 
 use kubemint::controller::{Channel, Metrics, Operator, Settings, SyncRequests};
+use kubemint::revert::{RevertRequest, Target};
 use kubemint::server::hooks::Hooks;
 use kubemint::server::{self, ServerState};
+use kubemint::source::{redact_url, GitCredentials};
 use kubemint::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
@@ -77,6 +79,37 @@ enum Command {
         #[arg(short, long)]
         namespace: Option<String>,
     },
+    /// Roll back in git: commit the revert of a channel's release or commit, in a
+    /// clone of its repository, and push it with --push.
+    Revert {
+        /// The channel's name.
+        channel: String,
+        /// Its namespace (default: the kube context's namespace).
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Revert this release (id or unique prefix): every commit it brought since
+        /// the release before it. Default: the active release.
+        #[arg(long, conflicts_with = "commit")]
+        release: Option<String>,
+        /// Revert this one commit.
+        #[arg(long)]
+        commit: Option<String>,
+        /// Subject line of the revert commit (the body always names what is reverted).
+        #[arg(short, long)]
+        message: Option<String>,
+        /// Author name (default: git config user.name).
+        #[arg(long, requires = "author_email")]
+        author_name: Option<String>,
+        /// Author email (default: git config user.email).
+        #[arg(long, requires = "author_name")]
+        author_email: Option<String>,
+        /// Push the commit to the channel's branch with the channel's credentials.
+        #[arg(long)]
+        push: bool,
+        /// Clone into this directory (default: a new directory under $TMPDIR, kept).
+        #[arg(long)]
+        workdir: Option<PathBuf>,
+    },
     /// Print the Channel CustomResourceDefinition.
     Crd,
 }
@@ -90,6 +123,33 @@ fn main() -> ExitCode {
         }
         Command::History { channel, namespace } => {
             inspect(&channel, namespace, kubemint::inspect::describe_history)
+        }
+        Command::Revert {
+            channel,
+            namespace,
+            release,
+            commit,
+            message,
+            author_name,
+            author_email,
+            push,
+            workdir,
+        } => {
+            let target = match (release, commit) {
+                (Some(id), _) => Target::Release(id),
+                (None, Some(sha)) => Target::Commit(sha),
+                (None, None) => Target::Active,
+            };
+            let options = RevertOptions {
+                target,
+                message,
+                author: author_name.zip(author_email),
+                push,
+                workdir,
+            };
+            tokio::runtime::Runtime::new()
+                .context("starting the async runtime")
+                .and_then(|rt| rt.block_on(revert(&channel, namespace, options)))
         }
         Command::Plan {
             target,
@@ -135,18 +195,78 @@ fn inspect(
     describe: fn(&Channel) -> String,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let channel = runtime.block_on(read_channel(name, namespace))?;
+    let (_, channel) = runtime.block_on(read_channel(name, namespace))?;
     print!("{}", describe(&channel));
     Ok(())
 }
 
-/// The channel `name` in `namespace`, or in the kube context's namespace.
-async fn read_channel(name: &str, namespace: Option<String>) -> anyhow::Result<Channel> {
+/// What `kubemint revert` was asked, besides the channel.
+struct RevertOptions {
+    target: Target,
+    message: Option<String>,
+    author: Option<(String, String)>,
+    push: bool,
+    workdir: Option<PathBuf>,
+}
+
+async fn revert(
+    name: &str,
+    namespace: Option<String>,
+    options: RevertOptions,
+) -> anyhow::Result<()> {
+    let (client, channel) = read_channel(name, namespace).await?;
+    let ns = channel.namespace().unwrap_or_default();
+    let branch = kubemint::revert::branch_of(&channel)?;
+    let status = channel.status.clone().unwrap_or_default();
+    let change = kubemint::revert::pick_change(&format!("{ns}/{name}"), &status, &options.target)?;
+    let credentials = match &channel.spec.git.secret_ref {
+        Some(secret) => {
+            let data = kubemint::cluster::secret_data(&client, &ns, &secret.name)
+                .await
+                .map_err(|m| anyhow::anyhow!("git credentials (spec.git.secretRef): {m}"))?;
+            GitCredentials::from_secret_data(&data)?
+        }
+        None => GitCredentials::none(),
+    };
+    let what = change.what.clone();
+    let reverted = kubemint::revert::revert(RevertRequest {
+        url: channel.spec.git.url.clone(),
+        branch: branch.clone(),
+        credentials,
+        change,
+        message: options.message,
+        author: options.author,
+        workdir: options.workdir,
+        push: options.push,
+    })
+    .await?;
+    println!("Reverted {what} on branch {branch}");
+    println!("  commit {} {}", reverted.sha, reverted.subject);
+    if reverted.pushed {
+        println!("  pushed to {}", redact_url(&channel.spec.git.url));
+    } else {
+        println!(
+            "  in {} (not pushed); push it with:",
+            reverted.clone.display()
+        );
+        println!(
+            "  {}",
+            kubemint::revert::push_hint(&reverted.clone, &branch)
+        );
+    }
+    Ok(())
+}
+
+/// The channel `name` in `namespace`, or in the kube context's namespace, and the client that read it.
+async fn read_channel(
+    name: &str,
+    namespace: Option<String>,
+) -> anyhow::Result<(kube::Client, Channel)> {
     let client = kube::Client::try_default()
         .await
         .context("connecting to the cluster (KUBECONFIG or in-cluster config)")?;
     let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_string());
-    kube::Api::<Channel>::namespaced(client, &namespace)
+    let channel = kube::Api::<Channel>::namespaced(client.clone(), &namespace)
         .get(name)
         .await
         .map_err(|e| {
@@ -154,7 +274,8 @@ async fn read_channel(name: &str, namespace: Option<String>) -> anyhow::Result<C
                 "reading channel {namespace}/{name}: {}",
                 kubemint::cluster::api_message(&e)
             )
-        })
+        })?;
+    Ok((client, channel))
 }
 
 fn plan(

@@ -1,0 +1,563 @@
+//! `kubemint revert`: a rollback made as a git commit, so that it stays in the
+//! history like every other change.
+//!
+//! The revert is computed with a three-way merge: the tree of the commit being
+//! undone is the ancestor, the branch tip is "ours", and the state to return to
+//! is "theirs" (the commit's first parent, or for a release the commit of the
+//! release before it). For a single commit this is exactly `git revert`; for a
+//! release it undoes every commit the release brought, as one commit.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use git2::{build::RepoBuilder, Oid, PushOptions, Repository, Signature};
+
+use crate::controller::crd::{ChannelStatus, ReleasePhase};
+use crate::controller::Channel;
+use crate::source::auth::fetch_options;
+use crate::source::{redact_url, remote_callbacks, GitCredentials, RefRequest};
+
+/// Errors of `kubemint revert`. Messages name the channel, commit or release, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum RevertError {
+    /// The channel does not follow a branch, so there is nothing to commit onto.
+    #[error("channel {channel} follows {reference}, not a branch: revert the commit on the branch that produces it instead")]
+    NotABranch {
+        /// `namespace/name`.
+        channel: String,
+        /// What it follows.
+        reference: String,
+    },
+    /// No release matches the id (or the prefix matches several).
+    #[error("channel {channel} has no release '{id}'{}; known releases: {known}", if *.ambiguous { " (ambiguous prefix)" } else { "" })]
+    UnknownRelease {
+        /// `namespace/name`.
+        channel: String,
+        /// What was asked for.
+        id: String,
+        /// Whether the prefix matched more than one release.
+        ambiguous: bool,
+        /// The ids it has.
+        known: String,
+    },
+    /// Nothing to revert by default: the channel has no active release.
+    #[error("channel {channel} has no active release; pass --release ID or --commit SHA")]
+    NoActiveRelease {
+        /// `namespace/name`.
+        channel: String,
+    },
+    /// The commit is not in the branch's history.
+    #[error("{commit} is not on branch '{branch}' of {url}")]
+    NotOnBranch {
+        /// The commit asked for.
+        commit: String,
+        /// The branch.
+        branch: String,
+        /// Redacted URL.
+        url: String,
+    },
+    /// The revert does not apply cleanly to the tip.
+    #[error("reverting {what} conflicts with later changes in: {}; revert by hand in a clone, nothing was committed or pushed", .paths.join(", "))]
+    Conflict {
+        /// What was being reverted.
+        what: String,
+        /// Conflicting paths.
+        paths: Vec<String>,
+    },
+    /// The tip already has the content the revert would produce.
+    #[error("reverting {what} changes nothing: the tip of '{branch}' already has that content")]
+    NothingToRevert {
+        /// What was being reverted.
+        what: String,
+        /// The branch.
+        branch: String,
+    },
+    /// No author: neither flags nor git config give one.
+    #[error("no author for the revert commit: pass --author-name and --author-email, or set user.name and user.email in git config")]
+    NoAuthor,
+    /// The remote refused the push (not a fast-forward, protected branch, hook).
+    #[error(
+        "{url} refused the push to '{branch}': {message}; fetch, check the branch and try again"
+    )]
+    PushRejected {
+        /// Redacted URL.
+        url: String,
+        /// The branch.
+        branch: String,
+        /// The remote's reason.
+        message: String,
+    },
+    /// A git operation failed.
+    #[error("{action} {url}: {message}")]
+    Git {
+        /// What was being done (`cloning`, `pushing to`...).
+        action: &'static str,
+        /// Redacted URL.
+        url: String,
+        /// What git said, scrubbed of secrets.
+        message: String,
+    },
+    /// The background git task failed.
+    #[error("git task failed: {0}")]
+    Task(String),
+}
+
+/// What to revert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The channel's active release.
+    Active,
+    /// A release, by id or unique id prefix.
+    Release(String),
+    /// One commit.
+    Commit(String),
+}
+
+/// The change to undo: from `to` back to `base` (`None`: the first parent of `to`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The commit whose content is undone.
+    pub to: String,
+    /// The commit whose content comes back; `None` means `to`'s first parent.
+    pub base: Option<String>,
+    /// For messages: `release 3f2a9c (commit 1a2b3c4d5e6f "web 1.5.0")` or `commit 1a2b3c4d5e6f`.
+    pub what: String,
+    /// The subject of `to`, when the channel's status knows it.
+    pub subject: Option<String>,
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}
+
+/// Which change `target` means for a channel with `status`. Releases are
+/// newest first; a release's base is the next older release that did not fail
+/// (a failed release never served), so reverting it returns to what ran before.
+pub fn pick_change(
+    channel: &str,
+    status: &ChannelStatus,
+    target: &Target,
+) -> Result<Change, RevertError> {
+    let id = match target {
+        Target::Commit(sha) => {
+            return Ok(Change {
+                to: sha.clone(),
+                base: None,
+                what: format!("commit {}", short(sha)),
+                subject: None,
+            })
+        }
+        Target::Release(id) => id.clone(),
+        Target::Active => {
+            status
+                .active_release
+                .clone()
+                .ok_or_else(|| RevertError::NoActiveRelease {
+                    channel: channel.to_string(),
+                })?
+        }
+    };
+    let matches: Vec<usize> = (0..status.releases.len())
+        .filter(|&i| status.releases[i].id.starts_with(&id))
+        .collect();
+    let [index] = matches[..] else {
+        let known: Vec<&str> = status.releases.iter().map(|r| r.id.as_str()).collect();
+        return Err(RevertError::UnknownRelease {
+            channel: channel.to_string(),
+            id,
+            ambiguous: matches.len() > 1,
+            known: if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            },
+        });
+    };
+    let release = &status.releases[index];
+    let base = status.releases[index + 1..]
+        .iter()
+        .find(|r| r.phase != ReleasePhase::Failed && r.commit.sha != release.commit.sha)
+        .map(|r| r.commit.sha.clone());
+    Ok(Change {
+        to: release.commit.sha.clone(),
+        base,
+        what: format!(
+            "release {} (commit {} \"{}\")",
+            release.id,
+            short(&release.commit.sha),
+            release.commit.subject
+        ),
+        subject: Some(release.commit.subject.clone()),
+    })
+}
+
+/// The revert commit's message: `--message` replaces the subject line; the body
+/// always says what was reverted, so history stays auditable.
+pub fn revert_message(
+    change: &Change,
+    to_subject: &str,
+    base: Option<&str>,
+    custom: Option<&str>,
+) -> String {
+    let subject = match (custom, &change.base) {
+        (Some(m), _) => m.trim().to_string(),
+        (None, None) => format!("Revert \"{to_subject}\""),
+        (None, Some(_)) => format!("Revert {}", change.what),
+    };
+    let body = match base {
+        Some(base) if change.base.is_some() => {
+            format!("This reverts commits {base}..{}.", change.to)
+        }
+        _ => format!("This reverts commit {}.", change.to),
+    };
+    format!("{subject}\n\n{body}\n")
+}
+
+/// A revert to make in a clone of a channel's repository.
+pub struct RevertRequest {
+    /// Repository URL (`spec.git.url`).
+    pub url: String,
+    /// The branch the channel follows.
+    pub branch: String,
+    /// Credentials from `spec.git.secretRef`.
+    pub credentials: GitCredentials,
+    /// What to undo.
+    pub change: Change,
+    /// `--message`.
+    pub message: Option<String>,
+    /// `--author-name` and `--author-email`.
+    pub author: Option<(String, String)>,
+    /// Where to clone; a new directory under the system temp dir when `None`.
+    pub workdir: Option<PathBuf>,
+    /// Push the commit to the branch.
+    pub push: bool,
+}
+
+/// The commit made.
+#[derive(Debug, Clone)]
+pub struct Reverted {
+    /// The new commit.
+    pub sha: String,
+    /// Its first line.
+    pub subject: String,
+    /// The clone that holds it.
+    pub clone: PathBuf,
+    /// Whether it was pushed.
+    pub pushed: bool,
+}
+
+/// The branch a channel follows, or why it cannot be reverted.
+pub fn branch_of(channel: &Channel) -> Result<String, RevertError> {
+    let name = format!(
+        "{}/{}",
+        channel.metadata.namespace.as_deref().unwrap_or_default(),
+        channel.metadata.name.as_deref().unwrap_or_default()
+    );
+    match RefRequest::from_spec(&channel.spec.git.reference) {
+        Ok(RefRequest::Branch(b)) => Ok(b),
+        Ok(other) => Err(RevertError::NotABranch {
+            channel: name,
+            reference: other.describe(),
+        }),
+        Err(e) => Err(RevertError::NotABranch {
+            channel: name,
+            reference: e.to_string(),
+        }),
+    }
+}
+
+/// Clones, commits the revert and pushes it when asked; blocking git work runs off the async workers.
+pub async fn revert(request: RevertRequest) -> Result<Reverted, RevertError> {
+    tokio::task::spawn_blocking(move || revert_blocking(&request))
+        .await
+        .map_err(|e| RevertError::Task(e.to_string()))?
+}
+
+fn revert_blocking(request: &RevertRequest) -> Result<Reverted, RevertError> {
+    let url = &request.url;
+    let creds = &request.credentials;
+    let git_error = |action: &'static str| {
+        move |e: git2::Error| RevertError::Git {
+            action,
+            url: redact_url(url),
+            message: creds.scrub(e.message()),
+        }
+    };
+    let clone_dir = match &request.workdir {
+        Some(dir) => dir.clone(),
+        None => tempdir_kept().map_err(|e| RevertError::Git {
+            action: "creating a directory for the clone of",
+            url: redact_url(url),
+            message: e.to_string(),
+        })?,
+    };
+    let repo = RepoBuilder::new()
+        .branch(&request.branch)
+        .fetch_options(fetch_options(creds, url))
+        .clone(url, &clone_dir)
+        .map_err(git_error("cloning"))?;
+    let head = repo
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .map_err(git_error("reading the branch tip of"))?;
+    let not_on_branch = || RevertError::NotOnBranch {
+        commit: request.change.to.clone(),
+        branch: request.branch.clone(),
+        url: redact_url(url),
+    };
+    let find = |sha: &str| -> Result<git2::Commit<'_>, RevertError> {
+        let commit = repo
+            .revparse_single(sha)
+            .and_then(|o| o.peel_to_commit())
+            .map_err(|_| not_on_branch())?;
+        let on_branch = commit.id() == head.id()
+            || repo
+                .graph_descendant_of(head.id(), commit.id())
+                .unwrap_or(false);
+        if on_branch {
+            Ok(commit)
+        } else {
+            Err(not_on_branch())
+        }
+    };
+    let to = find(&request.change.to)?;
+    // `git revert -m 1` for merges: the first parent is the branch's own line.
+    let base = match &request.change.base {
+        Some(sha) => Some(find(sha)?),
+        None => to.parent(0).ok(),
+    };
+    let empty_tree;
+    let base_tree = match &base {
+        Some(c) => c.tree().map_err(git_error("reading"))?,
+        None => {
+            // Reverting a root commit: back to nothing.
+            let oid = repo
+                .treebuilder(None)
+                .and_then(|b| b.write())
+                .map_err(git_error("writing in the clone of"))?;
+            empty_tree = repo.find_tree(oid).map_err(git_error("reading"))?;
+            empty_tree
+        }
+    };
+    let to_tree = to.tree().map_err(git_error("reading"))?;
+    let head_tree = head.tree().map_err(git_error("reading"))?;
+    let mut index = repo
+        .merge_trees(&to_tree, &head_tree, &base_tree, None)
+        .map_err(git_error("merging in the clone of"))?;
+    if index.has_conflicts() {
+        let mut paths: Vec<String> = index
+            .conflicts()
+            .map_err(git_error("reading conflicts in the clone of"))?
+            .filter_map(Result::ok)
+            .filter_map(|c| c.our.or(c.their).or(c.ancestor))
+            .map(|e| String::from_utf8_lossy(&e.path).to_string())
+            .collect();
+        paths.sort();
+        paths.dedup();
+        return Err(RevertError::Conflict {
+            what: request.change.what.clone(),
+            paths,
+        });
+    }
+    let tree_id = index
+        .write_tree_to(&repo)
+        .map_err(git_error("writing in the clone of"))?;
+    if tree_id == head_tree.id() {
+        return Err(RevertError::NothingToRevert {
+            what: request.change.what.clone(),
+            branch: request.branch.clone(),
+        });
+    }
+    let tree = repo.find_tree(tree_id).map_err(git_error("reading"))?;
+    let signature = match &request.author {
+        Some((name, email)) => Signature::now(name, email).map_err(|_| RevertError::NoAuthor)?,
+        None => repo.signature().map_err(|_| RevertError::NoAuthor)?,
+    };
+    let message = revert_message(
+        &request.change,
+        to.summary().ok().flatten().unwrap_or_default(),
+        base.as_ref().map(|b| b.id().to_string()).as_deref(),
+        request.message.as_deref(),
+    );
+    let sha = repo
+        .commit(
+            Some("HEAD"),
+            &signature,
+            &signature,
+            &message,
+            &tree,
+            &[&head],
+        )
+        .map_err(git_error("committing in the clone of"))?;
+    repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
+        .map_err(git_error("checking out in the clone of"))?;
+    if request.push {
+        push(&repo, request, sha)?;
+    }
+    Ok(Reverted {
+        sha: sha.to_string(),
+        subject: message.lines().next().unwrap_or_default().to_string(),
+        clone: clone_dir,
+        pushed: request.push,
+    })
+}
+
+/// Pushes the branch; a ref the remote rejects is an error, not a silent no-op.
+fn push(repo: &Repository, request: &RevertRequest, sha: Oid) -> Result<(), RevertError> {
+    let url = &request.url;
+    let creds = &request.credentials;
+    let rejected: Rc<RefCell<Option<String>>> = Rc::default();
+    let mut callbacks = remote_callbacks(creds, url);
+    let seen = rejected.clone();
+    callbacks.push_update_reference(move |_refname, status| {
+        if let Some(message) = status {
+            *seen.borrow_mut() = Some(message.to_string());
+        }
+        Ok(())
+    });
+    let mut options = PushOptions::new();
+    options.remote_callbacks(callbacks);
+    let headers = creds.http_headers();
+    if !headers.is_empty() {
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        options.custom_headers(&headers);
+    }
+    let refspec = format!("{sha}:refs/heads/{}", request.branch);
+    let mut remote = repo.find_remote("origin").map_err(|e| RevertError::Git {
+        action: "pushing to",
+        url: redact_url(url),
+        message: e.message().to_string(),
+    })?;
+    remote
+        .push(&[refspec.as_str()], Some(&mut options))
+        .map_err(|e| RevertError::PushRejected {
+            url: redact_url(url),
+            branch: request.branch.clone(),
+            message: creds.scrub(e.message()),
+        })?;
+    if let Some(message) = rejected.take() {
+        return Err(RevertError::PushRejected {
+            url: redact_url(url),
+            branch: request.branch.clone(),
+            message: creds.scrub(&message),
+        });
+    }
+    Ok(())
+}
+
+/// A new directory for the clone that outlives this process: without `--push`
+/// the user pushes from it.
+fn tempdir_kept() -> std::io::Result<PathBuf> {
+    Ok(tempfile::Builder::new()
+        .prefix("kubemint-revert-")
+        .tempdir()?
+        .keep())
+}
+
+/// How to push a commit made without `--push`.
+pub fn push_hint(clone: &Path, branch: &str) -> String {
+    format!("git -C {} push origin HEAD:{branch}", clone.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::crd::{CommitInfo, ReleaseRecord};
+
+    fn record(id: &str, sha: &str, phase: ReleasePhase) -> ReleaseRecord {
+        ReleaseRecord {
+            id: id.into(),
+            commit: CommitInfo {
+                sha: sha.into(),
+                subject: format!("subject of {sha}"),
+                ..Default::default()
+            },
+            phase,
+            ..Default::default()
+        }
+    }
+
+    fn status() -> ChannelStatus {
+        ChannelStatus {
+            active_release: Some("bbb222".into()),
+            releases: vec![
+                record("ccc333", "c3", ReleasePhase::Failed),
+                record("bbb222", "b2", ReleasePhase::Active),
+                record("bbb999", "b9", ReleasePhase::Failed),
+                record("aaa111", "a1", ReleasePhase::Superseded),
+            ],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_release_is_undone_back_to_the_last_release_that_served() {
+        let change = pick_change("ns/ch", &status(), &Target::Release("bbb2".into())).unwrap();
+        assert_eq!(change.to, "b2");
+        assert_eq!(
+            change.base.as_deref(),
+            Some("a1"),
+            "the failed b9 never served"
+        );
+        assert!(change.what.contains("release bbb222"));
+    }
+
+    #[test]
+    fn without_a_target_the_active_release_is_reverted() {
+        let change = pick_change("ns/ch", &status(), &Target::Active).unwrap();
+        assert_eq!(
+            (change.to.as_str(), change.base.as_deref()),
+            ("b2", Some("a1"))
+        );
+        let none = ChannelStatus::default();
+        assert!(matches!(
+            pick_change("ns/ch", &none, &Target::Active),
+            Err(RevertError::NoActiveRelease { .. })
+        ));
+    }
+
+    #[test]
+    fn the_oldest_release_reverts_its_commit_alone() {
+        let change = pick_change("ns/ch", &status(), &Target::Release("aaa".into())).unwrap();
+        assert_eq!((change.to.as_str(), change.base), ("a1", None));
+    }
+
+    #[test]
+    fn unknown_and_ambiguous_ids_list_the_known_ones() {
+        let err = pick_change("ns/ch", &status(), &Target::Release("zzz".into())).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("no release 'zzz'") && text.contains("ccc333, bbb222, bbb999, aaa111"),
+            "{text}"
+        );
+        let err = pick_change("ns/ch", &status(), &Target::Release("bbb".into())).unwrap_err();
+        assert!(err.to_string().contains("ambiguous"), "{err}");
+    }
+
+    #[test]
+    fn a_commit_is_reverted_alone() {
+        let change = pick_change("ns/ch", &status(), &Target::Commit("deadbeef".into())).unwrap();
+        assert_eq!(change.base, None);
+        let message = revert_message(&change, "web 1.5.0", Some("cafe"), None);
+        assert_eq!(
+            message,
+            "Revert \"web 1.5.0\"\n\nThis reverts commit deadbeef.\n"
+        );
+    }
+
+    #[test]
+    fn release_messages_name_the_range_and_keep_it_under_a_custom_subject() {
+        let change = pick_change("ns/ch", &status(), &Target::Active).unwrap();
+        let message = revert_message(&change, "subject of b2", Some("a1"), None);
+        assert_eq!(
+            message,
+            "Revert release bbb222 (commit b2 \"subject of b2\")\n\nThis reverts commits a1..b2.\n"
+        );
+        let custom = revert_message(&change, "x", Some("a1"), Some("Roll back web: 500s\n"));
+        assert_eq!(
+            custom,
+            "Roll back web: 500s\n\nThis reverts commits a1..b2.\n"
+        );
+    }
+}
