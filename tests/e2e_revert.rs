@@ -49,6 +49,19 @@ fn kubemint(kubeconfig: &std::path::Path, args: &[&str]) -> Run {
     run
 }
 
+/// `kubemint revert app -n <ns> <args> --author-name .. --author-email ..`.
+fn revert_app(kubeconfig: &std::path::Path, ns: &str, args: &[&str]) -> Run {
+    let mut all = vec!["revert", "app", "-n", ns];
+    all.extend_from_slice(args);
+    all.extend([
+        "--author-name",
+        "Grace Hopper",
+        "--author-email",
+        "grace@example.com",
+    ]);
+    kubemint(kubeconfig, &all)
+}
+
 /// The 40-hex commit id on the line `  commit <sha> ...` of revert's output.
 fn new_commit(stdout: &str) -> String {
     stdout
@@ -129,20 +142,7 @@ async fn revert_commits_and_pushes_a_rollback_that_the_operator_delivers() {
     assert_ne!(release_one, release_two);
 
     // Roll back the active release, pushed with the channel's credentials.
-    let run = kubemint(
-        kubeconfig,
-        &[
-            "revert",
-            "app",
-            "-n",
-            &ns,
-            "--push",
-            "--author-name",
-            "Grace Hopper",
-            "--author-email",
-            "grace@example.com",
-        ],
-    );
+    let run = revert_app(kubeconfig, &ns, &["--push"]);
     assert!(run.ok, "{}\n{}", run.stdout, run.stderr);
     println!("$ kubemint revert app --push\n{}", run.stdout);
     assert!(
@@ -175,23 +175,10 @@ async fn revert_commits_and_pushes_a_rollback_that_the_operator_delivers() {
     let y = upstream.commit("deploy/y.yaml", &config_map("y", "1"), "add y");
     let z = upstream.commit("deploy/z.yaml", &config_map("z", "1"), "add z");
     wait_applied(&client, &ns, "app", &z, &op).await;
-    let run = kubemint(
+    let run = revert_app(
         kubeconfig,
-        &[
-            "revert",
-            "app",
-            "-n",
-            &ns,
-            "--commit",
-            &y,
-            "--push",
-            "-m",
-            "Drop y: not needed",
-            "--author-name",
-            "Grace Hopper",
-            "--author-email",
-            "grace@example.com",
-        ],
+        &ns,
+        &["--commit", &y, "--push", "-m", "Drop y: not needed"],
     );
     assert!(run.ok, "{}\n{}", run.stdout, run.stderr);
     let drop_y = new_commit(&run.stdout);
@@ -219,22 +206,10 @@ async fn revert_commits_and_pushes_a_rollback_that_the_operator_delivers() {
     // Without --push: the commit stays in the clone, the remote is untouched.
     let workdir = tempfile::tempdir().unwrap();
     let clone = workdir.path().join("clone");
-    let run = kubemint(
+    let run = revert_app(
         kubeconfig,
-        &[
-            "revert",
-            "app",
-            "-n",
-            &ns,
-            "--commit",
-            &x,
-            "--workdir",
-            clone.to_str().unwrap(),
-            "--author-name",
-            "Grace Hopper",
-            "--author-email",
-            "grace@example.com",
-        ],
+        &ns,
+        &["--commit", &x, "--workdir", clone.to_str().unwrap()],
     );
     assert!(run.ok, "{}\n{}", run.stdout, run.stderr);
     let local = new_commit(&run.stdout);
@@ -263,22 +238,7 @@ async fn revert_commits_and_pushes_a_rollback_that_the_operator_delivers() {
         "greeting three",
     );
     let before = upstream.git(&["rev-parse", "main"]);
-    let run = kubemint(
-        kubeconfig,
-        &[
-            "revert",
-            "app",
-            "-n",
-            &ns,
-            "--commit",
-            &second,
-            "--push",
-            "--author-name",
-            "Grace Hopper",
-            "--author-email",
-            "grace@example.com",
-        ],
-    );
+    let run = revert_app(kubeconfig, &ns, &["--commit", &second, "--push"]);
     assert!(!run.ok);
     assert!(
         run.stderr.contains("conflicts") && run.stderr.contains("deploy/cm.yaml"),
@@ -288,30 +248,17 @@ async fn revert_commits_and_pushes_a_rollback_that_the_operator_delivers() {
     assert_eq!(upstream.git(&["rev-parse", "main"]), before);
 
     // Unknown releases list the known ones; a commit not on the branch is refused.
-    let run = kubemint(
-        kubeconfig,
-        &["revert", "app", "-n", &ns, "--release", "0000dead"],
-    );
+    let run = revert_app(kubeconfig, &ns, &["--release", "0000dead"]);
     assert!(!run.ok);
     assert!(
         run.stderr.contains("no release '0000dead'") && run.stderr.contains(&release_one),
         "{}",
         run.stderr
     );
-    let run = kubemint(
+    let run = revert_app(
         kubeconfig,
-        &[
-            "revert",
-            "app",
-            "-n",
-            &ns,
-            "--commit",
-            "0123456789abcdef0123456789abcdef01234567",
-            "--author-name",
-            "G",
-            "--author-email",
-            "g@example.com",
-        ],
+        &ns,
+        &["--commit", "0123456789abcdef0123456789abcdef01234567"],
     );
     assert!(!run.ok);
     assert!(
