@@ -51,8 +51,9 @@ enum Command {
     },
     /// Render a repository or directory offline and print its release.
     Plan {
-        /// A directory (rendered as it is on disk) or, with --ref, a git repository.
-        target: PathBuf,
+        /// A directory (rendered as it is on disk) or, with --ref, a git repository
+        /// (a path or a file:// URL).
+        target: String,
         /// Render this commit, branch or tag of the git repository instead of the files on disk.
         #[arg(long = "ref")]
         reference: Option<String>,
@@ -278,13 +279,15 @@ async fn read_channel(
     Ok((client, channel))
 }
 
-fn plan(
-    target: &std::path::Path,
-    reference: Option<&str>,
-    path: &str,
-    objects: bool,
-) -> anyhow::Result<()> {
-    let plan = kubemint::plan::plan(target, reference, path)?;
+fn plan(target: &str, reference: Option<&str>, path: &str, objects: bool) -> anyhow::Result<()> {
+    let Some(target) = kubemint::source::local_path(target) else {
+        anyhow::bail!(
+            "{}: plan reads local directories and repositories; clone it first \
+             (git clone URL DIR && kubemint plan DIR --ref BRANCH)",
+            redact_url(target)
+        );
+    };
+    let plan = kubemint::plan::plan(&target, reference, path)?;
     if objects {
         for o in &plan.release.objects {
             print!("---\n{}", serde_yaml::to_string(&o.manifest)?);

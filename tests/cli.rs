@@ -153,6 +153,19 @@ fn plan_renders_a_commit_of_a_git_repository() {
         "{stdout}"
     );
     assert!(stdout.contains("add config"), "{stdout}");
+
+    // The same repository as a file:// URL; a network URL is refused, redacted.
+    let url = format!("file://{}", dir.path().display());
+    let out = kubemint(&["plan", &url, "--ref", "main", "--path", "deploy"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("from-git"));
+    let out = kubemint(&["plan", "https://bot:s3cret@git.example.com/deploy.git"]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("clone it first") && !stderr.contains("s3cret"),
+        "{stderr}"
+    );
 }
 
 #[test]

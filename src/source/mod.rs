@@ -1,5 +1,7 @@
 //! Where commits come from: git repositories fetched into a local cache.
 
+use std::path::PathBuf;
+
 pub mod auth;
 mod cache;
 pub mod refs;
@@ -101,6 +103,19 @@ impl SourceError {
     }
 }
 
+/// The local filesystem path of `url`, when it names one: an absolute or
+/// relative path, or a `file://` URL. `None` for network URLs.
+pub fn local_path(url: &str) -> Option<PathBuf> {
+    if let Some(path) = url.strip_prefix("file://") {
+        return Some(PathBuf::from(path));
+    }
+    // `scheme://` and scp-like `user@host:path` are remote.
+    let scp_like = url
+        .split_once(':')
+        .is_some_and(|(host, _)| !host.contains('/'));
+    (!url.contains("://") && !scp_like).then(|| PathBuf::from(url))
+}
+
 /// Removes userinfo (user, password, token) from a URL so it can be logged.
 pub fn redact_url(url: &str) -> String {
     if let Some((scheme, rest)) = url.split_once("://") {
@@ -117,7 +132,23 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{local_path, redact_url};
+    use std::path::PathBuf;
+    #[test]
+    fn tells_local_paths_from_remote_urls() {
+        assert_eq!(
+            local_path("file:///srv/git/deploy"),
+            Some(PathBuf::from("/srv/git/deploy"))
+        );
+        assert_eq!(
+            local_path("/srv/git/deploy"),
+            Some(PathBuf::from("/srv/git/deploy"))
+        );
+        assert_eq!(local_path("./deploy"), Some(PathBuf::from("./deploy")));
+        assert_eq!(local_path("https://git.example.com/deploy.git"), None);
+        assert_eq!(local_path("ssh://git@host/deploy.git"), None);
+        assert_eq!(local_path("git@github.com:acme/deploy.git"), None);
+    }
 
     #[test]
     fn redacts_userinfo() {

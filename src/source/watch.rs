@@ -6,26 +6,15 @@
 //! to a fetch exactly when a ref moves, and object writes are many and noisy.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
+use super::local_path;
+
 /// What to do when a watched repository's refs change.
 pub type OnChange = Arc<dyn Fn() + Send + Sync>;
-
-/// The local filesystem path of `url`, when it names one: an absolute or
-/// relative path, or a `file://` URL. `None` for network URLs.
-pub fn local_path(url: &str) -> Option<PathBuf> {
-    if let Some(path) = url.strip_prefix("file://") {
-        return Some(PathBuf::from(path));
-    }
-    // `scheme://` and scp-like `user@host:path` are remote.
-    let scp_like = url
-        .split_once(':')
-        .is_some_and(|(host, _)| !host.contains('/'));
-    (!url.contains("://") && !scp_like).then(|| PathBuf::from(url))
-}
 
 /// Whether a changed file inside a git directory moves a ref. Lock files are
 /// written first and renamed into place, so only the rename target counts.
@@ -167,22 +156,6 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
-
-    #[test]
-    fn tells_local_paths_from_remote_urls() {
-        assert_eq!(
-            local_path("file:///srv/git/deploy"),
-            Some(PathBuf::from("/srv/git/deploy"))
-        );
-        assert_eq!(
-            local_path("/srv/git/deploy"),
-            Some(PathBuf::from("/srv/git/deploy"))
-        );
-        assert_eq!(local_path("./deploy"), Some(PathBuf::from("./deploy")));
-        assert_eq!(local_path("https://git.example.com/deploy.git"), None);
-        assert_eq!(local_path("ssh://git@host/deploy.git"), None);
-        assert_eq!(local_path("git@github.com:acme/deploy.git"), None);
-    }
 
     #[test]
     fn only_ref_files_count() {
