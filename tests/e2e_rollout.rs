@@ -450,6 +450,29 @@ async fn an_unready_release_fails_keeps_traffic_and_is_retried_on_request() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(replicas(&env.rs(&rs2).await.unwrap()), 0);
 
+    // Held, but not left alone: a Service pointed by hand at the failed pods is put back.
+    Api::<Service>::namespaced(env.client.clone(), &env.ns)
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"selector": {"kubemint.io/revision": h2}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        env.service_revision("web").await.as_deref(),
+        Some(h2.as_str())
+    );
+    wait_for(Duration::from_secs(20), || async {
+        (env.service_revision("web").await? == h1).then_some(())
+    })
+    .await;
+    assert_eq!(
+        replicas(&env.rs(&rs2).await.unwrap()),
+        0,
+        "held pods stay down"
+    );
+
     // Fix the pods and ask for a retry: the same commit now goes through.
     release_revision(&env.client, &env.ns, &h2).await;
     let channels: Api<Channel> = Api::namespaced(env.client.clone(), &env.ns);

@@ -34,6 +34,10 @@ pub struct Metrics {
     pub pruned_objects: Counter,
     /// Webhook requests by outcome.
     pub webhook_requests: Family<WebhookLabels, Counter>,
+    /// Duration of git polls (a ref advertisement, plus a fetch when the ref moved).
+    pub git_poll_duration: Histogram,
+    /// Pack bytes received from git remotes.
+    pub git_received_bytes: Counter,
 }
 
 impl Default for Metrics {
@@ -63,9 +67,23 @@ impl Default for Metrics {
             "Webhook requests by outcome",
             webhook_requests.clone(),
         );
+        let git_poll_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register(
+            "git_poll_duration_seconds",
+            "Duration of git polls: one ref advertisement, plus a fetch when the ref moved",
+            git_poll_duration.clone(),
+        );
+        let git_received_bytes = Counter::default();
+        registry.register(
+            "git_received_bytes",
+            "Pack bytes received from git remotes",
+            git_received_bytes.clone(),
+        );
         Metrics {
             registry,
             webhook_requests,
+            git_poll_duration,
+            git_received_bytes,
             reconciles,
             reconcile_duration,
             pruned_objects,
@@ -91,5 +109,11 @@ impl Metrics {
                 outcome: outcome.into(),
             })
             .inc();
+    }
+
+    /// Records the cost of one git poll.
+    pub fn observe_fetch(&self, stats: &crate::source::TransferStats) {
+        self.git_poll_duration.observe(stats.elapsed.as_secs_f64());
+        self.git_received_bytes.inc_by(stats.received_bytes as u64);
     }
 }

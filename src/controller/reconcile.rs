@@ -256,6 +256,17 @@ async fn deliver(channel: &Channel, ctx: &Context) -> Result<Outcome, Error> {
                 .map(|()| Outcome::Done)
         }
     };
+    ctx.metrics.observe_fetch(&fetched.stats);
+    if fetched.previous.as_deref() != Some(fetched.commit.sha.as_str()) {
+        tracing::info!(
+            channel = %key_of(channel),
+            reference = %fetched.reference,
+            commit = %short(&fetched.commit.sha),
+            received_bytes = fetched.stats.received_bytes,
+            signed_by = ?fetched.signers,
+            "new commit fetched"
+        );
+    }
     if let Some(old) = &fetched.rewritten_from {
         let note = format!(
             "{} was rewritten (force-push): {} is no longer an ancestor of {}; applying the new tip",
@@ -275,7 +286,9 @@ async fn deliver(channel: &Channel, ctx: &Context) -> Result<Outcome, Error> {
         .get(&key_of(channel))
         .filter(|m| !m.pending)
         .and_then(|m| m.applied_at);
-    if fetched.is_noop(channel, last_full_apply, drift_interval) {
+    // After a restart there is no last apply: the first pass always compares.
+    let drift_due = last_full_apply.is_none_or(|t| t.elapsed() >= drift_interval);
+    if fetched.is_noop(channel, drift_due) {
         tracing::debug!(channel = %key_of(channel), commit = %short(&fetched.commit.sha), "ref unchanged; nothing to apply");
         return Ok(Outcome::Done);
     }
@@ -292,9 +305,10 @@ async fn deliver(channel: &Channel, ctx: &Context) -> Result<Outcome, Error> {
         reference: Some(fetched.reference.clone()),
         ..commit_info(&commit)
     };
-    match release::deliver(ctx, channel, &release, &info).await {
+    match release::deliver(ctx, channel, &release, &info, drift_due).await {
         Ok(outcome) => {
-            if outcome == Outcome::Done {
+            // A held failed release was re-applied when drift was due.
+            if outcome == Outcome::Done || (outcome == Outcome::Failed && drift_due) {
                 ctx.memo()
                     .entry(key_of(channel))
                     .and_modify(|m| m.applied_at = Some(Instant::now()));

@@ -36,12 +36,31 @@ pub enum Outcome {
     Failed,
 }
 
+/// Applies `objects` stamped for this release.
+async fn apply(
+    ctx: &Context,
+    objects: &[Object],
+    target: &str,
+    stamp: &Stamp<'_>,
+) -> Result<cluster::AppliedRelease, Error> {
+    let request = ApplyRequest {
+        objects,
+        target_namespace: target,
+        stamp: stamp.clone(),
+    };
+    Ok(cluster::apply_release(ctx.client(), &request).await?)
+}
+
 /// One pass of the rollout of `release` (rendered from `commit`).
+///
+/// `drift_due`: whether the cluster should be compared with the commit now
+/// (every `spec.driftInterval`); a held failed release is re-applied only then.
 pub async fn deliver(
     ctx: &Context,
     channel: &Channel,
     release: &Release,
     commit: &CommitInfo,
+    drift_due: bool,
 ) -> Result<Outcome, Error> {
     let client = ctx.client();
     let label = channel.label_value();
@@ -89,7 +108,15 @@ pub async fn deliver(
     let index = match index {
         Some(i) if status.releases[i].phase == ReleasePhase::Failed => {
             if retry.is_none() || retry == status.last_handled_retry {
-                return Ok(Outcome::Failed); // held: status already says why
+                // Held (the status already says why): no new pods, but the rest of
+                // the commit stays as declared, so hand edits (a Service pointed at
+                // the failed pods, say) are put back.
+                if drift_due {
+                    let active = active_revisions(&status.releases);
+                    let minted = mint(release, &|k| active.get(&resolve(k)).cloned());
+                    apply(ctx, &minted.objects, &target, &stamp).await?;
+                }
+                return Ok(Outcome::Failed);
             }
             status.last_handled_retry = retry.clone();
             let record = &mut status.releases[i];
@@ -144,15 +171,7 @@ pub async fn deliver(
     let minted = mint(release, &|k| active.get(&resolve(k)).cloned());
     let mut objects: Vec<Object> = minted.objects.clone();
     objects.extend(minted.revisions.iter().map(|r| r.replica_set.clone()));
-    let applied = cluster::apply_release(
-        client,
-        &ApplyRequest {
-            objects: &objects,
-            target_namespace: &target,
-            stamp: stamp.clone(),
-        },
-    )
-    .await?;
+    let applied = apply(ctx, &objects, &target, &stamp).await?;
     let minted_names: BTreeSet<(String, String)> = minted
         .revisions
         .iter()

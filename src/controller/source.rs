@@ -1,8 +1,6 @@
 //! The channel's git side: from `spec.git` (and its Secrets) to a fetched,
 //! verified commit.
 
-use std::time::{Duration, Instant};
-
 use kube::{Client, ResourceExt};
 
 use super::crd::{Channel, VerifyMode};
@@ -14,8 +12,6 @@ use crate::source::{
 };
 
 /// A commit fetched for a channel.
-// `previous`, `rewritten_from`, `signers` and `stats` are for events and metrics in reconcile.
-#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub struct Fetched {
     /// The commit to deliver.
@@ -36,23 +32,10 @@ pub struct Fetched {
 }
 
 impl Fetched {
-    /// Whether the remote ref did not move since the previous poll.
-    #[allow(dead_code)]
-    pub fn unchanged(&self) -> bool {
-        self.previous.as_deref() == Some(self.commit.sha.as_str())
-    }
-
     /// Whether render and apply can be skipped (a cheap poll): the commit is the
     /// last applied one, the channel is Ready for its current generation, no
-    /// reconcile request is pending, and the last full apply was less than
-    /// `max_age` ago (`last_full_apply` is `None` after a restart, which forces
-    /// one full apply).
-    pub fn is_noop(
-        &self,
-        channel: &Channel,
-        last_full_apply: Option<Instant>,
-        max_age: Duration,
-    ) -> bool {
+    /// reconcile request is pending, and no drift check is due (`drift_due`).
+    pub fn is_noop(&self, channel: &Channel, drift_due: bool) -> bool {
         let Some(status) = channel.status.as_ref() else {
             return false;
         };
@@ -65,8 +48,7 @@ impl Fetched {
         let current = status.observed_generation == channel.metadata.generation;
         let no_request = status.last_handled_reconcile_at.as_ref()
             == channel.annotations().get(super::crd::RECONCILE_ANNOTATION);
-        let fresh = last_full_apply.is_some_and(|t| t.elapsed() < max_age);
-        applied && ready && current && no_request && fresh
+        applied && ready && current && no_request && !drift_due
     }
 }
 
