@@ -264,6 +264,14 @@ async fn webhooks_trigger_a_sync_only_when_signed_and_for_the_channels_ref() {
         metrics.contains(r#"kubemint_webhook_requests_total{outcome="BadSignature"} 3"#),
         "{metrics}"
     );
+    // Every sync polled git once; the first fetch and each new commit received a pack.
+    let value = |name: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(name));
+        line.and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"))
+    };
+    assert!(value("kubemint_git_poll_duration_seconds_count") >= 4.0);
+    assert!(value("kubemint_git_received_bytes_total") > 0.0);
 }
 
 #[tokio::test]
