@@ -312,11 +312,7 @@ async fn run(settings: Settings, http_addr: SocketAddr) -> anyhow::Result<()> {
         requests.clone(),
         wake,
     );
-    let hooks = Hooks {
-        channels: operator.channels(),
-        client: client.clone(),
-        requests,
-    };
+    let hooks = Hooks::new(operator.channels(), client.clone(), requests);
     let bound = server::serve(
         http_addr,
         ServerState {

@@ -2,6 +2,10 @@
 //! sync of a channel that has `spec.webhook`, when the request is signed with
 //! the `token` of the Secret it names and pushes the channel's ref.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -19,16 +23,53 @@ use crate::source::RefRequest;
 /// Key of the webhook Secret that holds the shared token.
 pub const TOKEN_KEY: &str = "token";
 
+/// How long a token read from its Secret is reused. Unauthenticated requests
+/// must not become one API read each; a rotated token takes effect within this.
+const TOKEN_TTL: Duration = Duration::from_secs(10);
+
 /// What the receivers need: the controller's channel cache (no API read per
 /// request), a client for the Secret, and the handle that asks for syncs.
 #[derive(Clone)]
 pub struct Hooks {
-    /// The controller's cache of channels.
-    pub channels: Store<Channel>,
-    /// Reads webhook Secrets.
-    pub client: Client,
-    /// Asks the controller for a sync.
-    pub requests: SyncRequests,
+    channels: Store<Channel>,
+    client: Client,
+    requests: SyncRequests,
+    tokens: TokenCache,
+}
+
+impl Hooks {
+    /// Receivers reading channels from the controller's cache and Secrets with `client`.
+    pub fn new(channels: Store<Channel>, client: Client, requests: SyncRequests) -> Self {
+        Hooks {
+            channels,
+            client,
+            requests,
+            tokens: TokenCache::default(),
+        }
+    }
+}
+
+/// A token and when it was read.
+type Cached = (Instant, Vec<u8>);
+
+/// Webhook tokens by Secret (`namespace/name`).
+#[derive(Clone, Default)]
+struct TokenCache {
+    entries: Arc<Mutex<HashMap<String, Cached>>>,
+}
+
+impl TokenCache {
+    fn get(&self, key: &str, now: Instant) -> Option<Vec<u8>> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let (read_at, token) = entries.get(key)?;
+        (now.duration_since(*read_at) < TOKEN_TTL).then(|| token.clone())
+    }
+
+    fn put(&self, key: &str, token: &[u8], now: Instant) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.retain(|_, (read_at, _)| now.duration_since(*read_at) < TOKEN_TTL);
+        entries.insert(key.to_string(), (now, token.to_vec()));
+    }
 }
 
 /// Why a request did not trigger a sync. Variants give the status code and metric label.
@@ -121,7 +162,15 @@ async fn handle(
         .secret_ref
         .name
         .clone();
-    let token = read_token(&hooks.client, namespace, &secret).await?;
+    let key = format!("{namespace}/{secret}");
+    let token = match hooks.tokens.get(&key, Instant::now()) {
+        Some(token) => token,
+        None => {
+            let token = read_token(&hooks.client, namespace, &secret).await?;
+            hooks.tokens.put(&key, &token, Instant::now());
+            token
+        }
+    };
     let provider = webhook::authenticate(headers, body, &token)?;
     let event = webhook::event(provider, headers, body)?;
     // An unusable ref is the controller's to report; any push then triggers, and
@@ -144,4 +193,26 @@ async fn read_token(client: &Client, namespace: &str, secret: &str) -> Result<Ve
         .remove(TOKEN_KEY)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| unavailable(format!("it has no `{TOKEN_KEY}` key")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_reused_until_they_expire() {
+        let cache = TokenCache::default();
+        let t0 = Instant::now();
+        assert_eq!(cache.get("ns/hook", t0), None);
+        cache.put("ns/hook", b"tok", t0);
+        assert_eq!(
+            cache.get("ns/hook", t0 + Duration::from_secs(9)).as_deref(),
+            Some(&b"tok"[..])
+        );
+        assert_eq!(cache.get("ns/hook", t0 + TOKEN_TTL), None);
+        assert_eq!(cache.get("ns/other", t0), None);
+        // Expired entries go when another is stored.
+        cache.put("ns/other", b"x", t0 + TOKEN_TTL);
+        assert_eq!(cache.entries.lock().unwrap().len(), 1);
+    }
 }
