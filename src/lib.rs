@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod controller;
+pub mod diff;
 pub mod inspect;
 pub mod plan;
 pub mod render;

@@ -72,6 +72,21 @@ enum Command {
         #[arg(short, long)]
         namespace: Option<String>,
     },
+    /// What delivering a channel's current commit (or local files) would change:
+    /// server-side dry runs compared with the live objects, plus the revisions
+    /// drained and the objects pruned. Writes nothing. Exit status: 0 no
+    /// changes, 1 changes, 2 error (like `kubectl diff`).
+    Diff {
+        /// The channel's name.
+        channel: String,
+        /// Its namespace (default: the kube context's namespace).
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Compare these files instead of the channel's commit, as if they were
+        /// its `spec.git.path` (a pull request's checkout, say).
+        #[arg(long, value_name = "DIR")]
+        local: Option<PathBuf>,
+    },
     /// A channel's releases, newest first: id, phase, commit, author, times.
     History {
         /// The channel's name.
@@ -118,6 +133,20 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Diff {
+            channel,
+            namespace,
+            local,
+        } => {
+            return match diff(&channel, namespace, local) {
+                Ok(false) => ExitCode::SUCCESS,
+                Ok(true) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            };
+        }
         Command::Crd => print_crd(),
         Command::Status { channel, namespace } => {
             inspect(&channel, namespace, kubemint::inspect::describe_status)
@@ -199,6 +228,21 @@ fn inspect(
     let (_, channel) = runtime.block_on(read_channel(name, namespace))?;
     print!("{}", describe(&channel));
     Ok(())
+}
+
+/// Prints what delivering the channel's commit (or `local`) would change; true when something would.
+fn diff(name: &str, namespace: Option<String>, local: Option<PathBuf>) -> anyhow::Result<bool> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let source = match local {
+        Some(dir) => kubemint::diff::DiffSource::Local(dir),
+        None => kubemint::diff::DiffSource::Channel,
+    };
+    let report = runtime.block_on(async {
+        let (client, channel) = read_channel(name, namespace).await?;
+        anyhow::Ok(kubemint::diff::diff(&client, &channel, source).await?)
+    })?;
+    print!("{}", kubemint::diff::describe(&report));
+    Ok(report.has_changes())
 }
 
 /// What `kubemint revert` was asked, besides the channel.

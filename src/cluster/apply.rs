@@ -97,6 +97,80 @@ pub async fn apply_release(
     Ok(AppliedRelease { inventory })
 }
 
+/// What applying one object would do, for `kubemint diff`.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    /// The object.
+    pub entry: InventoryEntry,
+    /// The file it came from.
+    pub file: String,
+    /// The object as it is in the cluster now, if it exists.
+    pub live: Option<Value>,
+    /// The object as the API server would store it (a server-side apply dry run);
+    /// `None` when its kind comes from a CRD the release has not installed yet.
+    pub predicted: Option<Value>,
+}
+
+/// Dry-runs every object of `req` and reads its live state; writes nothing.
+pub async fn preview_release(
+    client: &Client,
+    req: &ApplyRequest<'_>,
+) -> Result<Vec<Preview>, ClusterError> {
+    let mut resolver = Resolver::new(client.clone());
+    let planned = plan(&mut resolver, req).await?;
+    let declared = declared_namespaces(req.objects);
+    let declared = &declared;
+    let previews = planned.iter().map(|p| async move {
+        let Some(ar) = &p.resource else {
+            return Ok(Preview {
+                entry: p.entry(),
+                file: p.object.file.clone(),
+                live: None,
+                predicted: None,
+            });
+        };
+        let api: Api<DynamicObject> = match &p.namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
+            None => Api::all_with(client.clone(), ar),
+        };
+        let live = api
+            .get_opt(&p.object.name)
+            .await
+            .map_err(|e| ClusterError::Apply {
+                file: p.object.file.clone(),
+                object: p.describe(),
+                message: api_message(&e),
+            })?;
+        let predicted = match apply_one(client, p, true).await {
+            Ok(o) => Some(o),
+            Err(e) if in_missing_declared_namespace(&e, p, declared) => None,
+            Err(ClusterError::Apply {
+                file,
+                object,
+                message,
+            }) => {
+                return Err(ClusterError::Rejected {
+                    file,
+                    object,
+                    message,
+                })
+            }
+            Err(other) => return Err(other),
+        };
+        let to_value = |o: DynamicObject| serde_json::to_value(o).unwrap_or(Value::Null);
+        Ok(Preview {
+            entry: p.entry(),
+            file: p.object.file.clone(),
+            live: live.map(to_value),
+            predicted: predicted.map(to_value),
+        })
+    });
+    stream::iter(previews.collect::<Vec<_>>())
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await
+}
+
 /// Resolves every object's kind and namespace. Kinds defined by a CRD in the
 /// release are deferred until that CRD is established.
 async fn plan<'a>(
@@ -158,24 +232,13 @@ async fn dry_run(
     objects: &[Object],
     planned: &[Planned<'_>],
 ) -> Result<(), ClusterError> {
-    let declared_namespaces: Vec<&str> = objects
-        .iter()
-        .filter(|o| o.kind == "Namespace" && o.group().is_empty())
-        .map(|o| o.name.as_str())
-        .collect();
+    let declared = declared_namespaces(objects);
     let checks = planned
         .iter()
         .filter(|p| p.resource.is_some())
         .map(|p| async {
             match apply_one(client, p, true).await {
-                Err(ClusterError::Apply { message, .. })
-                    if p.namespace
-                        .as_deref()
-                        .is_some_and(|ns| declared_namespaces.contains(&ns))
-                        && message.contains("not found") =>
-                {
-                    Ok(())
-                }
+                Err(e) if in_missing_declared_namespace(&e, p, &declared) => Ok(()),
                 Err(ClusterError::Apply {
                     file,
                     object,
@@ -194,6 +257,24 @@ async fn dry_run(
         .try_collect::<Vec<_>>()
         .await?;
     Ok(())
+}
+
+/// Namespaces the release itself creates.
+fn declared_namespaces(objects: &[Object]) -> Vec<&str> {
+    objects
+        .iter()
+        .filter(|o| o.kind == "Namespace" && o.group().is_empty())
+        .map(|o| o.name.as_str())
+        .collect()
+}
+
+/// Whether a dry run failed only because the object's namespace does not exist
+/// yet and the release creates it: such an object cannot be checked before.
+fn in_missing_declared_namespace(err: &ClusterError, p: &Planned<'_>, declared: &[&str]) -> bool {
+    matches!(err, ClusterError::Apply { message, .. } if message.contains("not found"))
+        && p.namespace
+            .as_deref()
+            .is_some_and(|ns| declared.contains(&ns))
 }
 
 async fn resolve_deferred(

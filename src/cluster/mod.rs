@@ -5,7 +5,7 @@ mod discovery;
 mod prune;
 mod revisions;
 
-pub use apply::{apply_release, AppliedRelease, ApplyRequest};
+pub use apply::{apply_release, preview_release, AppliedRelease, ApplyRequest, Preview};
 pub use discovery::Resolver;
 pub use prune::{prune, PruneOutcome};
 pub use revisions::{

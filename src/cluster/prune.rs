@@ -18,11 +18,17 @@ pub struct PruneOutcome {
 
 /// Deletes `entries` in the given order, each only if its live labels say it
 /// belongs to `channel` and it is not protected by `kubemint.io/prune: disabled`.
+/// With `dry_run` the API server only checks the deletions (`kubemint diff`).
 pub async fn prune(
     client: &Client,
     entries: &[InventoryEntry],
     channel: &str,
+    dry_run: bool,
 ) -> Result<PruneOutcome, ClusterError> {
+    let params = DeleteParams {
+        dry_run,
+        ..DeleteParams::background()
+    };
     let mut resolver = Resolver::new(client.clone());
     let mut outcome = PruneOutcome::default();
     for entry in entries {
@@ -50,7 +56,7 @@ pub async fn prune(
         let annotations = live.metadata.annotations.clone().unwrap_or_default();
         match prune_decision(&labels, &annotations, channel) {
             PruneDecision::Delete => {
-                match api.delete(&entry.name, &DeleteParams::background()).await {
+                match api.delete(&entry.name, &params).await {
                     Ok(_) => {}
                     Err(kube::Error::Api(s)) if s.code == 404 => {}
                     Err(e) => return Err(prune_err(e)),

@@ -5,7 +5,7 @@ mod error;
 mod metrics;
 mod reconcile;
 mod release;
-mod source;
+pub mod source;
 mod status;
 mod triggers;
 

@@ -18,7 +18,6 @@ use super::release::{self, Outcome};
 use super::status::{remove_condition, set_condition, truncate, READY, RECONCILING, STALLED};
 use super::{source, Error, Metrics, Settings, SyncRequests};
 use crate::cluster;
-use crate::render::{self, RenderOptions};
 use crate::rollout::prune_set;
 use crate::source::{CommitMeta, GitCache, WatchRegistry};
 
@@ -293,7 +292,7 @@ async fn deliver(channel: &Channel, ctx: &Context) -> Result<Outcome, Error> {
         return Ok(Outcome::Done);
     }
     let commit = fetched.commit;
-    let release = match render_commit(ctx, channel, &commit).await {
+    let release = match source::render(&ctx.git, channel, &commit.sha).await {
         Ok(r) => r,
         Err(e) => {
             return record_failure(ctx, channel, e, Some(&commit))
@@ -320,22 +319,6 @@ async fn deliver(channel: &Channel, ctx: &Context) -> Result<Outcome, Error> {
             .await
             .map(|()| Outcome::Done),
     }
-}
-
-async fn render_commit(
-    ctx: &Context,
-    channel: &Channel,
-    commit: &CommitMeta,
-) -> Result<render::Release, Error> {
-    let tree = ctx.git.tree(&channel.spec.git.url, &commit.sha).await?;
-    let options = RenderOptions {
-        path: channel.spec.git.path.clone(),
-    };
-    // Rendering is CPU work on possibly large trees: keep it off the async workers.
-    let release = tokio::task::spawn_blocking(move || render::render(&tree, &options))
-        .await
-        .map_err(|e| Error::Source(crate::source::SourceError::Task(e.to_string())))??;
-    Ok(release)
 }
 
 /// Writes a failure into status and events; objects in the cluster are left as they are.
@@ -431,7 +414,7 @@ async fn cleanup(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
         .unwrap_or_default();
     if channel.spec.prune && !channel.spec.suspend && !entries.is_empty() {
         let gone = prune_set(&entries, &[]);
-        let outcome = cluster::prune(&ctx.client, &gone, &channel.label_value()).await?;
+        let outcome = cluster::prune(&ctx.client, &gone, &channel.label_value(), false).await?;
         ctx.metrics
             .pruned_objects
             .inc_by(outcome.deleted.len() as u64);

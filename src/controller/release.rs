@@ -169,24 +169,11 @@ pub async fn deliver(
     // Apply everything, Services still pinned to the serving revisions.
     let active = active_revisions(&status.releases);
     let minted = mint(release, &|k| active.get(&resolve(k)).cloned());
-    let mut objects: Vec<Object> = minted.objects.clone();
-    objects.extend(minted.revisions.iter().map(|r| r.replica_set.clone()));
-    let applied = apply(ctx, &objects, &target, &stamp).await?;
-    let minted_names: BTreeSet<(String, String)> = minted
-        .revisions
-        .iter()
-        .map(|r| ("ReplicaSet".to_string(), r.replica_set.name.clone()))
-        .chain(
-            minted
-                .config_copies
-                .iter()
-                .map(|(_, kind, name)| (kind.clone(), name.clone())),
-        )
-        .collect();
+    let applied = apply(ctx, &minted.to_apply(), &target, &stamp).await?;
     let inventory: Vec<_> = applied
         .inventory
         .into_iter()
-        .filter(|e| !minted_names.contains(&(e.kind.clone(), e.name.clone())))
+        .filter(|e| !minted.made(&e.kind, &e.name))
         .collect();
 
     // Observe and decide.
@@ -361,7 +348,7 @@ pub async fn deliver(
         if channel.spec.prune {
             let gone = prune_set(&previous, &inventory);
             if !gone.is_empty() {
-                let outcome = cluster::prune(client, &gone, &label).await?;
+                let outcome = cluster::prune(client, &gone, &label, false).await?;
                 ctx.metrics()
                     .pruned_objects
                     .inc_by(outcome.deleted.len() as u64);

@@ -6,6 +6,7 @@ use kube::{Client, ResourceExt};
 use super::crd::{Channel, VerifyMode};
 use super::Error;
 use crate::cluster::secret_data;
+use crate::render::{self, Release, RenderOptions};
 use crate::source::{
     CommitMeta, FetchRequest, GitCache, GitCredentials, RefRequest, SourceError, TransferStats,
     TrustedKeys,
@@ -109,4 +110,17 @@ pub async fn fetch(git: &GitCache, client: &Client, channel: &Channel) -> Result
         signers,
         stats: outcome.stats,
     })
+}
+
+/// Renders commit `sha` (already fetched into `git`) at the channel's `spec.git.path`.
+pub async fn render(git: &GitCache, channel: &Channel, sha: &str) -> Result<Release, Error> {
+    let tree = git.tree(&channel.spec.git.url, sha).await?;
+    let options = RenderOptions {
+        path: channel.spec.git.path.clone(),
+    };
+    // Rendering is CPU work on possibly large trees: keep it off the async workers.
+    let release = tokio::task::spawn_blocking(move || render::render(&tree, &options))
+        .await
+        .map_err(|e| SourceError::Task(e.to_string()))??;
+    Ok(release)
 }

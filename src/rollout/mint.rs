@@ -57,6 +57,27 @@ pub struct Minted {
     pub config_copies: BTreeSet<(Option<String>, String, String)>,
 }
 
+impl Minted {
+    /// Everything to apply: the objects, then the revisions' ReplicaSets.
+    pub fn to_apply(&self) -> Vec<Object> {
+        let mut all = self.objects.clone();
+        all.extend(self.revisions.iter().map(|r| r.replica_set.clone()));
+        all
+    }
+
+    /// Whether `kind`/`name` is something minting made (a revision's ReplicaSet or
+    /// a config copy): those are tracked by label, not in the inventory.
+    pub fn made(&self, kind: &str, name: &str) -> bool {
+        match kind {
+            "ReplicaSet" => self.revisions.iter().any(|r| r.replica_set.name == name),
+            _ => self
+                .config_copies
+                .iter()
+                .any(|(_, k, n)| k == kind && n == name),
+        }
+    }
+}
+
 /// Whether a rendered object is a Deployment that kubemint mints.
 pub fn is_minted(obj: &Object) -> bool {
     obj.group() == "apps"

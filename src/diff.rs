@@ -1,0 +1,536 @@
+//! `kubemint diff`: what delivering a channel's next commit (or files on disk)
+//! would change in the cluster. Every object is sent as a server-side apply dry
+//! run and compared with its live state; prunes are dry-run deletions. Nothing
+//! is written.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use kube::Client;
+use serde_json::Value;
+use similar::TextDiff;
+
+use crate::cluster::{self, ApplyRequest, ClusterError, Preview};
+use crate::controller::crd::InventoryEntry;
+use crate::controller::{self, Channel};
+use crate::plan::{self, PlanError};
+use crate::render::Release;
+use crate::rollout::{mint, prune_set, Stamp, COMMIT_ANNOTATION, RELEASE_ANNOTATION};
+use crate::source::{GitCache, SourceError};
+
+/// What to compare the cluster with.
+#[derive(Debug, Clone)]
+pub enum DiffSource {
+    /// The commit the channel's `spec.git.ref` points to now, fetched like the operator does.
+    Channel,
+    /// The files in this directory, as if they were the channel's `spec.git.path`.
+    Local(PathBuf),
+}
+
+/// Why a diff could not be computed.
+#[derive(Debug, thiserror::Error)]
+pub enum DiffError {
+    /// Fetching, verifying or rendering the channel's commit failed.
+    #[error(transparent)]
+    Channel(#[from] controller::Error),
+    /// The local directory does not render.
+    #[error(transparent)]
+    Local(#[from] PlanError),
+    /// A dry run or a read of the cluster failed.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// The temporary git cache could not be made.
+    #[error("creating a temporary git cache: {0}")]
+    Cache(#[source] std::io::Error),
+}
+
+/// What delivering the release does to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// It does not exist yet.
+    Create,
+    /// It exists and some field changes.
+    Configure,
+    /// Applying it changes nothing.
+    Unchanged,
+    /// The release no longer declares it: it is deleted.
+    Prune,
+    /// A serving revision that the release replaces: scaled to zero after promotion.
+    Drain,
+}
+
+impl Change {
+    fn marker(self) -> char {
+        match self {
+            Change::Create => '+',
+            Change::Configure => '~',
+            Change::Unchanged => '=',
+            Change::Prune => '-',
+            Change::Drain => 'v',
+        }
+    }
+}
+
+/// One object's change, with a unified diff of its fields where it has one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectChange {
+    /// What happens.
+    pub change: Change,
+    /// `group/Kind/namespace/name`.
+    pub object: String,
+    /// The file it comes from, for applied objects.
+    pub file: Option<String>,
+    /// Unified diff, live -> after; empty when there is nothing to show.
+    pub diff: String,
+}
+
+/// The outcome of `kubemint diff`.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// `namespace/name` of the channel.
+    pub channel: String,
+    /// What was compared: a commit and its ref, or a directory.
+    pub source: String,
+    /// The release the source renders to.
+    pub release: String,
+    /// What the channel has applied now, if anything.
+    pub applied: Option<String>,
+    /// Every object of the release, then drains and prunes.
+    pub changes: Vec<ObjectChange>,
+}
+
+impl Report {
+    /// Whether delivering the source would change anything.
+    pub fn has_changes(&self) -> bool {
+        self.changes.iter().any(|c| c.change != Change::Unchanged)
+    }
+}
+
+/// Computes what delivering `source` to `channel` would change. Reads the
+/// cluster and git; writes nothing.
+pub async fn diff(
+    client: &Client,
+    channel: &Channel,
+    source: DiffSource,
+) -> Result<Report, DiffError> {
+    let (release, commit, described) = match source {
+        DiffSource::Channel => {
+            let cache = tempfile::tempdir().map_err(DiffError::Cache)?;
+            let git = GitCache::new(cache.path());
+            let fetched = controller::source::fetch(&git, client, channel).await?;
+            let release = controller::source::render(&git, channel, &fetched.commit.sha).await?;
+            let described = format!(
+                "commit {} \"{}\" ({})",
+                short(&fetched.commit.sha),
+                fetched.commit.subject,
+                fetched.reference
+            );
+            (release, fetched.commit.sha, described)
+        }
+        DiffSource::Local(dir) => {
+            let described = format!("files in {}", dir.display());
+            let release = tokio::task::spawn_blocking(move || plan::plan(&dir, None, "."))
+                .await
+                .map_err(|e| controller::Error::Source(SourceError::Task(e.to_string())))??
+                .release;
+            (release, "local".to_string(), described)
+        }
+    };
+    let label = channel.label_value();
+    let changes = compare_with_cluster(client, channel, &release, &commit, &label).await?;
+    let status = channel.status.clone().unwrap_or_default();
+    let applied = status.last_applied_commit.map(|c| {
+        let release = status.active_release.unwrap_or_else(|| "none".into());
+        format!(
+            "commit {} \"{}\", release {release}",
+            short(&c.sha),
+            c.subject
+        )
+    });
+    Ok(Report {
+        channel: label.replacen('.', "/", 1),
+        source: described,
+        release: release.id,
+        applied,
+        changes,
+    })
+}
+
+/// Dry-runs the release as it will stand once promoted (Services on the new
+/// revisions), and lists the revisions it drains and the objects it prunes.
+async fn compare_with_cluster(
+    client: &Client,
+    channel: &Channel,
+    release: &Release,
+    commit: &str,
+    label: &str,
+) -> Result<Vec<ObjectChange>, DiffError> {
+    let minted = mint(release, &|_| None);
+    let request = ApplyRequest {
+        objects: &minted.to_apply(),
+        target_namespace: &channel.target_namespace(),
+        stamp: Stamp {
+            channel: label,
+            commit,
+            release: &release.id,
+        },
+    };
+    let previews = cluster::preview_release(client, &request).await?;
+    let mut changes: Vec<ObjectChange> = previews.iter().map(compare).collect();
+
+    let new_revisions: BTreeSet<&str> = minted
+        .revisions
+        .iter()
+        .map(|r| r.replica_set.name.as_str())
+        .collect();
+    for observed in cluster::list_revisions(client, label).await? {
+        let rs = &observed.revision;
+        if rs.replicas > 0 && !new_revisions.contains(rs.name.as_str()) {
+            changes.push(ObjectChange {
+                change: Change::Drain,
+                object: format!("apps/ReplicaSet/{}/{}", observed.namespace, rs.name),
+                file: None,
+                diff: String::new(),
+            });
+        }
+    }
+
+    if channel.spec.prune {
+        let previous = channel
+            .status
+            .as_ref()
+            .and_then(|s| s.inventory.as_ref())
+            .map(|i| i.entries.clone())
+            .unwrap_or_default();
+        let next: Vec<InventoryEntry> = previews
+            .iter()
+            .map(|p| p.entry.clone())
+            .filter(|e| !minted.made(&e.kind, &e.name))
+            .collect();
+        let gone = prune_set(&previous, &next);
+        let outcome = cluster::prune(client, &gone, label, true).await?;
+        changes.extend(outcome.deleted.iter().map(|e| ObjectChange {
+            change: Change::Prune,
+            object: e.to_string(),
+            file: None,
+            diff: String::new(),
+        }));
+    }
+    Ok(changes)
+}
+
+/// Compares one object's live state with the API server's dry-run result.
+pub fn compare(preview: &Preview) -> ObjectChange {
+    let object = preview.entry.to_string();
+    let file = Some(preview.file.clone());
+    let secret = preview.entry.group.is_empty() && preview.entry.kind == "Secret";
+    let Some(predicted) = &preview.predicted else {
+        // Its kind comes with this release: the API server cannot check it yet.
+        let change = if preview.live.is_some() {
+            Change::Configure
+        } else {
+            Change::Create
+        };
+        return ObjectChange {
+            change,
+            object,
+            file,
+            diff: String::new(),
+        };
+    };
+    let mut after = comparable(predicted);
+    let mut before = preview.live.as_ref().map(comparable);
+    if secret {
+        mask_secret_data(before.as_mut(), &mut after);
+    }
+    let change = match &before {
+        None => Change::Create,
+        Some(b) if *b == after => Change::Unchanged,
+        Some(_) => Change::Configure,
+    };
+    let diff = match change {
+        Change::Unchanged => String::new(),
+        _ => unified(before.as_ref(), &after),
+    };
+    ObjectChange {
+        change,
+        object,
+        file,
+        diff,
+    }
+}
+
+/// The object without what the server owns or what changes with every commit
+/// anyway: status, bookkeeping metadata, and kubemint's commit and release stamps.
+pub fn comparable(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+    }
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for key in [
+            "managedFields",
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "selfLink",
+        ] {
+            meta.remove(key);
+        }
+        if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+            annotations.remove(COMMIT_ANNOTATION);
+            annotations.remove(RELEASE_ANNOTATION);
+            if annotations.is_empty() {
+                meta.remove("annotations");
+            }
+        }
+    }
+    object
+}
+
+/// Replaces a Secret's values so the diff says which keys change but never shows
+/// a value: `***` when equal, `*** (before)` / `*** (after)` when not.
+fn mask_secret_data(before: Option<&mut Value>, after: &mut Value) {
+    let old = before
+        .as_ref()
+        .and_then(|b| b.get("data"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let new = after.get("data").cloned().unwrap_or(Value::Null);
+    let mask = |data: Option<&mut Value>, other: &Value, suffix: &str| {
+        let Some(map) = data.and_then(Value::as_object_mut) else {
+            return;
+        };
+        for (key, value) in map.iter_mut() {
+            let same = other.get(key) == Some(value) || other.get(key).is_none();
+            *value = Value::String(if same {
+                "***".into()
+            } else {
+                format!("*** ({suffix})")
+            });
+        }
+    };
+    mask(after.get_mut("data"), &old, "after");
+    if let Some(before) = before {
+        mask(before.get_mut("data"), &new, "before");
+    }
+}
+
+fn unified(before: Option<&Value>, after: &Value) -> String {
+    let yaml = |v: &Value| serde_yaml::to_string(v).unwrap_or_default();
+    let old = before.map(yaml).unwrap_or_default();
+    let new = yaml(after);
+    TextDiff::from_lines(&old, &new)
+        .unified_diff()
+        .context_radius(3)
+        .header("live", "after")
+        .to_string()
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+/// The report as `kubemint diff` prints it.
+pub fn describe(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Channel  {}", report.channel);
+    let _ = writeln!(
+        out,
+        "Source   {}, release {}",
+        report.source, report.release
+    );
+    let _ = writeln!(
+        out,
+        "Applied  {}",
+        report.applied.as_deref().unwrap_or("nothing yet")
+    );
+    out.push('\n');
+    for c in report
+        .changes
+        .iter()
+        .filter(|c| c.change != Change::Unchanged)
+    {
+        let note = match (c.change, &c.file) {
+            (Change::Prune, _) => " (pruned: no longer declared)".to_string(),
+            (Change::Drain, _) => " (scaled to 0 after promotion)".to_string(),
+            (_, Some(file)) => format!(" ({file})"),
+            (_, None) => String::new(),
+        };
+        let _ = writeln!(out, "{} {}{note}", c.change.marker(), c.object);
+        for line in c.diff.lines() {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    let count = |kind: Change| report.changes.iter().filter(|c| c.change == kind).count();
+    if report.has_changes() {
+        out.push('\n');
+    } else {
+        out.push_str("No changes: the cluster already runs this release.\n\n");
+    }
+    let _ = writeln!(
+        out,
+        "{} to create, {} to change, {} to prune, {} to drain, {} unchanged",
+        count(Change::Create),
+        count(Change::Configure),
+        count(Change::Prune),
+        count(Change::Drain),
+        count(Change::Unchanged)
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn entry(kind: &str, name: &str) -> InventoryEntry {
+        InventoryEntry {
+            group: String::new(),
+            version: "v1".into(),
+            kind: kind.into(),
+            namespace: Some("shop".into()),
+            name: name.into(),
+        }
+    }
+
+    fn preview(kind: &str, live: Option<Value>, predicted: Option<Value>) -> Preview {
+        Preview {
+            entry: entry(kind, "web"),
+            file: "web/config.yaml".into(),
+            live,
+            predicted,
+        }
+    }
+
+    fn config_map(value: &str, commit: &str, resource_version: &str) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {
+                "name": "web", "namespace": "shop", "uid": "u-1",
+                "resourceVersion": resource_version, "creationTimestamp": "2026-11-25T00:00:00Z",
+                "managedFields": [{"manager": "kubemint"}],
+                "labels": {"app.kubernetes.io/managed-by": "kubemint"},
+                "annotations": {"kubemint.io/commit": commit, "kubemint.io/release": commit}
+            },
+            "data": {"GREETING": value}
+        })
+    }
+
+    #[test]
+    fn server_bookkeeping_and_commit_stamps_are_not_changes() {
+        let live = config_map("hello", "aaaa", "10");
+        let after = config_map("hello", "bbbb", "11");
+        let c = compare(&preview("ConfigMap", Some(live), Some(after)));
+        assert_eq!(c.change, Change::Unchanged);
+        assert!(c.diff.is_empty());
+    }
+
+    #[test]
+    fn a_changed_field_is_a_configure_with_its_lines() {
+        let live = config_map("hello", "aaaa", "10");
+        let after = config_map("bonjour", "bbbb", "11");
+        let c = compare(&preview("ConfigMap", Some(live), Some(after)));
+        assert_eq!(c.change, Change::Configure);
+        assert!(c.diff.contains("-  GREETING: hello"), "{}", c.diff);
+        assert!(c.diff.contains("+  GREETING: bonjour"), "{}", c.diff);
+        assert!(!c.diff.contains("resourceVersion"), "{}", c.diff);
+        assert!(!c.diff.contains("kubemint.io/commit"), "{}", c.diff);
+    }
+
+    #[test]
+    fn a_missing_object_is_created_and_shown_whole() {
+        let c = compare(&preview(
+            "ConfigMap",
+            None,
+            Some(config_map("hello", "a", "1")),
+        ));
+        assert_eq!(c.change, Change::Create);
+        assert!(c.diff.contains("+  GREETING: hello"), "{}", c.diff);
+        assert!(c.diff.contains("+kind: ConfigMap"), "{}", c.diff);
+    }
+
+    #[test]
+    fn a_kind_from_the_release_s_own_crd_is_created_unchecked() {
+        let c = compare(&preview("Widget", None, None));
+        assert_eq!(c.change, Change::Create);
+        assert!(c.diff.is_empty());
+    }
+
+    #[test]
+    fn secret_values_never_appear_but_changed_keys_do() {
+        let secret = |token: &str, other: &str| {
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "web"},
+                   "data": {"token": token, "other": other}})
+        };
+        let c = compare(&preview(
+            "Secret",
+            Some(secret("czNjcjN0", "c2FtZQ==")),
+            Some(secret("bjN3czNjcmV0", "c2FtZQ==")),
+        ));
+        assert_eq!(c.change, Change::Configure);
+        for value in ["czNjcjN0", "bjN3czNjcmV0", "c2FtZQ=="] {
+            assert!(!c.diff.contains(value), "{value} leaked:\n{}", c.diff);
+        }
+        assert!(c.diff.contains("-  token: '*** (before)'"), "{}", c.diff);
+        assert!(c.diff.contains("+  token: '*** (after)'"), "{}", c.diff);
+        assert!(c.diff.contains("   other: '***'"), "{}", c.diff);
+
+        let same = compare(&preview(
+            "Secret",
+            Some(secret("czNjcjN0", "c2FtZQ==")),
+            Some(secret("czNjcjN0", "c2FtZQ==")),
+        ));
+        assert_eq!(same.change, Change::Unchanged);
+    }
+
+    #[test]
+    fn describe_counts_every_kind_of_change_and_hides_unchanged_objects() {
+        let change = |change, object: &str| ObjectChange {
+            change,
+            object: object.into(),
+            file: Some("web/x.yaml".into()),
+            diff: String::new(),
+        };
+        let report = Report {
+            channel: "shop/shop".into(),
+            source: "files in deploy".into(),
+            release: "abc".into(),
+            applied: None,
+            changes: vec![
+                change(Change::Create, "apps/ReplicaSet/shop/web-1"),
+                change(Change::Unchanged, "ConfigMap/shop/quiet"),
+                change(Change::Configure, "Service/shop/web"),
+                change(Change::Drain, "apps/ReplicaSet/shop/web-0"),
+                change(Change::Prune, "Service/shop/old"),
+            ],
+        };
+        let text = describe(&report);
+        assert!(
+            text.contains("+ apps/ReplicaSet/shop/web-1 (web/x.yaml)"),
+            "{text}"
+        );
+        assert!(text.contains("~ Service/shop/web (web/x.yaml)"), "{text}");
+        assert!(
+            text.contains("v apps/ReplicaSet/shop/web-0 (scaled to 0"),
+            "{text}"
+        );
+        assert!(text.contains("- Service/shop/old (pruned"), "{text}");
+        assert!(!text.contains("quiet"), "{text}");
+        assert!(
+            text.contains("1 to create, 1 to change, 1 to prune, 1 to drain, 1 unchanged"),
+            "{text}"
+        );
+        assert!(report.has_changes());
+
+        let quiet = Report {
+            changes: vec![change(Change::Unchanged, "ConfigMap/shop/quiet")],
+            ..report
+        };
+        assert!(!quiet.has_changes());
+        assert!(describe(&quiet).contains("No changes"));
+    }
+}

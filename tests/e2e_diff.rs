@@ -1,0 +1,257 @@
+//! End-to-end: `kubemint diff` shows what delivering a channel's next commit (or
+//! a local checkout) would change, from server-side dry runs against the real
+//! API server, and writes nothing.
+
+mod fixture;
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use fixture::{apply_channel_with, channel, install_crd, wait_applied, GitRepo, Operator};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::api::{Api, ListParams};
+use serde_json::json;
+
+/// base64 of the Secret's token in the first and second commit: neither may be printed.
+const TOKEN_ONE: &str = "dG9rZW4tb25l";
+const TOKEN_TWO: &str = "dG9rZW4tdHdv";
+
+fn files(image: &str, greeting: &str, token: &str, with_old: bool) -> Vec<(String, String)> {
+    let mut files = vec![
+        (
+            "web/deployment.yaml".to_string(),
+            format!(
+                "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      containers:
+        - name: web
+          image: {image}
+"
+            ),
+        ),
+        (
+            "web/service.yaml".to_string(),
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n    - port: 80\n".to_string(),
+        ),
+        (
+            "config.yaml".to_string(),
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  GREETING: {greeting}\n"),
+        ),
+        (
+            "secret.yaml".to_string(),
+            format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\ndata:\n  token: {token}\n"),
+        ),
+    ];
+    if with_old {
+        files.push((
+            "old.yaml".to_string(),
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: old\nspec:\n  selector: {app: old}\n  ports:\n    - port: 81\n".to_string(),
+        ));
+    }
+    files
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn kubemint_diff(kubeconfig: &Path, ns: &str, extra: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_kubemint"))
+        .args(["diff", "app", "-n", ns])
+        .args(extra)
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .expect("running kubemint diff");
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    };
+    for token in [TOKEN_ONE, TOKEN_TWO, "token-one", "token-two"] {
+        assert!(
+            !run.stdout.contains(token) && !run.stderr.contains(token),
+            "a Secret value leaked:\n{}\n{}",
+            run.stdout,
+            run.stderr
+        );
+    }
+    run
+}
+
+/// Whether `out` has a line starting with `marker` and holding `text`.
+fn has_line(out: &str, marker: &str, text: &str) -> bool {
+    out.lines()
+        .any(|l| l.starts_with(marker) && l.contains(text))
+}
+
+#[tokio::test]
+async fn diff_shows_what_the_next_commit_changes_and_writes_nothing() {
+    let cluster = support::cluster();
+    let client = cluster.client().await;
+    install_crd(&client).await;
+    let ns = cluster.namespace("diff").await;
+    let kubeconfig = cluster.kubeconfig();
+    let repo = GitRepo::new();
+    let write = |files: &[(String, String)], message: &str| {
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_str()))
+            .collect();
+        repo.commit(&refs, &[], message)
+    };
+
+    let first = write(
+        &files("nginx:1.25", "one", TOKEN_ONE, true),
+        "first release",
+    );
+    apply_channel_with(
+        &client,
+        &ns,
+        "app",
+        &repo.url(),
+        ".",
+        json!({"rollout": {"drainSeconds": 0}}),
+    )
+    .await;
+    let op = Operator::start(kubeconfig, &ns);
+    let applied = wait_applied(&client, &ns, "app", &first, &op).await;
+    // The operator stops here, so nothing but `kubemint diff` looks at the next commits.
+    op.kill();
+    let old_revision = applied.status.unwrap().releases[0].revisions[0]
+        .revision
+        .clone();
+
+    // The cluster runs the channel's commit: nothing to do.
+    let same = kubemint_diff(kubeconfig, &ns, &[]);
+    assert_eq!(same.code, 0, "{}\n{}", same.stdout, same.stderr);
+    assert!(same.stdout.contains("No changes"), "{}", same.stdout);
+    assert!(
+        same.stdout
+            .contains("0 to create, 0 to change, 0 to prune, 0 to drain"),
+        "{}",
+        same.stdout
+    );
+
+    // The next commit: new image, new greeting, new token, Service `old` removed.
+    std::fs::remove_file(repo.path().join("old.yaml")).unwrap();
+    let second = write(
+        &files("nginx:1.26", "two", TOKEN_TWO, false),
+        "web 1.26, greeting two",
+    );
+    let next = kubemint_diff(kubeconfig, &ns, &[]);
+    let out = &next.stdout;
+    assert_eq!(next.code, 1, "{out}\n{}", next.stderr);
+    assert!(out.contains(&second[..12]), "names the commit:\n{out}");
+    assert!(out.contains("web 1.26, greeting two"), "{out}");
+    assert!(
+        has_line(out, "~ ", &format!("ConfigMap/{ns}/settings")),
+        "{out}"
+    );
+    assert!(
+        out.contains("-  GREETING: one") && out.contains("+  GREETING: two"),
+        "{out}"
+    );
+    assert!(has_line(out, "~ ", &format!("Secret/{ns}/creds")), "{out}");
+    assert!(out.contains("+  token: '*** (after)'"), "{out}");
+    assert!(has_line(out, "- ", &format!("Service/{ns}/old")), "{out}");
+    assert!(
+        has_line(out, "+ ", &format!("apps/ReplicaSet/{ns}/web-")),
+        "{out}"
+    );
+    assert!(out.contains("+        image: nginx:1.26"), "{out}");
+    assert!(
+        has_line(
+            out,
+            "v ",
+            &format!("apps/ReplicaSet/{ns}/web-{old_revision}")
+        ),
+        "the serving revision is drained:\n{out}"
+    );
+    // The Service moves to the new revision once it is promoted.
+    assert!(has_line(out, "~ ", &format!("Service/{ns}/web")), "{out}");
+    assert!(
+        out.contains(&format!("-    kubemint.io/revision: {old_revision}")),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 to create, 3 to change, 1 to prune, 1 to drain"),
+        "{out}"
+    );
+
+    // Nothing was written.
+    let config = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .get("settings")
+        .await
+        .unwrap();
+    assert_eq!(config.data.unwrap()["GREETING"], "one");
+    assert!(Api::<Service>::namespaced(client.clone(), &ns)
+        .get_opt("old")
+        .await
+        .unwrap()
+        .is_some());
+    let replica_sets = Api::<ReplicaSet>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert_eq!(replica_sets.items.len(), 1, "no new ReplicaSet was created");
+    let ch = channel(&client, &ns, "app").await;
+    assert_eq!(
+        ch.status.unwrap().last_applied_commit.unwrap().sha,
+        first,
+        "the channel is untouched"
+    );
+
+    // A local checkout (a pull request, say) is compared instead of the commit.
+    let checkout = tempfile::tempdir().unwrap();
+    for (path, content) in files("nginx:1.25", "three", TOKEN_ONE, true) {
+        let full = checkout.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, content).unwrap();
+    }
+    let local = kubemint_diff(
+        kubeconfig,
+        &ns,
+        &["--local", checkout.path().to_str().unwrap()],
+    );
+    let out = &local.stdout;
+    assert_eq!(local.code, 1, "{out}\n{}", local.stderr);
+    assert!(out.contains("files in"), "{out}");
+    assert!(out.contains("+  GREETING: three"), "{out}");
+    assert!(
+        out.contains("0 to create, 1 to change, 0 to prune, 0 to drain"),
+        "only the ConfigMap differs:\n{out}"
+    );
+
+    // A broken checkout is an error (exit 2) naming the file.
+    std::fs::write(checkout.path().join("config.yaml"), "kind: [").unwrap();
+    let broken = kubemint_diff(
+        kubeconfig,
+        &ns,
+        &["--local", checkout.path().to_str().unwrap()],
+    );
+    assert_eq!(broken.code, 2, "{}\n{}", broken.stdout, broken.stderr);
+    assert!(broken.stderr.contains("config.yaml"), "{}", broken.stderr);
+
+    // An unknown channel is an error too.
+    let out = Command::new(env!("CARGO_BIN_EXE_kubemint"))
+        .args(["diff", "nope", "-n", &ns])
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{ns}/nope")));
+}
