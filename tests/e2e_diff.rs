@@ -172,7 +172,7 @@ async fn diff_shows_what_the_next_commit_changes_and_writes_nothing() {
         has_line(out, "+ ", &format!("apps/ReplicaSet/{ns}/web-")),
         "{out}"
     );
-    assert!(out.contains("+        image: nginx:1.26"), "{out}");
+    assert!(out.contains("+      - image: nginx:1.26"), "{out}");
     assert!(
         has_line(
             out,
