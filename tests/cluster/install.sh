@@ -54,23 +54,21 @@ if have_all; then
 fi
 
 need_root
-# A deb-src entry mirroring the machine's Debian entry, so `apt-get source` works.
+# A deb-src entry mirroring the machine's own Debian entry (same mirror, suites
+# and keys), so `apt-get source` works.
 SRC_LIST=/etc/apt/sources.list.d/kubemint-deb-src.sources
-if [ ! -f "$SRC_LIST" ]; then
-  log "adding $SRC_LIST"
-  cat >"$SRC_LIST" <<SRC
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb-src
-URIs: http://deb.debian.org/debian-security
-Suites: bookworm-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
+SRC_LIST_OLD=/etc/apt/sources.list.d/kubemint-deb-src.list
+if [ ! -f "$SRC_LIST" ] && [ ! -f "$SRC_LIST_OLD" ]; then
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    log "adding $SRC_LIST (from debian.sources)"
+    sed -e 's/^Types:.*/Types: deb-src/' /etc/apt/sources.list.d/debian.sources >"$SRC_LIST"
+  elif grep -qs '^deb ' /etc/apt/sources.list; then
+    log "adding $SRC_LIST_OLD (from sources.list)"
+    sed -n 's/^deb /deb-src /p' /etc/apt/sources.list >"$SRC_LIST_OLD"
+  else
+    log "no Debian apt entry found to mirror; add a deb-src entry for bookworm and run again"
+    exit 1
+  fi
   apt_updated=0
 fi
 apt_install golang-go rsync golang-github-modern-go-reflect2-dev dpkg-dev make
