@@ -6,9 +6,10 @@ mod fixture;
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
-use fixture::{apply_channel_with, channel, install_crd, wait_applied, GitRepo, Operator};
+use fixture::{
+    apply_channel_with, channel, install_crd, kubemint, wait_applied, GitRepo, Operator, Run,
+};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{Api, ListParams};
@@ -63,33 +64,14 @@ spec:
     files
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 fn kubemint_diff(kubeconfig: &Path, ns: &str, extra: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_kubemint"))
-        .args(["diff", "app", "-n", ns])
-        .args(extra)
-        .env("KUBECONFIG", kubeconfig)
-        .output()
-        .expect("running kubemint diff");
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
-        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
-    };
-    for token in [TOKEN_ONE, TOKEN_TWO, "token-one", "token-two"] {
-        assert!(
-            !run.stdout.contains(token) && !run.stderr.contains(token),
-            "a Secret value leaked:\n{}\n{}",
-            run.stdout,
-            run.stderr
-        );
-    }
-    run
+    let mut args = vec!["diff", "app", "-n", ns];
+    args.extend_from_slice(extra);
+    kubemint(
+        kubeconfig,
+        &args,
+        &[TOKEN_ONE, TOKEN_TWO, "token-one", "token-two"],
+    )
 }
 
 /// Whether `out` has a line starting with `marker` and holding `text`.
@@ -247,11 +229,11 @@ async fn diff_shows_what_the_next_commit_changes_and_writes_nothing() {
     assert!(broken.stderr.contains("config.yaml"), "{}", broken.stderr);
 
     // An unknown channel is an error too.
-    let out = Command::new(env!("CARGO_BIN_EXE_kubemint"))
-        .args(["diff", "nope", "-n", &ns])
-        .env("KUBECONFIG", kubeconfig)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{ns}/nope")));
+    let unknown = kubemint(kubeconfig, &["diff", "nope", "-n", &ns], &[]);
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains(&format!("{ns}/nope")),
+        "{}",
+        unknown.stderr
+    );
 }

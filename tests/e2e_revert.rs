@@ -9,7 +9,7 @@ mod support;
 
 use std::process::Command;
 
-use fixture::{channel, install_crd, wait_applied, Operator};
+use fixture::{channel, install_crd, kubemint, wait_applied, Operator, Run};
 use gitserver::{HttpServer, Upstream, HTTP_PASSWORD, HTTP_USER};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -23,32 +23,6 @@ fn config_map(name: &str, value: &str) -> String {
     )
 }
 
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-fn kubemint(kubeconfig: &std::path::Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_kubemint"))
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .output()
-        .expect("running kubemint");
-    let run = Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
-        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
-    };
-    assert!(
-        !run.stdout.contains(HTTP_PASSWORD) && !run.stderr.contains(HTTP_PASSWORD),
-        "the password leaked:\n{}\n{}",
-        run.stdout,
-        run.stderr
-    );
-    run
-}
-
 /// `kubemint revert app -n <ns> <args> --author-name .. --author-email ..`.
 fn revert_app(kubeconfig: &std::path::Path, ns: &str, args: &[&str]) -> Run {
     let mut all = vec!["revert", "app", "-n", ns];
@@ -59,7 +33,7 @@ fn revert_app(kubeconfig: &std::path::Path, ns: &str, args: &[&str]) -> Run {
         "--author-email",
         "grace@example.com",
     ]);
-    kubemint(kubeconfig, &all)
+    kubemint(kubeconfig, &all, &[HTTP_PASSWORD])
 }
 
 /// The 40-hex commit id on the line `  commit <sha> ...` of revert's output.
@@ -277,7 +251,11 @@ async fn revert_commits_and_pushes_a_rollback_that_the_operator_delivers() {
         json!({"tag": "v1.0.0"}),
     )
     .await;
-    let run = kubemint(kubeconfig, &["revert", "pinned", "-n", &ns, "--commit", &x]);
+    let run = kubemint(
+        kubeconfig,
+        &["revert", "pinned", "-n", &ns, "--commit", &x],
+        &[HTTP_PASSWORD],
+    );
     assert!(!run.ok);
     assert!(
         run.stderr.contains("follows tag 'v1.0.0', not a branch"),

@@ -302,16 +302,8 @@ async fn a_commit_in_a_local_repository_syncs_without_a_poll() {
 
     // `kubemint history` and `kubemint status` read the same channel.
     let cli = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubemint"))
-            .args(args)
-            .env("KUBECONFIG", cluster.kubeconfig())
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
+        let run = fixture::kubemint(cluster.kubeconfig(), args, &[]);
+        (run.ok, run.stdout, run.stderr)
     };
     let (ok, history, err) = cli(&["history", "app", "-n", &ns]);
     assert!(ok, "{err}");
