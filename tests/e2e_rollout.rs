@@ -309,6 +309,40 @@ async fn image_bump_mints_promotes_after_ready_drains_and_keeps_revisions() {
     );
     assert_eq!(replicas(&env.rs(&format!("web-{h2}")).await.unwrap()), 0);
 
+    // Rolling back to revision 1, which is no longer kept: it is minted again.
+    let sha4 = commit(
+        &env.repo,
+        &[(
+            "web/deployment.yaml".into(),
+            deployment("web", "web:1.0", 2),
+        )],
+        "back to web 1.0",
+    );
+    assert_eq!(
+        revisions(&env.repo)["web"],
+        h1,
+        "same content, same revision"
+    );
+    env.wait_settled(&sha4).await;
+    assert_eq!(
+        env.service_revision("web").await.as_deref(),
+        Some(h1.as_str())
+    );
+    let again = env
+        .rs(&format!("web-{h1}"))
+        .await
+        .expect("revision 1 minted again");
+    assert_eq!((replicas(&again), available(&again)), (2, 2));
+    assert_eq!(
+        env.rs_names().await,
+        vec![format!("web-{h1}"), format!("web-{h3}")]
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>(),
+        "revision 2 fell past keepReleases"
+    );
+
     let events: Api<k8s_openapi::api::events::v1::Event> =
         Api::namespaced(env.client.clone(), &env.ns);
     let reasons: Vec<String> = events
