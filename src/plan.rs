@@ -201,11 +201,7 @@ pub fn describe(plan: &Plan) -> String {
     if !minted.revisions.is_empty() {
         let _ = writeln!(out, "\nMinted (immutable, one per revision):");
         for r in &minted.revisions {
-            let _ = writeln!(
-                out,
-                "  ReplicaSet {} ({} replicas)",
-                r.replica_set.name, r.replicas
-            );
+            let _ = writeln!(out, "  ReplicaSet {}", r.summary());
         }
         for (_, kind, name) in &minted.config_copies {
             let _ = writeln!(out, "  {kind} {name} (immutable copy)");

@@ -134,11 +134,7 @@ pub async fn deliver(
         }
         Some(i) => i,
         None => {
-            let names: Vec<String> = first_pins
-                .revisions
-                .iter()
-                .map(|r| format!("{} ({} replicas)", r.replica_set.name, r.replicas))
-                .collect();
+            let names: Vec<String> = first_pins.revisions.iter().map(|r| r.summary()).collect();
             push_release(
                 &mut status.releases,
                 ReleaseRecord {

@@ -42,6 +42,16 @@ impl Revision {
     pub fn key(&self) -> WorkloadKey {
         (self.namespace.clone(), self.workload.clone())
     }
+
+    /// `web-2b78ad82ce (2 replicas)`, for events and `plan`.
+    pub fn summary(&self) -> String {
+        let unit = if self.replicas == 1 {
+            "replica"
+        } else {
+            "replicas"
+        };
+        format!("{} ({} {unit})", self.replica_set.name, self.replicas)
+    }
 }
 
 /// What a release delivers once minted.
