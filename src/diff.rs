@@ -14,8 +14,7 @@ use similar::TextDiff;
 use crate::cluster::{self, ApplyRequest, ClusterError, Preview};
 use crate::controller::crd::InventoryEntry;
 use crate::controller::{self, Channel};
-use crate::plan::{self, PlanError};
-use crate::render::Release;
+use crate::render::{self, Release, RenderError, RenderOptions, RepoTree};
 use crate::rollout::{mint, prune_set, Stamp, COMMIT_ANNOTATION, RELEASE_ANNOTATION};
 use crate::source::{GitCache, SourceError};
 
@@ -36,7 +35,7 @@ pub enum DiffError {
     Channel(#[from] controller::Error),
     /// The local directory does not render.
     #[error(transparent)]
-    Local(#[from] PlanError),
+    Local(#[from] RenderError),
     /// A dry run or a read of the cluster failed.
     #[error(transparent)]
     Cluster(#[from] ClusterError),
@@ -130,10 +129,12 @@ pub async fn diff(
         }
         DiffSource::Local(dir) => {
             let described = format!("files in {}", dir.display());
-            let release = tokio::task::spawn_blocking(move || plan::plan(&dir, None, "."))
-                .await
-                .map_err(|e| controller::Error::Source(SourceError::Task(e.to_string())))??
-                .release;
+            let options = RenderOptions { path: ".".into() };
+            let release = tokio::task::spawn_blocking(move || {
+                render::render(&RepoTree::from_dir(&dir)?, &options)
+            })
+            .await
+            .map_err(|e| controller::Error::Source(SourceError::Task(e.to_string())))??;
             (release, "local".to_string(), described)
         }
     };
