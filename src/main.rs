@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use kube::{CustomResourceExt, ResourceExt};
 
+use kubemint::controller::leader::{self, LeaderElection};
 use kubemint::controller::{Channel, Metrics, Operator, Settings, SyncRequests};
 use kubemint::revert::{RevertRequest, Target};
 use kubemint::server::hooks::Hooks;
@@ -48,6 +49,17 @@ enum Command {
         /// Log format.
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
+        /// Elect a leader among replicas through a Lease: only the holder
+        /// reconciles, the others wait as standbys (run more than one replica).
+        #[arg(long, env = "KUBEMINT_LEADER_ELECT")]
+        leader_elect: bool,
+        /// Namespace of the leader Lease (default: the kube context's namespace).
+        #[arg(long, env = "POD_NAMESPACE")]
+        leader_election_namespace: Option<String>,
+        /// How long the leader's Lease stays valid without renewal: a leader
+        /// that dies is replaced after at most this long.
+        #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+        leader_election_lease_duration: std::time::Duration,
     },
     /// Render a repository or directory offline and print its release.
     Plan {
@@ -192,6 +204,9 @@ fn main() -> ExitCode {
             cache_dir,
             http_addr,
             log_format,
+            leader_elect,
+            leader_election_namespace,
+            leader_election_lease_duration,
         } => {
             telemetry::init(log_format);
             let settings = Settings {
@@ -199,9 +214,13 @@ fn main() -> ExitCode {
                 cache_dir,
                 instance: std::env::var("POD_NAME").ok(),
             };
+            let election = leader_elect.then_some(Election {
+                namespace: leader_election_namespace,
+                lease_duration: leader_election_lease_duration,
+            });
             tokio::runtime::Runtime::new()
                 .context("starting the async runtime")
-                .and_then(|rt| rt.block_on(run(settings, http_addr)))
+                .and_then(|rt| rt.block_on(run(settings, http_addr, election)))
         }
     };
     match result {
@@ -342,9 +361,20 @@ fn plan(target: &str, reference: Option<&str>, path: &str, objects: bool) -> any
     Ok(())
 }
 
-async fn run(settings: Settings, http_addr: SocketAddr) -> anyhow::Result<()> {
+/// `--leader-elect` and its settings.
+struct Election {
+    namespace: Option<String>,
+    lease_duration: std::time::Duration,
+}
+
+async fn run(
+    settings: Settings,
+    http_addr: SocketAddr,
+    election: Option<Election>,
+) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
+    let leading = Arc::new(AtomicBool::new(election.is_none()));
     let (requests, wake) = SyncRequests::new();
     let client = kube::Client::try_default()
         .await
@@ -362,6 +392,7 @@ async fn run(settings: Settings, http_addr: SocketAddr) -> anyhow::Result<()> {
         ServerState {
             metrics,
             ready: ready.clone(),
+            leading: leading.clone(),
             hooks,
         },
     )
@@ -373,7 +404,45 @@ async fn run(settings: Settings, http_addr: SocketAddr) -> anyhow::Result<()> {
         .await
         .context("the API server does not answer")?;
     ready.store(true, Ordering::Relaxed);
-    tracing::info!(namespace = ?settings.namespace, "watching channels");
-    operator.run().await;
-    Ok(())
+    let Some(election) = election else {
+        tracing::info!(namespace = ?settings.namespace, "watching channels");
+        operator.run().await;
+        return Ok(());
+    };
+    let election = LeaderElection {
+        namespace: election
+            .namespace
+            .unwrap_or_else(|| client.default_namespace().to_string()),
+        identity: leader::identity(settings.instance.as_deref()),
+        lease_duration: election.lease_duration,
+    };
+    tracing::info!(lease = %election.lease(), identity = %election.identity, "standby: waiting for the leader lease");
+    let mut leadership = tokio::select! {
+        held = election.acquire(client.clone()) => held?,
+        _ = tokio::signal::ctrl_c() => return Ok(()),
+        _ = terminated() => return Ok(()),
+    };
+    leading.store(true, Ordering::Relaxed);
+    tracing::info!(lease = %election.lease(), identity = %election.identity, namespace = ?settings.namespace, "leading: watching channels");
+    tokio::select! {
+        () = operator.run() => {
+            leadership.step_down().await;
+            Ok(())
+        }
+        () = leadership.lost() => {
+            // Another replica holds the lease now: stop at once rather than act
+            // beside it. The pod restarts as a standby.
+            anyhow::bail!("lost the leader lease {}; exiting", election.lease())
+        }
+    }
+}
+
+/// Resolves on SIGTERM (how Kubernetes stops a pod).
+async fn terminated() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            term.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
 }

@@ -21,6 +21,9 @@ pub struct ServerState {
     pub metrics: Arc<Metrics>,
     /// Set once the controller is connected and watching.
     pub ready: Arc<AtomicBool>,
+    /// Set while this replica reconciles (always, without leader election); a
+    /// standby answers webhooks with 503, since only the leader can act on them.
+    pub leading: Arc<AtomicBool>,
     /// What the webhook receivers need.
     pub hooks: hooks::Hooks,
 }

@@ -2,6 +2,7 @@
 
 pub mod crd;
 mod error;
+pub mod leader;
 mod metrics;
 mod reconcile;
 mod release;

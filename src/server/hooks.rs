@@ -3,6 +3,7 @@
 //! the `token` of the Secret it names and pushes the channel's ref.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -125,6 +126,14 @@ async fn receive(
     body: Bytes,
 ) -> Response {
     let channel = format!("{namespace}/{name}");
+    if !state.leading.load(Ordering::Relaxed) {
+        state.metrics.count_webhook("Standby");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this replica is a standby; the leader receives webhooks\n",
+        )
+            .into_response();
+    }
     match handle(&state.hooks, &namespace, &name, &headers, &body).await {
         Ok(provider) => {
             state.metrics.count_webhook("Accepted");
