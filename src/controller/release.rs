@@ -271,6 +271,12 @@ pub async fn deliver(
         }
         promoted_at = Some(now);
         mark_promoted(&mut status.releases, index, &now.to_string());
+        // Recorded before anything else happens: should a later step of this pass
+        // fail, the next pass must keep the Services on the new revisions rather
+        // than point them back at the ones about to be drained.
+        status.last_applied_commit = Some(commit.clone());
+        status.active_release = Some(release.id.clone());
+        write_status(ctx, channel, &status).await?;
         let names: Vec<&str> = wanted.iter().map(|w| w.name.as_str()).collect();
         // Without minted workloads there is nothing to switch: the commit is simply applied.
         let (reason, note) = if names.is_empty() {
