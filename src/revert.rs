@@ -8,6 +8,7 @@
 //! release it undoes every commit the release brought, as one commit.
 
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -161,12 +162,25 @@ pub fn pick_change(
     let matches: Vec<usize> = (0..status.releases.len())
         .filter(|&i| status.releases[i].id.starts_with(&id))
         .collect();
-    let [index] = matches[..] else {
+    // A rollback renders to the id of the release it restores, so one release can
+    // have several records: the one serving now, else the newest, is meant.
+    let ids: BTreeSet<&str> = matches
+        .iter()
+        .map(|&i| status.releases[i].id.as_str())
+        .collect();
+    let chosen = (ids.len() == 1).then(|| {
+        matches
+            .iter()
+            .copied()
+            .find(|&i| status.releases[i].phase == ReleasePhase::Active)
+            .unwrap_or(matches[0])
+    });
+    let Some(index) = chosen else {
         let known: Vec<&str> = status.releases.iter().map(|r| r.id.as_str()).collect();
         return Err(RevertError::UnknownRelease {
             channel: channel.to_string(),
             id,
-            ambiguous: matches.len() > 1,
+            ambiguous: ids.len() > 1,
             known: if known.is_empty() {
                 "none".to_string()
             } else {
@@ -533,6 +547,26 @@ mod tests {
         );
         let err = pick_change("ns/ch", &status(), &Target::Release("bbb".into())).unwrap_err();
         assert!(err.to_string().contains("ambiguous"), "{err}");
+    }
+
+    #[test]
+    fn after_a_rollback_the_release_it_restored_is_found_by_its_id() {
+        // b2 was reverted by r1, which renders to aaa111 again.
+        let mut status = status();
+        status.releases[1].phase = ReleasePhase::Superseded;
+        status.releases[3].phase = ReleasePhase::Superseded;
+        status
+            .releases
+            .insert(0, record("aaa111", "r1", ReleasePhase::Active));
+        status.active_release = Some("aaa111".into());
+        for target in [Target::Active, Target::Release("aaa111".into())] {
+            let change = pick_change("ns/ch", &status, &target).unwrap();
+            assert_eq!(
+                (change.to.as_str(), change.base.as_deref()),
+                ("r1", Some("b2")),
+                "undoing the rollback brings back what it rolled back"
+            );
+        }
     }
 
     #[test]

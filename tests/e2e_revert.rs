@@ -144,6 +144,24 @@ async fn revert_commits_and_pushes_a_rollback_that_the_operator_delivers() {
     wait_applied(&client, &ns, "app", &revert, &op).await;
     assert_eq!(active_release(&client, &ns).await, release_one);
 
+    // The rollback is a release like any other: reverting it brings "two" back,
+    // though release one now has two records (its first commit and the revert).
+    let run = revert_app(kubeconfig, &ns, &["--push"]);
+    assert!(run.ok, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains(&format!("Reverted release {release_one}")),
+        "{}",
+        run.stdout
+    );
+    let redo = new_commit(&run.stdout);
+    assert_eq!(
+        upstream.git(&["show", "main:deploy/cm.yaml"]),
+        config_map("greeting", "two").trim()
+    );
+    wait_applied(&client, &ns, "app", &redo, &op).await;
+    assert_eq!(active_release(&client, &ns).await, release_two);
+
     // One commit in the middle of three, touching different files: only it is undone.
     let x = upstream.commit("deploy/x.yaml", &config_map("x", "1"), "add x");
     let y = upstream.commit("deploy/y.yaml", &config_map("y", "1"), "add y");
