@@ -18,6 +18,9 @@ use crate::render::{self, Release, RenderError, RenderOptions, RepoTree};
 use crate::rollout::{mint, prune_set, Stamp, COMMIT_ANNOTATION, RELEASE_ANNOTATION};
 use crate::source::{GitCache, SourceError};
 
+/// Where `kubectl apply` (client-side) keeps the object it last applied.
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// What to compare the cluster with.
 #[derive(Debug, Clone)]
 pub enum DiffSource {
@@ -283,6 +286,9 @@ pub fn comparable(object: &Value) -> Value {
         if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
             annotations.remove(COMMIT_ANNOTATION);
             annotations.remove(RELEASE_ANNOTATION);
+            // kubectl's copy of what it last applied: never kubemint's to change,
+            // and on a Secret it holds the values in clear.
+            annotations.remove(LAST_APPLIED_ANNOTATION);
             if annotations.is_empty() {
                 meta.remove("annotations");
             }
@@ -464,7 +470,10 @@ mod tests {
     #[test]
     fn secret_values_never_appear_but_changed_keys_do() {
         let secret = |token: &str, other: &str| {
-            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "web"},
+            let applied = json!({"data": {"token": token}}).to_string();
+            json!({"apiVersion": "v1", "kind": "Secret",
+                   "metadata": {"name": "web", "labels": {"size": token.len().to_string()},
+                                "annotations": {LAST_APPLIED_ANNOTATION: applied}},
                    "data": {"token": token, "other": other}})
         };
         let c = compare(&preview(

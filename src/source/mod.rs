@@ -126,6 +126,16 @@ pub fn redact_url(url: &str) -> String {
         if let Some((_, host)) = authority.rsplit_once('@') {
             return format!("{scheme}://***@{host}{path}");
         }
+        // `user:pa/ss@host`: a password with an unescaped `/` cuts the authority
+        // short and leaves a "port" that is no number. Hide up to the last `@`.
+        let bad_port = authority
+            .split_once(':')
+            .is_some_and(|(_, port)| !port.chars().all(|c| c.is_ascii_digit()));
+        if bad_port {
+            if let Some((_, after)) = rest.rsplit_once('@') {
+                return format!("{scheme}://***@{after}");
+            }
+        }
     }
     url.to_string()
 }
@@ -160,6 +170,14 @@ mod tests {
         assert_eq!(
             redact_url("ssh://git@host:22/r.git"),
             "ssh://***@host:22/r.git"
+        );
+        assert_eq!(
+            redact_url("https://bob:pa/ss@git.example.com/r.git"),
+            "https://***@git.example.com/r.git"
+        );
+        assert_eq!(
+            redact_url("https://host:8443/r@1.git"),
+            "https://host:8443/r@1.git"
         );
         assert_eq!(redact_url("/srv/git/deploy"), "/srv/git/deploy");
         assert_eq!(redact_url("https://host/repo.git"), "https://host/repo.git");
