@@ -17,7 +17,7 @@ use git2::{build::RepoBuilder, Oid, PushOptions, Repository, Signature};
 use crate::controller::crd::{ChannelStatus, ReleasePhase};
 use crate::controller::Channel;
 use crate::source::auth::fetch_options;
-use crate::source::{redact_url, remote_callbacks, GitCredentials, RefRequest};
+use crate::source::{redact_url, remote_callbacks, sanitize, GitCredentials, RefRequest};
 
 /// Errors of `kubemint revert`. Messages name the channel, commit or release, and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -295,7 +295,7 @@ fn revert_blocking(request: &RevertRequest) -> Result<Reverted, RevertError> {
         move |e: git2::Error| RevertError::Git {
             action,
             url: redact_url(url),
-            message: creds.scrub(e.message()),
+            message: sanitize(e.message(), url, creds),
         }
     };
     let clone_dir = match &request.workdir {
@@ -441,20 +441,20 @@ fn push(repo: &Repository, request: &RevertRequest, sha: Oid) -> Result<(), Reve
     let mut remote = repo.find_remote("origin").map_err(|e| RevertError::Git {
         action: "pushing to",
         url: redact_url(url),
-        message: e.message().to_string(),
+        message: sanitize(e.message(), url, creds),
     })?;
     remote
         .push(&[refspec.as_str()], Some(&mut options))
         .map_err(|e| RevertError::PushRejected {
             url: redact_url(url),
             branch: request.branch.clone(),
-            message: creds.scrub(e.message()),
+            message: sanitize(e.message(), url, creds),
         })?;
     if let Some(message) = rejected.take() {
         return Err(RevertError::PushRejected {
             url: redact_url(url),
             branch: request.branch.clone(),
-            message: creds.scrub(&message),
+            message: sanitize(&message, url, creds),
         });
     }
     Ok(())

@@ -16,7 +16,7 @@ use std::rc::Rc;
 use super::auth::{fetch_options, remote_callbacks, GitCredentials};
 use super::refs::{peel_advertisement, resolve, RefRequest};
 use super::verify::{verify_range, TrustedKeys, Verified};
-use super::{redact_url, tree_at, SourceError};
+use super::{redact_url, sanitize, tree_at, SourceError};
 use crate::controller::crd::VerifyMode;
 use crate::render::RepoTree;
 
@@ -229,7 +229,7 @@ fn fetch_blocking(dir: &Path, request: &FetchRequest) -> Result<FetchOutcome, So
     let creds = &request.credentials;
     let unreachable = |e: git2::Error| SourceError::Unreachable {
         url: redact_url(url),
-        message: creds.scrub(&redact_message(e.message(), url)),
+        message: sanitize(e.message(), url, creds),
     };
     let repo = open_or_init(dir)?;
     let mut remote = repo
@@ -413,16 +413,6 @@ pub fn commit_meta(commit: &git2::Commit<'_>) -> CommitMeta {
             .to_string(),
         time,
     }
-}
-
-/// git's messages may quote the URL, credentials included. libgit2 replaces the
-/// host key callback's message with its own; say what it means.
-fn redact_message(message: &str, url: &str) -> String {
-    let message = message.replace(url, &redact_url(url));
-    if message.contains("invalid or unknown remote ssh hostkey") {
-        return "host key verification failed: the server's host key matches no known_hosts entry for it".into();
-    }
-    message
 }
 
 #[cfg(test)]

@@ -116,6 +116,17 @@ pub fn local_path(url: &str) -> Option<PathBuf> {
     (!url.contains("://") && !scp_like).then(|| PathBuf::from(url))
 }
 
+/// A git message fit for logs, status and errors: the URL's userinfo and every
+/// credential value removed. libgit2 replaces the host key callback's message
+/// with its own; that one is said plainly.
+pub fn sanitize(message: &str, url: &str, creds: &GitCredentials) -> String {
+    let message = message.replace(url, &redact_url(url));
+    if message.contains("invalid or unknown remote ssh hostkey") {
+        return "host key verification failed: the server's host key matches no known_hosts entry for it".into();
+    }
+    creds.scrub(&message)
+}
+
 /// Removes userinfo (user, password, token) from a URL so it can be logged.
 pub fn redact_url(url: &str) -> String {
     if let Some((scheme, rest)) = url.split_once("://") {
@@ -158,6 +169,22 @@ mod tests {
         assert_eq!(local_path("https://git.example.com/deploy.git"), None);
         assert_eq!(local_path("ssh://git@host/deploy.git"), None);
         assert_eq!(local_path("git@github.com:acme/deploy.git"), None);
+    }
+
+    #[test]
+    fn git_messages_lose_userinfo_and_credentials() {
+        let data = [("username", "bot"), ("password", "hunter2-secret")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect();
+        let creds = super::GitCredentials::from_secret_data(&data).unwrap();
+        let url = "https://bot:t0ken@git.example.com/r.git";
+        let message = format!("failed to push to '{url}': auth hunter2-secret refused");
+        let clean = super::sanitize(&message, url, &creds);
+        assert_eq!(
+            clean,
+            "failed to push to 'https://***@git.example.com/r.git': auth *** refused"
+        );
     }
 
     #[test]
