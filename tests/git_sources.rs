@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use gitserver::{
     GitDaemon, GpgKey, HttpServer, SshServer, SshSigningKey, Upstream, BEARER_TOKEN, HTTP_PASSWORD,
-    HTTP_USER,
+    HTTP_USER, SSH_USER,
 };
 use kubemint::controller::crd::VerifyMode;
 use kubemint::source::{
@@ -66,6 +66,22 @@ async fn ssh_fetch_needs_the_right_host_key() {
         .expect("ssh fetch with the right key and known_hosts");
     assert_eq!(got.commit.sha, sha);
     assert_eq!(got.reference, "refs/heads/main");
+
+    // A URL without a user logs in as the Secret's `username`.
+    let userless = url.replace(&format!("{SSH_USER}@"), "");
+    assert_ne!(userless, url);
+    let by_secret = GitCredentials::from_secret_data(&secret(&[
+        ("identity", &server.identity),
+        ("known_hosts", &server.known_hosts),
+        ("username", SSH_USER),
+    ]))
+    .unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let got = GitCache::new(elsewhere.path())
+        .fetch(&request(&userless, branch("main"), by_secret))
+        .await
+        .expect("ssh fetch with the user from the Secret");
+    assert_eq!(got.commit.sha, sha);
 
     // A different host key for [127.0.0.1]:PORT: refused before any credential is sent.
     let other = tempfile::tempdir().unwrap();

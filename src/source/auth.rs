@@ -146,7 +146,17 @@ pub fn remote_callbacks(creds: &GitCredentials, url: &str) -> RemoteCallbacks<'s
     let mut callbacks = RemoteCallbacks::new();
     let c = creds.clone();
     let attempts = Cell::new(0u32);
+    let user_asked = Cell::new(false);
     callbacks.credentials(move |_url, username_from_url, allowed| {
+        // Over SSH: the URL's user, else the Secret's `username`, else `git`.
+        let user = username_from_url
+            .or(c.username.as_deref())
+            .unwrap_or("git");
+        // libgit2 first asks for just a user name when the URL has none; that is
+        // not an attempt at the credentials, so the key still gets its one try.
+        if allowed == CredentialType::USERNAME && !user_asked.replace(true) {
+            return Cred::username(user);
+        }
         attempts.set(attempts.get() + 1);
         if attempts.get() > 1 {
             return Err(git2::Error::from_str(
@@ -155,7 +165,6 @@ pub fn remote_callbacks(creds: &GitCredentials, url: &str) -> RemoteCallbacks<'s
         }
         if allowed.contains(CredentialType::SSH_KEY) {
             if let Some(identity) = &c.identity {
-                let user = username_from_url.unwrap_or("git");
                 return Cred::ssh_key_from_memory(user, None, identity, c.passphrase.as_deref())
                     .map_err(|_| {
                         git2::Error::from_str("the SSH identity could not be loaded (wrong passphrase or unsupported key format?)")
@@ -168,7 +177,7 @@ pub fn remote_callbacks(creds: &GitCredentials, url: &str) -> RemoteCallbacks<'s
             }
         }
         if allowed.contains(CredentialType::USERNAME) {
-            return Cred::username(username_from_url.unwrap_or("git"));
+            return Cred::username(user);
         }
         Err(git2::Error::from_str(
             "the remote asks for credentials that spec.git.secretRef does not provide",
