@@ -50,26 +50,28 @@ impl Hooks {
     }
 }
 
-/// A token and when it was read.
-type Cached = (Instant, Vec<u8>);
+/// A token (`None`: the Secret was unusable) and when it was read.
+type Cached = (Instant, Option<Vec<u8>>);
 
-/// Webhook tokens by Secret (`namespace/name`).
+/// Webhook tokens by Secret (`namespace/name`). Unusable Secrets are remembered
+/// too, so that requests for them do not each cost an API read and a warning.
 #[derive(Clone, Default)]
 struct TokenCache {
     entries: Arc<Mutex<HashMap<String, Cached>>>,
 }
 
 impl TokenCache {
-    fn get(&self, key: &str, now: Instant) -> Option<Vec<u8>> {
+    /// `Some(None)`: the Secret was read recently and was unusable.
+    fn get(&self, key: &str, now: Instant) -> Option<Option<Vec<u8>>> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let (read_at, token) = entries.get(key)?;
         (now.duration_since(*read_at) < TOKEN_TTL).then(|| token.clone())
     }
 
-    fn put(&self, key: &str, token: &[u8], now: Instant) {
+    fn put(&self, key: &str, token: Option<&[u8]>, now: Instant) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries.retain(|_, (read_at, _)| now.duration_since(*read_at) < TOKEN_TTL);
-        entries.insert(key.to_string(), (now, token.to_vec()));
+        entries.insert(key.to_string(), (now, token.map(<[u8]>::to_vec)));
     }
 }
 
@@ -173,11 +175,14 @@ async fn handle(
         .clone();
     let key = format!("{namespace}/{secret}");
     let token = match hooks.tokens.get(&key, Instant::now()) {
-        Some(token) => token,
+        Some(Some(token)) => token,
+        Some(None) => return Err(Rejection::SecretUnavailable),
         None => {
-            let token = read_token(&hooks.client, namespace, &secret).await?;
-            hooks.tokens.put(&key, &token, Instant::now());
-            token
+            let token = read_token(&hooks.client, namespace, &secret).await;
+            hooks
+                .tokens
+                .put(&key, token.as_deref().ok(), Instant::now());
+            token?
         }
     };
     let provider = webhook::authenticate(headers, body, &token)?;
@@ -213,15 +218,19 @@ mod tests {
         let cache = TokenCache::default();
         let t0 = Instant::now();
         assert_eq!(cache.get("ns/hook", t0), None);
-        cache.put("ns/hook", b"tok", t0);
+        cache.put("ns/hook", Some(b"tok"), t0);
         assert_eq!(
-            cache.get("ns/hook", t0 + Duration::from_secs(9)).as_deref(),
-            Some(&b"tok"[..])
+            cache.get("ns/hook", t0 + Duration::from_secs(9)),
+            Some(Some(b"tok".to_vec()))
         );
         assert_eq!(cache.get("ns/hook", t0 + TOKEN_TTL), None);
         assert_eq!(cache.get("ns/other", t0), None);
+        // An unusable Secret is remembered as such, for as long.
+        cache.put("ns/missing", None, t0);
+        assert_eq!(cache.get("ns/missing", t0), Some(None));
+        assert_eq!(cache.get("ns/missing", t0 + TOKEN_TTL), None);
         // Expired entries go when another is stored.
-        cache.put("ns/other", b"x", t0 + TOKEN_TTL);
+        cache.put("ns/other", Some(b"x"), t0 + TOKEN_TTL);
         assert_eq!(cache.entries.lock().unwrap().len(), 1);
     }
 }
