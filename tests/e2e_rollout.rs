@@ -527,6 +527,68 @@ async fn an_unready_release_fails_keeps_traffic_and_is_retried_on_request() {
 }
 
 #[tokio::test]
+async fn an_adopted_service_serves_the_old_pods_until_the_new_revision_is_ready() {
+    let env = Env::start("adopt", json!({"drainSeconds": 1})).await;
+    // What ran before kubemint: a Deployment and its Service, applied by hand.
+    let manual = |yaml: &str| {
+        let mut value: serde_json::Value = serde_yaml::from_str(yaml).unwrap();
+        value["metadata"]["namespace"] = json!(env.ns);
+        value
+    };
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(env.client.clone(), &env.ns);
+    let post = kube::api::PostParams::default();
+    deployments
+        .create(
+            &post,
+            &serde_json::from_value(manual(&deployment("web", "web:0.9", 1))).unwrap(),
+        )
+        .await
+        .unwrap();
+    Api::<Service>::namespaced(env.client.clone(), &env.ns)
+        .create(
+            &post,
+            &serde_json::from_value(manual(&service("web"))).unwrap(),
+        )
+        .await
+        .unwrap();
+
+    // The channel takes the workload over; its first revision is held unready.
+    for (path, content) in workload("web", "web:1.0", "a") {
+        let full = env.repo.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, content).unwrap();
+    }
+    let h1 = revisions(&env.repo)["web"].clone();
+    hold_revision(&env.ns, &h1);
+    let sha1 = env.repo.commit(&[], &[], "kubemint takes over web");
+    wait_for(Duration::from_secs(60), || async {
+        env.rs(&format!("web-{h1}"))
+            .await
+            .filter(|rs| replicas(rs) == 2)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let selector = |svc: Service| svc.spec.unwrap().selector.unwrap();
+    let live = Api::<Service>::namespaced(env.client.clone(), &env.ns)
+        .get("web")
+        .await
+        .unwrap();
+    assert_eq!(
+        selector(live),
+        BTreeMap::from([("app".to_string(), "web".to_string())]),
+        "the Service keeps serving the pods it served until the new ones are ready"
+    );
+
+    release_revision(&env.client, &env.ns, &h1).await;
+    env.wait_settled(&sha1).await;
+    assert_eq!(
+        env.service_revision("web").await.as_deref(),
+        Some(h1.as_str())
+    );
+}
+
+#[tokio::test]
 async fn workloads_of_one_commit_are_promoted_together() {
     let env = Env::start("together", json!({"drainSeconds": 1})).await;
     let mut files = workload("web", "web:1.0", "a");

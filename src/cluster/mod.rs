@@ -4,6 +4,7 @@ mod apply;
 mod discovery;
 mod prune;
 mod revisions;
+mod services;
 
 pub use apply::{apply_release, preview_release, AppliedRelease, ApplyRequest, Preview};
 pub use discovery::Resolver;
@@ -12,6 +13,7 @@ pub use revisions::{
     delete_config_copy, delete_revision, list_config_copies, list_revisions, scale_down,
     ObservedRevision, LAST_ACTIVE_ANNOTATION,
 };
+pub use services::live_selector;
 
 /// Field manager of every write kubemint makes.
 pub const FIELD_MANAGER: &str = "kubemint";

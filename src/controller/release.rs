@@ -22,7 +22,8 @@ use crate::cluster::{self, ApplyRequest};
 use crate::controller::crd::RECONCILE_ANNOTATION;
 use crate::render::{Object, Release};
 use crate::rollout::{
-    decide, mint, orphan_copies, prune_set, RolloutState, Stamp, Step, WantedRevision, WorkloadKey,
+    decide, mint, orphan_copies, prune_set, Minted, RolloutState, Stamp, Step, WantedRevision,
+    WorkloadKey,
 };
 
 /// Where a release stands after one pass.
@@ -49,6 +50,28 @@ async fn apply(
         stamp: stamp.clone(),
     };
     Ok(cluster::apply_release(ctx.client(), &request).await?)
+}
+
+/// Mints `release` with its Services pinned to the serving revisions. A Service
+/// of a workload with no serving revision keeps the selector it has in the
+/// cluster until promotion: it may be serving pods kubemint did not mint (a
+/// workload being adopted, renamed, or opted in to minting).
+async fn mint_serving(
+    ctx: &Context,
+    release: &Release,
+    active: &BTreeMap<WorkloadKey, String>,
+    resolve: &(dyn Fn(&WorkloadKey) -> WorkloadKey + Sync),
+    target: &str,
+) -> Result<Minted, Error> {
+    let mut minted = mint(release, &|k| active.get(&resolve(k)).cloned());
+    for index in minted.unpinned_services(&|k| active.contains_key(&resolve(k))) {
+        let service = &minted.objects[index];
+        let namespace = service.namespace.as_deref().unwrap_or(target);
+        if let Some(live) = cluster::live_selector(ctx.client(), namespace, &service.name).await? {
+            minted.hold(index, live);
+        }
+    }
+    Ok(minted)
 }
 
 /// One pass of the rollout of `release` (rendered from `commit`).
@@ -113,7 +136,7 @@ pub async fn deliver(
                 // the failed pods, say) are put back.
                 if drift_due {
                     let active = active_revisions(&status.releases);
-                    let minted = mint(release, &|k| active.get(&resolve(k)).cloned());
+                    let minted = mint_serving(ctx, release, &active, &resolve, &target).await?;
                     apply(ctx, &minted.objects, &target, &stamp).await?;
                 }
                 return Ok(Outcome::Failed);
@@ -164,7 +187,7 @@ pub async fn deliver(
 
     // Apply everything, Services still pinned to the serving revisions.
     let active = active_revisions(&status.releases);
-    let minted = mint(release, &|k| active.get(&resolve(k)).cloned());
+    let minted = mint_serving(ctx, release, &active, &resolve, &target).await?;
     let applied = apply(ctx, &minted.to_apply(), &target, &stamp).await?;
     let inventory: Vec<_> = applied
         .inventory
