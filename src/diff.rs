@@ -3,9 +3,12 @@
 //! run and compared with its live state; prunes are dry-run deletions. Nothing
 //! is written.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
 
 use kube::Client;
 use serde_json::Value;
@@ -15,7 +18,10 @@ use crate::cluster::{self, ApplyRequest, ClusterError, Preview};
 use crate::controller::crd::InventoryEntry;
 use crate::controller::{self, Channel};
 use crate::render::{self, Release, RenderError, RenderOptions, RepoTree};
-use crate::rollout::{mint, prune_set, Stamp, COMMIT_ANNOTATION, RELEASE_ANNOTATION};
+use crate::rollout::{
+    decide, mint, prune_set, LiveRevision, RolloutState, Stamp, WantedRevision, COMMIT_ANNOTATION,
+    RELEASE_ANNOTATION,
+};
 use crate::source::{GitCache, SourceError};
 
 /// Where `kubectl apply` (client-side) keeps the object it last applied.
@@ -60,6 +66,8 @@ pub enum Change {
     Prune,
     /// A serving revision that the release replaces: scaled to zero after promotion.
     Drain,
+    /// A revision deleted after the drain: past `keepReleases`, or its workload is gone.
+    Retire,
 }
 
 impl Change {
@@ -68,7 +76,7 @@ impl Change {
             Change::Create => '+',
             Change::Configure => '~',
             Change::Unchanged => '=',
-            Change::Prune => '-',
+            Change::Prune | Change::Retire => '-',
             Change::Drain => 'v',
         }
     }
@@ -183,21 +191,51 @@ async fn compare_with_cluster(
     let previews = cluster::preview_release(client, &request).await?;
     let mut changes: Vec<ObjectChange> = previews.iter().map(compare).collect();
 
-    let new_revisions: BTreeSet<&str> = minted
+    // What the rollout does to the channel's revisions once this release is
+    // promoted and drained: the controller's own decision.
+    let target = channel.target_namespace();
+    let observed = cluster::list_revisions(client, label).await?;
+    let live: Vec<LiveRevision> = observed.iter().map(|o| o.revision.clone()).collect();
+    let wanted: Vec<WantedRevision> = minted
         .revisions
         .iter()
-        .map(|r| r.replica_set.name.as_str())
+        .map(|r| WantedRevision {
+            workload: (
+                Some(r.namespace.clone().unwrap_or_else(|| target.clone())),
+                r.workload.clone(),
+            ),
+            hash: r.hash.clone(),
+            name: r.replica_set.name.clone(),
+            replicas: r.replicas,
+        })
         .collect();
-    for observed in cluster::list_revisions(client, label).await? {
-        let rs = &observed.revision;
-        if rs.replicas > 0 && !new_revisions.contains(rs.name.as_str()) {
-            changes.push(ObjectChange {
-                change: Change::Drain,
-                object: format!("apps/ReplicaSet/{}/{}", observed.namespace, rs.name),
-                file: None,
-                diff: String::new(),
-            });
-        }
+    let now = Timestamp::now();
+    let settled = decide(&RolloutState {
+        wanted: &wanted,
+        live: &live,
+        active: &BTreeMap::new(),
+        started_at: now,
+        promoted_at: Some(now),
+        now,
+        ready_timeout: Duration::ZERO,
+        drain: Duration::ZERO,
+        keep: channel.spec.rollout.keep_releases as usize,
+    });
+    for o in &observed {
+        let name = &o.revision.name;
+        let change = if settled.delete.contains(name) {
+            Change::Retire
+        } else if settled.scale_down.contains(name) {
+            Change::Drain
+        } else {
+            continue;
+        };
+        changes.push(ObjectChange {
+            change,
+            object: format!("apps/ReplicaSet/{}/{name}", o.namespace),
+            file: None,
+            diff: String::new(),
+        });
     }
 
     if channel.spec.prune {
@@ -363,6 +401,9 @@ pub fn describe(report: &Report) -> String {
         let note = match (c.change, &c.file) {
             (Change::Prune, _) => " (pruned: no longer declared)".to_string(),
             (Change::Drain, _) => " (scaled to 0 after promotion)".to_string(),
+            (Change::Retire, _) => {
+                " (deleted after the drain: past keepReleases or no longer declared)".to_string()
+            }
             (_, Some(file)) => format!(" ({file})"),
             (_, None) => String::new(),
         };
@@ -382,7 +423,7 @@ pub fn describe(report: &Report) -> String {
         "{} to create, {} to change, {} to prune, {} to drain, {} unchanged",
         count(Change::Create),
         count(Change::Configure),
-        count(Change::Prune),
+        count(Change::Prune) + count(Change::Retire),
         count(Change::Drain),
         count(Change::Unchanged)
     );
@@ -516,6 +557,7 @@ mod tests {
                 change(Change::Configure, "Service/shop/web"),
                 change(Change::Drain, "apps/ReplicaSet/shop/web-0"),
                 change(Change::Prune, "Service/shop/old"),
+                change(Change::Retire, "apps/ReplicaSet/shop/worker-0"),
             ],
         };
         let text = describe(&report);
@@ -529,9 +571,13 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("- Service/shop/old (pruned"), "{text}");
+        assert!(
+            text.contains("- apps/ReplicaSet/shop/worker-0 (deleted after the drain"),
+            "{text}"
+        );
         assert!(!text.contains("quiet"), "{text}");
         assert!(
-            text.contains("1 to create, 1 to change, 1 to prune, 1 to drain, 1 unchanged"),
+            text.contains("1 to create, 1 to change, 2 to prune, 1 to drain, 1 unchanged"),
             "{text}"
         );
         assert!(report.has_changes());

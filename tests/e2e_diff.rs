@@ -57,6 +57,26 @@ spec:
     ];
     if with_old {
         files.push((
+            "worker.yaml".to_string(),
+            "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: worker
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: worker}
+  template:
+    metadata:
+      labels: {app: worker}
+    spec:
+      containers:
+        - name: worker
+          image: busybox:1.36
+"
+            .to_string(),
+        ));
+        files.push((
             "old.yaml".to_string(),
             "apiVersion: v1\nkind: Service\nmetadata:\n  name: old\nspec:\n  selector: {app: old}\n  ports:\n    - port: 81\n".to_string(),
         ));
@@ -113,9 +133,17 @@ async fn diff_shows_what_the_next_commit_changes_and_writes_nothing() {
     let applied = wait_applied(&client, &ns, "app", &first, &op).await;
     // The operator stops here, so nothing but `kubemint diff` looks at the next commits.
     op.kill();
-    let old_revision = applied.status.unwrap().releases[0].revisions[0]
-        .revision
-        .clone();
+    let revision_of = |workload: &str| {
+        applied.status.as_ref().unwrap().releases[0]
+            .revisions
+            .iter()
+            .find(|r| r.workload == workload)
+            .unwrap()
+            .revision
+            .clone()
+    };
+    let old_revision = revision_of("web");
+    let worker_revision = revision_of("worker");
 
     // The cluster runs the channel's commit: nothing to do.
     let same = kubemint_diff(kubeconfig, &ns, &[]);
@@ -130,6 +158,7 @@ async fn diff_shows_what_the_next_commit_changes_and_writes_nothing() {
 
     // The next commit: new image, new greeting, new token, Service `old` removed.
     std::fs::remove_file(repo.path().join("old.yaml")).unwrap();
+    std::fs::remove_file(repo.path().join("worker.yaml")).unwrap();
     let second = write(
         &files("nginx:1.26", "two", TOKEN_TWO, false),
         "web 1.26, greeting two",
@@ -163,6 +192,15 @@ async fn diff_shows_what_the_next_commit_changes_and_writes_nothing() {
         ),
         "the serving revision is drained:\n{out}"
     );
+    // The worker is gone from the commit: its revision goes after the drain.
+    assert!(
+        has_line(
+            out,
+            "- ",
+            &format!("apps/ReplicaSet/{ns}/worker-{worker_revision} (deleted after the drain")
+        ),
+        "{out}"
+    );
     // The Service moves to the new revision once it is promoted.
     assert!(has_line(out, "~ ", &format!("Service/{ns}/web")), "{out}");
     assert!(
@@ -170,7 +208,7 @@ async fn diff_shows_what_the_next_commit_changes_and_writes_nothing() {
         "{out}"
     );
     assert!(
-        out.contains("1 to create, 3 to change, 1 to prune, 1 to drain"),
+        out.contains("1 to create, 3 to change, 2 to prune, 1 to drain"),
         "{out}"
     );
 
@@ -189,7 +227,7 @@ async fn diff_shows_what_the_next_commit_changes_and_writes_nothing() {
         .list(&ListParams::default())
         .await
         .unwrap();
-    assert_eq!(replica_sets.items.len(), 1, "no new ReplicaSet was created");
+    assert_eq!(replica_sets.items.len(), 2, "no new ReplicaSet was created");
     let ch = channel(&client, &ns, "app").await;
     assert_eq!(
         ch.status.unwrap().last_applied_commit.unwrap().sha,
