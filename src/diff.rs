@@ -22,7 +22,7 @@ use crate::rollout::{
     decide, mint, prune_set, LiveRevision, RolloutState, Stamp, WantedRevision, COMMIT_ANNOTATION,
     RELEASE_ANNOTATION,
 };
-use crate::source::{GitCache, SourceError};
+use crate::source::{short_sha, GitCache, SourceError};
 
 /// Where `kubectl apply` (client-side) keeps the object it last applied.
 const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -132,7 +132,7 @@ pub async fn diff(
             let release = controller::source::render(&git, channel, &fetched.commit.sha).await?;
             let described = format!(
                 "commit {} \"{}\" ({})",
-                short(&fetched.commit.sha),
+                short_sha(&fetched.commit.sha),
                 fetched.commit.subject,
                 fetched.reference
             );
@@ -156,7 +156,7 @@ pub async fn diff(
         let release = status.active_release.unwrap_or_else(|| "none".into());
         format!(
             "commit {} \"{}\", release {release}",
-            short(&c.sha),
+            short_sha(&c.sha),
             c.subject
         )
     });
@@ -372,10 +372,6 @@ fn unified(before: Option<&Value>, after: &Value) -> String {
         .context_radius(3)
         .header("live", "after")
         .to_string()
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
 }
 
 /// The report as `kubemint diff` prints it.

@@ -6,11 +6,7 @@ use std::fmt::Write as _;
 use crate::controller::crd::{CommitInfo, ReleaseRecord};
 use crate::controller::Channel;
 use crate::plan::write_table;
-use crate::source::redact_url;
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
-}
+use crate::source::{redact_url, short_sha};
 
 /// An RFC 3339 time to the second: the fraction only widens tables.
 fn to_second(time: &str) -> String {
@@ -21,7 +17,13 @@ fn to_second(time: &str) -> String {
 }
 
 fn commit_line(c: &CommitInfo) -> String {
-    let mut line = format!("{} {} ({}, {})", short(&c.sha), c.subject, c.author, c.time);
+    let mut line = format!(
+        "{} {} ({}, {})",
+        short_sha(&c.sha),
+        c.subject,
+        c.author,
+        c.time
+    );
     if let Some(r) = &c.reference {
         let _ = write!(line, " from {r}");
     }
@@ -122,7 +124,7 @@ pub fn describe_history(channel: &Channel) -> String {
             [
                 r.id.clone(),
                 format!("{:?}", r.phase),
-                short(&r.commit.sha).to_string(),
+                short_sha(&r.commit.sha).to_string(),
                 r.commit.author.clone(),
                 r.applied_at.as_deref().map_or("-".into(), to_second),
                 r.promoted_at.as_deref().map_or("-".into(), to_second),

@@ -17,7 +17,9 @@ use git2::{build::RepoBuilder, Oid, PushOptions, Repository, Signature};
 use crate::controller::crd::{ChannelStatus, ReleasePhase};
 use crate::controller::Channel;
 use crate::source::auth::fetch_options;
-use crate::source::{redact_url, remote_callbacks, sanitize, GitCredentials, RefRequest};
+use crate::source::{
+    redact_url, remote_callbacks, sanitize, short_sha, GitCredentials, RefRequest,
+};
 
 /// Errors of `kubemint revert`. Messages name the channel, commit or release, and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -128,10 +130,6 @@ pub struct Change {
     pub subject: Option<String>,
 }
 
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
-}
-
 /// Which change `target` means for a channel with `status`. Releases are
 /// newest first; a release's base is the next older release that did not fail
 /// (a failed release never served), so reverting it returns to what ran before.
@@ -145,7 +143,7 @@ pub fn pick_change(
             return Ok(Change {
                 to: sha.clone(),
                 base: None,
-                what: format!("commit {}", short(sha)),
+                what: format!("commit {}", short_sha(sha)),
                 subject: None,
             })
         }
@@ -199,7 +197,7 @@ pub fn pick_change(
         what: format!(
             "release {} (commit {} \"{}\")",
             release.id,
-            short(&release.commit.sha),
+            short_sha(&release.commit.sha),
             release.commit.subject
         ),
         subject: Some(release.commit.subject.clone()),

@@ -19,7 +19,7 @@ use super::status::{remove_condition, set_condition, truncate, READY, RECONCILIN
 use super::{source, Error, Metrics, Settings, SyncRequests};
 use crate::cluster;
 use crate::rollout::prune_set;
-use crate::source::{CommitMeta, GitCache, WatchRegistry};
+use crate::source::{short_sha, CommitMeta, GitCache, WatchRegistry};
 
 /// Longest wait between retries of a failing channel.
 const MAX_BACKOFF: Duration = Duration::from_secs(120);
@@ -260,7 +260,7 @@ async fn deliver(channel: &Channel, ctx: &Context) -> Result<Outcome, Error> {
         tracing::info!(
             channel = %key_of(channel),
             reference = %fetched.reference,
-            commit = %short(&fetched.commit.sha),
+            commit = %short_sha(&fetched.commit.sha),
             received_bytes = fetched.stats.received_bytes,
             signed_by = ?fetched.signers,
             "new commit fetched"
@@ -270,8 +270,8 @@ async fn deliver(channel: &Channel, ctx: &Context) -> Result<Outcome, Error> {
         let note = format!(
             "{} was rewritten (force-push): {} is no longer an ancestor of {}; applying the new tip",
             fetched.reference,
-            short(old),
-            short(&fetched.commit.sha)
+            short_sha(old),
+            short_sha(&fetched.commit.sha)
         );
         ctx.publish(channel, EventType::Warning, "HistoryRewritten", note)
             .await;
@@ -288,7 +288,7 @@ async fn deliver(channel: &Channel, ctx: &Context) -> Result<Outcome, Error> {
     // After a restart there is no last apply: the first pass always compares.
     let drift_due = last_full_apply.is_none_or(|t| t.elapsed() >= drift_interval);
     if fetched.is_noop(channel, drift_due) {
-        tracing::debug!(channel = %key_of(channel), commit = %short(&fetched.commit.sha), "ref unchanged; nothing to apply");
+        tracing::debug!(channel = %key_of(channel), commit = %short_sha(&fetched.commit.sha), "ref unchanged; nothing to apply");
         return Ok(Outcome::Done);
     }
     let commit = fetched.commit;
@@ -312,7 +312,7 @@ async fn deliver(channel: &Channel, ctx: &Context) -> Result<Outcome, Error> {
                     .entry(key_of(channel))
                     .and_modify(|m| m.applied_at = Some(Instant::now()));
             }
-            tracing::info!(channel = %key_of(channel), commit = %short(&commit.sha), release = %release.id, ?outcome, "reconciled");
+            tracing::info!(channel = %key_of(channel), commit = %short_sha(&commit.sha), release = %release.id, ?outcome, "reconciled");
             Ok(outcome)
         }
         Err(e) => record_failure(ctx, channel, e, Some(&commit))
@@ -443,11 +443,6 @@ fn commit_info(c: &CommitMeta) -> CommitInfo {
         time: c.time.clone(),
         reference: None,
     }
-}
-
-/// The first 12 characters of a commit id.
-pub fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
 }
 
 /// Parses a duration field of the spec (`30s`, `1m`, `1h30m`); `field` names it in errors.

@@ -12,7 +12,7 @@ use kube::ResourceExt;
 use super::crd::{
     Channel, CommitInfo, Inventory, ReleasePhase, ReleaseRecord, WorkloadRevision, RETRY_ANNOTATION,
 };
-use super::reconcile::{parse_duration, short, write_status, Context};
+use super::reconcile::{parse_duration, write_status, Context};
 use super::status::{
     active_revisions, mark_promoted, push_release, remove_condition, set_condition,
     ConditionStatus, READY, RECONCILING, STALLED,
@@ -25,6 +25,7 @@ use crate::rollout::{
     decide, mint, orphan_copies, prune_set, Minted, RolloutState, Stamp, Step, WantedRevision,
     WorkloadKey,
 };
+use crate::source::short_sha;
 
 /// Where a release stands after one pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,7 +176,7 @@ pub async fn deliver(
                     "Minted {} for release {} from commit {}: {}",
                     names.join(", "),
                     release.id,
-                    short(&commit.sha),
+                    short_sha(&commit.sha),
                     commit.subject
                 );
                 ctx.publish(channel, EventType::Normal, "Minted", note)
@@ -308,7 +309,7 @@ pub async fn deliver(
                 format!(
                     "Applied release {} from commit {}: {}",
                     release.id,
-                    short(&commit.sha),
+                    short_sha(&commit.sha),
                     commit.subject
                 ),
             )
@@ -318,7 +319,7 @@ pub async fn deliver(
                 format!(
                     "Promoted release {} from commit {}: Services now select {}",
                     release.id,
-                    short(&commit.sha),
+                    short_sha(&commit.sha),
                     names.join(", ")
                 ),
             )
@@ -432,7 +433,7 @@ pub async fn deliver(
             let message = format!(
                 "Release {} is active (commit {}{})",
                 release.id,
-                short(&commit.sha),
+                short_sha(&commit.sha),
                 commit
                     .reference
                     .as_deref()

@@ -127,6 +127,11 @@ pub fn sanitize(message: &str, url: &str, creds: &GitCredentials) -> String {
     creds.scrub(&message)
 }
 
+/// The first 12 characters of a commit id, as messages and tables show it.
+pub fn short_sha(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
 /// Removes userinfo (user, password, token) from a URL so it can be logged.
 pub fn redact_url(url: &str) -> String {
     if let Some((scheme, rest)) = url.split_once("://") {
