@@ -140,7 +140,10 @@ pub async fn diff(
         }
         DiffSource::Local(dir) => {
             let described = format!("files in {}", dir.display());
-            let options = RenderOptions { path: ".".into() };
+            let options = RenderOptions {
+                path: ".".into(),
+                namespace: Some(channel.target_namespace()),
+            };
             let release = tokio::task::spawn_blocking(move || {
                 render::render(&RepoTree::from_dir(&dir)?, &options)
             })

@@ -69,6 +69,7 @@ pub fn plan(target: &Path, reference: Option<&str>, path: &str) -> Result<Plan, 
             &tree,
             &RenderOptions {
                 path: path.to_string(),
+                namespace: None,
             },
         )?;
         // Files on disk are compared with every commit up to HEAD.
@@ -102,6 +103,7 @@ pub fn plan(target: &Path, reference: Option<&str>, path: &str) -> Result<Plan, 
         &tree,
         &RenderOptions {
             path: repo_path.clone(),
+            namespace: None,
         },
     )?;
     let seen_before = earlier_revisions(&repo, commit.clone(), false, &repo_path, &release);
@@ -145,6 +147,7 @@ fn earlier_revisions(
                 &tree,
                 &RenderOptions {
                     path: path.to_string(),
+                    namespace: None,
                 },
             )
             .ok()

@@ -77,7 +77,14 @@ fn commit(repo: &GitRepo, files: &[(String, String)], message: &str) -> String {
 /// The revision hash of each workload in the repository's working tree, as kubemint computes it.
 fn revisions(repo: &GitRepo) -> BTreeMap<String, String> {
     let tree = RepoTree::from_dir(repo.path()).unwrap();
-    let release = render(&tree, &RenderOptions { path: ".".into() }).unwrap();
+    let release = render(
+        &tree,
+        &RenderOptions {
+            path: ".".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     release
         .workloads
         .into_iter()

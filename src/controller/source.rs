@@ -117,6 +117,7 @@ pub async fn render(git: &GitCache, channel: &Channel, sha: &str) -> Result<Rele
     let tree = git.tree(&channel.spec.git.url, sha).await?;
     let options = RenderOptions {
         path: channel.spec.git.path.clone(),
+        namespace: Some(channel.target_namespace()),
     };
     // Rendering is CPU work on possibly large trees: keep it off the async workers.
     let release = tokio::task::spawn_blocking(move || render::render(&tree, &options))

@@ -36,6 +36,11 @@ pub use tree::{EntryKind, RepoTree, TreeEntry};
 pub struct RenderOptions {
     /// `spec.git.path`: `deploy`, `./deploy`, `""` or `.` for the repository root.
     pub path: String,
+    /// The namespace objects without one are delivered to (a channel's
+    /// `targetNamespace`), when known: workloads, Services and the config they
+    /// read are then paired whether or not they spell it out. `None` (`plan`):
+    /// pairs only by the namespace as written.
+    pub namespace: Option<String>,
 }
 
 /// Renders the tree at `opts.path` and validates it.
@@ -93,6 +98,9 @@ pub fn render(tree: &RepoTree, opts: &RenderOptions) -> Result<Release, RenderEr
                         continue;
                     }
                 };
+                if let Some(target) = &opts.namespace {
+                    obj.settle_namespace(target);
+                }
                 let key = obj.key();
                 if let Some((first_file, first_line)) = seen.get(&key) {
                     let at = first_line.map(|l| format!(":{l}")).unwrap_or_default();

@@ -44,6 +44,22 @@ impl Object {
     }
 }
 
+impl Object {
+    /// Gives the object `target` when it names no namespace, for the kinds that
+    /// are paired by namespace (pods and pod templates, Services, ConfigMaps,
+    /// Secrets): `web` written without a namespace and `web` in `shop` are then
+    /// the same object when the channel delivers to `shop`. Other kinds keep what
+    /// is written; only discovery knows their scope. The manifest is not changed.
+    pub(crate) fn settle_namespace(&mut self, target: &str) {
+        let paired = super::pods::carries_pods(self.group(), &self.kind)
+            || (self.group().is_empty()
+                && matches!(self.kind.as_str(), "Service" | "ConfigMap" | "Secret"));
+        if paired && self.namespace.is_none() {
+            self.namespace = Some(target.to_string());
+        }
+    }
+}
+
 /// Splits `apiVersion` into group and version.
 pub(crate) fn split_api_version(api_version: &str) -> (&str, &str) {
     match api_version.split_once('/') {

@@ -14,6 +14,11 @@ fn pod_spec_path(group: &str, kind: &str) -> Option<&'static [&'static str]> {
     }
 }
 
+/// Whether objects of this kind carry a pod template (or are pods).
+pub(crate) fn carries_pods(group: &str, kind: &str) -> bool {
+    pod_spec_path(group, kind).is_some()
+}
+
 /// The pod spec of an object, if its kind carries pods and the spec is there.
 pub fn pod_spec<'a>(
     manifest: &'a Value,

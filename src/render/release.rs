@@ -107,7 +107,9 @@ fn workload(obj: &Object, by_key: &HashMap<ObjectKey, &Object>) -> Workload {
         .collect();
     let mut parts = vec![canonical(&template)];
     for key in &config_refs {
-        parts.push(key.to_string());
+        // Kind and name only: the config is in the workload's namespace, whether
+        // that is written or the channel's target, and the hash must not depend on how.
+        parts.push(format!("{}/{}", key.kind, key.name));
         parts.push(canonical(&config_content(&by_key[key].manifest)));
     }
     Workload {

@@ -20,7 +20,13 @@ fn link(path: &str, target: &str) -> TreeEntry {
 }
 
 fn render_at(entries: Vec<TreeEntry>, path: &str) -> Result<Release, RenderError> {
-    render(&RepoTree { entries }, &RenderOptions { path: path.into() })
+    render(
+        &RepoTree { entries },
+        &RenderOptions {
+            path: path.into(),
+            ..Default::default()
+        },
+    )
 }
 
 fn problems(err: RenderError) -> Vec<Problem> {
@@ -528,13 +534,20 @@ fn from_dir_symlinks_inside_ok_outside_rejected_and_git_skipped() {
         &tree,
         &RenderOptions {
             path: "deploy".into(),
+            namespace: None,
         },
     )
     .unwrap();
     assert_eq!(release.objects.len(), 2);
     assert_eq!(release.workloads[0].config_refs.len(), 1);
     // Rendering the whole repository never sees .git.
-    let whole = render(&tree, &RenderOptions { path: ".".into() });
+    let whole = render(
+        &tree,
+        &RenderOptions {
+            path: ".".into(),
+            ..Default::default()
+        },
+    );
     assert!(
         matches!(whole, Err(RenderError::Invalid(ref p)) if p.iter().all(|p| !p.file.starts_with(".git")))
     );
@@ -553,6 +566,7 @@ fn from_dir_symlinks_inside_ok_outside_rejected_and_git_skipped() {
             &tree,
             &RenderOptions {
                 path: "deploy".into(),
+                namespace: None,
             },
         )
         .unwrap_err(),
@@ -568,7 +582,14 @@ fn from_dir_symlinks_inside_ok_outside_rejected_and_git_skipped() {
 fn example_shop_renders_with_bumped_images() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shop");
     let tree = RepoTree::from_dir(&root).unwrap();
-    let release = render(&tree, &RenderOptions { path: ".".into() }).unwrap();
+    let release = render(
+        &tree,
+        &RenderOptions {
+            path: ".".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let keys: Vec<String> = release
         .objects
         .iter()
@@ -605,4 +626,88 @@ fn example_shop_renders_with_bumped_images() {
     for svc in release.objects.iter().filter(|o| o.kind == "Service") {
         assert_eq!(svc.manifest["spec"]["ports"][0]["protocol"], "TCP");
     }
+}
+
+#[test]
+fn with_a_target_namespace_written_and_implicit_namespaces_pair_up() {
+    // The Deployment names no namespace; its ConfigMap says `shop` explicitly.
+    let config_in_shop = CONFIG.replace("name: web-config", "name: web-config\n  namespace: shop");
+    assert_ne!(config_in_shop, CONFIG);
+    let tree = |config: &str| RepoTree {
+        entries: vec![file("d.yaml", DEPLOY), file("c.yaml", config)],
+    };
+    let in_shop = |config: &str| {
+        render(
+            &tree(config),
+            &RenderOptions {
+                path: ".".into(),
+                namespace: Some("shop".into()),
+            },
+        )
+        .unwrap()
+    };
+    let release = in_shop(&config_in_shop);
+    let web = &release.workloads[0];
+    assert_eq!(web.namespace.as_deref(), Some("shop"));
+    assert_eq!(web.config_refs.len(), 1, "{:?}", web.config_refs);
+    // So the config's content is part of the revision.
+    let changed = config_in_shop.replace("A: one", "A: two");
+    assert_ne!(changed, config_in_shop);
+    assert_ne!(in_shop(&changed).workloads[0].hash, web.hash);
+
+    // Without a target (plan), only namespaces as written pair.
+    let as_written = render(
+        &tree(&config_in_shop),
+        &RenderOptions {
+            path: ".".into(),
+            namespace: None,
+        },
+    )
+    .unwrap();
+    assert!(as_written.workloads[0].config_refs.is_empty());
+
+    // The same object written both ways is a duplicate.
+    let twice = render(
+        &RepoTree {
+            entries: vec![file("a.yaml", CONFIG), file("b.yaml", &config_in_shop)],
+        },
+        &RenderOptions {
+            path: ".".into(),
+            namespace: Some("shop".into()),
+        },
+    )
+    .unwrap_err();
+    assert!(problems(twice)[0].message.contains("duplicate object"));
+}
+
+#[test]
+fn revisions_do_not_depend_on_how_the_namespace_is_known() {
+    let written = |text: &str| text.replace("  name: web", "  name: web\n  namespace: shop");
+    let explicit = [
+        file("d.yaml", &written(DEPLOY)),
+        file(
+            "c.yaml",
+            &CONFIG.replace("name: web-config", "name: web-config\n  namespace: shop"),
+        ),
+    ];
+    let implicit = [file("d.yaml", DEPLOY), file("c.yaml", CONFIG)];
+    let hash = |entries: &[TreeEntry], namespace: Option<&str>| {
+        render(
+            &RepoTree {
+                entries: entries.to_vec(),
+            },
+            &RenderOptions {
+                path: ".".into(),
+                namespace: namespace.map(str::to_string),
+            },
+        )
+        .unwrap()
+        .workloads[0]
+            .hash
+            .clone()
+    };
+    let plain = hash(&implicit, None);
+    assert_eq!(hash(&implicit, Some("shop")), plain);
+    assert_eq!(hash(&explicit, None), plain);
+    assert_eq!(hash(&explicit, Some("shop")), plain);
 }

@@ -363,6 +363,10 @@ spec:
     const SVC: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n";
 
     fn release(files: &[(&str, &str)]) -> Release {
+        release_in(files, None)
+    }
+
+    fn release_in(files: &[(&str, &str)], namespace: Option<&str>) -> Release {
         let tree = RepoTree {
             entries: files
                 .iter()
@@ -372,7 +376,14 @@ spec:
                 })
                 .collect(),
         };
-        render(&tree, &RenderOptions { path: ".".into() }).unwrap()
+        render(
+            &tree,
+            &RenderOptions {
+                path: ".".into(),
+                namespace: namespace.map(str::to_string),
+            },
+        )
+        .unwrap()
     }
 
     fn shop() -> Release {
@@ -484,6 +495,20 @@ spec:
             "0ld0ld0ld0"
         );
         assert_eq!(svc.manifest["spec"]["selector"]["app"], "web");
+    }
+
+    #[test]
+    fn a_service_naming_the_target_namespace_pairs_with_a_deployment_that_does_not() {
+        let svc = SVC.replace(
+            "metadata: {name: web}",
+            "metadata: {name: web, namespace: shop}",
+        );
+        let files = [("deploy.yaml", DEPLOY), ("svc.yaml", svc.as_str())];
+        let m = mint(&release_in(&files, Some("shop")), &|_| None);
+        assert_eq!(m.pinned_services.len(), 1);
+        // Without knowing the target, they cannot be paired.
+        let m = mint(&release_in(&files, None), &|_| None);
+        assert!(m.pinned_services.is_empty());
     }
 
     #[test]
