@@ -181,10 +181,11 @@ async fn compare_with_cluster(
     commit: &str,
     label: &str,
 ) -> Result<Vec<ObjectChange>, DiffError> {
+    let target = channel.target_namespace();
     let minted = mint(release, &|_| None);
     let request = ApplyRequest {
         objects: &minted.to_apply(),
-        target_namespace: &channel.target_namespace(),
+        target_namespace: &target,
         stamp: Stamp {
             channel: label,
             commit,
@@ -196,7 +197,6 @@ async fn compare_with_cluster(
 
     // What the rollout does to the channel's revisions once this release is
     // promoted and drained: the controller's own decision.
-    let target = channel.target_namespace();
     let observed = cluster::list_revisions(client, label).await?;
     let live: Vec<LiveRevision> = observed.iter().map(|o| o.revision.clone()).collect();
     let wanted: Vec<WantedRevision> = minted
@@ -242,12 +242,7 @@ async fn compare_with_cluster(
     }
 
     if channel.spec.prune {
-        let previous = channel
-            .status
-            .as_ref()
-            .and_then(|s| s.inventory.as_ref())
-            .map(|i| i.entries.clone())
-            .unwrap_or_default();
+        let previous = channel.inventory_entries();
         let next: Vec<InventoryEntry> = previews
             .iter()
             .map(|p| p.entry.clone())

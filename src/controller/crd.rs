@@ -323,6 +323,16 @@ pub struct InventoryEntry {
     pub name: String,
 }
 
+impl ChannelStatus {
+    /// The inventory's entries (none before the first apply).
+    pub fn inventory_entries(&self) -> Vec<InventoryEntry> {
+        self.inventory
+            .as_ref()
+            .map(|i| i.entries.clone())
+            .unwrap_or_default()
+    }
+}
+
 impl std::fmt::Display for InventoryEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if !self.group.is_empty() {
@@ -344,6 +354,14 @@ impl Channel {
             self.metadata.namespace.as_deref().unwrap_or_default(),
             self.metadata.name.as_deref().unwrap_or_default()
         )
+    }
+
+    /// The objects it manages now, from its status (none before the first apply).
+    pub fn inventory_entries(&self) -> Vec<InventoryEntry> {
+        self.status
+            .as_ref()
+            .map(ChannelStatus::inventory_entries)
+            .unwrap_or_default()
     }
 
     /// Namespace for namespaced objects that do not name one.

@@ -406,12 +406,7 @@ pub async fn write_status(
 
 /// Deleting a channel: with `prune: true` everything it delivered goes, in reverse apply order.
 async fn cleanup(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
-    let entries = channel
-        .status
-        .as_ref()
-        .and_then(|s| s.inventory.as_ref())
-        .map(|i| i.entries.clone())
-        .unwrap_or_default();
+    let entries = channel.inventory_entries();
     if channel.spec.prune && !channel.spec.suspend && !entries.is_empty() {
         let gone = prune_set(&entries, &[]);
         let outcome = cluster::prune(&ctx.client, &gone, &channel.label_value(), false).await?;

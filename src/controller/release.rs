@@ -365,11 +365,7 @@ pub async fn deliver(
     }
 
     // Objects the commit no longer declares go once the release serves traffic.
-    let previous = status
-        .inventory
-        .as_ref()
-        .map(|i| i.entries.clone())
-        .unwrap_or_default();
+    let previous = status.inventory_entries();
     if promoted_at.is_some() {
         if channel.spec.prune {
             let gone = prune_set(&previous, &inventory);
