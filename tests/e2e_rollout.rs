@@ -559,6 +559,18 @@ async fn an_adopted_service_serves_the_old_pods_until_the_new_revision_is_ready(
         )
         .await
         .unwrap();
+    wait_for(Duration::from_secs(60), || async {
+        let d = deployments.get("web").await.ok()?;
+        (d.status?.ready_replicas == Some(1)).then_some(())
+    })
+    .await;
+    // The documented hand-over: the Deployment goes, its pods stay (orphaned)
+    // and keep serving. A Deployment left in place would adopt the minted
+    // ReplicaSets its selector matches, and fight kubemint over their size.
+    deployments
+        .delete("web", &kube::api::DeleteParams::orphan())
+        .await
+        .unwrap();
 
     // The channel takes the workload over; its first revision is held unready.
     for (path, content) in workload("web", "web:1.0", "a") {
