@@ -326,7 +326,7 @@ async fn read_channel(
     name: &str,
     namespace: Option<String>,
 ) -> anyhow::Result<(kube::Client, Channel)> {
-    let client = kube::Client::try_default()
+    let client = kubemint::cluster::connect()
         .await
         .context("connecting to the cluster (KUBECONFIG or in-cluster config)")?;
     let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_string());
@@ -376,7 +376,7 @@ async fn run(
     let ready = Arc::new(AtomicBool::new(false));
     let leading = Arc::new(AtomicBool::new(election.is_none()));
     let (requests, wake) = SyncRequests::new();
-    let client = kube::Client::try_default()
+    let client = kubemint::cluster::connect()
         .await
         .context("connecting to the cluster (in-cluster config or KUBECONFIG)")?;
     let operator = Operator::new(

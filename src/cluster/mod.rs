@@ -110,6 +110,22 @@ impl ClusterError {
     }
 }
 
+/// User-Agent of every request kubemint makes, so the API server's audit log
+/// and metrics tell its requests apart from kubectl's and controllers'.
+pub const USER_AGENT: &str = concat!("kubemint/", env!("CARGO_PKG_VERSION"));
+
+/// A client from the in-cluster config or `KUBECONFIG`, sending [`USER_AGENT`].
+pub async fn connect() -> Result<kube::Client, kube::Error> {
+    let mut config = kube::Config::infer()
+        .await
+        .map_err(kube::Error::InferConfig)?;
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(USER_AGENT),
+    ));
+    kube::Client::try_from(config)
+}
+
 /// The message of a client error without its Rust debug wrapping.
 pub fn api_message(err: &kube::Error) -> String {
     match err {
