@@ -436,16 +436,14 @@ impl<'a> Pass<'a> {
         })
     }
 
+    /// Whether a revision of this release failed before and is still scaled down.
     fn failed_before(&self) -> bool {
         self.desired.revisions.iter().any(|w| {
             self.observed
                 .revision(&w.namespace, &w.name)
-                .and_then(|l| l.failed.as_ref())
-                .is_some_and(|f| f.release == self.desired.id)
-        }) && self.desired.revisions.iter().all(|w| {
-            self.observed
-                .revision(&w.namespace, &w.name)
-                .is_none_or(|l| l.replicas == 0)
+                .is_some_and(|l| {
+                    l.replicas == 0 && l.failed.as_ref().is_some_and(|f| f.release == self.desired.id)
+                })
         })
     }
 
@@ -618,8 +616,12 @@ impl<'a> Pass<'a> {
             if !pending.iter().any(|p| p.workload == w.workload.1) {
                 continue;
             }
-            let Some(live) = self.observed.revision(&w.namespace, &w.name) else {
-                continue; // created in this pass
+            let Some(live) = self
+                .observed
+                .revision(&w.namespace, &w.name)
+                .filter(|l| l.replicas == w.replicas)
+            else {
+                continue; // created or scaled up in this pass: its wait starts now
             };
             let since = live.progressing_since.unwrap_or(live.created);
             let deadline = add(since, self.settings.ready_timeout);

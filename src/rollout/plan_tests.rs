@@ -405,7 +405,7 @@ fn shop(web_image: &str, value: &str) -> Vec<(String, String)> {
 #[test]
 fn first_delivery_creates_everything_and_pins_services_to_the_new_revisions() {
     let a = desired(&shop("web:1", "x"), "c1");
-    let mut world = World::new();
+    let world = World::new();
     let plan = world.plan(&a, &settings());
     let kinds: Vec<&str> = plan.actions.iter().map(Action::kind).collect();
     assert_eq!(kinds.iter().filter(|k| **k == "create-revision").count(), 2);
