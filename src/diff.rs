@@ -200,7 +200,7 @@ async fn compare_with_cluster(
         sha: commit.to_string(),
         ..CommitInfo::default()
     };
-    let rendered = controller::prepare(&resolver, channel, release, info).await?;
+    let rendered = controller::prepare(client, &resolver, channel, release, info).await?;
     // The controller's own view of the cluster: the same reflectors, listed once.
     let (wake, _ignored) = tokio::sync::mpsc::unbounded_channel();
     let observer = Observer::start(client.clone(), wake);

@@ -2,12 +2,13 @@
 //! event recorder and the in-memory memo of each channel (losing it, on a
 //! restart, costs one fetch and one render, nothing else).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Client, Resource};
+use k8s_openapi::api::core::v1::Service;
+use kube::{Api, Client, Resource, ResourceExt};
 
 use super::observe::Observer;
 use super::status::truncate;
@@ -15,7 +16,7 @@ use super::{Error, Metrics, Settings, SyncRequests};
 use crate::api::{Channel, CommitInfo};
 use crate::cluster::{ClusterError, Resolver};
 use crate::render::{Object, Release};
-use crate::rollout::{mint, DesiredRelease};
+use crate::rollout::{mint, DesiredRelease, CHANNEL_LABEL};
 use crate::source::{GitCache, WatchRegistry};
 use kube::discovery::ApiResource;
 
@@ -33,6 +34,9 @@ pub struct Rendered {
     pub namespaces: Vec<String>,
     /// `Minted ...` summaries of its revisions, for the event.
     pub summaries: Vec<String>,
+    /// Selectors of declared Services that exist without kubemint's labels
+    /// (made by hand, being adopted): they keep serving what they select until promotion.
+    pub unlabelled: BTreeMap<(String, String), BTreeMap<String, String>>,
 }
 
 /// What the controller remembers of a channel between passes.
@@ -42,6 +46,8 @@ pub struct Memo {
     pub trigger: String,
     /// When git was last polled.
     pub polled_at: Option<Instant>,
+    /// The newest commit the ref pointed to at the last poll.
+    pub head: Option<String>,
     /// The rendered commit being delivered.
     pub rendered: Option<Arc<Rendered>>,
     /// A commit rejected for good (render or dry run), with the trigger it was
@@ -134,6 +140,7 @@ impl Context {
 
 /// Settles every object's kind and namespace: the release as desired state, and the kinds to watch.
 pub async fn prepare(
+    client: &Client,
     resolver: &Resolver,
     channel: &Channel,
     release: &Release,
@@ -203,6 +210,7 @@ pub async fn prepare(
         &minted,
         &namespace_of,
     );
+    let unlabelled = unlabelled_services(client, &desired).await?;
     let namespaces = release
         .objects
         .iter()
@@ -216,7 +224,43 @@ pub async fn prepare(
         unresolved,
         namespaces,
         summaries: minted.revisions.iter().map(|r| r.summary()).collect(),
+        unlabelled,
     })
+}
+
+/// Declared, pinned Services that exist but are not labelled for the channel
+/// (one list per namespace, once per commit).
+async fn unlabelled_services(
+    client: &Client,
+    desired: &DesiredRelease,
+) -> Result<BTreeMap<(String, String), BTreeMap<String, String>>, Error> {
+    let pinned: BTreeSet<(String, String)> = desired
+        .objects
+        .iter()
+        .filter(|o| o.pinned_to.is_some())
+        .map(|o| (o.id.namespace.clone().unwrap_or_default(), o.id.name.clone()))
+        .collect();
+    let namespaces: BTreeSet<&String> = pinned.iter().map(|(ns, _)| ns).collect();
+    let mut found = BTreeMap::new();
+    for ns in namespaces {
+        let list = Api::<Service>::namespaced(client.clone(), ns)
+            .list(&Default::default())
+            .await
+            .map_err(|source| ClusterError::Observe {
+                what: format!("Services in {ns}"),
+                source,
+            })?;
+        for svc in list.items {
+            let key = (ns.clone(), svc.name_any());
+            let ours = svc.labels().get(CHANNEL_LABEL) == Some(&desired.channel);
+            if ours || !pinned.contains(&key) {
+                continue;
+            }
+            let selector = svc.spec.and_then(|s| s.selector).unwrap_or_default();
+            found.insert(key, selector.into_iter().collect());
+        }
+    }
+    Ok(found)
 }
 
 /// `Some(namespaced)` when the release holds a CRD that defines `group`/`kind`.

@@ -163,13 +163,14 @@ async fn pass(channel: &Channel, ctx: &Context, timing: &Timing) -> Result<Durat
     let key = key_of(channel);
     let trigger = trigger_of(channel);
     let requested = ctx.requests.take(&key);
-    let (polled_at, rendered, retry_at, same_trigger, rejected) = ctx.memo(&key, |m| {
+    let (polled_at, rendered, retry_at, same_trigger, rejected, head) = ctx.memo(&key, |m| {
         (
             m.polled_at,
             m.rendered.clone(),
             m.retry_at,
             m.trigger == trigger,
             m.rejected.clone(),
+            m.head.clone(),
         )
     });
     let poll_due = requested
@@ -208,18 +209,21 @@ async fn pass(channel: &Channel, ctx: &Context, timing: &Timing) -> Result<Durat
                 return Ok(at.saturating_duration_since(Instant::now()));
             }
         }
-        if moved {
+        if head.as_deref() != Some(fetched.commit.sha.as_str()) {
             log_new_commit(channel, ctx, &fetched).await;
         }
         let info = CommitInfo {
             reference: Some(fetched.reference.clone()),
             ..commit_info(&fetched.commit)
         };
-        if rejected.as_ref() == Some(&(fetched.commit.sha.clone(), trigger.clone())) {
-            // Rejected for good already: the status says why.
-            return Ok(timing.interval);
-        }
+        ctx.memo(&key, |m| m.head = Some(fetched.commit.sha.clone()));
+        let head_rejected =
+            rejected.as_ref() == Some(&(fetched.commit.sha.clone(), trigger.clone()));
         match rendered {
+            // Rejected for good already (the status says why): the previous
+            // release stays as declared meanwhile.
+            Some(r) if head_rejected => r,
+            None if head_rejected => return Ok(timing.interval),
             Some(r) if !moved && same_trigger && !r.unresolved => r,
             _ => {
                 let r = Arc::new(
@@ -232,12 +236,12 @@ async fn pass(channel: &Channel, ctx: &Context, timing: &Timing) -> Result<Durat
             }
         }
     } else {
-        let rendered = rendered.expect("a pass without a poll has a rendered commit");
-        if rejected.as_ref() == Some(&(rendered.commit.sha.clone(), trigger.clone())) {
-            return Ok(until_poll(polled_at));
-        }
-        rendered
+        rendered.expect("a pass without a poll has a rendered commit")
     };
+    // The newest commit was rejected: the status keeps saying so.
+    let head_rejected = ctx.memo(&key, |m| {
+        m.head.is_some() && m.rejected.as_ref().map(|(sha, t)| (Some(sha), t)) == Some((m.head.as_ref(), &trigger))
+    });
     let commit = Some(rendered.commit.clone());
 
     // Plan against what the reflectors show, then act.
@@ -245,9 +249,17 @@ async fn pass(channel: &Channel, ctx: &Context, timing: &Timing) -> Result<Durat
         .watch(&rendered.kinds)
         .await
         .map_err(|_| (Error::Unsynced, commit.clone()))?;
-    let observed = ctx
+    let mut observed = ctx
         .observer
         .snapshot(&channel.label_value(), &rendered.kinds);
+    for (key, selector) in &rendered.unlabelled {
+        observed
+            .services
+            .entry(key.clone())
+            .or_insert_with(|| rollout::LiveService {
+                selector: selector.clone(),
+            });
+    }
     let now = Timestamp::now();
     let settings = rollout::Settings {
         ready_timeout: timing.ready_timeout,
@@ -289,13 +301,16 @@ async fn pass(channel: &Channel, ctx: &Context, timing: &Timing) -> Result<Durat
         .await
         .map_err(|e| (e, commit.clone()))?;
     if !plan.actions.is_empty() {
-        tracing::info!(channel = %key, release = %rendered.desired.id, actions = plan.actions.len(), phase = ?plan.phase, "pass");
+        let actions: Vec<&str> = plan.actions.iter().map(|a| a.kind()).collect();
+        tracing::info!(channel = %key, release = %rendered.desired.id, ?actions, phase = ?plan.phase, "pass");
     }
     publish(ctx, channel, &rendered, &plan, &done).await;
-    let status = status::report(channel, &rendered, &plan, &settings.retry);
-    write_status(ctx, channel, &status)
-        .await
-        .map_err(|e| (e, commit.clone()))?;
+    if !head_rejected {
+        let status = status::report(channel, &rendered, &plan, &settings.retry);
+        write_status(ctx, channel, &status)
+            .await
+            .map_err(|e| (e, commit.clone()))?;
+    }
     ctx.metrics.count("success", phase_reason(&plan.phase));
 
     // Watch events wake the channel for readiness and edits; a pass comes at
@@ -345,7 +360,7 @@ async fn render(
     commit: CommitInfo,
 ) -> Result<Rendered, Error> {
     let release = source::render(&ctx.git, channel, sha).await?;
-    prepare(&ctx.resolver, channel, &release, commit).await
+    prepare(&ctx.client, &ctx.resolver, channel, &release, commit).await
 }
 
 /// Events for what the pass did.
