@@ -203,7 +203,7 @@ async fn compare_with_cluster(
     let rendered = controller::prepare(client, &resolver, channel, release, info).await?;
     // The controller's own view of the cluster: the same reflectors, listed once.
     let (wake, _ignored) = tokio::sync::mpsc::unbounded_channel();
-    let observer = Observer::start(client.clone(), wake);
+    let observer = Observer::start(client.clone(), wake, None);
     observer
         .watch(&rendered.kinds)
         .await
@@ -289,9 +289,10 @@ async fn compare_with_cluster(
             Action::Drain {
                 namespace, name, ..
             } => (Change::Drain, format!("apps/ReplicaSet/{namespace}/{name}")),
-            Action::DeleteRevision { namespace, name } => {
-                (Change::Retire, format!("apps/ReplicaSet/{namespace}/{name}"))
-            }
+            Action::DeleteRevision { namespace, name } => (
+                Change::Retire,
+                format!("apps/ReplicaSet/{namespace}/{name}"),
+            ),
             Action::Prune { entry } => {
                 gone.push(entry.clone());
                 continue;

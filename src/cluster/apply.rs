@@ -89,7 +89,11 @@ pub async fn take_ownership(
     let mut taken = false;
     for entry in &entries {
         let manager = entry.manager.as_deref().unwrap_or_default();
-        let fields = entry.fields_v1.as_ref().map(|f| f.0.clone()).unwrap_or(json!({}));
+        let fields = entry
+            .fields_v1
+            .as_ref()
+            .map(|f| f.0.clone())
+            .unwrap_or(json!({}));
         let is_ours = manager == FIELD_MANAGER && entry.operation.as_deref() == Some("Apply");
         let theirs = managers.iter().any(|m| m == manager)
             && entry.subresource.as_deref().unwrap_or_default().is_empty();

@@ -6,12 +6,14 @@ mod prune;
 mod revisions;
 
 pub use apply::{
-    apply_object, dry_run_object, is_missing_namespace, live_object, take_ownership,
-    wait_for_crd, without_server_fields,
+    apply_object, dry_run_object, is_missing_namespace, live_object, take_ownership, wait_for_crd,
+    without_server_fields,
 };
 pub use discovery::Resolver;
 pub use prune::{prune, prune_one, PruneOutcome};
-pub use revisions::{delete_config_copy, delete_revision, mark_failed, mark_promoted, scale_to_zero};
+pub use revisions::{
+    delete_config_copy, delete_revision, mark_failed, mark_promoted, scale_to_zero,
+};
 
 pub use crate::rollout::FIELD_MANAGER;
 
@@ -151,10 +153,13 @@ pub async fn secret_data(
 ) -> Result<std::collections::BTreeMap<String, Vec<u8>>, ClusterError> {
     let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
         kube::Api::namespaced(client.clone(), namespace);
-    let secret = api.get(name).await.map_err(|source| ClusterError::Observe {
-        what: format!("Secret {namespace}/{name}"),
-        source,
-    })?;
+    let secret = api
+        .get(name)
+        .await
+        .map_err(|source| ClusterError::Observe {
+            what: format!("Secret {namespace}/{name}"),
+            source,
+        })?;
     Ok(secret
         .data
         .unwrap_or_default()

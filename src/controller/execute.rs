@@ -89,10 +89,10 @@ impl Executor<'_> {
                     j += 1;
                 }
             }
+            self.resolve_missing(&mut resolved[i..j]).await?;
             self.batch(&mut resolved[i..j], &mut done).await?;
             if stage == Some(0) {
-                let (stage0, rest) = resolved.split_at_mut(j);
-                self.after_crds(&stage0[i..], rest).await?;
+                self.wait_for_crds(&resolved[i..j]).await?;
             }
             i = j;
         }
@@ -101,9 +101,11 @@ impl Executor<'_> {
 
     async fn resource(&self, action: &Action) -> Result<Option<ApiResource>, Error> {
         let (group, version, kind) = match action {
-            Action::Apply { entry, .. } | Action::Switch { entry, .. } => {
-                (entry.group.as_str(), entry.version.as_str(), entry.kind.as_str())
-            }
+            Action::Apply { entry, .. } | Action::Switch { entry, .. } => (
+                entry.group.as_str(),
+                entry.version.as_str(),
+                entry.kind.as_str(),
+            ),
             Action::ApplyRevision { .. } => ("apps", "v1", "ReplicaSet"),
             _ => return Ok(None),
         };
@@ -229,7 +231,9 @@ impl Executor<'_> {
                     .await
                     .map_err(|source| write_error("applying", &id.to_string(), source))?;
                 match reason {
-                    ApplyReason::Drift { manager } => Note::Corrected(id.to_string(), manager.clone()),
+                    ApplyReason::Drift { manager } => {
+                        Note::Corrected(id.to_string(), manager.clone())
+                    }
                     _ => Note::Applied(id.to_string()),
                 }
             }
@@ -248,7 +252,10 @@ impl Executor<'_> {
                 manifest,
                 ..
             } => {
-                let ar = r.resource.as_ref().expect("ReplicaSets are always resolvable");
+                let ar = r
+                    .resource
+                    .as_ref()
+                    .expect("ReplicaSets are always resolvable");
                 let object = format!("apps/ReplicaSet/{namespace}/{name}");
                 cluster::apply_object(client, ar, Some(namespace), manifest)
                     .await
@@ -308,26 +315,29 @@ impl Executor<'_> {
         })
     }
 
-    /// After the CRDs and Namespaces: wait for the CRDs, then resolve the kinds they define.
-    async fn after_crds(
-        &self,
-        stage0: &[Resolved<'_>],
-        rest: &mut [Resolved<'_>],
-    ) -> Result<(), Error> {
-        let mut any = false;
+    /// Waits until the CRDs this batch applied are established.
+    async fn wait_for_crds(&self, stage0: &[Resolved<'_>]) -> Result<(), Error> {
         for r in stage0 {
             if let Action::Apply { id, .. } = r.action {
                 if id.kind == "CustomResourceDefinition" && !r.skip {
                     cluster::wait_for_crd(self.client, &id.name).await?;
-                    any = true;
                 }
             }
         }
-        if any || rest.iter().any(|r| r.action.is_apply() && r.resource.is_none()) {
-            self.resolver.forget_unknown();
-            for r in rest.iter_mut().filter(|r| r.resource.is_none()) {
-                r.resource = self.resource(r.action).await?;
-            }
+        Ok(())
+    }
+
+    /// Kinds defined by CRDs of the release are served once those are established.
+    async fn resolve_missing(&self, batch: &mut [Resolved<'_>]) -> Result<(), Error> {
+        if !batch
+            .iter()
+            .any(|r| r.action.is_apply() && r.resource.is_none())
+        {
+            return Ok(());
+        }
+        self.resolver.forget_unknown();
+        for r in batch.iter_mut().filter(|r| r.resource.is_none()) {
+            r.resource = self.resource(r.action).await?;
         }
         Ok(())
     }

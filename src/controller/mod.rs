@@ -6,6 +6,7 @@ mod execute;
 pub mod leader;
 mod metrics;
 pub(crate) mod observe;
+mod prepare;
 mod reconcile;
 pub mod source;
 mod status;
@@ -24,10 +25,11 @@ use kube::{Api, Client};
 /// The Channel API types, under their old path.
 pub use crate::api as crd;
 pub use crate::api::{Channel, ChannelSpec, ChannelStatus};
-pub use context::{prepare, Context, Rendered};
+pub use context::Context;
 pub use error::Error;
 pub use execute::FAILPOINT_ENV;
 pub use metrics::Metrics;
+pub use prepare::{prepare, Rendered};
 pub use triggers::SyncRequests;
 
 /// Settings of `kubemint run`.
@@ -56,9 +58,7 @@ impl Operator {
         settings: &Settings,
         metrics: Arc<Metrics>,
         requests: SyncRequests,
-        wake: impl futures::Stream<Item = kube::runtime::reflector::ObjectRef<Channel>>
-            + Send
-            + 'static,
+        wake: impl futures::Stream<Item = kube::runtime::reflector::ObjectRef<Channel>> + Send + 'static,
     ) -> Self {
         let channels: Api<Channel> = match &settings.namespace {
             Some(ns) => Api::namespaced(client.clone(), ns),
@@ -70,10 +70,13 @@ impl Operator {
         };
         // Reflectors on the objects kubemint manages wake the channel an event touches.
         let (touched, events) = tokio::sync::mpsc::unbounded_channel();
-        let observer = observe::Observer::start(client.clone(), touched);
-        let events = futures::stream::unfold(events, |mut rx| async move {
-            rx.recv().await.map(|r| (r, rx))
-        });
+        let observer =
+            observe::Observer::start(client.clone(), touched, settings.namespace.clone());
+        let events =
+            futures::stream::unfold(
+                events,
+                |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
+            );
         let ctx = Arc::new(Context::new(
             client.clone(),
             settings,

@@ -44,14 +44,20 @@ pub struct Observer {
     replica_sets: Store<ReplicaSet>,
     services: Store<Service>,
     kinds: Mutex<HashMap<GroupVersionKind, MetaStore>>,
-    wake: mpsc::UnboundedSender<ObjectRef<Channel>>,
+    wake: Wake,
     /// Objects another manager wrote to, checked and found as declared, at this resourceVersion.
     verified: Mutex<HashMap<ObjectId, String>>,
 }
 
 impl Observer {
-    /// Starts the ReplicaSet and Service reflectors; events wake their channel through `wake`.
-    pub fn start(client: Client, wake: mpsc::UnboundedSender<ObjectRef<Channel>>) -> Arc<Self> {
+    /// Starts the ReplicaSet and Service reflectors; events wake their channel
+    /// through `wake` (only channels in `namespace`, when the operator watches one).
+    pub fn start(
+        client: Client,
+        wake: mpsc::UnboundedSender<ObjectRef<Channel>>,
+        namespace: Option<String>,
+    ) -> Arc<Self> {
+        let wake = Wake { wake, namespace };
         let config = watcher::Config::default().labels(CHANNEL_LABEL);
         let replica_sets = spawn(
             watcher(Api::<ReplicaSet>::all(client.clone()), config.clone()),
@@ -290,13 +296,24 @@ pub fn channel_of(meta: &ObjectMeta) -> Option<ObjectRef<Channel>> {
     Some(ObjectRef::new(name).within(namespace))
 }
 
+/// Where events go: the channels of this operator's scope.
+#[derive(Clone)]
+struct Wake {
+    wake: mpsc::UnboundedSender<ObjectRef<Channel>>,
+    namespace: Option<String>,
+}
+
+impl Wake {
+    fn send(&self, channel: ObjectRef<Channel>) {
+        if self.namespace.is_none() || channel.namespace == self.namespace {
+            let _ = self.wake.send(channel);
+        }
+    }
+}
+
 /// Runs a reflector on its own task for the life of the process; every event
 /// wakes the channel of the object it touches.
-fn spawn<K, S>(
-    stream: S,
-    writer: reflector::store::Writer<K>,
-    wake: mpsc::UnboundedSender<ObjectRef<Channel>>,
-) -> Store<K>
+fn spawn<K, S>(stream: S, writer: reflector::store::Writer<K>, wake: Wake) -> Store<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone + Send + Sync,
@@ -310,7 +327,7 @@ where
             match event {
                 Ok(Event::Apply(o) | Event::Delete(o) | Event::InitApply(o)) => {
                     if let Some(channel) = channel_of(o.meta()) {
-                        let _ = wake.send(channel);
+                        wake.send(channel);
                     }
                 }
                 Ok(_) => {}

@@ -13,8 +13,9 @@ use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::context::{backoff, prepare, Context, Rendered};
+use super::context::{backoff, Context};
 use super::execute::{failpoint, Executed, Executor};
+use super::prepare::{prepare, Rendered};
 use super::status::{self, remove_condition, set_condition, READY, RECONCILING, STALLED};
 use super::{source, Error};
 use crate::api::{
@@ -240,7 +241,9 @@ async fn pass(channel: &Channel, ctx: &Context, timing: &Timing) -> Result<Durat
     };
     // The newest commit was rejected: the status keeps saying so.
     let head_rejected = ctx.memo(&key, |m| {
-        m.head.is_some() && m.rejected.as_ref().map(|(sha, t)| (Some(sha), t)) == Some((m.head.as_ref(), &trigger))
+        m.head.is_some()
+            && m.rejected.as_ref().map(|(sha, t)| (Some(sha), t))
+                == Some((m.head.as_ref(), &trigger))
     });
     let commit = Some(rendered.commit.clone());
 
@@ -296,10 +299,7 @@ async fn pass(channel: &Channel, ctx: &Context, timing: &Timing) -> Result<Durat
         declared_namespaces: &rendered.namespaces,
         now,
     };
-    let done = executor
-        .run(&plan)
-        .await
-        .map_err(|e| (e, commit.clone()))?;
+    let done = executor.run(&plan).await.map_err(|e| (e, commit.clone()))?;
     if !plan.actions.is_empty() {
         let actions: Vec<&str> = plan.actions.iter().map(|a| a.kind()).collect();
         tracing::info!(channel = %key, release = %rendered.desired.id, ?actions, phase = ?plan.phase, "pass");
@@ -364,7 +364,13 @@ async fn render(
 }
 
 /// Events for what the pass did.
-async fn publish(ctx: &Context, channel: &Channel, rendered: &Rendered, plan: &Plan, done: &Executed) {
+async fn publish(
+    ctx: &Context,
+    channel: &Channel,
+    rendered: &Rendered,
+    plan: &Plan,
+    done: &Executed,
+) {
     let release = &rendered.desired.id;
     let commit = &rendered.commit;
     let created: Vec<&String> = rendered
@@ -383,7 +389,8 @@ async fn publish(ctx: &Context, channel: &Channel, rendered: &Rendered, plan: &P
             short_sha(&commit.sha),
             commit.subject
         );
-        ctx.publish(channel, EventType::Normal, "Minted", note).await;
+        ctx.publish(channel, EventType::Normal, "Minted", note)
+            .await;
     }
     let was_active = channel
         .status
@@ -427,11 +434,13 @@ async fn publish(ctx: &Context, channel: &Channel, rendered: &Rendered, plan: &P
     }
     if !done.drained.is_empty() {
         let note = format!("Scaled {} to zero", done.drained.join(", "));
-        ctx.publish(channel, EventType::Normal, "Drained", note).await;
+        ctx.publish(channel, EventType::Normal, "Drained", note)
+            .await;
     }
     if !done.deleted.is_empty() {
         let note = format!("Deleted {}", done.deleted.join(", "));
-        ctx.publish(channel, EventType::Normal, "Pruned", note).await;
+        ctx.publish(channel, EventType::Normal, "Pruned", note)
+            .await;
         ctx.metrics.pruned_objects.inc_by(done.deleted.len() as u64);
     }
     for (object, manager) in &done.corrected {
@@ -459,14 +468,33 @@ fn watch_local_repository(channel: &Channel, ctx: &Context) {
 }
 
 /// Writes a failure into status and events; objects in the cluster are left as they are.
-async fn record_failure(ctx: &Context, channel: &Channel, err: &Error, commit: Option<&CommitInfo>) {
+async fn record_failure(
+    ctx: &Context,
+    channel: &Channel,
+    err: &Error,
+    commit: Option<&CommitInfo>,
+) {
     let mut status = channel.status.clone().unwrap_or_default();
     let generation = channel.metadata.generation;
     let reason = err.reason();
     let message = err.to_string();
-    set_condition(&mut status.conditions, READY, false, reason, &message, generation);
+    set_condition(
+        &mut status.conditions,
+        READY,
+        false,
+        reason,
+        &message,
+        generation,
+    );
     if err.is_stalled() {
-        set_condition(&mut status.conditions, STALLED, true, reason, &message, generation);
+        set_condition(
+            &mut status.conditions,
+            STALLED,
+            true,
+            reason,
+            &message,
+            generation,
+        );
         set_condition(
             &mut status.conditions,
             RECONCILING,
@@ -496,13 +524,18 @@ async fn record_failure(ctx: &Context, channel: &Channel, err: &Error, commit: O
         tracing::warn!(channel = %key_of(channel), error = %e, "writing the failure to status failed");
     }
     if !unchanged {
-        ctx.publish(channel, EventType::Warning, reason, message).await;
+        ctx.publish(channel, EventType::Warning, reason, message)
+            .await;
     }
     tracing::warn!(channel = %key_of(channel), reason, error = %err, "pass failed");
 }
 
 /// Writes `status` unless it equals what the channel already has.
-pub async fn write_status(ctx: &Context, channel: &Channel, status: &ChannelStatus) -> Result<(), Error> {
+pub async fn write_status(
+    ctx: &Context,
+    channel: &Channel,
+    status: &ChannelStatus,
+) -> Result<(), Error> {
     if channel.status.as_ref() == Some(status) {
         return Ok(()); // nothing new: no write, no watch event
     }

@@ -3,7 +3,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 
-use super::context::Rendered;
+use super::prepare::Rendered;
 use crate::api::{
     Channel, ChannelStatus, Inventory, ReleasePhase, ReleaseRecord, WorkloadRevision,
     RECONCILE_ANNOTATION,
@@ -215,7 +215,14 @@ pub fn report(channel: &Channel, rendered: &Rendered, plan: &Plan, retry: &str) 
                 record.message = None;
                 record.applied_at = Some(now);
             }
-            set_condition(c, READY, ConditionStatus::Unknown, "Progressing", &message, generation);
+            set_condition(
+                c,
+                READY,
+                ConditionStatus::Unknown,
+                "Progressing",
+                &message,
+                generation,
+            );
             set_condition(c, RECONCILING, true, "Progressing", &message, generation);
             remove_condition(c, STALLED);
         }

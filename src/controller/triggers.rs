@@ -19,17 +19,17 @@ pub struct SyncRequests {
 
 impl SyncRequests {
     /// A handle, and the stream that wakes the controller.
-    pub fn new() -> (Self, impl Stream<Item = ObjectRef<Channel>> + Send + 'static) {
+    pub fn new() -> (
+        Self,
+        impl Stream<Item = ObjectRef<Channel>> + Send + 'static,
+    ) {
         let (wake, rx) = mpsc::unbounded_channel();
         let requests = SyncRequests {
             pending: Arc::default(),
             wake,
         };
         let stream =
-            futures::stream::unfold(
-                rx,
-                |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
-            );
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
         (requests, stream)
     }
 

@@ -129,9 +129,7 @@ impl LiveRevision {
         if self.replicas > 0 {
             now
         } else {
-            self.drained_at
-                .or(self.promoted_at)
-                .unwrap_or(self.created)
+            self.drained_at.or(self.promoted_at).unwrap_or(self.created)
         }
     }
 }

@@ -296,8 +296,10 @@ impl<'a> Pass<'a> {
 
         // Declared objects and config copies first, Services at their current pins.
         let mut switches = Vec::new();
-        for object in &self.desired.objects {
-            self.object(object, promotable, &mut switches);
+        for stage in [0, 1] {
+            for object in self.desired.objects.iter().filter(|o| o.stage == stage) {
+                self.object(object, promotable, &mut switches);
+            }
         }
         if !held {
             for revision in &self.desired.revisions {
@@ -442,7 +444,10 @@ impl<'a> Pass<'a> {
             self.observed
                 .revision(&w.namespace, &w.name)
                 .is_some_and(|l| {
-                    l.replicas == 0 && l.failed.as_ref().is_some_and(|f| f.release == self.desired.id)
+                    l.replicas == 0
+                        && l.failed
+                            .as_ref()
+                            .is_some_and(|f| f.release == self.desired.id)
                 })
         })
     }
@@ -454,7 +459,8 @@ impl<'a> Pass<'a> {
             .filter_map(|w| {
                 let live = self.observed.revision(&w.namespace, &w.name)?;
                 let mark = live.failed.as_ref()?;
-                (mark.release == self.desired.id).then(|| (w.workload.1.clone(), mark.ready.clone()))
+                (mark.release == self.desired.id)
+                    .then(|| (w.workload.1.clone(), mark.ready.clone()))
             })
             .collect()
     }
@@ -541,7 +547,8 @@ impl<'a> Pass<'a> {
             },
         };
         let manifest = annotated(&manifest, &self.desired.commit, &self.desired.id, &hash);
-        let promoting = promotable && wanted_pin(self.desired, object).as_ref() == switch.as_ref().map(|s| &s.1);
+        let promoting = promotable
+            && wanted_pin(self.desired, object).as_ref() == switch.as_ref().map(|s| &s.1);
         match switch {
             // A correction back to the serving revision is not a promotion: it goes now.
             Some((from, to)) if !promoting => self.actions.push(Action::Switch {
@@ -803,7 +810,9 @@ impl<'a> Pass<'a> {
         self.observed
             .services
             .iter()
-            .filter_map(|((ns, _), s)| Some((ns.as_str(), s.selector.get(REVISION_LABEL)?.as_str())))
+            .filter_map(|((ns, _), s)| {
+                Some((ns.as_str(), s.selector.get(REVISION_LABEL)?.as_str()))
+            })
             .collect()
     }
 

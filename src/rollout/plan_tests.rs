@@ -153,8 +153,8 @@ impl World {
                     .iter()
                     .find(|r| &r.name == name)
                     .expect("only wanted revisions are applied");
-                let since = World::annotation(manifest, PROGRESSING_ANNOTATION)
-                    .map(|s| s.parse().unwrap());
+                let since =
+                    World::annotation(manifest, PROGRESSING_ANNOTATION).map(|s| s.parse().unwrap());
                 let reads = manifest["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]
                     ["configMapRef"]["name"]
                     .as_str()
@@ -326,7 +326,11 @@ impl World {
             self.settle();
             self.now = self
                 .now
-                .checked_add(plan.requeue.unwrap_or(Duration::from_secs(1)).max(Duration::from_secs(1)))
+                .checked_add(
+                    plan.requeue
+                        .unwrap_or(Duration::from_secs(1))
+                        .max(Duration::from_secs(1)),
+                )
                 .unwrap();
         }
         panic!("no convergence; phases: {phases:?}");
@@ -390,7 +394,11 @@ fn converge_from_every_prefix(world: &World, desired: &DesiredRelease, s: &Setti
         straight.settle();
         straight.now = straight
             .now
-            .checked_add(plan.requeue.unwrap_or(Duration::from_secs(1)).max(Duration::from_secs(1)))
+            .checked_add(
+                plan.requeue
+                    .unwrap_or(Duration::from_secs(1))
+                    .max(Duration::from_secs(1)),
+            )
             .unwrap();
         passes += 1;
     }
@@ -452,7 +460,11 @@ fn every_prefix_of_an_image_and_config_change_converges() {
     let world = converge_from_every_prefix(&world, &b, &settings());
     assert_eq!(world.serving("web"), Some(hash_of(&b, "web")));
     let old = format!("web-{}", hash_of(&a, "web"));
-    assert_eq!(world.replicas(&old), Some(0), "the previous revision is drained");
+    assert_eq!(
+        world.replicas(&old),
+        Some(0),
+        "the previous revision is drained"
+    );
 }
 
 #[test]
@@ -533,11 +545,7 @@ fn a_removed_workload_is_pruned_at_promotion_and_its_revisions_deleted_after_the
     let mut world = World::new();
     world.converge(&a, &settings());
     let world = converge_from_every_prefix(&world, &b, &settings());
-    assert!(world
-        .observed
-        .revisions
-        .iter()
-        .all(|r| r.workload != "api"));
+    assert!(world.observed.revisions.iter().all(|r| r.workload != "api"));
     assert!(world.serving("api").is_none(), "its Service is pruned");
     assert!(world.inventory.iter().all(|e| !e.name.starts_with("api")));
     assert!(world
@@ -555,7 +563,12 @@ fn revisions_past_keep_releases_are_deleted_and_their_config_copies_with_them() 
     };
     let mut world = World::new();
     let releases: Vec<DesiredRelease> = (1..=4)
-        .map(|i| desired(&shop(&format!("web:{i}"), &format!("v{i}")), &format!("c{i}")))
+        .map(|i| {
+            desired(
+                &shop(&format!("web:{i}"), &format!("v{i}")),
+                &format!("c{i}"),
+            )
+        })
         .collect();
     for r in &releases {
         world.converge(r, &s);
@@ -576,7 +589,11 @@ fn revisions_past_keep_releases_are_deleted_and_their_config_copies_with_them() 
                 *m.entry(c.name.split('-').next().unwrap()).or_default() += 1;
                 m
             });
-    assert_eq!(copies.get("web"), Some(&2), "copies read by the two revisions");
+    assert_eq!(
+        copies.get("web"),
+        Some(&2),
+        "copies read by the two revisions"
+    );
 }
 
 #[test]
@@ -615,7 +632,13 @@ fn a_hand_edit_is_put_back_and_an_unchanged_object_is_not_written() {
     let a = desired(&shop("web:1", "x"), "c1");
     let mut world = World::new();
     world.converge(&a, &settings());
-    let id = a.objects.iter().find(|o| o.id.kind == "Service").unwrap().id.clone();
+    let id = a
+        .objects
+        .iter()
+        .find(|o| o.id.kind == "Service")
+        .unwrap()
+        .id
+        .clone();
     world.observed.objects.get_mut(&id).unwrap().edited_by = Some("kubectl-patch".into());
     let plan = world.plan(&a, &settings());
     assert_eq!(plan.actions.len(), 1);
@@ -641,7 +664,13 @@ fn a_service_pointed_by_hand_at_unready_pods_is_put_back_to_the_serving_revision
         .unwrap()
         .selector
         .insert(REVISION_LABEL.into(), a_hash);
-    let id = a.objects.iter().find(|o| o.id.name == "web" && o.id.kind == "Service").unwrap().id.clone();
+    let id = a
+        .objects
+        .iter()
+        .find(|o| o.id.name == "web" && o.id.kind == "Service")
+        .unwrap()
+        .id
+        .clone();
     world.observed.objects.get_mut(&id).unwrap().edited_by = Some("kubectl-edit".into());
     world.served.clear();
     world.run(&b, &settings());
