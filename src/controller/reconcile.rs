@@ -32,6 +32,7 @@ pub struct Context {
     metrics: Arc<Metrics>,
     requests: SyncRequests,
     watches: WatchRegistry,
+    kustomize: Option<crate::render::KustomizeCommand>,
     // In-memory only, so losing it (a restart) just means one extra full reconcile.
     memo: Mutex<HashMap<String, Memo>>,
 }
@@ -63,6 +64,7 @@ impl Context {
             metrics,
             requests,
             watches: WatchRegistry::default(),
+            kustomize: settings.kustomize.clone(),
             memo: Mutex::default(),
         }
     }
@@ -292,7 +294,7 @@ async fn deliver(channel: &Channel, ctx: &Context) -> Result<Outcome, Error> {
         return Ok(Outcome::Done);
     }
     let commit = fetched.commit;
-    let release = match source::render(&ctx.git, channel, &commit.sha).await {
+    let release = match source::render(&ctx.git, channel, &commit.sha, ctx.kustomize.as_ref()).await {
         Ok(r) => r,
         Err(e) => {
             return record_failure(ctx, channel, e, Some(&commit))
