@@ -149,11 +149,10 @@ pub async fn diff(
                 kustomize: kustomize.cloned(),
             };
             // With the rest of the checkout, so an overlay reaches its base.
-            let release = tokio::task::spawn_blocking(move || {
-                LocalTree::read(&dir)?.render(&options)
-            })
-            .await
-            .map_err(|e| controller::Error::Source(SourceError::Task(e.to_string())))??;
+            let release =
+                tokio::task::spawn_blocking(move || LocalTree::read(&dir)?.render(&options))
+                    .await
+                    .map_err(|e| controller::Error::Source(SourceError::Task(e.to_string())))??;
             (release, "local".to_string(), described)
         }
     };

@@ -475,8 +475,12 @@ fn log_kustomize(configured: Option<&KustomizeCommand>) {
         .cloned()
         .unwrap_or_else(KustomizeCommand::default_command);
     match command.version() {
-        Some(version) => tracing::info!(%command, %version, "kustomizations are built with kustomize"),
-        None => tracing::warn!(%command, "kustomize is not available: channels whose path holds a kustomization will fail until it is installed"),
+        Some(version) => {
+            tracing::info!(%command, %version, "kustomizations are built with kustomize")
+        }
+        None => {
+            tracing::warn!(%command, "kustomize is not available: channels whose path holds a kustomization will fail until it is installed")
+        }
     }
 }
 

@@ -82,7 +82,9 @@ pub fn plan(
             .as_ref()
             .and_then(|r| r.head().ok()?.peel_to_commit().ok());
         let seen_before = match (&repo, head) {
-            (Some(repo), Some(head)) => earlier_revisions(repo, head, true, &repo_path, &release, kustomize),
+            (Some(repo), Some(head)) => {
+                earlier_revisions(repo, head, true, &repo_path, &release, kustomize)
+            }
             _ => BTreeMap::new(),
         };
         return Ok(Plan {
@@ -105,7 +107,14 @@ pub fn plan(
         .map_err(git_err)?;
     let tree = tree_at(&repo, commit.id()).map_err(git_err)?;
     let release = render::render(&tree, &options(&repo_path))?;
-    let seen_before = earlier_revisions(&repo, commit.clone(), false, &repo_path, &release, kustomize);
+    let seen_before = earlier_revisions(
+        &repo,
+        commit.clone(),
+        false,
+        &repo_path,
+        &release,
+        kustomize,
+    );
     Ok(Plan {
         release,
         commit: Some(commit_meta(&commit)),

@@ -294,7 +294,8 @@ async fn deliver(channel: &Channel, ctx: &Context) -> Result<Outcome, Error> {
         return Ok(Outcome::Done);
     }
     let commit = fetched.commit;
-    let release = match source::render(&ctx.git, channel, &commit.sha, ctx.kustomize.as_ref()).await {
+    let release = match source::render(&ctx.git, channel, &commit.sha, ctx.kustomize.as_ref()).await
+    {
         Ok(r) => r,
         Err(e) => {
             return record_failure(ctx, channel, e, Some(&commit))

@@ -62,7 +62,12 @@ impl LocalTree {
         let repo = Repository::discover(dir).ok();
         let inside = repo.as_ref().and_then(|repo| {
             let workdir = repo.workdir()?.canonicalize().ok()?;
-            let rel = dir.canonicalize().ok()?.strip_prefix(&workdir).ok()?.to_path_buf();
+            let rel = dir
+                .canonicalize()
+                .ok()?
+                .strip_prefix(&workdir)
+                .ok()?
+                .to_path_buf();
             Some((workdir, rel.to_string_lossy().into_owned()))
         });
         let (Some(repo), Some((workdir, prefix))) = (repo, inside) else {
@@ -157,7 +162,12 @@ mod tests {
         let paths: Vec<&str> = local.tree.entries.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
             paths,
-            [".gitignore", "app/dev/kustomization.yaml", "app/dev/notes.log", "base/cm.yaml"]
+            [
+                ".gitignore",
+                "app/dev/kustomization.yaml",
+                "app/dev/notes.log",
+                "base/cm.yaml"
+            ]
         );
         let local = LocalTree::read(&root.join("gen")).unwrap();
         assert!(local.tree.entries.iter().any(|e| e.path == "gen/out.yaml"));

@@ -30,7 +30,10 @@ impl KustomizeCommand {
         let words = shlex::split(command)
             .ok_or_else(|| format!("--kustomize {command:?}: unbalanced quotes"))?;
         if words.is_empty() {
-            return Err("--kustomize is empty; name a command such as `kustomize` or `kubectl kustomize`".into());
+            return Err(
+                "--kustomize is empty; name a command such as `kustomize` or `kubectl kustomize`"
+                    .into(),
+            );
         }
         Ok(KustomizeCommand { words })
     }
@@ -71,9 +74,12 @@ impl KustomizeCommand {
 
     /// Arguments that build `dir` (after the program).
     pub(crate) fn build_args(&self, dir: &Path) -> Vec<std::ffi::OsString> {
-        let mut args: Vec<std::ffi::OsString> =
-            self.words[1..].iter().map(Into::into).collect();
-        let sub = if self.is_kubectl() { "kustomize" } else { "build" };
+        let mut args: Vec<std::ffi::OsString> = self.words[1..].iter().map(Into::into).collect();
+        let sub = if self.is_kubectl() {
+            "kustomize"
+        } else {
+            "build"
+        };
         if !self.words[1..].iter().any(|w| w == sub) {
             args.push(sub.into());
         }

@@ -109,8 +109,8 @@ pub(crate) fn reach(index: &Index<'_>, unit: &KustomizationDir) -> Result<Reach,
             }
             if let Use::Source { secret: true, env } = how {
                 let on_disk = source_path(path);
-                if let Resolved::File(bytes) = normalize(&join(&dir, on_disk))
-                    .map_or(Resolved::Missing, |p| index.resolve(&p))
+                if let Resolved::File(bytes) =
+                    normalize(&join(&dir, on_disk)).map_or(Resolved::Missing, |p| index.resolve(&p))
                 {
                     secret_file_values(bytes, env, &mut out.secrets);
                 }
@@ -253,7 +253,10 @@ fn secret_literals(doc: &Value, secrets: &mut Vec<String>) {
     let Some(Value::Sequence(generators)) = doc.get("secretGenerator") else {
         return;
     };
-    for literals in generators.iter().filter_map(|g| g.get("literals")?.as_sequence()) {
+    for literals in generators
+        .iter()
+        .filter_map(|g| g.get("literals")?.as_sequence())
+    {
         for literal in literals.iter().filter_map(Value::as_str) {
             let value = literal.split_once('=').map_or(literal, |(_, v)| v);
             secrets.push(value.trim_matches(['"', '\'']).to_string());
@@ -376,7 +379,10 @@ mod tests {
             assert!(r.message.contains(remote), "{}", r.message);
         }
         let r = refused(
-            &[("dev/kustomization.yaml", Ok("bases: [\"github.com/acme/base\"]"))],
+            &[(
+                "dev/kustomization.yaml",
+                Ok("bases: [\"github.com/acme/base\"]"),
+            )],
             "dev",
         );
         assert_eq!(r.file, "dev/kustomization.yaml");
@@ -407,7 +413,10 @@ mod tests {
         for (field, yaml) in [
             ("resources", "resources: [../../../etc]"),
             ("resources", "resources: [/etc/kubernetes]"),
-            ("patchesStrategicMerge", "patchesStrategicMerge: [../../../x.yaml]"),
+            (
+                "patchesStrategicMerge",
+                "patchesStrategicMerge: [../../../x.yaml]",
+            ),
             (
                 "configMapGenerator",
                 "configMapGenerator:\n- name: c\n  files: [passwd=../../../etc/passwd]\n",
@@ -419,7 +428,11 @@ mod tests {
         ] {
             let r = refused(&[("a/dev/kustomization.yaml", Ok(yaml))], "a/dev");
             assert_eq!(r.file, "a/dev/kustomization.yaml");
-            assert!(r.message.starts_with(&format!("{field}: ")), "{}", r.message);
+            assert!(
+                r.message.starts_with(&format!("{field}: ")),
+                "{}",
+                r.message
+            );
             assert!(
                 r.message.contains("leaves the repository") || r.message.contains("absolute path"),
                 "{}",
@@ -443,7 +456,11 @@ mod tests {
             ],
             "dev",
         );
-        assert!(r.message.contains("symlink out of the repository"), "{}", r.message);
+        assert!(
+            r.message.contains("symlink out of the repository"),
+            "{}",
+            r.message
+        );
         let r = refused(&[("dev/kustomization.yaml", Err("../../k.yaml"))], "dev");
         assert!(r.message.contains("symlink out"), "{}", r.message);
     }
@@ -451,7 +468,10 @@ mod tests {
     #[test]
     fn symlinked_bases_are_followed_to_their_real_directory() {
         let t = tree(&[
-            ("shared/base/kustomization.yaml", Ok("resources: [../extra]")),
+            (
+                "shared/base/kustomization.yaml",
+                Ok("resources: [../extra]"),
+            ),
             ("shared/extra/kustomization.yaml", Ok("")),
             ("base", Err("shared/base")),
             ("dev/kustomization.yaml", Ok("resources: [../base]")),
@@ -485,8 +505,19 @@ mod tests {
             ),
         ]);
         let r = reach(&Index::new(&t), &unit("dev")).unwrap();
-        for secret in ["hunter2", "admin", "s3cr3t-t0ken", "AAAA", "c2VjcmV0", "plain-secret"] {
-            assert!(r.secrets.iter().any(|s| s == secret), "{secret}: {:?}", r.secrets);
+        for secret in [
+            "hunter2",
+            "admin",
+            "s3cr3t-t0ken",
+            "AAAA",
+            "c2VjcmV0",
+            "plain-secret",
+        ] {
+            assert!(
+                r.secrets.iter().any(|s| s == secret),
+                "{secret}: {:?}",
+                r.secrets
+            );
         }
         for public in ["blue", "visible"] {
             assert!(!r.secrets.iter().any(|s| s == public), "{public}");

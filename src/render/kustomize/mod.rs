@@ -12,6 +12,8 @@ mod inspect;
 mod materialize;
 mod process;
 mod redact;
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 
@@ -68,7 +70,12 @@ pub(crate) fn build(
     let work = tempfile::Builder::new()
         .prefix("kubemint-kustomize-")
         .tempdir()
-        .map_err(|e| fail(KustomizeFailure::Failed, format!("creating a work directory: {e}")))?;
+        .map_err(|e| {
+            fail(
+                KustomizeFailure::Failed,
+                format!("creating a work directory: {e}"),
+            )
+        })?;
     let repo = work.path().join("repo");
     let home = work.path().join("home");
     std::fs::create_dir_all(&home)
@@ -86,34 +93,42 @@ pub(crate) fn build(
         max_output: MAX_OUTPUT,
     };
     let root = repo.join(&unit.real);
-    let out = process::run(&program, &command.build_args(&root), &home, &limits).map_err(|e| {
-        match e {
-            RunError::Spawn(e) => fail(
-                KustomizeFailure::Unavailable,
-                format!("starting `{command}`: {e}"),
-            ),
-            RunError::TimedOut(after) => fail(
-                KustomizeFailure::Failed,
-                format!("`{command}` did not finish within {after:?}; it was stopped"),
-            ),
-            RunError::TooLarge(bytes) => fail(
-                KustomizeFailure::Failed,
-                format!(
-                    "`{command}` printed more than {} MiB; it was stopped",
-                    bytes / (1024 * 1024)
+    let out =
+        process::run(&program, &command.build_args(&root), &home, &limits).map_err(
+            |e| match e {
+                RunError::Spawn(e) => fail(
+                    KustomizeFailure::Unavailable,
+                    format!("starting `{command}`: {e}"),
                 ),
-            ),
-            RunError::Failed { status, stderr } => {
-                let said = redact::message(&stderr, &repo, &reach.secrets);
-                let said = if said.is_empty() {
-                    format!("exited with {status}")
-                } else {
-                    said
-                };
-                fail(KustomizeFailure::Failed, format!("kustomize build failed: {said}"))
-            }
-        }
-    })?;
-    String::from_utf8(out)
-        .map_err(|_| fail(KustomizeFailure::Failed, "kustomize printed invalid UTF-8".into()))
+                RunError::TimedOut(after) => fail(
+                    KustomizeFailure::Failed,
+                    format!("`{command}` did not finish within {after:?}; it was stopped"),
+                ),
+                RunError::TooLarge(bytes) => fail(
+                    KustomizeFailure::Failed,
+                    format!(
+                        "`{command}` printed more than {} MiB; it was stopped",
+                        bytes / (1024 * 1024)
+                    ),
+                ),
+                RunError::Failed { status, stderr } => {
+                    let said = redact::message(&stderr, &repo, &reach.secrets);
+                    let said = if said.is_empty() {
+                        format!("exited with {status}")
+                    } else {
+                        said
+                    };
+                    fail(
+                        KustomizeFailure::Failed,
+                        format!("kustomize build failed: {said}"),
+                    )
+                }
+            },
+        )?;
+    String::from_utf8(out).map_err(|_| {
+        fail(
+            KustomizeFailure::Failed,
+            "kustomize printed invalid UTF-8".into(),
+        )
+    })
 }

@@ -36,10 +36,7 @@ pub(crate) enum RunError {
     /// Killed for printing more than the bound.
     TooLarge(usize),
     /// Exited unsuccessfully.
-    Failed {
-        status: ExitStatus,
-        stderr: Vec<u8>,
-    },
+    Failed { status: ExitStatus, stderr: Vec<u8> },
 }
 
 /// Runs `program args` in `home` (also its `HOME` and `TMPDIR`) with nothing
@@ -61,7 +58,13 @@ pub(crate) fn run(
         .env("XDG_CONFIG_HOME", home)
         .env("PATH", "")
         .env("LANG", "C");
-    for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"] {
+    for var in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+    ] {
         command.env(var, DEAD_PROXY);
     }
     let mut child = command
@@ -176,7 +179,11 @@ mod tests {
     fn runs_with_a_clean_environment() {
         // cargo sets CARGO_MANIFEST_DIR for tests: it stands for anything inherited.
         assert!(std::env::var_os("PATH").is_some());
-        let out = sh("echo \"$HOME|$PATH|$HTTPS_PROXY|$CARGO_MANIFEST_DIR\"", ROOMY).unwrap();
+        let out = sh(
+            "echo \"$HOME|$PATH|$HTTPS_PROXY|$CARGO_MANIFEST_DIR\"",
+            ROOMY,
+        )
+        .unwrap();
         let out = String::from_utf8(out).unwrap();
         let fields: Vec<&str> = out.trim().split('|').collect();
         assert!(fields[0].starts_with(&std::env::temp_dir().display().to_string()));
@@ -221,8 +228,11 @@ mod tests {
             "{result:?}"
         );
         assert!(started.elapsed() < Duration::from_secs(5));
-        let out = sh("i=0; while [ $i -lt 10 ]; do echo 123456789; i=$((i+1)); done", limits)
-            .unwrap();
+        let out = sh(
+            "i=0; while [ $i -lt 10 ]; do echo 123456789; i=$((i+1)); done",
+            limits,
+        )
+        .unwrap();
         assert_eq!(out.len(), 100);
     }
 }

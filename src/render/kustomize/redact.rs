@@ -19,7 +19,9 @@ pub(crate) fn message(stderr: &[u8], workdir: &Path, secrets: &[String]) -> Stri
     let mut text = unwrap_klog(&text);
     // Paths in the copy read as repository paths.
     let root = format!("{}/", workdir.display());
-    text = text.replace(&root, "").replace(&workdir.display().to_string(), ".");
+    text = text
+        .replace(&root, "")
+        .replace(&workdir.display().to_string(), ".");
     let text = redact(&text, secrets);
     let text = text.trim();
     if text.len() <= MAX_MESSAGE {
@@ -133,7 +135,14 @@ mod tests {
         let text = "map[apiVersion:v1 data:map[password:c2VjcmV0IQ== DB_URL:cG9zdGdyZXM6Ly9hZG1pbjpodW50ZXIyQGRi] \
                     kind:Secret stringData:map[api_key:abc123 note:hunter2-long]] token=xyz \"clientSecret\": \"shh\"";
         let out = redact(text, &["hunter2-long".into(), "ab".into()]);
-        for hidden in ["c2VjcmV0IQ==", "cG9zdGdyZXM6", "abc123", "hunter2-long", "xyz", "shh"] {
+        for hidden in [
+            "c2VjcmV0IQ==",
+            "cG9zdGdyZXM6",
+            "abc123",
+            "hunter2-long",
+            "xyz",
+            "shh",
+        ] {
             assert!(!out.contains(hidden), "{hidden} in {out}");
         }
         // Short known values are not searched for; ordinary words stay.
