@@ -4,7 +4,9 @@ use std::path::Path;
 
 use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 
-use crate::render::{self, EntryKind, Release, RenderError, RenderOptions, RepoTree, TreeEntry};
+use crate::render::{
+    self, EntryKind, KustomizeFailure, Release, RenderError, RenderOptions, RepoTree, TreeEntry,
+};
 
 /// File mode git uses for symbolic links.
 const SYMLINK_MODE: i32 = 0o120000;
@@ -54,6 +56,8 @@ pub struct LocalTree {
     pub tree: RepoTree,
     /// The directory's path in `tree` (`""` when it is the root).
     pub prefix: String,
+    /// Whether `tree` is a git work tree (else: the directory alone).
+    pub in_git: bool,
 }
 
 impl LocalTree {
@@ -74,6 +78,7 @@ impl LocalTree {
             return Ok(LocalTree {
                 tree: RepoTree::from_dir(dir)?,
                 prefix: String::new(),
+                in_git: false,
             });
         };
         let index = repo.index().ok();
@@ -94,6 +99,7 @@ impl LocalTree {
         Ok(LocalTree {
             tree: RepoTree::from_dir_filtered(&workdir, &keep)?,
             prefix,
+            in_git: true,
         })
     }
 
@@ -110,6 +116,20 @@ impl LocalTree {
             Ok(mut release) => {
                 release.map_files(shown);
                 Ok(release)
+            }
+            Err(RenderError::Kustomize {
+                file,
+                failure: KustomizeFailure::Refused,
+                message,
+            }) if !self.in_git && message.contains("leaves the repository") => {
+                Err(RenderError::Kustomize {
+                    file,
+                    failure: KustomizeFailure::Refused,
+                    message: format!(
+                        "{message} (outside a git checkout the directory given is the \
+                         repository: name the directory that holds the bases, with --path)"
+                    ),
+                })
             }
             Err(e) => Err(e.map_files(shown)),
         }
