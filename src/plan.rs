@@ -42,6 +42,9 @@ pub struct Plan {
 
 /// How many earlier commits are rendered to find revisions that ran before.
 const HISTORY_DEPTH: usize = 50;
+/// The same for a path built with kustomize: every earlier commit that changed
+/// the kustomization is one more kustomize run (some 0.1 s each).
+const KUSTOMIZE_HISTORY_DEPTH: usize = 20;
 
 /// Renders `target` (a directory, or with `reference` a git repository at that ref) at `path`.
 /// Kustomizations are built with `kustomize` (default: [`KustomizeCommand::default_command`]).
@@ -145,7 +148,11 @@ fn earlier_revisions(
         start.parent(0).ok()
     };
     let mut at_head = from_work_tree;
-    for _ in 0..HISTORY_DEPTH {
+    let depth = match release.kustomize {
+        Some(_) => KUSTOMIZE_HISTORY_DEPTH,
+        None => HISTORY_DEPTH,
+    };
+    for _ in 0..depth {
         let Some(current) = commit else { break };
         if wanted.is_empty() {
             break;

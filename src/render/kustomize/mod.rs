@@ -4,18 +4,22 @@
 //! reaches (no remote bases, no paths out of the repository) before anything
 //! runs; [`materialize`] writes what the build needs into a private directory;
 //! [`process`] runs kustomize there with a clean environment, a deadline and
-//! an output bound; [`redact`] turns its errors into messages without secrets.
+//! an output bound; [`redact`] turns its errors into messages without secrets;
+//! [`memo`] keeps recent outputs, so an unchanged commit is not built again.
 //! What comes out is a YAML stream that render treats like any manifest file.
 
 mod command;
 mod inspect;
 mod materialize;
+mod memo;
 mod process;
 mod redact;
 #[cfg(test)]
 mod tests;
 
 use std::time::Duration;
+
+use sha2::{Digest, Sha256};
 
 pub use command::KustomizeCommand;
 
@@ -66,6 +70,18 @@ pub(crate) fn build(
     let program = command
         .program()
         .map_err(|m| fail(KustomizeFailure::Unavailable, m))?;
+    let layout = materialize::Layout::of(index, &reach.dirs);
+    let key: [u8; 32] = Sha256::new()
+        .chain_update(command.to_string())
+        .chain_update([0])
+        .chain_update(&unit.real)
+        .chain_update([0])
+        .chain_update(layout.fingerprint())
+        .finalize()
+        .into();
+    if let Some(stream) = memo::get(&key) {
+        return Ok(stream);
+    }
 
     let work = tempfile::Builder::new()
         .prefix("kubemint-kustomize-")
@@ -80,7 +96,7 @@ pub(crate) fn build(
     let home = work.path().join("home");
     std::fs::create_dir_all(&home)
         .and_then(|()| std::fs::create_dir_all(&repo))
-        .and_then(|()| materialize::materialize(index, &reach.dirs, &repo))
+        .and_then(|()| layout.write(&repo))
         .map_err(|e| {
             fail(
                 KustomizeFailure::Failed,
@@ -125,10 +141,12 @@ pub(crate) fn build(
                 }
             },
         )?;
-    String::from_utf8(out).map_err(|_| {
+    let stream = String::from_utf8(out).map_err(|_| {
         fail(
             KustomizeFailure::Failed,
             "kustomize printed invalid UTF-8".into(),
         )
-    })
+    })?;
+    memo::put(key, &stream);
+    Ok(stream)
 }
