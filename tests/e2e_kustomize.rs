@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use fixture::{
-    apply_channel_with, channel, condition, install_crd, wait_applied, GitRepo, Operator,
+    apply_channel_with, channel, condition, install_crd, kubemint, wait_applied, GitRepo, Operator,
 };
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
@@ -312,6 +312,27 @@ async fn an_overlay_is_delivered_and_an_image_bump_promotes_blue_green() {
     let h2 = env.revision("web");
     assert_ne!(h1, h2);
     assert_eq!(env.revision("worker"), worker, "the worker is unchanged");
+
+    // diff works on kustomize paths: the applied commit is what runs, the
+    // edited overlay on disk would mint the new revision.
+    let kubeconfig = support::cluster().kubeconfig();
+    let same = kubemint(kubeconfig, &["diff", "shop", "-n", &env.ns], &[]);
+    assert_eq!(same.code, 0, "{}\n{}", same.stdout, same.stderr);
+    let local = env.repo.path().join(OVERLAY);
+    let local = local.to_str().unwrap();
+    let changes = kubemint(
+        kubeconfig,
+        &["diff", "shop", "-n", &env.ns, "--local", local],
+        &[],
+    );
+    assert_eq!(changes.code, 1, "{}\n{}", changes.stdout, changes.stderr);
+    let minted = format!("+ apps/ReplicaSet/{}/web-{h2} (kustomization.yaml)", env.ns);
+    assert!(
+        changes.stdout.contains(&minted),
+        "{minted} in:\n{}",
+        changes.stdout
+    );
+
     hold_revision(&env.ns, &h2);
     let sha2 = env.repo.commit(&[], &[], "web 1.1 in dev");
     let rs2_name = format!("web-{h2}");
