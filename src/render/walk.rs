@@ -436,6 +436,45 @@ mod tests {
     }
 
     #[test]
+    fn kustomization_directories_are_units_and_their_files_are_not_manifests() {
+        let t = tree(&[
+            ("d/plain.yaml", Ok("")),
+            ("d/app/kustomization.yaml", Ok("")),
+            ("d/app/deployment.yaml", Ok("")),
+            ("d/app/nested/x.yaml", Ok("")),
+            ("d/other/Kustomization", Ok("")),
+            ("d/linked", Err("../shared")),
+            ("shared/kustomization.yml", Ok("")),
+        ]);
+        let c = collect(&t, "d").unwrap();
+        assert_eq!(paths(&c), ["d/plain.yaml"]);
+        let units: Vec<(&str, &str, &str)> = c
+            .kustomizations
+            .iter()
+            .map(|k| (k.path.as_str(), k.real.as_str(), k.file.as_str()))
+            .collect();
+        assert_eq!(
+            units,
+            [
+                ("d/app", "d/app", "d/app/kustomization.yaml"),
+                ("d/linked", "shared", "d/linked/kustomization.yml"),
+                ("d/other", "d/other", "d/other/Kustomization"),
+            ]
+        );
+
+        // At the path itself: one unit, and images.yaml beside it still applies.
+        let t = tree(&[
+            ("o/kustomization.yaml", Ok("")),
+            ("o/images.yaml", Ok("images: []")),
+            ("o/patch.yaml", Ok("")),
+        ]);
+        let c = collect(&t, "o").unwrap();
+        assert!(c.manifests.is_empty());
+        assert_eq!(c.kustomizations[0].file, "o/kustomization.yaml");
+        assert_eq!(c.images.unwrap().path, "o/images.yaml");
+    }
+
+    #[test]
     fn missing_path_or_file_path_is_not_found() {
         let t = tree(&[("d/a.yaml", Ok(""))]);
         assert!(matches!(
