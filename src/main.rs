@@ -30,6 +30,29 @@ struct Cli {
     command: Command,
 }
 
+/// `--kustomize`, the same on `run`, `plan` and `diff`.
+#[derive(clap::Args)]
+struct KustomizeArg {
+    /// The kustomize command for paths holding a kustomization, e.g.
+    /// `kustomize`, `/usr/local/bin/kustomize` or `kubectl kustomize`
+    /// (default, also when empty: kustomize if on PATH, else kubectl kustomize).
+    #[arg(
+        long = "kustomize",
+        env = "KUBEMINT_KUSTOMIZE",
+        value_parser = kustomize_command
+    )]
+    command: Option<KustomizeCommand>,
+}
+
+/// An empty value (an unset Helm value, say) is the default command.
+fn kustomize_command(value: &str) -> Result<KustomizeCommand, String> {
+    if value.trim().is_empty() {
+        Ok(KustomizeCommand::default_command())
+    } else {
+        KustomizeCommand::parse(value)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller (in-cluster config, or $KUBECONFIG / ~/.kube/config).
@@ -61,11 +84,8 @@ enum Command {
         /// that dies is replaced after at most this long.
         #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
         leader_election_lease_duration: std::time::Duration,
-        /// The kustomize command for paths holding a kustomization, e.g.
-        /// `kustomize`, `/usr/local/bin/kustomize` or `kubectl kustomize`
-        /// (default: kustomize if on PATH, else kubectl kustomize).
-        #[arg(long, env = "KUBEMINT_KUSTOMIZE", value_parser = KustomizeCommand::parse)]
-        kustomize: Option<KustomizeCommand>,
+        #[command(flatten)]
+        kustomize: KustomizeArg,
     },
     /// Render a repository or directory offline and print its release.
     Plan {
@@ -81,11 +101,8 @@ enum Command {
         /// Print the rendered objects as YAML instead of a summary.
         #[arg(long)]
         objects: bool,
-        /// The kustomize command for paths holding a kustomization, e.g.
-        /// `kustomize`, `/usr/local/bin/kustomize` or `kubectl kustomize`
-        /// (default: kustomize if on PATH, else kubectl kustomize).
-        #[arg(long, env = "KUBEMINT_KUSTOMIZE", value_parser = KustomizeCommand::parse)]
-        kustomize: Option<KustomizeCommand>,
+        #[command(flatten)]
+        kustomize: KustomizeArg,
     },
     /// Where a channel stands: source, applied commit, active release, conditions.
     Status {
@@ -109,11 +126,8 @@ enum Command {
         /// its `spec.git.path` (a pull request's checkout, say).
         #[arg(long, value_name = "DIR")]
         local: Option<PathBuf>,
-        /// The kustomize command for paths holding a kustomization, e.g.
-        /// `kustomize`, `/usr/local/bin/kustomize` or `kubectl kustomize`
-        /// (default: kustomize if on PATH, else kubectl kustomize).
-        #[arg(long, env = "KUBEMINT_KUSTOMIZE", value_parser = KustomizeCommand::parse)]
-        kustomize: Option<KustomizeCommand>,
+        #[command(flatten)]
+        kustomize: KustomizeArg,
     },
     /// A channel's releases, newest first: id, phase, commit, author, times.
     History {
@@ -167,7 +181,7 @@ fn main() -> ExitCode {
             local,
             kustomize,
         } => {
-            return match diff(&channel, namespace, local, kustomize) {
+            return match diff(&channel, namespace, local, kustomize.command) {
                 Ok(false) => ExitCode::SUCCESS,
                 Ok(true) => ExitCode::from(1),
                 Err(e) => {
@@ -216,7 +230,13 @@ fn main() -> ExitCode {
             path,
             objects,
             kustomize,
-        } => plan(&target, reference.as_deref(), &path, objects, kustomize),
+        } => plan(
+            &target,
+            reference.as_deref(),
+            &path,
+            objects,
+            kustomize.command,
+        ),
         Command::Run {
             namespace,
             cache_dir,
@@ -232,7 +252,7 @@ fn main() -> ExitCode {
                 namespace,
                 cache_dir,
                 instance: std::env::var("POD_NAME").ok(),
-                kustomize,
+                kustomize: kustomize.command,
             };
             let election = leader_elect.then_some(Election {
                 namespace: leader_election_namespace,
