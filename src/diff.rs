@@ -17,12 +17,12 @@ use crate::api::{CommitInfo, InventoryEntry};
 use crate::cluster::{self, ClusterError, Resolver};
 use crate::controller::observe::Observer;
 use crate::controller::{self, Channel};
-use crate::render::{self, Release, RenderError, RenderOptions, RepoTree};
+use crate::render::{KustomizeCommand, Release, RenderError, RenderOptions};
 use crate::rollout::{
     self, Action, LiveRevision, Observed, APPLIED_HASH_ANNOTATION, COMMIT_ANNOTATION,
     PROGRESSING_ANNOTATION, RELEASE_ANNOTATION,
 };
-use crate::source::{short_sha, GitCache, SourceError};
+use crate::source::{short_sha, GitCache, LocalTree, SourceError};
 
 /// Where `kubectl apply` (client-side) keeps the object it last applied.
 const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -118,18 +118,21 @@ impl Report {
 }
 
 /// Computes what delivering `source` to `channel` would change. Reads the
-/// cluster and git; writes nothing.
+/// cluster and git; writes nothing. Kustomizations are built with `kustomize`
+/// (`None`: the default command).
 pub async fn diff(
     client: &Client,
     channel: &Channel,
     source: DiffSource,
+    kustomize: Option<&KustomizeCommand>,
 ) -> Result<Report, DiffError> {
     let (release, commit, described) = match source {
         DiffSource::Channel => {
             let cache = tempfile::tempdir().map_err(DiffError::Cache)?;
             let git = GitCache::new(cache.path());
             let fetched = controller::source::fetch(&git, client, channel).await?;
-            let release = controller::source::render(&git, channel, &fetched.commit.sha).await?;
+            let release =
+                controller::source::render(&git, channel, &fetched.commit.sha, kustomize).await?;
             let described = format!(
                 "commit {} \"{}\" ({})",
                 short_sha(&fetched.commit.sha),
@@ -143,12 +146,13 @@ pub async fn diff(
             let options = RenderOptions {
                 path: ".".into(),
                 namespace: Some(channel.target_namespace()),
+                kustomize: kustomize.cloned(),
             };
-            let release = tokio::task::spawn_blocking(move || {
-                render::render(&RepoTree::from_dir(&dir)?, &options)
-            })
-            .await
-            .map_err(|e| controller::Error::Source(SourceError::Task(e.to_string())))??;
+            // With the rest of the checkout, so an overlay reaches its base.
+            let release =
+                tokio::task::spawn_blocking(move || LocalTree::read(&dir)?.render(&options))
+                    .await
+                    .map_err(|e| controller::Error::Source(SourceError::Task(e.to_string())))??;
             (release, "local".to_string(), described)
         }
     };

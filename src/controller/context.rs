@@ -47,6 +47,7 @@ pub struct Context {
     pub(super) metrics: Arc<Metrics>,
     pub(super) requests: SyncRequests,
     pub(super) watches: WatchRegistry,
+    pub(super) kustomize: Option<crate::render::KustomizeCommand>,
     memo: Mutex<HashMap<String, Memo>>,
 }
 
@@ -69,6 +70,7 @@ impl Context {
             metrics,
             requests,
             watches: WatchRegistry::default(),
+            kustomize: settings.kustomize.clone(),
             memo: Mutex::default(),
         }
     }

@@ -41,6 +41,8 @@ pub struct Settings {
     pub cache_dir: PathBuf,
     /// Name of this instance in events (the pod name in a cluster).
     pub instance: Option<String>,
+    /// The kustomize command (`--kustomize`); `None`: the default.
+    pub kustomize: Option<crate::render::KustomizeCommand>,
 }
 
 /// The controller, built but not yet running. Its cache of channels can be

@@ -359,7 +359,7 @@ async fn render(
     sha: &str,
     commit: CommitInfo,
 ) -> Result<Rendered, Error> {
-    let release = source::render(&ctx.git, channel, sha).await?;
+    let release = source::render(&ctx.git, channel, sha, ctx.kustomize.as_ref()).await?;
     prepare(&ctx.client, &ctx.resolver, channel, &release, commit).await
 }
 

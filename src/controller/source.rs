@@ -6,7 +6,7 @@ use kube::{Client, ResourceExt};
 use super::Error;
 use crate::api::{Channel, VerifyMode};
 use crate::cluster::{self, secret_data, ClusterError};
-use crate::render::{self, Release, RenderOptions};
+use crate::render::{self, KustomizeCommand, Release, RenderOptions};
 use crate::source::{
     CommitMeta, FetchRequest, GitCache, GitCredentials, RefRequest, SourceError, TransferStats,
     TrustedKeys,
@@ -100,12 +100,19 @@ fn secret_error(err: ClusterError, permanent: impl FnOnce(String) -> SourceError
     }
 }
 
-/// Renders commit `sha` (already fetched into `git`) at the channel's `spec.git.path`.
-pub async fn render(git: &GitCache, channel: &Channel, sha: &str) -> Result<Release, Error> {
+/// Renders commit `sha` (already fetched into `git`) at the channel's `spec.git.path`,
+/// building kustomizations with `kustomize` (`None`: the default command).
+pub async fn render(
+    git: &GitCache,
+    channel: &Channel,
+    sha: &str,
+    kustomize: Option<&KustomizeCommand>,
+) -> Result<Release, Error> {
     let tree = git.tree(&channel.spec.git.url, sha).await?;
     let options = RenderOptions {
         path: channel.spec.git.path.clone(),
         namespace: Some(channel.target_namespace()),
+        kustomize: kustomize.cloned(),
     };
     // Rendering is CPU work on possibly large trees: keep it off the async workers.
     let release = tokio::task::spawn_blocking(move || render::render(&tree, &options))

@@ -377,6 +377,7 @@ spec:
             &RenderOptions {
                 path: ".".into(),
                 namespace: namespace.map(str::to_string),
+                ..Default::default()
             },
         )
         .unwrap()
