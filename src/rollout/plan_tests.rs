@@ -56,6 +56,7 @@ fn desired(files: &[(String, String)], commit: &str) -> DesiredRelease {
         &RenderOptions {
             path: ".".into(),
             namespace: Some(NS.into()),
+            ..Default::default()
         },
     )
     .unwrap();
