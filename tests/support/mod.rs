@@ -13,6 +13,8 @@
 //! ```
 #![allow(dead_code)]
 
+pub mod audit;
+pub mod checker;
 mod cluster;
 mod simulator;
 
@@ -20,6 +22,8 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 // Not every test binary uses every item.
+#[allow(unused_imports)]
+pub use checker::ServingChecker;
 #[allow(unused_imports)]
 pub use cluster::{cluster, TestCluster};
 #[allow(unused_imports)]
