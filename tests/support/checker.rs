@@ -429,11 +429,32 @@ impl Drop for ServingChecker {
         for task in &self.tasks {
             task.abort();
         }
-        if !self.finished && !std::thread::panicking() {
+        if self.finished {
+            return;
+        }
+        if !std::thread::panicking() {
             panic!(
                 "checker of {} dropped without finish(): its events were never checked",
                 self.namespace
             );
+        }
+        // The test failed before finish(): what the watches saw so far may
+        // explain why (without the barrier, the last events may be missing).
+        let Ok(events) = self.events.lock() else {
+            return;
+        };
+        let outages = replay(&events).outages;
+        if !outages.is_empty() {
+            use std::io::Write;
+            let mut text = format!(
+                "[kubemint-checker] {} (test failed before finish; events so far): {} outage(s):\n",
+                self.namespace,
+                outages.len()
+            );
+            for outage in &outages {
+                text.push_str(&format!("  {outage}\n"));
+            }
+            let _ = std::io::stderr().write_all(text.as_bytes());
         }
     }
 }

@@ -58,3 +58,27 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Like [`wait_for`], for checks that can say what they saw: polls `check`
+/// every 100 ms until it returns `Ok`, and panics after `timeout` with `what`
+/// and the last `Err` (so a timeout tells what state things were left in).
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("(no check finished)");
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, check()).await {
+            Ok(Ok(value)) => return value,
+            Ok(Err(seen)) => last = seen,
+            Err(_) => {}
+        }
+        if Instant::now() >= deadline {
+            panic!("{what}: not within {timeout:?}; last seen: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
