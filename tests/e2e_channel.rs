@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde_json::json;
-use support::wait_for;
+use support::{wait_for, ServingChecker};
 
 const CONFIG_V1: &str = "apiVersion: v1
 kind: ConfigMap
@@ -72,12 +72,18 @@ spec:
       targetPort: 8080
 ";
 
-/// A repository with the first commit of a small release, and the operator watching it.
-async fn setup(prefix: &str) -> (Client, String, GitRepo, String, Operator) {
+/// A repository with the first commit of a small release, the operator
+/// watching it, and the serving checker on the namespace (finished at the end
+/// of each test). The Services here select the pods of a `strategy: apply`
+/// Deployment and are not pinned to a revision, so the checker has nothing to
+/// hold them to unless kubemint starts pinning them; it runs anyway, so that
+/// such a change is checked too.
+async fn setup(prefix: &str) -> (Client, String, GitRepo, String, Operator, ServingChecker) {
     let cluster = support::cluster();
     let client = cluster.client().await;
     install_crd(&client).await;
     let ns = cluster.namespace(prefix).await;
+    let checker = ServingChecker::start(client.clone(), &ns).await;
     let repo = GitRepo::new();
     let sha = repo.commit(
         &[
@@ -92,7 +98,7 @@ async fn setup(prefix: &str) -> (Client, String, GitRepo, String, Operator) {
     );
     let op = Operator::start(cluster.kubeconfig(), &ns);
     apply_channel(&client, &ns, "shop", &repo.url(), "deploy").await;
-    (client, ns, repo, sha, op)
+    (client, ns, repo, sha, op, checker)
 }
 
 fn labels_of(
@@ -103,7 +109,7 @@ fn labels_of(
 
 #[tokio::test]
 async fn first_commit_applies_and_next_commit_prunes_only_what_it_dropped() {
-    let (client, ns, repo, sha1, op) = setup("deliver").await;
+    let (client, ns, repo, sha1, op, checker) = setup("deliver").await;
     let ch = wait_applied(&client, &ns, "shop", &sha1, &op).await;
 
     let status = ch.status.clone().unwrap();
@@ -214,11 +220,12 @@ async fn first_commit_applies_and_next_commit_prunes_only_what_it_dropped() {
         reasons.iter().all(|r| r != "ReconcileFailed"),
         "{reasons:?}"
     );
+    checker.finish().await;
 }
 
 #[tokio::test]
 async fn invalid_commit_is_rejected_whole() {
-    let (client, ns, repo, sha1, op) = setup("invalid").await;
+    let (client, ns, repo, sha1, op, checker) = setup("invalid").await;
     wait_applied(&client, &ns, "shop", &sha1, &op).await;
 
     // A valid change and a broken file in one commit: neither may be applied.
@@ -303,11 +310,12 @@ async fn invalid_commit_is_rejected_whole() {
         services.get_opt("api").await.unwrap().is_none(),
         "dropped by the fix commit"
     );
+    checker.finish().await;
 }
 
 #[tokio::test]
 async fn unreachable_repository_changes_nothing_and_recovers() {
-    let (client, ns, repo, sha1, op) = setup("unreachable").await;
+    let (client, ns, repo, sha1, op, checker) = setup("unreachable").await;
     wait_applied(&client, &ns, "shop", &sha1, &op).await;
 
     let moved = repo.path().with_extension("moved");
@@ -345,11 +353,12 @@ async fn unreachable_repository_changes_nothing_and_recovers() {
     let sha2 = repo.commit(&[], &["deploy/api/service.yaml"], "drop api");
     wait_applied(&client, &ns, "shop", &sha2, &op).await;
     assert!(services.get_opt("api").await.unwrap().is_none());
+    checker.finish().await;
 }
 
 #[tokio::test]
 async fn hand_edits_are_reverted_without_a_write_loop() {
-    let (client, ns, _repo, sha1, op) = setup("drift").await;
+    let (client, ns, _repo, sha1, op, checker) = setup("drift").await;
     wait_applied(&client, &ns, "shop", &sha1, &op).await;
 
     let configs: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
@@ -406,6 +415,7 @@ async fn hand_edits_are_reverted_without_a_write_loop() {
         "status rewritten without a change:\n{}",
         op.log_text()
     );
+    checker.finish().await;
 }
 
 #[tokio::test]
@@ -494,7 +504,7 @@ spec:
 
 #[tokio::test]
 async fn suspend_pauses_and_deleting_the_channel_prunes_what_it_delivered() {
-    let (client, ns, repo, sha1, op) = setup("lifecycle").await;
+    let (client, ns, repo, sha1, op, checker) = setup("lifecycle").await;
     wait_applied(&client, &ns, "shop", &sha1, &op).await;
     let channels: Api<kubemint::controller::Channel> = Api::namespaced(client.clone(), &ns);
     let services: Api<Service> = Api::namespaced(client.clone(), &ns);
@@ -549,4 +559,5 @@ async fn suspend_pauses_and_deleting_the_channel_prunes_what_it_delivered() {
     assert!(deployments.get_opt("web").await.unwrap().is_none());
     assert!(configs.get_opt("web-config").await.unwrap().is_none());
     assert!(configs.get_opt("keep").await.unwrap().is_some());
+    checker.finish().await;
 }

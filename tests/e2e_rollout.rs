@@ -8,202 +8,24 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use fixture::{
-    apply_channel_with, channel, condition, install_crd, wait_applied, GitRepo, Operator,
+use fixture::release::{
+    available, commit, config, deployment, replicas, revisions, service, workload, Env,
 };
+use fixture::{channel, condition, wait_applied, Operator};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::Client;
 use kubemint::controller::crd::ReleasePhase;
 use kubemint::controller::Channel;
-use kubemint::render::{render, RenderOptions, RepoTree};
 use serde_json::json;
 use support::{hold_revision, release_revision, wait_for};
 
-fn deployment(name: &str, image: &str, replicas: i32) -> String {
-    format!(
-        "apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {name}
-spec:
-  replicas: {replicas}
-  selector:
-    matchLabels: {{app: {name}}}
-  template:
-    metadata:
-      labels: {{app: {name}}}
-    spec:
-      containers:
-        - name: {name}
-          image: {image}
-          envFrom:
-            - configMapRef: {{name: {name}-config}}
-"
-    )
-}
-
-fn service(name: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  selector: {{app: {name}}}\n  ports:\n    - port: 80\n"
-    )
-}
-
-fn config(name: &str, value: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}-config\ndata:\n  VALUE: \"{value}\"\n")
-}
-
-/// The files of a workload with its Service and ConfigMap.
-fn workload(name: &str, image: &str, value: &str) -> Vec<(String, String)> {
-    vec![
-        (
-            format!("{name}/deployment.yaml"),
-            deployment(name, image, 2),
-        ),
-        (format!("{name}/service.yaml"), service(name)),
-        (format!("{name}/config.yaml"), config(name, value)),
-    ]
-}
-
-fn commit(repo: &GitRepo, files: &[(String, String)], message: &str) -> String {
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_str()))
-        .collect();
-    repo.commit(&refs, &[], message)
-}
-
-/// The revision hash of each workload in the repository's working tree, as kubemint computes it.
-fn revisions(repo: &GitRepo) -> BTreeMap<String, String> {
-    let tree = RepoTree::from_dir(repo.path()).unwrap();
-    let release = render(
-        &tree,
-        &RenderOptions {
-            path: ".".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    release
-        .workloads
-        .into_iter()
-        .map(|w| (w.name, w.hash))
-        .collect()
-}
-
-struct Env {
-    client: Client,
-    ns: String,
-    repo: GitRepo,
-    op: Operator,
-}
-
-impl Env {
-    async fn start(prefix: &str, rollout: serde_json::Value) -> Env {
-        let cluster = support::cluster();
-        let client = cluster.client().await;
-        install_crd(&client).await;
-        let ns = cluster.namespace(prefix).await;
-        let repo = GitRepo::new();
-        let op = Operator::start(cluster.kubeconfig(), &ns);
-        Env {
-            client,
-            ns,
-            repo,
-            op,
-        }
-        .with_channel(rollout)
-        .await
-    }
-
-    async fn with_channel(self, rollout: serde_json::Value) -> Env {
-        apply_channel_with(
-            &self.client,
-            &self.ns,
-            "shop",
-            &self.repo.url(),
-            ".",
-            json!({ "rollout": rollout }),
-        )
-        .await;
-        self
-    }
-
-    fn replica_sets(&self) -> Api<ReplicaSet> {
-        Api::namespaced(self.client.clone(), &self.ns)
-    }
-
-    async fn service_revision(&self, name: &str) -> Option<String> {
-        let svc = Api::<Service>::namespaced(self.client.clone(), &self.ns)
-            .get_opt(name)
-            .await
-            .ok()??;
-        svc.spec?.selector?.get("kubemint.io/revision").cloned()
-    }
-
-    async fn rs(&self, name: &str) -> Option<ReplicaSet> {
-        self.replica_sets().get_opt(name).await.ok()?
-    }
-
-    async fn rs_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .replica_sets()
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .filter_map(|rs| rs.metadata.name)
-            .collect();
-        names.sort();
-        names
-    }
-
-    async fn channel(&self) -> Channel {
-        channel(&self.client, &self.ns, "shop").await
-    }
-
-    async fn wait_applied(&self, sha: &str) -> Channel {
-        wait_applied(&self.client, &self.ns, "shop", sha, &self.op).await
-    }
-
-    /// Waits until the release of `sha` has no work pending (drained, cleaned up).
-    async fn wait_settled(&self, sha: &str) -> Channel {
-        self.wait_applied(sha).await;
-        let ch = wait_for(Duration::from_secs(60), || async {
-            let ch = self.channel().await;
-            (condition(&ch, "Reconciling")?.0 == "False").then_some(ch)
-        })
-        .await;
-        assert_eq!(
-            ch.status
-                .as_ref()
-                .unwrap()
-                .last_applied_commit
-                .as_ref()
-                .unwrap()
-                .sha,
-            sha
-        );
-        ch
-    }
-}
-
-fn replicas(rs: &ReplicaSet) -> i32 {
-    rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
-}
-
-fn available(rs: &ReplicaSet) -> i32 {
-    rs.status
-        .as_ref()
-        .and_then(|s| s.available_replicas)
-        .unwrap_or(0)
-}
+// Every test runs the serving checker (support::checker) from its start and
+// finishes it at its end (`env.finish()`), except where noted.
 
 #[tokio::test]
 async fn image_bump_mints_promotes_after_ready_drains_and_keeps_revisions() {
-    let env = Env::start(
+    let mut env = Env::start(
         "bump",
         json!({"drainSeconds": 3, "keepReleases": 1, "readyTimeout": "2m"}),
     )
@@ -366,11 +188,13 @@ async fn image_bump_mints_promotes_after_ready_drains_and_keeps_revisions() {
             "no {reason} event in {reasons:?}"
         );
     }
+    let seen = env.finish().await.unwrap();
+    assert!(seen.served.contains("web"), "{seen:?}");
 }
 
 #[tokio::test]
 async fn a_config_only_change_mints_new_pods_and_revert_reuses_the_kept_revision() {
-    let env = Env::start("config", json!({"drainSeconds": 1, "keepReleases": 2})).await;
+    let mut env = Env::start("config", json!({"drainSeconds": 1, "keepReleases": 2})).await;
     let sha1 = commit(&env.repo, &workload("web", "web:1.0", "a"), "value a");
     let h1 = revisions(&env.repo)["web"].clone();
     env.wait_settled(&sha1).await;
@@ -426,11 +250,15 @@ async fn a_config_only_change_mints_new_pods_and_revert_reuses_the_kept_revision
         releases[0].revisions[0].revision,
         releases[2].revisions[0].revision
     );
+    let seen = env.finish().await.unwrap();
+    assert!(seen.served.contains("web"), "{seen:?}");
 }
 
 #[tokio::test]
 async fn an_unready_release_fails_keeps_traffic_and_is_retried_on_request() {
-    let env = Env::start("fail", json!({"drainSeconds": 1, "readyTimeout": "6s"})).await;
+    // No serving checker: the test points the Service by hand at the failed
+    // revision (scaled to zero), an outage on purpose, to see it put back.
+    let env = Env::start_unchecked("fail", json!({"drainSeconds": 1, "readyTimeout": "6s"})).await;
     let sha1 = commit(&env.repo, &workload("web", "web:1.0", "a"), "web 1.0");
     let h1 = revisions(&env.repo)["web"].clone();
     env.wait_settled(&sha1).await;
@@ -535,7 +363,7 @@ async fn an_unready_release_fails_keeps_traffic_and_is_retried_on_request() {
 
 #[tokio::test]
 async fn an_adopted_service_serves_the_old_pods_until_the_new_revision_is_ready() {
-    let env = Env::start("adopt", json!({"drainSeconds": 1})).await;
+    let mut env = Env::start("adopt", json!({"drainSeconds": 1})).await;
     // What ran before kubemint: a Deployment and its Service, applied by hand.
     let manual = |yaml: &str| {
         let mut value: serde_json::Value = serde_yaml::from_str(yaml).unwrap();
@@ -605,11 +433,13 @@ async fn an_adopted_service_serves_the_old_pods_until_the_new_revision_is_ready(
         env.service_revision("web").await.as_deref(),
         Some(h1.as_str())
     );
+    let seen = env.finish().await.unwrap();
+    assert!(seen.served.contains("web"), "{seen:?}");
 }
 
 #[tokio::test]
 async fn workloads_of_one_commit_are_promoted_together() {
-    let env = Env::start("together", json!({"drainSeconds": 1})).await;
+    let mut env = Env::start("together", json!({"drainSeconds": 1})).await;
     let mut files = workload("web", "web:1.0", "a");
     files.extend(workload("api", "api:1.0", "a"));
     let sha1 = commit(&env.repo, &files, "web and api 1.0");
@@ -647,6 +477,11 @@ async fn workloads_of_one_commit_are_promoted_together() {
     env.wait_applied(&sha2).await;
     assert_eq!(env.service_revision("web").await, Some(new["web"].clone()));
     assert_eq!(env.service_revision("api").await, Some(new["api"].clone()));
+    let seen = env.finish().await.unwrap();
+    assert!(
+        seen.served.contains("web") && seen.served.contains("api"),
+        "{seen:?}"
+    );
 }
 
 #[tokio::test]
@@ -661,6 +496,7 @@ async fn a_killed_operator_resumes_every_step_of_a_rollout() {
         ns,
         repo,
         op,
+        checker,
     } = env;
     let mut op = Some(op);
     let restart = |op: &mut Option<Operator>| {
@@ -758,4 +594,6 @@ async fn a_killed_operator_resumes_every_step_of_a_rollout() {
     expected.sort();
     assert_eq!(names, expected);
     assert_eq!(ch.status.unwrap().releases[0].phase, ReleasePhase::Active);
+    let seen = checker.unwrap().finish().await;
+    assert!(seen.served.contains("web"), "{seen:?}");
 }

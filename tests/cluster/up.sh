@@ -8,8 +8,9 @@
 #   Prints the kubeconfig path (<state-dir>/kubeconfig) on its last stdout line;
 #   progress goes to stderr. Stop it with tests/cluster/down.sh <state-dir>.
 #   <state-dir> gets the certificates, the admin token, etcd's data, one
-#   <daemon>.log per process and `pids`; whatever a previous run left there is
-#   replaced (refused while that run is still up).
+#   <daemon>.log per process, <daemon>.cmd (its exact command line), `pids`
+#   and audit.log (the API server's audit log, level Metadata); whatever a
+#   previous run left there is replaced (refused while that run is still up).
 #   --watch PID  stop the control plane when process PID exits (see below).
 # Env: KUBEMINT_BIN  directory with kube-apiserver & co. (default: the one
 #                    tests/cluster/install.sh prints; it is fast when cached)
@@ -50,7 +51,7 @@ if [ -s "$PIDS" ]; then
     fi
   done <"$PIDS"
 fi
-rm -rf "$STATE/etcd" "$STATE"/*.log "$PIDS"
+rm -rf "$STATE/etcd" "$STATE"/*.log "$STATE"/*.cmd "$PIDS"
 : >"$PIDS"
 
 # On any failure (or when the watched process is gone), stop what was started.
@@ -88,9 +89,13 @@ watched_alive() { [ -z "$WATCH" ] || { proc_start "$WATCH" && [ "$REPLY" = "$WAT
 
 # start NAME CMD...: runs a daemon in its own session (so a terminal's ^C or
 # hangup does not reach it; down.sh stops it), logging to $STATE/NAME.log.
+# The exact command line is kept in $STATE/NAME.cmd (one shell-quoted line), so
+# restart-apiserver.sh can start a daemon again with identical flags and ports.
 start() {
   local name=$1
   shift
+  printf '%q ' "$@" >"$STATE/$name.cmd"
+  echo >>"$STATE/$name.cmd"
   setsid "$@" </dev/null >"$STATE/$name.log" 2>&1 &
   echo "$name $!" >>"$PIDS"
 }
@@ -159,6 +164,21 @@ contexts:
 current-context: kubemint-test
 KC
 chmod 600 kubeconfig
+# What restart-apiserver.sh needs to wait for /readyz (the token stays in tokens.csv).
+echo "SERVER=$SERVER" >endpoint.env
+
+# Audit: every request at level Metadata (who, verb, URI, object; no bodies),
+# one JSON line per stage after the request was received, in audit.log.
+# tests/support/audit.rs counts requests per user agent from it. lumberjack
+# (the API server's log writer) rotates at --audit-log-maxsize MB, 100 when 0:
+# set far beyond any test run so the log is never rotated.
+cat >audit-policy.yaml <<'POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+POLICY
 
 # --- the daemons --------------------------------------------------------------
 start etcd "$ETCD" --name=kubemint --data-dir="$STATE/etcd" \
@@ -175,7 +195,9 @@ start kube-apiserver "$BIN/kube-apiserver" \
   --client-ca-file="$STATE/ca.crt" --token-auth-file="$STATE/tokens.csv" \
   --service-account-key-file="$STATE/sa.pub" --service-account-signing-key-file="$STATE/sa.key" \
   --service-account-issuer=https://kubernetes.default.svc \
-  --authorization-mode=RBAC --service-cluster-ip-range=10.96.0.0/16
+  --authorization-mode=RBAC --service-cluster-ip-range=10.96.0.0/16 \
+  --audit-policy-file="$STATE/audit-policy.yaml" --audit-log-path="$STATE/audit.log" \
+  --audit-log-format=json --audit-log-maxsize=1000000 --audit-log-maxbackup=0
 
 # wait_ready WHAT SECONDS CMD...: polls CMD every 0.1 s; fails (with the logs'
 # tails) if a daemon died, the watched process is gone, or time runs out.

@@ -102,6 +102,43 @@ impl TestCluster {
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
     }
+
+    /// The API server's audit log (JSON lines, level Metadata; see
+    /// `tests/cluster/up.sh` and [`super::audit`]). Panics with
+    /// `KUBEMINT_TEST_KUBECONFIG`, whose cluster is not ours to inspect.
+    pub fn audit_log(&self) -> PathBuf {
+        self.own_state_dir("the audit log").join("audit.log")
+    }
+
+    /// Stops kube-apiserver and starts it again with identical flags and port
+    /// (`tests/cluster/restart-apiserver.sh`), keeping etcd and its data and
+    /// every other process; returns once `/readyz` answers. Clients see the
+    /// server vanish for a few seconds, as in a control-plane upgrade.
+    pub async fn restart_apiserver(&self) {
+        let state = self.own_state_dir("restarting the API server");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cluster/restart-apiserver.sh");
+        let out = tokio::process::Command::new("bash")
+            .arg(script)
+            .arg(state)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("running restart-apiserver.sh");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        log(stderr.trim());
+        assert!(
+            out.status.success(),
+            "restart-apiserver.sh failed ({}):\n{stderr}",
+            out.status
+        );
+    }
+
+    fn own_state_dir(&self, what: &str) -> &Path {
+        self.state_dir.as_deref().unwrap_or_else(|| {
+            panic!("{what} needs the tests' own control plane (KUBEMINT_TEST_KUBECONFIG is set)")
+        })
+    }
 }
 
 fn log(msg: &str) {

@@ -13,6 +13,8 @@
 //! ```
 #![allow(dead_code)]
 
+pub mod audit;
+pub mod checker;
 mod cluster;
 mod simulator;
 
@@ -20,6 +22,8 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 // Not every test binary uses every item.
+#[allow(unused_imports)]
+pub use checker::ServingChecker;
 #[allow(unused_imports)]
 pub use cluster::{cluster, TestCluster};
 #[allow(unused_imports)]
@@ -50,6 +54,30 @@ where
         }
         if Instant::now() >= deadline {
             panic!("condition not met within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Like [`wait_for`], for checks that can say what they saw: polls `check`
+/// every 100 ms until it returns `Ok`, and panics after `timeout` with `what`
+/// and the last `Err` (so a timeout tells what state things were left in).
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("(no check finished)");
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, check()).await {
+            Ok(Ok(value)) => return value,
+            Ok(Err(seen)) => last = seen,
+            Err(_) => {}
+        }
+        if Instant::now() >= deadline {
+            panic!("{what}: not within {timeout:?}; last seen: {last}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
