@@ -167,11 +167,20 @@ pub fn report(channel: &Channel, rendered: &Rendered, plan: &Plan, retry: &str) 
         entries: plan.inventory.clone(),
     });
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let index = match status
+    let found = status
         .releases
         .iter()
-        .position(|r| &r.id == id && r.commit.sha == commit.sha)
-    {
+        .position(|r| &r.id == id && r.commit.sha == commit.sha);
+    // A superseded release delivered again (a force-push back, a pin to an older
+    // commit) is a new event in the history: it moves to the front.
+    let found = match found {
+        Some(i) if status.releases[i].phase == ReleasePhase::Superseded => {
+            status.releases.remove(i);
+            None
+        }
+        other => other,
+    };
+    let index = match found {
         Some(i) => i,
         None => {
             push_release(
