@@ -107,6 +107,25 @@ fn read_dir_into(
 }
 
 #[cfg(test)]
+impl RepoTree {
+    /// A tree of files (`Ok(content)`) and symlinks (`Err(target)`), for tests.
+    pub(crate) fn for_tests(entries: &[(&str, Result<&str, &str>)]) -> RepoTree {
+        RepoTree {
+            entries: entries
+                .iter()
+                .map(|(p, k)| TreeEntry {
+                    path: p.to_string(),
+                    kind: match k {
+                        Ok(content) => EntryKind::File(content.as_bytes().to_vec()),
+                        Err(target) => EntryKind::Symlink(target.to_string()),
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;

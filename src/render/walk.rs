@@ -313,21 +313,9 @@ pub(crate) fn collect<'a>(tree: &'a RepoTree, path: &str) -> Result<Collected<'a
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::TreeEntry;
 
     fn tree(entries: &[(&str, Result<&str, &str>)]) -> RepoTree {
-        RepoTree {
-            entries: entries
-                .iter()
-                .map(|(p, k)| TreeEntry {
-                    path: p.to_string(),
-                    kind: match k {
-                        Ok(content) => EntryKind::File(content.as_bytes().to_vec()),
-                        Err(target) => EntryKind::Symlink(target.to_string()),
-                    },
-                })
-                .collect(),
-        }
+        RepoTree::for_tests(entries)
     }
 
     fn paths(c: &Collected) -> Vec<String> {

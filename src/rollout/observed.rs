@@ -9,36 +9,10 @@ use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 
 use super::mint::WorkloadKey;
+pub use crate::api::ObjectId;
 
 /// Field manager of every write kubemint makes.
 pub const FIELD_MANAGER: &str = "kubemint";
-
-/// The identity of an object, without its API version (a `v1beta1` -> `v1`
-/// move is the same object).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ObjectId {
-    /// API group, empty for the core group.
-    pub group: String,
-    /// Kind.
-    pub kind: String,
-    /// Namespace; `None` for cluster-scoped objects.
-    pub namespace: Option<String>,
-    /// Name.
-    pub name: String,
-}
-
-impl std::fmt::Display for ObjectId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if !self.group.is_empty() {
-            write!(f, "{}/", self.group)?;
-        }
-        write!(f, "{}/", self.kind)?;
-        if let Some(ns) = &self.namespace {
-            write!(f, "{ns}/")?;
-        }
-        f.write_str(&self.name)
-    }
-}
 
 /// A managed object as it is in the cluster (its metadata is enough).
 #[derive(Debug, Clone, PartialEq)]

@@ -242,13 +242,7 @@ impl World {
                 .copies
                 .retain(|c| !(c.namespace == *namespace && c.name == *name)),
             Action::Prune { entry } => {
-                let id = ObjectId {
-                    group: entry.group.clone(),
-                    kind: entry.kind.clone(),
-                    namespace: entry.namespace.clone(),
-                    name: entry.name.clone(),
-                };
-                self.observed.objects.remove(&id);
+                self.observed.objects.remove(&entry.id());
                 if entry.kind == "Service" {
                     self.observed
                         .services

@@ -307,21 +307,10 @@ fn secret_manifest_values(bytes: &[u8], secrets: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::{EntryKind, RepoTree, TreeEntry};
+    use crate::render::RepoTree;
 
     fn tree(entries: &[(&str, Result<&str, &str>)]) -> RepoTree {
-        RepoTree {
-            entries: entries
-                .iter()
-                .map(|(p, k)| TreeEntry {
-                    path: p.to_string(),
-                    kind: match k {
-                        Ok(content) => EntryKind::File(content.as_bytes().to_vec()),
-                        Err(target) => EntryKind::Symlink(target.to_string()),
-                    },
-                })
-                .collect(),
-        }
+        RepoTree::for_tests(entries)
     }
 
     fn unit(dir: &str) -> KustomizationDir {

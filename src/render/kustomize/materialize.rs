@@ -147,21 +147,10 @@ fn under(dest: &Path, path: &str) -> io::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::{RepoTree, TreeEntry};
+    use crate::render::RepoTree;
 
     fn tree(entries: &[(&str, Result<&str, &str>)]) -> RepoTree {
-        RepoTree {
-            entries: entries
-                .iter()
-                .map(|(p, k)| TreeEntry {
-                    path: p.to_string(),
-                    kind: match k {
-                        Ok(c) => EntryKind::File(c.as_bytes().to_vec()),
-                        Err(t) => EntryKind::Symlink(t.to_string()),
-                    },
-                })
-                .collect(),
-        }
+        RepoTree::for_tests(entries)
     }
 
     #[test]
