@@ -244,7 +244,7 @@ impl Executor<'_> {
                 cluster::apply_object(client, ar, id.namespace.as_deref(), manifest)
                     .await
                     .map_err(|source| write_error("switching", &id.to_string(), source))?;
-                Note::Switched(format!("Service {} -> {to}", id.name))
+                Note::Switched(format!("{} {} -> {to}", id.kind, id.name))
             }
             Action::ApplyRevision {
                 namespace,

@@ -36,6 +36,8 @@ pub struct DesiredObject {
     pub stage: u8,
     /// The workload whose revision this Service is pinned to, if it is one.
     pub pinned_to: Option<WorkloadKey>,
+    /// The workload this HorizontalPodAutoscaler scales: it targets the serving revision.
+    pub scales: Option<WorkloadKey>,
     /// Whether it is an immutable config copy (tracked by label, not inventory).
     pub copy: bool,
 }
@@ -70,8 +72,10 @@ pub struct DesiredRevision {
     pub name: String,
     /// Revision hash.
     pub hash: String,
-    /// Replicas it runs at when wanted.
+    /// Replicas it runs at when wanted (the Deployment's).
     pub replicas: i32,
+    /// `(minReplicas, maxReplicas)` of the autoscaler of its workload, if it has one.
+    pub autoscale: Option<(i32, i32)>,
     /// The ReplicaSet manifest with namespace and labels settled (replicas as declared).
     pub manifest: Value,
     /// The file its Deployment was declared in.
@@ -136,6 +140,11 @@ impl DesiredRelease {
                     resolve(key, namespace.as_deref())
                 });
                 let copy = minted.made(&object.kind, &object.name);
+                let scales = minted
+                    .autoscalers
+                    .iter()
+                    .find(|(i, _)| *i == index)
+                    .map(|(_, a)| resolve(&a.workload, namespace.as_deref()));
                 DesiredObject {
                     id: ObjectId {
                         group: object.group().to_string(),
@@ -148,6 +157,7 @@ impl DesiredRelease {
                     manifest: labels(&object.manifest, namespace.as_deref()),
                     stage: stage_of(object.group(), &object.kind),
                     pinned_to,
+                    scales,
                     copy,
                 }
             })
@@ -158,7 +168,13 @@ impl DesiredRelease {
             .map(|r| {
                 let namespace =
                     namespace_of(&r.replica_set).unwrap_or_else(|| "default".to_string());
+                let autoscale = minted
+                    .autoscalers
+                    .iter()
+                    .find(|(_, a)| a.workload == r.key())
+                    .map(|(_, a)| (a.min, a.max));
                 DesiredRevision {
+                    autoscale,
                     workload: (Some(namespace.clone()), r.workload.clone()),
                     namespace: namespace.clone(),
                     name: r.replica_set.name.clone(),

@@ -63,6 +63,9 @@ pub struct Minted {
     pub revisions: Vec<Revision>,
     /// Indexes into `objects` of the Services pinned to a workload's revision, with that workload.
     pub pinned_services: Vec<(usize, WorkloadKey)>,
+    /// Indexes into `objects` of the HorizontalPodAutoscalers of a minted
+    /// workload, retargeted to its serving ReplicaSet.
+    pub autoscalers: Vec<(usize, Autoscaler)>,
     /// Names of the config copies (with their namespace as written), which are not inventory.
     pub config_copies: BTreeSet<(Option<String>, String, String)>,
 }
@@ -105,6 +108,41 @@ impl Minted {
                 .any(|(_, k, n)| k == kind && n == name),
         }
     }
+}
+
+/// A HorizontalPodAutoscaler of a minted workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Autoscaler {
+    /// The workload it scales.
+    pub workload: WorkloadKey,
+    /// `spec.minReplicas` (default 1).
+    pub min: i32,
+    /// `spec.maxReplicas`.
+    pub max: i32,
+}
+
+/// The autoscaler of `obj` if it is an HPA whose `scaleTargetRef` names one of `revisions`.
+fn autoscaler_of(obj: &Object, revisions: &[Revision]) -> Option<Autoscaler> {
+    if obj.group() != "autoscaling" || obj.kind != "HorizontalPodAutoscaler" {
+        return None;
+    }
+    let target = obj.manifest.pointer("/spec/scaleTargetRef")?;
+    if target["kind"] != "Deployment" {
+        return None;
+    }
+    let name = target["name"].as_str()?;
+    // A namespace left out is the channel's target, which render may have
+    // settled for the workload: either side unspelled pairs.
+    let revision = revisions.iter().find(|r| {
+        r.workload == name
+            && (r.namespace == obj.namespace || r.namespace.is_none() || obj.namespace.is_none())
+    })?;
+    let spec = &obj.manifest["spec"];
+    Some(Autoscaler {
+        workload: revision.key(),
+        min: spec["minReplicas"].as_i64().unwrap_or(1) as i32,
+        max: spec["maxReplicas"].as_i64().unwrap_or(i64::from(i32::MAX)) as i32,
+    })
 }
 
 /// Whether a rendered object is a Deployment that kubemint mints.
@@ -196,10 +234,16 @@ pub fn mint(release: &Release, active: &dyn Fn(&WorkloadKey) -> Option<String>) 
         pinned_services.push((index, key));
     }
 
+    let autoscalers = objects
+        .iter()
+        .enumerate()
+        .filter_map(|(index, obj)| autoscaler_of(obj, &revisions).map(|a| (index, a)))
+        .collect();
     Minted {
         objects,
         revisions,
         pinned_services,
+        autoscalers,
         config_copies,
     }
 }

@@ -472,16 +472,35 @@ impl<'a> Pass<'a> {
             .iter()
             .filter_map(|w| {
                 let live = self.observed.revision(&w.namespace, &w.name);
-                let ready = live.is_some_and(|l| {
-                    l.observed && l.replicas == w.replicas && l.available >= w.replicas
-                });
+                let wanted = self.wanted_replicas(w);
+                let ready = live
+                    .is_some_and(|l| l.observed && l.replicas == wanted && l.available >= wanted);
                 (!ready).then(|| NotReady {
                     workload: w.workload.1.clone(),
-                    ready: live.map_or(0, |l| if l.replicas == w.replicas { l.ready } else { 0 }),
-                    wanted: w.replicas,
+                    ready: live.map_or(0, |l| if l.replicas == wanted { l.ready } else { 0 }),
+                    wanted,
                 })
             })
             .collect()
+    }
+
+    /// The size a wanted revision runs at: the Deployment's `replicas`, or for an
+    /// autoscaled workload the serving revision's live size (clamped to the
+    /// autoscaler's bounds), so a release does not drop capacity. The serving
+    /// revision of an autoscaled workload keeps whatever size its autoscaler set.
+    fn wanted_replicas(&self, w: &DesiredRevision) -> i32 {
+        let Some((min, max)) = w.autoscale else {
+            return w.replicas;
+        };
+        let live = self.observed.revision(&w.namespace, &w.name);
+        match self.serving(&w.workload) {
+            Some(s) if s.name == w.name && s.replicas > 0 => s.replicas,
+            Some(s) if s.replicas > 0 => s.replicas.clamp(min, max.max(min)),
+            _ => live
+                .filter(|l| l.replicas > 0 && l.failed.is_none())
+                .map_or(w.replicas, |l| l.replicas)
+                .clamp(min, max.max(min)),
+        }
     }
 
     /// Whether every wanted revision serves already (promoted before this pass).
@@ -533,6 +552,28 @@ impl<'a> Pass<'a> {
                 }
             }
         }
+        if let Some(workload) = &object.scales {
+            // The autoscaler follows the Services: the serving revision until promotion.
+            let wanted = self
+                .desired
+                .revisions
+                .iter()
+                .find(|r| &r.workload == workload);
+            let serving = self.serving(workload).map(|r| r.name.clone());
+            let target = match (promotable, &serving) {
+                (false, Some(serving)) => Some(serving.clone()),
+                _ => wanted.map(|r| r.name.clone()),
+            };
+            if promotable && serving.is_some() && serving != target {
+                if let Some(to) = &target {
+                    switch = Some((serving.clone(), to.clone()));
+                }
+            }
+            if let Some(target) = target {
+                manifest["spec"]["scaleTargetRef"] =
+                    json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": target});
+            }
+        }
         let hash = manifest_hash(&manifest);
         let live = self.observed.objects.get(&object.id);
         let reason = match live {
@@ -548,7 +589,8 @@ impl<'a> Pass<'a> {
         };
         let manifest = annotated(&manifest, &self.desired.commit, &self.desired.id, &hash);
         let promoting = promotable
-            && wanted_pin(self.desired, object).as_ref() == switch.as_ref().map(|s| &s.1);
+            && (object.scales.is_some()
+                || wanted_pin(self.desired, object).as_ref() == switch.as_ref().map(|s| &s.1));
         match switch {
             // A correction back to the serving revision is not a promotion: it goes now.
             Some((from, to)) if !promoting => self.actions.push(Action::Switch {
@@ -581,23 +623,30 @@ impl<'a> Pass<'a> {
     /// Plans the ReplicaSet of one wanted revision: created, scaled to its size, or repaired.
     fn revision(&mut self, wanted: &DesiredRevision) {
         let live = self.observed.revision(&wanted.namespace, &wanted.name);
+        let replicas = self.wanted_replicas(wanted);
+        let autoscaled_serving = wanted.autoscale.is_some()
+            && self
+                .serving(&wanted.workload)
+                .is_some_and(|s| s.name == wanted.name);
         let reason = match live {
             None => RevisionReason::Create,
-            Some(l) if l.replicas != wanted.replicas => RevisionReason::Scale,
+            // Its autoscaler owns the size of a serving revision: no fight over it.
+            Some(_) if autoscaled_serving => return,
+            Some(l) if l.replicas != replicas => RevisionReason::Scale,
             Some(l) if l.meta.edited_by.is_some() => RevisionReason::Repair,
             Some(l) if l.meta.applied_hash.as_deref() != Some(&revision_hash(wanted)) => {
                 RevisionReason::Repair
             }
             Some(_) => return,
         };
-        let scaling_up = live.is_none_or(|l| l.replicas < wanted.replicas);
+        let scaling_up = live.is_none_or(|l| l.replicas < replicas);
         let since = match live.and_then(|l| l.progressing_since) {
             Some(t) if !scaling_up => t,
             _ => self.now,
         };
+        let hash = revision_hash(wanted);
         let mut manifest = wanted.manifest.clone();
-        manifest["spec"]["replicas"] = json!(wanted.replicas);
-        let hash = manifest_hash(&manifest);
+        manifest["spec"]["replicas"] = json!(replicas);
         let commit = live
             .and_then(|l| l.commit.clone())
             .unwrap_or_else(|| self.desired.commit.clone());
@@ -612,7 +661,7 @@ impl<'a> Pass<'a> {
             file: wanted.file.clone(),
             manifest,
             reason,
-            replicas: wanted.replicas,
+            replicas,
         });
     }
 
@@ -623,10 +672,11 @@ impl<'a> Pass<'a> {
             if !pending.iter().any(|p| p.workload == w.workload.1) {
                 continue;
             }
+            let wanted = self.wanted_replicas(w);
             let Some(live) = self
                 .observed
                 .revision(&w.namespace, &w.name)
-                .filter(|l| l.replicas == w.replicas)
+                .filter(|l| l.replicas == wanted)
             else {
                 continue; // created or scaled up in this pass: its wait starts now
             };
@@ -656,7 +706,7 @@ impl<'a> Pass<'a> {
             let ready = pending
                 .iter()
                 .find(|p| p.workload == w.workload.1)
-                .map_or(format!("{}/{}", live.ready, w.replicas), |p| {
+                .map_or(format!("{}/{}", live.ready, self.wanted_replicas(w)), |p| {
                     format!("{}/{}", p.ready, p.wanted)
                 });
             self.actions.push(Action::MarkFailed {
@@ -844,11 +894,10 @@ fn wanted_pin(desired: &DesiredRelease, object: &DesiredObject) -> Option<String
         .map(|r| r.hash.clone())
 }
 
-/// The applied hash of a wanted revision's ReplicaSet at its wanted size.
+/// The applied hash of a wanted revision's ReplicaSet. Its size is left out:
+/// the plan compares sizes itself (and an autoscaler changes them).
 fn revision_hash(wanted: &DesiredRevision) -> String {
-    let mut manifest = wanted.manifest.clone();
-    manifest["spec"]["replicas"] = json!(wanted.replicas);
-    manifest_hash(&manifest)
+    manifest_hash(&wanted.manifest)
 }
 
 fn add(t: Timestamp, d: Duration) -> Timestamp {
