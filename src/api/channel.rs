@@ -68,6 +68,13 @@ pub struct RolloutSpec {
     /// How long new revisions may take to become ready, as a duration (`10m`).
     #[serde(default = "default_ready_timeout")]
     pub ready_timeout: String,
+    /// Give each Service of the release a companion `<name>-preview` that
+    /// selects the newest revision as soon as it exists (the serving one otherwise).
+    #[serde(default)]
+    pub preview: bool,
+    /// How long the pre-promotion test Job (`kubemint.io/hook: pre-promotion`) may run.
+    #[serde(default = "default_test_timeout")]
+    pub test_timeout: String,
 }
 
 impl Default for RolloutSpec {
@@ -76,6 +83,8 @@ impl Default for RolloutSpec {
             drain_seconds: default_drain_seconds(),
             keep_releases: default_keep_releases(),
             ready_timeout: default_ready_timeout(),
+            preview: false,
+            test_timeout: default_test_timeout(),
         }
     }
 }
@@ -89,6 +98,10 @@ fn default_keep_releases() -> u32 {
 }
 
 fn default_ready_timeout() -> String {
+    "10m".to_string()
+}
+
+fn default_test_timeout() -> String {
     "10m".to_string()
 }
 

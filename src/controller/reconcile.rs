@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
+use kube::api::{ListParams, LogParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
@@ -81,6 +82,7 @@ struct Timing {
     interval: Duration,
     drift: Duration,
     ready_timeout: Duration,
+    test_timeout: Duration,
 }
 
 fn timing(channel: &Channel) -> Result<Timing, Error> {
@@ -90,6 +92,10 @@ fn timing(channel: &Channel) -> Result<Timing, Error> {
         ready_timeout: parse_duration(
             "spec.rollout.readyTimeout",
             &channel.spec.rollout.ready_timeout,
+        )?,
+        test_timeout: parse_duration(
+            "spec.rollout.testTimeout",
+            &channel.spec.rollout.test_timeout,
         )?,
     })
 }
@@ -266,6 +272,7 @@ async fn pass(channel: &Channel, ctx: &Context, timing: &Timing) -> Result<Durat
     let now = Timestamp::now();
     let settings = rollout::Settings {
         ready_timeout: timing.ready_timeout,
+        test_timeout: timing.test_timeout,
         drain: Duration::from_secs(channel.spec.rollout.drain_seconds.into()),
         keep: channel.spec.rollout.keep_releases as usize,
         prune: channel.spec.prune,
@@ -304,9 +311,17 @@ async fn pass(channel: &Channel, ctx: &Context, timing: &Timing) -> Result<Durat
         let actions: Vec<&str> = plan.actions.iter().map(|a| a.kind()).collect();
         tracing::info!(channel = %key, release = %rendered.desired.id, ?actions, phase = ?plan.phase, "pass");
     }
-    publish(ctx, channel, &rendered, &plan, &done).await;
+    let logs = match &plan.phase {
+        Phase::Failed {
+            now: true,
+            hook: Some(job),
+            ..
+        } => Some(hook_logs(ctx, job, &rendered).await),
+        _ => None,
+    };
+    publish(ctx, channel, &rendered, &plan, &done, logs.as_deref()).await;
     if !head_rejected {
-        let status = status::report(channel, &rendered, &plan, &settings.retry);
+        let status = status::report(channel, &rendered, &plan, &settings.retry, logs.as_deref());
         write_status(ctx, channel, &status)
             .await
             .map_err(|e| (e, commit.clone()))?;
@@ -325,6 +340,7 @@ async fn pass(channel: &Channel, ctx: &Context, timing: &Timing) -> Result<Durat
 fn phase_reason(phase: &Phase) -> &'static str {
     match phase {
         Phase::Progressing { .. } => "Progressing",
+        Phase::Testing { .. } => "Testing",
         Phase::Failed { .. } => "ReleaseFailed",
         Phase::Draining => "Draining",
         Phase::Active => "ReconciliationSucceeded",
@@ -370,6 +386,7 @@ async fn publish(
     rendered: &Rendered,
     plan: &Plan,
     done: &Executed,
+    logs: Option<&str>,
 ) {
     let release = &rendered.desired.id;
     let commit = &rendered.commit;
@@ -449,9 +466,43 @@ async fn publish(
             .await;
     }
     if let Phase::Failed { now: true, .. } = &plan.phase {
-        let message = status::failure_message(release, &channel.spec.rollout.ready_timeout, plan);
+        let message = status::failure_message(release, &channel.spec.rollout, plan, logs);
         ctx.publish(channel, EventType::Warning, "ReleaseFailed", message)
             .await;
+    }
+}
+
+/// The last log lines of a test Job's newest pod, or why there are none.
+async fn hook_logs(ctx: &Context, job: &str, rendered: &Rendered) -> String {
+    let namespace = rendered
+        .desired
+        .hooks
+        .iter()
+        .find(|h| h.id.name == job)
+        .and_then(|h| h.id.namespace.clone())
+        .unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let list = match pods
+        .list(&ListParams::default().labels(&format!("job-name={job}")))
+        .await
+    {
+        Ok(list) => list.items,
+        Err(e) => return format!("(logs unavailable: {})", cluster::api_message(&e)),
+    };
+    let Some(pod) = list
+        .iter()
+        .max_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0))
+    else {
+        return "(no pod of the Job found)".to_string();
+    };
+    let params = LogParams {
+        tail_lines: Some(10),
+        ..LogParams::default()
+    };
+    match pods.logs(&pod.name_any(), &params).await {
+        Ok(text) if !text.trim().is_empty() => text.trim_end().to_string(),
+        Ok(_) => "(the pod logged nothing)".to_string(),
+        Err(e) => format!("(logs unavailable: {})", cluster::api_message(&e)),
     }
 }
 

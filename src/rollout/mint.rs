@@ -18,6 +18,19 @@ pub const WORKLOAD_LABEL: &str = "kubemint.io/workload";
 pub const CONFIG_COPY_LABEL: &str = "kubemint.io/config-copy";
 /// Annotation on a Deployment: `apply` opts it out of minting.
 pub const STRATEGY_ANNOTATION: &str = "kubemint.io/strategy";
+/// Annotation on a Job: `pre-promotion` runs it once per release, after every
+/// new revision is ready and before the switch; promotion waits for its success.
+pub const HOOK_ANNOTATION: &str = "kubemint.io/hook";
+
+/// Whether a rendered object is a pre-promotion test Job.
+pub fn is_hook(obj: &Object) -> bool {
+    obj.group() == "batch"
+        && obj.kind == "Job"
+        && obj.manifest.pointer(&format!(
+            "/metadata/annotations/{}",
+            HOOK_ANNOTATION.replace('/', "~1")
+        )) == Some(&json!("pre-promotion"))
+}
 
 /// A workload, identified by its namespace as written and its name.
 pub type WorkloadKey = (Option<String>, String);
@@ -66,6 +79,8 @@ pub struct Minted {
     /// Indexes into `objects` of the HorizontalPodAutoscalers of a minted
     /// workload, retargeted to its serving ReplicaSet.
     pub autoscalers: Vec<(usize, Autoscaler)>,
+    /// Pre-promotion test Jobs: not applied with the rest, run before the switch.
+    pub hooks: Vec<Object>,
     /// Names of the config copies (with their namespace as written), which are not inventory.
     pub config_copies: BTreeSet<(Option<String>, String, String)>,
 }
@@ -185,9 +200,14 @@ pub fn mint(release: &Release, active: &dyn Fn(&WorkloadKey) -> Option<String>) 
     }
 
     let mut objects = Vec::new();
+    let mut hooks = Vec::new();
     let mut config_copies = BTreeSet::new();
     for obj in &release.objects {
         if is_minted(obj) {
+            continue;
+        }
+        if is_hook(obj) {
+            hooks.push(obj.clone());
             continue;
         }
         let config_key =
@@ -244,6 +264,7 @@ pub fn mint(release: &Release, active: &dyn Fn(&WorkloadKey) -> Option<String>) 
         revisions,
         pinned_services,
         autoscalers,
+        hooks,
         config_copies,
     }
 }

@@ -69,6 +69,7 @@ fn desired(files: &[(String, String)], commit: &str) -> DesiredRelease {
 fn settings() -> Settings {
     Settings {
         ready_timeout: Duration::from_secs(600),
+        test_timeout: Duration::from_secs(300),
         drain: Duration::from_secs(30),
         keep: 2,
         prune: true,
@@ -120,6 +121,7 @@ impl World {
                         applied_hash: World::annotation(manifest, APPLIED_HASH_ANNOTATION),
                         foreign_managers: Vec::new(),
                         edited_by: None,
+                        edited_paths: Vec::new(),
                     },
                 );
                 if id.kind == "Service" {
@@ -183,6 +185,7 @@ impl World {
                         applied_hash: None,
                         foreign_managers: Vec::new(),
                         edited_by: None,
+                        edited_paths: Vec::new(),
                     },
                 });
                 if *replicas > r.replicas {
@@ -207,6 +210,7 @@ impl World {
                 release,
                 retry,
                 ready,
+                hook,
             } => {
                 let r = self.rs(namespace, name);
                 r.replicas = 0;
@@ -216,6 +220,7 @@ impl World {
                     release: release.clone(),
                     retry: retry.clone(),
                     ready: ready.clone(),
+                    hook: hook.clone(),
                 });
             }
             Action::Drain {
@@ -241,6 +246,22 @@ impl World {
                 .observed
                 .copies
                 .retain(|c| !(c.namespace == *namespace && c.name == *name)),
+            Action::RunHook { id, manifest, .. } => {
+                self.observed.hooks.insert(
+                    (id.namespace.clone().unwrap(), id.name.clone()),
+                    LiveHook {
+                        succeeded: false,
+                        failed: false,
+                        created: now,
+                        retry: World::annotation(manifest, HOOK_RETRY_ANNOTATION).unwrap(),
+                    },
+                );
+            }
+            Action::DeleteHook { namespace, name } => {
+                self.observed
+                    .hooks
+                    .remove(&(namespace.clone(), name.clone()));
+            }
             Action::Prune { entry } => {
                 self.observed.objects.remove(&entry.id());
                 if entry.kind == "Service" {
@@ -612,6 +633,7 @@ fn an_adopted_service_keeps_its_live_selector_until_the_first_revision_is_ready(
             applied_hash: None,
             foreign_managers: vec!["kubectl-client-side-apply".into()],
             edited_by: None,
+            edited_paths: Vec::new(),
         },
     );
     let plan = world.run(&a, &settings());
