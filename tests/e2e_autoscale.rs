@@ -80,11 +80,27 @@ async fn an_autoscaler_follows_the_serving_revision_and_keeps_its_size() {
     let mut env = Env::start("hpa", json!({"drainSeconds": 1, "keepReleases": 2})).await;
     let mut files = workload("web", "web:1.0", "a");
     files.push(hpa(2, 6));
+    files.push((
+        "web/pdb.yaml".to_string(),
+        "apiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata: {name: web}\nspec:\n  minAvailable: 1\n  selector: {matchLabels: {app: web}}\n".to_string(),
+    ));
     let sha_a = commit(&env.repo, &files, "web 1.0 with an autoscaler");
     let ha = revisions(&env.repo)["web"].clone();
     let rs_a = format!("web-{ha}");
     env.wait_settled(&sha_a).await;
     assert_eq!(hpa_target(&env).await.as_deref(), Some(rs_a.as_str()));
+    // A PodDisruptionBudget is applied as declared: its selector spans every revision.
+    let pdb_gvk = GroupVersionKind::gvk("policy", "v1beta1", "PodDisruptionBudget");
+    let pdbs: Api<DynamicObject> = Api::namespaced_with(
+        env.client.clone(),
+        &env.ns,
+        &ApiResource::from_gvk_with_plural(&pdb_gvk, "poddisruptionbudgets"),
+    );
+    let pdb = pdbs.get("web").await.expect("the PodDisruptionBudget");
+    assert_eq!(
+        pdb.data["spec"]["selector"],
+        json!({"matchLabels": {"app": "web"}})
+    );
 
     // The real HPA controller can work with the retargeted autoscaler.
     eventually(

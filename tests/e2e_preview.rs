@@ -9,8 +9,8 @@ mod support;
 
 use std::time::Duration;
 
-use fixture::release::{commit, deployment, revisions, workload, Env};
 use fixture::condition;
+use fixture::release::{commit, deployment, revisions, workload, Env};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams};
@@ -62,7 +62,10 @@ async fn a_preview_service_selects_the_newest_revision_before_the_switch() {
     wait_preview_on(&env, &ha).await;
 
     // The new revision is held unready: the preview selects it, the Service does not.
-    let files = [("web/deployment.yaml".to_string(), deployment("web", "web:2.0", 2))];
+    let files = [(
+        "web/deployment.yaml".to_string(),
+        deployment("web", "web:2.0", 2),
+    )];
     std::fs::write(env.repo.path().join(&files[0].0), &files[0].1).unwrap();
     let hb = revisions(&env.repo)["web"].clone();
     hold_revision(&env.ns, &hb);
@@ -122,7 +125,15 @@ async fn the_pre_promotion_test_gates_the_switch_and_a_retry_runs_it_again() {
         .find(|j| j.metadata.name.as_deref() == Some(&format!("smoke-{release_a}")))
         .expect("the release's test Job");
     assert!(job_done(job, "Complete"));
-    let env_vars = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0]
+    let env_vars = job
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
         .env
         .clone()
         .unwrap_or_default();
@@ -135,7 +146,10 @@ async fn the_pre_promotion_test_gates_the_switch_and_a_retry_runs_it_again() {
 
     // Release B's test fails: traffic stays on A, B is scaled down, the release Failed.
     fail_jobs(&env.ns, true);
-    let b = [("web/deployment.yaml".to_string(), deployment("web", "web:2.0", 2))];
+    let b = [(
+        "web/deployment.yaml".to_string(),
+        deployment("web", "web:2.0", 2),
+    )];
     std::fs::write(env.repo.path().join(&b[0].0), &b[0].1).unwrap();
     let hb = revisions(&env.repo)["web"].clone();
     let sha_b = commit(&env.repo, &b, "web 2.0");
@@ -154,19 +168,29 @@ async fn the_pre_promotion_test_gates_the_switch_and_a_retry_runs_it_again() {
     })
     .await;
     let status = ch.status.as_ref().unwrap();
-    let record = status.releases.iter().find(|r| r.commit.sha == sha_b).unwrap();
+    let record = status
+        .releases
+        .iter()
+        .find(|r| r.commit.sha == sha_b)
+        .unwrap();
     let release_b = record.id.clone();
     let message = record.message.clone().unwrap();
     assert!(
         message.contains(&format!("smoke-{release_b}")),
         "the status names the Job: {message}"
     );
-    assert!(message.contains("log"), "and says what its logs showed: {message}");
+    assert!(
+        message.contains("log"),
+        "and says what its logs showed: {message}"
+    );
     assert_eq!(env.service_revision("web").await, Some(ha.clone()));
     eventually(Duration::from_secs(30), "B scaled to zero", || async {
         match env.rs(&format!("web-{hb}")).await {
             Some(rs) if fixture::release::replicas(&rs) == 0 => Ok(()),
-            other => Err(format!("{:?}", other.map(|r| fixture::release::replicas(&r)))),
+            other => Err(format!(
+                "{:?}",
+                other.map(|r| fixture::release::replicas(&r))
+            )),
         }
     })
     .await;
@@ -185,8 +209,7 @@ async fn the_pre_promotion_test_gates_the_switch_and_a_retry_runs_it_again() {
 
     // Fixed the flaky dependency; a retry runs the test again and promotes B.
     fail_jobs(&env.ns, false);
-    let channels: Api<kubemint::controller::Channel> =
-        Api::namespaced(env.client.clone(), &env.ns);
+    let channels: Api<kubemint::controller::Channel> = Api::namespaced(env.client.clone(), &env.ns);
     channels
         .patch(
             "shop",

@@ -259,7 +259,9 @@ async fn handle(client: &Client, pod: &Pod, ips: &mut PodIps) -> kube::Result<()
     }
 
     if owned_by_job(pod) {
-        return finish_job_pod(&api, name, pod, ips).await.or_else(|e| ignore_gone(Err(e)));
+        return finish_job_pod(&api, name, pod, ips)
+            .await
+            .or_else(|e| ignore_gone(Err(e)));
     }
     let ready = wants_ready(pod);
     if up_to_date(pod, ready) {
@@ -297,7 +299,12 @@ fn owned_by_job(pod: &Pod) -> bool {
 }
 
 /// A Job's pod runs to completion at once: succeeded, or failed when annotated.
-async fn finish_job_pod(api: &Api<Pod>, name: &str, pod: &Pod, ips: &mut PodIps) -> kube::Result<()> {
+async fn finish_job_pod(
+    api: &Api<Pod>,
+    name: &str,
+    pod: &Pod,
+    ips: &mut PodIps,
+) -> kube::Result<()> {
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
     if matches!(phase, Some("Succeeded" | "Failed")) {
         return Ok(());
