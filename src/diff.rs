@@ -3,7 +3,6 @@
 //! run and compared with its live state; prunes are dry-run deletions. Nothing
 //! is written.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,15 +13,16 @@ use kube::Client;
 use serde_json::Value;
 use similar::TextDiff;
 
-use crate::cluster::{self, ApplyRequest, ClusterError, Preview};
-use crate::controller::crd::InventoryEntry;
+use crate::api::{CommitInfo, InventoryEntry};
+use crate::cluster::{self, ClusterError, Resolver};
+use crate::controller::observe::Observer;
 use crate::controller::{self, Channel};
-use crate::render::{self, Release, RenderError, RenderOptions, RepoTree};
+use crate::render::{KustomizeCommand, Release, RenderError, RenderOptions};
 use crate::rollout::{
-    decide, mint, prune_set, LiveRevision, RolloutState, Stamp, WantedRevision, COMMIT_ANNOTATION,
-    RELEASE_ANNOTATION,
+    self, Action, LiveRevision, Observed, APPLIED_HASH_ANNOTATION, COMMIT_ANNOTATION,
+    PROGRESSING_ANNOTATION, RELEASE_ANNOTATION,
 };
-use crate::source::{short_sha, GitCache, SourceError};
+use crate::source::{short_sha, GitCache, LocalTree, SourceError};
 
 /// Where `kubectl apply` (client-side) keeps the object it last applied.
 const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -118,18 +118,21 @@ impl Report {
 }
 
 /// Computes what delivering `source` to `channel` would change. Reads the
-/// cluster and git; writes nothing.
+/// cluster and git; writes nothing. Kustomizations are built with `kustomize`
+/// (`None`: the default command).
 pub async fn diff(
     client: &Client,
     channel: &Channel,
     source: DiffSource,
+    kustomize: Option<&KustomizeCommand>,
 ) -> Result<Report, DiffError> {
     let (release, commit, described) = match source {
         DiffSource::Channel => {
             let cache = tempfile::tempdir().map_err(DiffError::Cache)?;
             let git = GitCache::new(cache.path());
             let fetched = controller::source::fetch(&git, client, channel).await?;
-            let release = controller::source::render(&git, channel, &fetched.commit.sha).await?;
+            let release =
+                controller::source::render(&git, channel, &fetched.commit.sha, kustomize).await?;
             let described = format!(
                 "commit {} \"{}\" ({})",
                 short_sha(&fetched.commit.sha),
@@ -143,12 +146,13 @@ pub async fn diff(
             let options = RenderOptions {
                 path: ".".into(),
                 namespace: Some(channel.target_namespace()),
+                kustomize: kustomize.cloned(),
             };
-            let release = tokio::task::spawn_blocking(move || {
-                render::render(&RepoTree::from_dir(&dir)?, &options)
-            })
-            .await
-            .map_err(|e| controller::Error::Source(SourceError::Task(e.to_string())))??;
+            // With the rest of the checkout, so an overlay reaches its base.
+            let release =
+                tokio::task::spawn_blocking(move || LocalTree::read(&dir)?.render(&options))
+                    .await
+                    .map_err(|e| controller::Error::Source(SourceError::Task(e.to_string())))??;
             (release, "local".to_string(), described)
         }
     };
@@ -172,8 +176,22 @@ pub async fn diff(
     })
 }
 
-/// Dry-runs the release as it will stand once promoted (Services on the new
-/// revisions), and lists the revisions it drains and the objects it prunes.
+/// What applying one object would do.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    /// The object.
+    pub entry: InventoryEntry,
+    /// The file it came from.
+    pub file: String,
+    /// The object as it is in the cluster now, if it exists.
+    pub live: Option<Value>,
+    /// The object as the API server would store it (a server-side apply dry
+    /// run); `None` when its kind comes from a CRD the release has not installed yet.
+    pub predicted: Option<Value>,
+}
+
+/// The plan of the controller for this release as it will stand once promoted
+/// (every new revision ready, the drain over), dry-run against the cluster.
 async fn compare_with_cluster(
     client: &Client,
     channel: &Channel,
@@ -181,83 +199,214 @@ async fn compare_with_cluster(
     commit: &str,
     label: &str,
 ) -> Result<Vec<ObjectChange>, DiffError> {
-    let target = channel.target_namespace();
-    let minted = mint(release, &|_| None);
-    let request = ApplyRequest {
-        objects: &minted.to_apply(),
-        target_namespace: &target,
-        stamp: Stamp {
-            channel: label,
-            commit,
-            release: &release.id,
-        },
+    let resolver = Resolver::new(client.clone());
+    let info = CommitInfo {
+        sha: commit.to_string(),
+        ..CommitInfo::default()
     };
-    let previews = cluster::preview_release(client, &request).await?;
-    let mut changes: Vec<ObjectChange> = previews.iter().map(compare).collect();
-
-    // What the rollout does to the channel's revisions once this release is
-    // promoted and drained: the controller's own decision.
-    let observed = cluster::list_revisions(client, label).await?;
-    let live: Vec<LiveRevision> = observed.iter().map(|o| o.revision.clone()).collect();
-    let wanted: Vec<WantedRevision> = minted
-        .revisions
-        .iter()
-        .map(|r| WantedRevision {
-            workload: (
-                Some(r.namespace.clone().unwrap_or_else(|| target.clone())),
-                r.workload.clone(),
-            ),
-            hash: r.hash.clone(),
-            name: r.replica_set.name.clone(),
-            replicas: r.replicas,
-        })
-        .collect();
-    let now = Timestamp::now();
-    let settled = decide(&RolloutState {
-        wanted: &wanted,
-        live: &live,
-        active: &BTreeMap::new(),
-        started_at: now,
-        promoted_at: Some(now),
-        now,
-        ready_timeout: Duration::ZERO,
+    let rendered = controller::prepare(client, &resolver, channel, release, info).await?;
+    // The controller's own view of the cluster: the same reflectors, listed once.
+    let (wake, _ignored) = tokio::sync::mpsc::unbounded_channel();
+    let observer = Observer::start(client.clone(), wake, None);
+    observer
+        .watch(&rendered.kinds)
+        .await
+        .map_err(|_| controller::Error::Unsynced)?;
+    let observed = observer.snapshot(label, &rendered.kinds);
+    let settings = rollout::Settings {
+        ready_timeout: Duration::from_secs(u32::MAX.into()),
         drain: Duration::ZERO,
         keep: channel.spec.rollout.keep_releases as usize,
-    });
-    for o in &observed {
-        let name = &o.revision.name;
-        let change = if settled.delete.contains(name) {
-            Change::Retire
-        } else if settled.scale_down.contains(name) {
-            Change::Drain
-        } else {
-            continue;
+        prune: channel.spec.prune,
+        retry: String::new(),
+    };
+    let inventory = channel.inventory_entries();
+    let now = Timestamp::now();
+    let first = rollout::plan(&rendered.desired, &observed, &inventory, now, &settings);
+    let promoted = rollout::plan(
+        &rendered.desired,
+        &ready(&observed, &rendered.desired),
+        &inventory,
+        now,
+        &settings,
+    );
+    let mut previews = Vec::new();
+    let mut touched = std::collections::BTreeSet::new();
+    let creates = first
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::ApplyRevision { .. }));
+    let applies = promoted
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::Apply { .. } | Action::Switch { .. }));
+    for action in creates.chain(applies) {
+        let (entry, file, manifest) = match action {
+            Action::Apply {
+                entry,
+                file,
+                manifest,
+                ..
+            }
+            | Action::Switch {
+                entry,
+                file,
+                manifest,
+                ..
+            } => (entry.clone(), file.clone(), manifest),
+            Action::ApplyRevision {
+                namespace,
+                name,
+                file,
+                manifest,
+                ..
+            } => (
+                InventoryEntry {
+                    group: "apps".into(),
+                    version: "v1".into(),
+                    kind: "ReplicaSet".into(),
+                    namespace: Some(namespace.clone()),
+                    name: name.clone(),
+                },
+                file.clone(),
+                manifest,
+            ),
+            _ => continue,
+        };
+        touched.insert(entry.clone());
+        previews.push(preview(client, &resolver, &rendered, entry, file, manifest).await?);
+    }
+    let mut changes: Vec<ObjectChange> = previews.iter().map(compare).collect();
+    for object in rendered.desired.objects.iter().filter(|o| !o.copy) {
+        if !touched.contains(&object.entry()) {
+            changes.push(ObjectChange {
+                change: Change::Unchanged,
+                object: object.entry().to_string(),
+                file: Some(object.file.clone()),
+                diff: String::new(),
+            });
+        }
+    }
+    let mut gone = Vec::new();
+    for action in &promoted.actions {
+        let (change, object) = match action {
+            Action::Drain {
+                namespace, name, ..
+            } => (Change::Drain, format!("apps/ReplicaSet/{namespace}/{name}")),
+            Action::DeleteRevision { namespace, name } => (
+                Change::Retire,
+                format!("apps/ReplicaSet/{namespace}/{name}"),
+            ),
+            Action::Prune { entry } => {
+                gone.push(entry.clone());
+                continue;
+            }
+            _ => continue,
         };
         changes.push(ObjectChange {
             change,
-            object: format!("apps/ReplicaSet/{}/{name}", o.namespace),
+            object,
             file: None,
             diff: String::new(),
         });
     }
-
-    if channel.spec.prune {
-        let previous = channel.inventory_entries();
-        let next: Vec<InventoryEntry> = previews
-            .iter()
-            .map(|p| p.entry.clone())
-            .filter(|e| !minted.made(&e.kind, &e.name))
-            .collect();
-        let gone = prune_set(&previous, &next);
-        let outcome = cluster::prune(client, &gone, label, true).await?;
-        changes.extend(outcome.deleted.iter().map(|e| ObjectChange {
-            change: Change::Prune,
-            object: e.to_string(),
-            file: None,
-            diff: String::new(),
-        }));
-    }
+    let outcome = cluster::prune(client, &resolver, &gone, label, true).await?;
+    changes.extend(outcome.deleted.iter().map(|e| ObjectChange {
+        change: Change::Prune,
+        object: e.to_string(),
+        file: None,
+        diff: String::new(),
+    }));
     Ok(changes)
+}
+
+/// `observed` with every revision the release wants running and ready.
+fn ready(observed: &Observed, desired: &rollout::DesiredRelease) -> Observed {
+    let mut out = observed.clone();
+    for w in &desired.revisions {
+        let mut manifest = w.manifest.clone();
+        manifest["spec"]["replicas"] = serde_json::json!(w.replicas);
+        let hash = rollout::manifest_hash(&manifest);
+        out.revisions
+            .retain(|r| !(r.namespace == w.namespace && r.name == w.name));
+        out.revisions.push(LiveRevision {
+            namespace: w.namespace.clone(),
+            name: w.name.clone(),
+            workload: w.workload.1.clone(),
+            hash: w.hash.clone(),
+            replicas: w.replicas,
+            available: w.replicas,
+            ready: w.replicas,
+            observed: true,
+            created: Timestamp::now(),
+            progressing_since: None,
+            promoted_at: None,
+            drained_at: None,
+            failed: None,
+            release: None,
+            commit: None,
+            reads: Vec::new(),
+            meta: rollout::LiveObject {
+                applied_hash: Some(hash),
+                foreign_managers: Vec::new(),
+                edited_by: None,
+            },
+        });
+    }
+    out
+}
+
+/// Dry-runs one object and reads its live state; writes nothing.
+async fn preview(
+    client: &Client,
+    resolver: &Resolver,
+    rendered: &controller::Rendered,
+    entry: InventoryEntry,
+    file: String,
+    manifest: &Value,
+) -> Result<Preview, DiffError> {
+    let Some((ar, _)) = resolver
+        .resolve(&entry.group, &entry.version, &entry.kind)
+        .await?
+    else {
+        return Ok(Preview {
+            entry,
+            file,
+            live: None,
+            predicted: None,
+        });
+    };
+    let namespace = entry.namespace.as_deref();
+    let live = cluster::live_object(client, &ar, namespace, &entry.name)
+        .await
+        .map_err(|source| ClusterError::Observe {
+            what: entry.to_string(),
+            source,
+        })?;
+    let predicted = match cluster::dry_run_object(client, &ar, namespace, manifest).await {
+        Ok(o) => Some(o),
+        Err(e)
+            if cluster::is_missing_namespace(&e)
+                && namespace.is_some_and(|ns| rendered.namespaces.iter().any(|d| d == ns)) =>
+        {
+            None
+        }
+        Err(source) => {
+            return Err(ClusterError::Rejected {
+                file,
+                object: entry.to_string(),
+                source,
+            }
+            .into())
+        }
+    };
+    let to_value = |o: kube::api::DynamicObject| serde_json::to_value(o).unwrap_or(Value::Null);
+    Ok(Preview {
+        entry,
+        file,
+        live: live.map(to_value),
+        predicted: predicted.map(to_value),
+    })
 }
 
 /// Compares one object's live state with the API server's dry-run result.
@@ -322,6 +471,8 @@ pub fn comparable(object: &Value) -> Value {
         if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
             annotations.remove(COMMIT_ANNOTATION);
             annotations.remove(RELEASE_ANNOTATION);
+            annotations.remove(APPLIED_HASH_ANNOTATION);
+            annotations.remove(PROGRESSING_ANNOTATION);
             // kubectl's copy of what it last applied: never kubemint's to change,
             // and on a Secret it holds the values in clear.
             annotations.remove(LAST_APPLIED_ANNOTATION);

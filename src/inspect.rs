@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::controller::crd::{CommitInfo, ReleaseRecord};
+use crate::api::{CommitInfo, ReleaseRecord};
 use crate::controller::Channel;
 use crate::plan::write_table;
 use crate::source::{redact_url, short_sha};
@@ -149,7 +149,7 @@ pub fn describe_history(channel: &Channel) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::crd::{ChannelStatus, ReleasePhase, WorkloadRevision};
+    use crate::api::{ChannelStatus, ReleasePhase, WorkloadRevision};
     use serde_json::json;
 
     fn channel(status: ChannelStatus) -> Channel {

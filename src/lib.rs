@@ -5,6 +5,7 @@
 //! decides what to apply and prune (pure functions), [`cluster`] talks to the API
 //! server, and [`controller`] ties them into the `Channel` reconciler.
 
+pub mod api;
 pub mod cluster;
 pub mod controller;
 pub mod diff;

@@ -12,6 +12,7 @@ use kube::{CustomResourceExt, ResourceExt};
 
 use kubemint::controller::leader::{self, LeaderElection};
 use kubemint::controller::{Channel, Metrics, Operator, Settings, SyncRequests};
+use kubemint::render::KustomizeCommand;
 use kubemint::revert::{RevertRequest, Target};
 use kubemint::server::hooks::Hooks;
 use kubemint::server::{self, ServerState};
@@ -27,6 +28,29 @@ use kubemint::telemetry::{self, LogFormat};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--kustomize`, the same on `run`, `plan` and `diff`.
+#[derive(clap::Args)]
+struct KustomizeArg {
+    /// The kustomize command for paths holding a kustomization, e.g.
+    /// `kustomize`, `/usr/local/bin/kustomize` or `kubectl kustomize`
+    /// (default, also when empty: kustomize if on PATH, else kubectl kustomize).
+    #[arg(
+        long = "kustomize",
+        env = "KUBEMINT_KUSTOMIZE",
+        value_parser = kustomize_command
+    )]
+    command: Option<KustomizeCommand>,
+}
+
+/// An empty value (an unset Helm value, say) is the default command.
+fn kustomize_command(value: &str) -> Result<KustomizeCommand, String> {
+    if value.trim().is_empty() {
+        Ok(KustomizeCommand::default_command())
+    } else {
+        KustomizeCommand::parse(value)
+    }
 }
 
 #[derive(Subcommand)]
@@ -60,6 +84,8 @@ enum Command {
         /// that dies is replaced after at most this long.
         #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
         leader_election_lease_duration: std::time::Duration,
+        #[command(flatten)]
+        kustomize: KustomizeArg,
     },
     /// Render a repository or directory offline and print its release.
     Plan {
@@ -75,6 +101,8 @@ enum Command {
         /// Print the rendered objects as YAML instead of a summary.
         #[arg(long)]
         objects: bool,
+        #[command(flatten)]
+        kustomize: KustomizeArg,
     },
     /// Where a channel stands: source, applied commit, active release, conditions.
     Status {
@@ -98,6 +126,8 @@ enum Command {
         /// its `spec.git.path` (a pull request's checkout, say).
         #[arg(long, value_name = "DIR")]
         local: Option<PathBuf>,
+        #[command(flatten)]
+        kustomize: KustomizeArg,
     },
     /// A channel's releases, newest first: id, phase, commit, author, times.
     History {
@@ -149,8 +179,9 @@ fn main() -> ExitCode {
             channel,
             namespace,
             local,
+            kustomize,
         } => {
-            return match diff(&channel, namespace, local) {
+            return match diff(&channel, namespace, local, kustomize.command) {
                 Ok(false) => ExitCode::SUCCESS,
                 Ok(true) => ExitCode::from(1),
                 Err(e) => {
@@ -198,7 +229,14 @@ fn main() -> ExitCode {
             reference,
             path,
             objects,
-        } => plan(&target, reference.as_deref(), &path, objects),
+            kustomize,
+        } => plan(
+            &target,
+            reference.as_deref(),
+            &path,
+            objects,
+            kustomize.command,
+        ),
         Command::Run {
             namespace,
             cache_dir,
@@ -207,12 +245,14 @@ fn main() -> ExitCode {
             leader_elect,
             leader_election_namespace,
             leader_election_lease_duration,
+            kustomize,
         } => {
             telemetry::init(log_format);
             let settings = Settings {
                 namespace,
                 cache_dir,
                 instance: std::env::var("POD_NAME").ok(),
+                kustomize: kustomize.command,
             };
             let election = leader_elect.then_some(Election {
                 namespace: leader_election_namespace,
@@ -250,7 +290,12 @@ fn inspect(
 }
 
 /// Prints what delivering the channel's commit (or `local`) would change; true when something would.
-fn diff(name: &str, namespace: Option<String>, local: Option<PathBuf>) -> anyhow::Result<bool> {
+fn diff(
+    name: &str,
+    namespace: Option<String>,
+    local: Option<PathBuf>,
+    kustomize: Option<KustomizeCommand>,
+) -> anyhow::Result<bool> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let source = match local {
         Some(dir) => kubemint::diff::DiffSource::Local(dir),
@@ -258,7 +303,7 @@ fn diff(name: &str, namespace: Option<String>, local: Option<PathBuf>) -> anyhow
     };
     let report = runtime.block_on(async {
         let (client, channel) = read_channel(name, namespace).await?;
-        anyhow::Ok(kubemint::diff::diff(&client, &channel, source).await?)
+        anyhow::Ok(kubemint::diff::diff(&client, &channel, source, kustomize.as_ref()).await?)
     })?;
     print!("{}", kubemint::diff::describe(&report));
     Ok(report.has_changes())
@@ -342,7 +387,13 @@ async fn read_channel(
     Ok((client, channel))
 }
 
-fn plan(target: &str, reference: Option<&str>, path: &str, objects: bool) -> anyhow::Result<()> {
+fn plan(
+    target: &str,
+    reference: Option<&str>,
+    path: &str,
+    objects: bool,
+    kustomize: Option<KustomizeCommand>,
+) -> anyhow::Result<()> {
     let Some(target) = kubemint::source::local_path(target) else {
         anyhow::bail!(
             "{}: plan reads local directories and repositories; clone it first \
@@ -350,7 +401,7 @@ fn plan(target: &str, reference: Option<&str>, path: &str, objects: bool) -> any
             redact_url(target)
         );
     };
-    let plan = kubemint::plan::plan(&target, reference, path)?;
+    let plan = kubemint::plan::plan(&target, reference, path, kustomize.as_ref())?;
     if objects {
         for o in &plan.release.objects {
             print!("---\n{}", serde_yaml::to_string(&o.manifest)?);
@@ -404,6 +455,7 @@ async fn run(
         .await
         .context("the API server does not answer")?;
     ready.store(true, Ordering::Relaxed);
+    log_kustomize(settings.kustomize.as_ref());
     let Some(election) = election else {
         tracing::info!(namespace = ?settings.namespace, "watching channels");
         operator.run().await;
@@ -433,6 +485,21 @@ async fn run(
             // Another replica holds the lease now: stop at once rather than act
             // beside it. The pod restarts as a standby.
             anyhow::bail!("lost the leader lease {}; exiting", election.lease())
+        }
+    }
+}
+
+/// Says at startup which kustomize builds kustomizations, or that none can.
+fn log_kustomize(configured: Option<&KustomizeCommand>) {
+    let command = configured
+        .cloned()
+        .unwrap_or_else(KustomizeCommand::default_command);
+    match command.version() {
+        Some(version) => {
+            tracing::info!(%command, %version, "kustomizations are built with kustomize")
+        }
+        None => {
+            tracing::warn!(%command, "kustomize is not available: channels whose path holds a kustomization will fail until it is installed")
         }
     }
 }

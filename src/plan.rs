@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use git2::Repository;
 
 use crate::render::{
-    self, is_cluster_scoped_builtin, Release, RenderError, RenderOptions, RepoTree,
+    self, is_cluster_scoped_builtin, KustomizeCommand, Release, RenderError, RenderOptions,
 };
-use crate::source::{commit_meta, tree_at, CommitMeta};
+use crate::source::{commit_meta, tree_at, CommitMeta, LocalTree};
 
 /// Errors of `kubemint plan`.
 #[derive(Debug, thiserror::Error)]
@@ -42,9 +42,18 @@ pub struct Plan {
 
 /// How many earlier commits are rendered to find revisions that ran before.
 const HISTORY_DEPTH: usize = 50;
+/// The same for a path built with kustomize: every earlier commit that changed
+/// the kustomization is one more kustomize run (some 0.1 s each).
+const KUSTOMIZE_HISTORY_DEPTH: usize = 20;
 
 /// Renders `target` (a directory, or with `reference` a git repository at that ref) at `path`.
-pub fn plan(target: &Path, reference: Option<&str>, path: &str) -> Result<Plan, PlanError> {
+/// Kustomizations are built with `kustomize` (default: [`KustomizeCommand::default_command`]).
+pub fn plan(
+    target: &Path,
+    reference: Option<&str>,
+    path: &str,
+    kustomize: Option<&KustomizeCommand>,
+) -> Result<Plan, PlanError> {
     if !target.is_dir() {
         return Err(PlanError::NotFound(target.to_path_buf()));
     }
@@ -62,22 +71,23 @@ pub fn plan(target: &Path, reference: Option<&str>, path: &str) -> Result<Plan, 
         })
         .unwrap_or_default();
     let repo_path = prefix.join(path).to_string_lossy().into_owned();
+    let options = |path: &str| RenderOptions {
+        path: path.to_string(),
+        namespace: None,
+        kustomize: kustomize.cloned(),
+    };
 
     let Some(reference) = reference else {
-        let tree = RepoTree::from_dir(target)?;
-        let release = render::render(
-            &tree,
-            &RenderOptions {
-                path: path.to_string(),
-                namespace: None,
-            },
-        )?;
+        // The files on disk, with the rest of the checkout for kustomize bases.
+        let release = LocalTree::read(target)?.render(&options(path))?;
         // Files on disk are compared with every commit up to HEAD.
         let head = repo
             .as_ref()
             .and_then(|r| r.head().ok()?.peel_to_commit().ok());
         let seen_before = match (&repo, head) {
-            (Some(repo), Some(head)) => earlier_revisions(repo, head, true, &repo_path, &release),
+            (Some(repo), Some(head)) => {
+                earlier_revisions(repo, head, true, &repo_path, &release, kustomize)
+            }
             _ => BTreeMap::new(),
         };
         return Ok(Plan {
@@ -99,14 +109,15 @@ pub fn plan(target: &Path, reference: Option<&str>, path: &str) -> Result<Plan, 
         .and_then(|o| o.peel_to_commit())
         .map_err(git_err)?;
     let tree = tree_at(&repo, commit.id()).map_err(git_err)?;
-    let release = render::render(
-        &tree,
-        &RenderOptions {
-            path: repo_path.clone(),
-            namespace: None,
-        },
-    )?;
-    let seen_before = earlier_revisions(&repo, commit.clone(), false, &repo_path, &release);
+    let release = render::render(&tree, &options(&repo_path))?;
+    let seen_before = earlier_revisions(
+        &repo,
+        commit.clone(),
+        false,
+        &repo_path,
+        &release,
+        kustomize,
+    );
     Ok(Plan {
         release,
         commit: Some(commit_meta(&commit)),
@@ -123,6 +134,7 @@ fn earlier_revisions(
     from_work_tree: bool,
     path: &str,
     release: &Release,
+    kustomize: Option<&KustomizeCommand>,
 ) -> BTreeMap<String, CommitMeta> {
     let mut wanted: BTreeMap<&str, &str> = release
         .workloads
@@ -136,21 +148,23 @@ fn earlier_revisions(
         start.parent(0).ok()
     };
     let mut at_head = from_work_tree;
-    for _ in 0..HISTORY_DEPTH {
+    let depth = match release.kustomize {
+        Some(_) => KUSTOMIZE_HISTORY_DEPTH,
+        None => HISTORY_DEPTH,
+    };
+    for _ in 0..depth {
         let Some(current) = commit else { break };
         if wanted.is_empty() {
             break;
         }
         // Commits that do not render (broken, or before the path existed) are skipped.
         let earlier = tree_at(repo, current.id()).ok().and_then(|tree| {
-            render::render(
-                &tree,
-                &RenderOptions {
-                    path: path.to_string(),
-                    namespace: None,
-                },
-            )
-            .ok()
+            let options = RenderOptions {
+                path: path.to_string(),
+                namespace: None,
+                kustomize: kustomize.cloned(),
+            };
+            render::render(&tree, &options).ok()
         });
         for w in earlier.iter().flat_map(|r| &r.workloads) {
             if wanted.get(w.name.as_str()) == Some(&w.hash.as_str()) {
@@ -184,6 +198,14 @@ pub fn describe(plan: &Plan) -> String {
             c.subject,
             c.author,
             c.time
+        );
+    }
+    if let Some(build) = &release.kustomize {
+        let _ = writeln!(
+            out,
+            "Built   with {} from {}",
+            build.describe(),
+            build.kustomizations.join(", ")
         );
     }
     let _ = writeln!(out, "\nObjects (in apply order):");

@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use git2::{build::RepoBuilder, Oid, PushOptions, Repository, Signature};
 
-use crate::controller::crd::{ChannelStatus, ReleasePhase};
+use crate::api::{ChannelStatus, ReleasePhase};
 use crate::controller::Channel;
 use crate::source::auth::fetch_options;
 use crate::source::{
@@ -475,7 +475,7 @@ pub fn push_hint(clone: &Path, branch: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::crd::{CommitInfo, ReleaseRecord};
+    use crate::api::{CommitInfo, ReleaseRecord};
 
     fn record(id: &str, sha: &str, phase: ReleasePhase) -> ReleaseRecord {
         ReleaseRecord {

@@ -209,3 +209,104 @@ fn plan_says_when_a_revision_ran_before() {
         "the revert brings back web 1's revision:\n{stdout}"
     );
 }
+
+#[test]
+fn plan_builds_the_kustomize_example_overlays() {
+    let production = kubemint(&["plan", "examples/kustomize/overlays/production"]);
+    let stdout = text(&production.stdout);
+    assert!(production.status.success(), "{}", text(&production.stderr));
+    assert!(
+        stdout.contains("Built   with kustomize v") && stdout.contains("from kustomization.yaml"),
+        "plan says it built with kustomize, and which version:\n{stdout}"
+    );
+    for expected in [
+        "shop-production",
+        "ghcr.io/acme/shop-web:1.4.2",
+        "ReplicaSet web-",
+        "(3 replicas)",
+        "(2 replicas)",
+        "web-config-",
+    ] {
+        assert!(stdout.contains(expected), "missing {expected}:\n{stdout}");
+    }
+    let dev = kubemint(&["plan", "examples/kustomize/overlays/dev"]);
+    let dev_out = text(&dev.stdout);
+    assert!(dev.status.success(), "{}", text(&dev.stderr));
+    for expected in ["shop-dev", "ghcr.io/acme/shop-web:1.5.0", "(1 replica)"] {
+        assert!(dev_out.contains(expected), "missing {expected}:\n{dev_out}");
+    }
+    // The patched env value differs between the overlays.
+    let objects = |overlay: &str| {
+        let out = kubemint(&["plan", overlay, "--objects"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    assert!(objects("examples/kustomize/overlays/dev").contains("value: debug"));
+    assert!(objects("examples/kustomize/overlays/production").contains("value: warn"));
+    // The same from the repository root with --path.
+    let out = kubemint(&["plan", "examples/kustomize", "--path", "overlays/dev"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("overlays/dev/kustomization.yaml"));
+}
+
+#[test]
+fn plan_of_a_bad_kustomization_names_it_and_shows_kustomizes_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = dir.path().join("dev");
+    std::fs::create_dir(&dev).unwrap();
+    std::fs::write(
+        dev.join("svc.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n",
+    )
+    .unwrap();
+    let plan = |kustomization: &str, extra: &[&str]| {
+        std::fs::write(dev.join("kustomization.yaml"), kustomization).unwrap();
+        let mut args = vec!["plan", dir.path().to_str().unwrap(), "--path", "dev"];
+        args.extend(extra);
+        let out = kubemint(&args);
+        assert!(!out.status.success(), "{kustomization} must fail");
+        text(&out.stderr)
+    };
+
+    let stderr = plan("resources: [svc.yaml, missing.yaml]\n", &[]);
+    assert!(
+        stderr.contains("dev/kustomization.yaml: kustomize build failed: ")
+            && stderr.contains("missing.yaml"),
+        "{stderr}"
+    );
+    let stderr = plan(
+        "resources:\n  - github.com/kubernetes-sigs/kustomize/examples/helloWorld?ref=v3.3.1\n",
+        &[],
+    );
+    assert!(
+        stderr.contains("dev/kustomization.yaml: resources: \"github.com/")
+            && stderr.contains("is remote"),
+        "{stderr}"
+    );
+    let stderr = plan("resources: [../../outside]\n", &[]);
+    assert!(stderr.contains("leaves the repository"), "{stderr}");
+
+    // --kustomize names the command; one that is not installed is said plainly.
+    let stderr = plan(
+        "resources: [svc.yaml]\n",
+        &["--kustomize", "/opt/none/kustomize"],
+    );
+    assert!(
+        stderr.contains("kustomize command `/opt/none/kustomize` not found"),
+        "{stderr}"
+    );
+    let ok = kubemint(&[
+        "plan",
+        dir.path().to_str().unwrap(),
+        "--path",
+        "dev",
+        "--kustomize",
+        "kubectl kustomize",
+    ]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert!(
+        text(&ok.stdout).contains("(kubectl kustomize) from dev/kustomization.yaml"),
+        "{}",
+        text(&ok.stdout)
+    );
+}

@@ -113,7 +113,7 @@ async fn image_bump_mints_promotes_after_ready_drains_and_keeps_revisions() {
         .expect("kept as a record");
     assert_eq!(replicas(&rs1), 0, "drained");
     let drained_at: k8s_openapi::jiff::Timestamp = rs1.metadata.annotations.unwrap()
-        ["kubemint.io/last-active"]
+        [kubemint::rollout::DRAINED_ANNOTATION]
         .parse()
         .unwrap();
     assert!(

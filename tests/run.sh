@@ -6,4 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/cluster/install.sh >/dev/null
 bash tests/git/install.sh
+# The kustomize tests run the real kustomize, or kubectl's built-in one.
+if ! command -v kustomize >/dev/null && ! command -v kubectl >/dev/null; then
+    echo "tests/run.sh: the kustomize tests need kustomize or kubectl (kubectl kustomize) on PATH" >&2
+    exit 1
+fi
 cargo test --all-targets --no-fail-fast "$@"

@@ -1,6 +1,8 @@
-//! Finding the API resource and scope of a kind, cached for one reconcile.
+//! Finding the API resource and scope of a kind. Shared and cached for the
+//! life of the operator; misses are forgotten when CRDs are established.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use kube::core::discovery::Scope;
 use kube::core::GroupVersionKind;
@@ -9,11 +11,13 @@ use kube::Client;
 
 use super::ClusterError;
 
-/// Resolves kinds to API resources. Unknown kinds are cached as `None` until
-/// [`Resolver::forget_unknown`] (after CRDs were applied).
+type Cache = HashMap<GroupVersionKind, Option<(ApiResource, bool)>>;
+
+/// Resolves kinds to API resources. Cloning shares the cache.
+#[derive(Clone)]
 pub struct Resolver {
     client: Client,
-    cache: HashMap<GroupVersionKind, Option<(ApiResource, bool)>>,
+    cache: Arc<Mutex<Cache>>,
 }
 
 impl Resolver {
@@ -21,19 +25,23 @@ impl Resolver {
     pub fn new(client: Client) -> Self {
         Resolver {
             client,
-            cache: HashMap::new(),
+            cache: Arc::default(),
         }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The resource of a kind and whether it is namespaced; `None` if the cluster does not serve it.
     pub async fn resolve(
-        &mut self,
+        &self,
         group: &str,
         version: &str,
         kind: &str,
     ) -> Result<Option<(ApiResource, bool)>, ClusterError> {
         let gvk = GroupVersionKind::gvk(group, version, kind);
-        if let Some(hit) = self.cache.get(&gvk) {
+        if let Some(hit) = self.cache().get(&gvk) {
             return Ok(hit.clone());
         }
         let found = match pinned_kind(&self.client, &gvk).await {
@@ -42,17 +50,17 @@ impl Resolver {
             Err(kube::Error::Discovery(_)) => None,
             Err(source) => {
                 return Err(ClusterError::Discovery {
-                    kind: format!("{}/{version}/{kind}", group),
+                    kind: format!("{group}/{version}/{kind}"),
                     source,
                 })
             }
         };
-        self.cache.insert(gvk, found.clone());
+        self.cache().insert(gvk, found.clone());
         Ok(found)
     }
 
     /// Drops cached misses, so kinds whose CRD was just established are found.
-    pub fn forget_unknown(&mut self) {
-        self.cache.retain(|_, v| v.is_some());
+    pub fn forget_unknown(&self) {
+        self.cache().retain(|_, v| v.is_some());
     }
 }

@@ -1,28 +1,28 @@
-//! kube-rs at the edge: discovery, server-side apply, readiness waits and pruning.
+//! kube-rs at the edge: discovery, server-side apply, revisions, pruning.
 
 mod apply;
 mod discovery;
 mod prune;
 mod revisions;
-mod services;
 
-pub use apply::{apply_release, preview_release, AppliedRelease, ApplyRequest, Preview};
-pub use discovery::Resolver;
-pub use prune::{prune, PruneOutcome};
-pub use revisions::{
-    delete_config_copy, delete_revision, list_config_copies, list_revisions, scale_down,
-    ObservedRevision, LAST_ACTIVE_ANNOTATION,
+pub use apply::{
+    apply_object, dry_run_object, is_missing_namespace, live_object, take_ownership, wait_for_crd,
+    without_server_fields,
 };
-pub use services::live_selector;
+pub use discovery::Resolver;
+pub use prune::{prune, prune_one, PruneOutcome};
+pub use revisions::{
+    delete_config_copy, delete_revision, mark_failed, mark_promoted, scale_to_zero,
+};
 
-/// Field manager of every write kubemint makes.
-pub const FIELD_MANAGER: &str = "kubemint";
+pub use crate::rollout::FIELD_MANAGER;
 
-/// Errors of the cluster layer. Variants name condition reasons and metric labels.
+/// Errors of the cluster layer. Variants name condition reasons and metric
+/// labels; a client error is kept whole, so it can be told transient or not.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     /// Discovery of an API kind failed for a reason other than "it does not exist".
-    #[error("discovery of {kind} failed: {source}")]
+    #[error("discovery of {kind} failed: {}", api_message(.source))]
     Discovery {
         /// `group/version/kind`.
         kind: String,
@@ -42,26 +42,26 @@ pub enum ClusterError {
         kind: String,
     },
     /// The API server rejected an object in the dry run, before anything was applied.
-    #[error("{file}: {object} rejected by the API server: {message}")]
+    #[error("{file}: {object} rejected by the API server: {}", api_message(.source))]
     Rejected {
         /// File the object came from.
         file: String,
         /// The object.
         object: String,
-        /// The server's message.
-        message: String,
+        /// The server's answer.
+        source: kube::Error,
     },
-    /// Applying an object failed.
-    #[error("{file}: applying {object} failed: {message}")]
-    Apply {
-        /// File the object came from.
-        file: String,
+    /// A write failed (`action` says which: applying, scaling, deleting...).
+    #[error("{action} {object} failed: {}", api_message(.source))]
+    Write {
+        /// What was being done.
+        action: &'static str,
         /// The object.
         object: String,
-        /// The server's message.
-        message: String,
+        /// The client error.
+        source: kube::Error,
     },
-    /// A CRD or Namespace did not become ready in time.
+    /// A CRD did not become established in time.
     #[error("{object} did not become ready within {seconds}s")]
     NotEstablished {
         /// The object waited for.
@@ -70,20 +70,12 @@ pub enum ClusterError {
         seconds: u64,
     },
     /// Reading the cluster's state failed.
-    #[error("reading {what} failed: {message}")]
+    #[error("reading {what} failed: {}", api_message(.source))]
     Observe {
         /// What was read.
         what: String,
-        /// The server's message.
-        message: String,
-    },
-    /// Deleting an object that the commit no longer declares failed.
-    #[error("pruning {object} failed: {message}")]
-    Prune {
-        /// The object.
-        object: String,
-        /// The server's message.
-        message: String,
+        /// The client error.
+        source: kube::Error,
     },
 }
 
@@ -93,21 +85,40 @@ impl ClusterError {
         match self {
             ClusterError::Discovery { .. } => "DiscoveryFailed",
             ClusterError::UnknownKind { .. } => "UnknownKind",
+            ClusterError::Rejected { source, .. } if is_forbidden(source) => "Forbidden",
             ClusterError::Rejected { .. } => "ValidationFailed",
-            ClusterError::Apply { .. } => "ApplyFailed",
+            ClusterError::Write { .. } => "ApplyFailed",
             ClusterError::NotEstablished { .. } => "DependencyNotReady",
-            ClusterError::Prune { .. } => "PruneFailed",
             ClusterError::Observe { .. } => "ObserveFailed",
         }
     }
 
-    /// Whether retrying the same commit can help; if not, the channel is stalled until a new commit.
+    /// Whether retrying the same commit cannot help (a real rejection: the
+    /// channel is stalled until a new commit); otherwise it is retried with backoff.
     pub fn is_permanent(&self) -> bool {
-        matches!(
-            self,
-            ClusterError::UnknownKind { .. } | ClusterError::Rejected { .. }
-        )
+        match self {
+            ClusterError::UnknownKind { .. } | ClusterError::Rejected { .. } => true,
+            ClusterError::Write { source, .. } => !is_transient(source),
+            ClusterError::Discovery { .. }
+            | ClusterError::NotEstablished { .. }
+            | ClusterError::Observe { .. } => false,
+        }
     }
+}
+
+/// Whether a client error may go away by itself: throttling, server errors,
+/// conflicts, timeouts, and anything that is not an answer (connection refused
+/// while the API server restarts, TLS, a broken stream).
+pub fn is_transient(err: &kube::Error) -> bool {
+    match err {
+        kube::Error::Api(status) => matches!(status.code, 408 | 409 | 429) || status.code >= 500,
+        _ => true,
+    }
+}
+
+/// Whether the API server said 403.
+pub fn is_forbidden(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(s) if s.code == 403)
 }
 
 /// User-Agent of every request kubemint makes, so the API server's audit log
@@ -139,13 +150,16 @@ pub async fn secret_data(
     client: &kube::Client,
     namespace: &str,
     name: &str,
-) -> Result<std::collections::BTreeMap<String, Vec<u8>>, String> {
+) -> Result<std::collections::BTreeMap<String, Vec<u8>>, ClusterError> {
     let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
         kube::Api::namespaced(client.clone(), namespace);
     let secret = api
         .get(name)
         .await
-        .map_err(|e| format!("reading Secret {namespace}/{name}: {}", api_message(&e)))?;
+        .map_err(|source| ClusterError::Observe {
+            what: format!("Secret {namespace}/{name}"),
+            source,
+        })?;
     Ok(secret
         .data
         .unwrap_or_default()

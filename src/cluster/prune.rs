@@ -3,8 +3,8 @@
 use kube::api::{Api, DeleteParams, DynamicObject};
 use kube::Client;
 
-use super::{api_message, ClusterError, Resolver};
-use crate::controller::crd::InventoryEntry;
+use super::{ClusterError, Resolver};
+use crate::api::InventoryEntry;
 use crate::rollout::{prune_decision, PruneDecision};
 
 /// What a prune did.
@@ -21,50 +21,62 @@ pub struct PruneOutcome {
 /// With `dry_run` the API server only checks the deletions (`kubemint diff`).
 pub async fn prune(
     client: &Client,
+    resolver: &Resolver,
     entries: &[InventoryEntry],
     channel: &str,
     dry_run: bool,
 ) -> Result<PruneOutcome, ClusterError> {
-    let params = DeleteParams {
-        dry_run,
-        ..DeleteParams::background()
-    };
-    let mut resolver = Resolver::new(client.clone());
     let mut outcome = PruneOutcome::default();
     for entry in entries {
-        let Some((ar, _)) = resolver
-            .resolve(&entry.group, &entry.version, &entry.kind)
-            .await?
-        else {
-            // The kind itself is gone (its CRD was deleted), and its objects with it.
-            outcome.deleted.push(entry.clone());
-            continue;
-        };
-        let api: Api<DynamicObject> = match &entry.namespace {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-            None => Api::all_with(client.clone(), &ar),
-        };
-        let prune_err = |e: kube::Error| ClusterError::Prune {
-            object: entry.to_string(),
-            message: api_message(&e),
-        };
-        let Some(live) = api.get_opt(&entry.name).await.map_err(prune_err)? else {
-            outcome.deleted.push(entry.clone());
-            continue;
-        };
-        let labels = live.metadata.labels.clone().unwrap_or_default();
-        let annotations = live.metadata.annotations.clone().unwrap_or_default();
-        match prune_decision(&labels, &annotations, channel) {
-            PruneDecision::Delete => {
-                match api.delete(&entry.name, &params).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(e) => return Err(prune_err(e)),
-                }
-                outcome.deleted.push(entry.clone());
-            }
+        match prune_one(client, resolver, entry, channel, dry_run).await? {
+            PruneDecision::Delete => outcome.deleted.push(entry.clone()),
             other => outcome.kept.push((entry.clone(), other)),
         }
     }
     Ok(outcome)
+}
+
+/// Deletes one object if its live labels say it is the channel's and it is
+/// not protected; an object already gone counts as deleted.
+pub async fn prune_one(
+    client: &Client,
+    resolver: &Resolver,
+    entry: &InventoryEntry,
+    channel: &str,
+    dry_run: bool,
+) -> Result<PruneDecision, ClusterError> {
+    let Some((ar, _)) = resolver
+        .resolve(&entry.group, &entry.version, &entry.kind)
+        .await?
+    else {
+        // The kind itself is gone (its CRD was deleted), and its objects with it.
+        return Ok(PruneDecision::Delete);
+    };
+    let api: Api<DynamicObject> = match &entry.namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    };
+    let prune_err = |source: kube::Error| ClusterError::Write {
+        action: "pruning",
+        object: entry.to_string(),
+        source,
+    };
+    let Some(live) = api.get_opt(&entry.name).await.map_err(prune_err)? else {
+        return Ok(PruneDecision::Delete);
+    };
+    let labels = live.metadata.labels.clone().unwrap_or_default();
+    let annotations = live.metadata.annotations.clone().unwrap_or_default();
+    let decision = prune_decision(&labels, &annotations, channel);
+    if decision == PruneDecision::Delete {
+        let params = DeleteParams {
+            dry_run,
+            ..DeleteParams::background()
+        };
+        match api.delete(&entry.name, &params).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(prune_err(e)),
+        }
+    }
+    Ok(decision)
 }

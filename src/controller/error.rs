@@ -19,6 +19,10 @@ pub enum Error {
     /// The channel's spec cannot be used as written.
     #[error("invalid channel spec: {0}")]
     InvalidSpec(String),
+    /// The watches of the cluster have not listed their objects yet (the API
+    /// server may be restarting): planning now would see an empty cluster.
+    #[error("the watches of the cluster are not in sync yet; retrying")]
+    Unsynced,
     /// Reading or writing the channel itself failed.
     #[error("updating the channel failed: {}", crate::cluster::api_message(.0))]
     Kube(#[source] kube::Error),
@@ -32,6 +36,7 @@ impl Error {
             Error::Render(e) => e.reason(),
             Error::Cluster(e) => e.reason(),
             Error::InvalidSpec(_) => "InvalidSpec",
+            Error::Unsynced => "WatchNotSynced",
             Error::Kube(_) => "ChannelUpdateFailed",
         }
     }
@@ -43,7 +48,7 @@ impl Error {
             Error::Render(_) | Error::InvalidSpec(_) => true,
             Error::Cluster(e) => e.is_permanent(),
             Error::Source(e) if e.is_permanent() => true,
-            Error::Source(_) | Error::Kube(_) => false,
+            Error::Source(_) | Error::Kube(_) | Error::Unsynced => false,
         }
     }
 }

@@ -1,11 +1,13 @@
 //! The `Channel` controller: watches channels and reconciles each one.
 
-pub mod crd;
+pub(crate) mod context;
 mod error;
+mod execute;
 pub mod leader;
 mod metrics;
+pub(crate) mod observe;
+mod prepare;
 mod reconcile;
-mod release;
 pub mod source;
 mod status;
 mod triggers;
@@ -14,19 +16,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::Reporter;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client};
 
-use crate::rollout::{CHANNEL_LABEL, REVISION_LABEL};
-
-pub use crd::{Channel, ChannelSpec, ChannelStatus};
+/// The Channel API types, under their old path.
+pub use crate::api as crd;
+pub use crate::api::{Channel, ChannelSpec, ChannelStatus};
+pub use context::Context;
 pub use error::Error;
+pub use execute::FAILPOINT_ENV;
 pub use metrics::Metrics;
-pub use reconcile::Context;
+pub use prepare::{prepare, Rendered};
 pub use triggers::SyncRequests;
 
 /// Settings of `kubemint run`.
@@ -38,6 +41,8 @@ pub struct Settings {
     pub cache_dir: PathBuf,
     /// Name of this instance in events (the pod name in a cluster).
     pub instance: Option<String>,
+    /// The kustomize command (`--kustomize`); `None`: the default.
+    pub kustomize: Option<crate::render::KustomizeCommand>,
 }
 
 /// The controller, built but not yet running. Its cache of channels can be
@@ -55,7 +60,7 @@ impl Operator {
         settings: &Settings,
         metrics: Arc<Metrics>,
         requests: SyncRequests,
-        wake: impl futures::Stream<Item = ()> + Send + 'static,
+        wake: impl futures::Stream<Item = kube::runtime::reflector::ObjectRef<Channel>> + Send + 'static,
     ) -> Self {
         let channels: Api<Channel> = match &settings.namespace {
             Some(ns) => Api::namespaced(client.clone(), ns),
@@ -65,21 +70,26 @@ impl Operator {
             controller: "kubemint".into(),
             instance: settings.instance.clone(),
         };
+        // Reflectors on the objects kubemint manages wake the channel an event touches.
+        let (touched, events) = tokio::sync::mpsc::unbounded_channel();
+        let observer =
+            observe::Observer::start(client.clone(), touched, settings.namespace.clone());
+        let events =
+            futures::stream::unfold(
+                events,
+                |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
+            );
         let ctx = Arc::new(Context::new(
             client.clone(),
             settings,
             reporter,
             metrics,
             requests,
+            observer,
         ));
-        // Revisions report readiness through their ReplicaSets: watch them (labelled
-        // with their channel) instead of polling.
-        let replica_sets: Api<ReplicaSet> = Api::all(client);
-        let revisions =
-            watcher::Config::default().labels(&format!("{CHANNEL_LABEL},{REVISION_LABEL}"));
         let controller = Controller::new(channels, watcher::Config::default().any_semantic())
-            .watches(replica_sets, revisions, |rs| channel_of(&rs))
-            .reconcile_all_on(wake)
+            .reconcile_on(events)
+            .reconcile_on(wake)
             .shutdown_on_signal();
         Operator { controller, ctx }
     }
@@ -100,11 +110,4 @@ impl Operator {
             })
             .await;
     }
-}
-
-/// The channel a minted object belongs to, from its `kubemint.io/channel` label
-/// (`<namespace>.<name>`; namespaces cannot contain dots, names can).
-fn channel_of(obj: &impl ResourceExt) -> Option<ObjectRef<Channel>> {
-    let (namespace, name) = obj.labels().get(CHANNEL_LABEL)?.split_once('.')?;
-    Some(ObjectRef::new(name).within(namespace))
 }

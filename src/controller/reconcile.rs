@@ -1,104 +1,29 @@
-//! One reconcile of one channel: fetch -> render -> apply -> prune -> status.
+//! One pass of one channel: poll git when due, render a new commit once,
+//! plan against the reflectors' view of the cluster, carry the plan out, and
+//! write the status as a report of what the cluster shows.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::crd::{
+use super::context::{backoff, Context};
+use super::execute::{failpoint, Executed, Executor};
+use super::prepare::{prepare, Rendered};
+use super::status::{self, remove_condition, set_condition, READY, RECONCILING, STALLED};
+use super::{source, Error};
+use crate::api::{
     Channel, ChannelStatus, CommitInfo, FINALIZER, RECONCILE_ANNOTATION, RETRY_ANNOTATION,
 };
-use super::release::{self, Outcome};
-use super::status::{remove_condition, set_condition, truncate, READY, RECONCILING, STALLED};
-use super::{source, Error, Metrics, Settings, SyncRequests};
 use crate::cluster;
-use crate::rollout::prune_set;
-use crate::source::{short_sha, CommitMeta, GitCache, WatchRegistry};
-
-/// Longest wait between retries of a failing channel.
-const MAX_BACKOFF: Duration = Duration::from_secs(120);
-
-/// What every reconcile shares.
-pub struct Context {
-    client: Client,
-    git: GitCache,
-    recorder: Recorder,
-    metrics: Arc<Metrics>,
-    requests: SyncRequests,
-    watches: WatchRegistry,
-    // In-memory only, so losing it (a restart) just means one extra full reconcile.
-    memo: Mutex<HashMap<String, Memo>>,
-}
-
-/// What the last reconcile of a channel saw, to skip watch events caused by our own status writes.
-#[derive(Clone)]
-struct Memo {
-    trigger: String,
-    done_at: Instant,
-    failures: u32,
-    pending: bool,
-    /// When the last full render + apply finished: drift is checked every `spec.driftInterval`.
-    applied_at: Option<Instant>,
-}
-
-impl Context {
-    /// A context for the controller.
-    pub fn new(
-        client: Client,
-        settings: &Settings,
-        reporter: Reporter,
-        metrics: Arc<Metrics>,
-        requests: SyncRequests,
-    ) -> Self {
-        Context {
-            git: GitCache::new(&settings.cache_dir),
-            recorder: Recorder::new(client.clone(), reporter),
-            client,
-            metrics,
-            requests,
-            watches: WatchRegistry::default(),
-            memo: Mutex::default(),
-        }
-    }
-
-    /// The API client.
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    /// The controller's metrics.
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
-    fn memo(&self) -> std::sync::MutexGuard<'_, HashMap<String, Memo>> {
-        self.memo.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Publishes an event about `channel`; failures to publish are logged, not fatal.
-    pub async fn publish(&self, channel: &Channel, type_: EventType, reason: &str, note: String) {
-        let event = Event {
-            type_,
-            reason: reason.to_string(),
-            note: Some(truncate(&note, 1000)),
-            action: "Reconcile".to_string(),
-            secondary: None,
-        };
-        if let Err(e) = self
-            .recorder
-            .publish(&event, &channel.object_ref(&()))
-            .await
-        {
-            tracing::warn!(error = %e, "publishing event failed");
-        }
-    }
-}
+use crate::rollout::{self, prune_set, Phase, Plan};
+use crate::source::{short_sha, CommitMeta};
 
 /// Entry point for the controller runtime.
 pub async fn reconcile(
@@ -116,17 +41,20 @@ pub async fn reconcile(
     .await
 }
 
-/// Retries a failed reconcile with exponential backoff.
+/// Errors reach here only from the finalizer itself; a pass handles its own.
 pub fn error_policy(
     channel: Arc<Channel>,
     err: &kube::runtime::finalizer::Error<Error>,
     ctx: Arc<Context>,
 ) -> Action {
     let key = key_of(&channel);
-    let failures = ctx.memo().get(&key).map_or(1, |m| m.failures.max(1));
-    let backoff = Duration::from_secs(2u64.saturating_pow(failures.min(10))).min(MAX_BACKOFF);
-    tracing::warn!(channel = %key, error = %err, retry_in = ?backoff, "reconcile failed");
-    Action::requeue(backoff)
+    let failures = ctx.memo(&key, |m| {
+        m.failures += 1;
+        m.failures
+    });
+    let retry = backoff(failures);
+    tracing::warn!(channel = %key, error = %err, retry_in = ?retry, "reconcile failed");
+    Action::requeue(retry)
 }
 
 fn key_of(channel: &Channel) -> String {
@@ -137,7 +65,7 @@ fn key_of(channel: &Channel) -> String {
     )
 }
 
-/// What makes a reconcile due before its interval: a spec change or a reconcile request.
+/// What makes a pass fetch at once: a spec change or a reconcile or retry request.
 fn trigger_of(channel: &Channel) -> String {
     let annotation = |name: &str| channel.annotations().get(name).cloned().unwrap_or_default();
     format!(
@@ -148,10 +76,27 @@ fn trigger_of(channel: &Channel) -> String {
     )
 }
 
+/// The spec's durations, parsed.
+struct Timing {
+    interval: Duration,
+    drift: Duration,
+    ready_timeout: Duration,
+}
+
+fn timing(channel: &Channel) -> Result<Timing, Error> {
+    Ok(Timing {
+        interval: parse_duration("spec.git.interval", &channel.spec.git.interval)?,
+        drift: parse_duration("spec.driftInterval", &channel.spec.drift_interval)?,
+        ready_timeout: parse_duration(
+            "spec.rollout.readyTimeout",
+            &channel.spec.rollout.ready_timeout,
+        )?,
+    })
+}
+
 async fn sync(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
     let key = key_of(channel);
     watch_local_repository(channel, ctx);
-    let interval = parse_duration("spec.git.interval", &channel.spec.git.interval);
     if channel.spec.suspend {
         let mut status = channel.status.clone().unwrap_or_default();
         set_condition(
@@ -165,71 +110,348 @@ async fn sync(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
         write_status(ctx, channel, &status).await?;
         return Ok(Action::await_change());
     }
-    let interval = match interval {
-        Ok(i) => i,
+    let timing = match timing(channel) {
+        Ok(t) => t,
         Err(e) => {
-            return match record_failure(ctx, channel, e, None).await {
-                Err(e) if !e.is_stalled() => Err(e),
-                _ => Ok(Action::await_change()),
-            };
+            record_failure(ctx, channel, &e, None).await;
+            return Ok(Action::await_change());
         }
     };
-    let trigger = trigger_of(channel);
-    let requested = ctx.requests.take(&key);
-    if let Some(memo) = ctx.memo().get(&key).cloned().filter(|_| !requested) {
-        let elapsed = memo.done_at.elapsed();
-        if memo.failures == 0 && !memo.pending && memo.trigger == trigger && elapsed < interval {
-            return Ok(Action::requeue(interval - elapsed));
-        }
-    }
-
     let started = Instant::now();
-    let outcome = deliver(channel, ctx).await;
+    let result = pass(channel, ctx, &timing).await;
     ctx.metrics
         .reconcile_duration
         .observe(started.elapsed().as_secs_f64());
-    let mut memo = ctx.memo();
-    let entry = memo.entry(key).or_insert(Memo {
-        trigger: trigger.clone(),
-        done_at: Instant::now(),
-        failures: 0,
-        pending: false,
-        applied_at: None,
+    match result {
+        Ok(after) => {
+            ctx.memo(&key, |m| {
+                m.failures = 0;
+                m.retry_at = None;
+            });
+            Ok(Action::requeue(after))
+        }
+        Err((err, commit)) => {
+            ctx.metrics.count("error", err.reason());
+            record_failure(ctx, channel, &err, commit.as_ref()).await;
+            if err.is_stalled() {
+                // Only a new commit or spec change can help: poll for one at the interval.
+                let trigger = trigger_of(channel);
+                ctx.memo(&key, |m| {
+                    m.failures = 0;
+                    m.retry_at = None;
+                    if let Some(c) = &commit {
+                        m.rejected = Some((c.sha.clone(), trigger));
+                    }
+                });
+                return Ok(Action::requeue(timing.interval));
+            }
+            let retry = ctx.memo(&key, |m| {
+                m.failures += 1;
+                let retry = backoff(m.failures);
+                m.retry_at = Some(Instant::now() + retry);
+                retry
+            });
+            tracing::warn!(channel = %key, reason = err.reason(), error = %err, retry_in = ?retry, "pass failed; retrying");
+            Ok(Action::requeue(retry.min(timing.interval)))
+        }
+    }
+}
+
+type PassError = (Error, Option<CommitInfo>);
+
+/// One pass; returns when to look again.
+async fn pass(channel: &Channel, ctx: &Context, timing: &Timing) -> Result<Duration, PassError> {
+    let key = key_of(channel);
+    let trigger = trigger_of(channel);
+    let requested = ctx.requests.take(&key);
+    let (polled_at, rendered, retry_at, same_trigger, rejected, head) = ctx.memo(&key, |m| {
+        (
+            m.polled_at,
+            m.rendered.clone(),
+            m.retry_at,
+            m.trigger == trigger,
+            m.rejected.clone(),
+            m.head.clone(),
+        )
     });
-    entry.trigger = trigger;
-    entry.done_at = Instant::now();
-    entry.pending = false;
-    match outcome {
-        Ok(Outcome::Pending(after)) => {
-            // A rollout is under way: ReplicaSet changes must reach it, so the memo does not skip.
-            entry.failures = 0;
-            entry.pending = true;
-            ctx.metrics.count("success", "Progressing");
-            Ok(Action::requeue(
-                after.min(interval).max(Duration::from_millis(200)),
-            ))
+    let poll_due = requested
+        || !same_trigger
+        || rendered.is_none()
+        || polled_at.is_none_or(|t| t.elapsed() >= timing.interval);
+    let until_poll = |at: Option<Instant>| {
+        timing
+            .interval
+            .saturating_sub(at.map_or(Duration::ZERO, |t| t.elapsed()))
+    };
+    let backing_off = retry_at.filter(|t| *t > Instant::now() && same_trigger && !requested);
+    if !poll_due {
+        if let Some(at) = backing_off {
+            return Ok(at
+                .saturating_duration_since(Instant::now())
+                .min(until_poll(polled_at)));
         }
-        Ok(Outcome::Done) => {
-            entry.failures = 0;
-            ctx.metrics.count("success", "ReconciliationSucceeded");
-            Ok(Action::requeue(interval))
+    }
+
+    let rendered = if poll_due {
+        let fetched = source::fetch(&ctx.git, &ctx.client, channel)
+            .await
+            .map_err(|e| (e, None))?;
+        ctx.metrics.observe_fetch(&fetched.stats);
+        ctx.memo(&key, |m| {
+            m.polled_at = Some(Instant::now());
+            m.trigger = trigger.clone();
+        });
+        let moved = rendered
+            .as_ref()
+            .is_none_or(|r| r.commit.sha != fetched.commit.sha);
+        if let Some(at) = backing_off {
+            if !moved {
+                // A transient failure is retried after its backoff; a new commit at once.
+                return Ok(at.saturating_duration_since(Instant::now()));
+            }
         }
-        Ok(Outcome::Failed) => {
-            entry.failures = 0;
-            ctx.metrics.count("error", "ReleaseFailed");
-            Ok(Action::requeue(interval))
+        if head.as_deref() != Some(fetched.commit.sha.as_str()) {
+            log_new_commit(channel, ctx, &fetched).await;
         }
-        // Stalled: retrying the same commit cannot help; poll for a new one at the interval.
-        Err(e) if e.is_stalled() => {
-            entry.failures = 0;
-            ctx.metrics.count("error", e.reason());
-            Ok(Action::requeue(interval))
+        let info = CommitInfo {
+            reference: Some(fetched.reference.clone()),
+            ..commit_info(&fetched.commit)
+        };
+        ctx.memo(&key, |m| m.head = Some(fetched.commit.sha.clone()));
+        let head_rejected =
+            rejected.as_ref() == Some(&(fetched.commit.sha.clone(), trigger.clone()));
+        match rendered {
+            // Rejected for good already (the status says why): the previous
+            // release stays as declared meanwhile.
+            Some(r) if head_rejected => r,
+            None if head_rejected => return Ok(timing.interval),
+            Some(r) if !moved && same_trigger && !r.unresolved => r,
+            _ => {
+                let r = Arc::new(
+                    render(ctx, channel, &fetched.commit.sha, info.clone())
+                        .await
+                        .map_err(|e| (e, Some(info.clone())))?,
+                );
+                ctx.memo(&key, |m| m.rendered = Some(r.clone()));
+                r
+            }
         }
-        Err(e) => {
-            entry.failures += 1;
-            ctx.metrics.count("error", e.reason());
-            Err(e)
-        }
+    } else {
+        rendered.expect("a pass without a poll has a rendered commit")
+    };
+    // The newest commit was rejected: the status keeps saying so.
+    let head_rejected = ctx.memo(&key, |m| {
+        m.head.is_some()
+            && m.rejected.as_ref().map(|(sha, t)| (Some(sha), t))
+                == Some((m.head.as_ref(), &trigger))
+    });
+    let commit = Some(rendered.commit.clone());
+
+    // Plan against what the reflectors show, then act.
+    ctx.observer
+        .watch(&rendered.kinds)
+        .await
+        .map_err(|_| (Error::Unsynced, commit.clone()))?;
+    let mut observed = ctx
+        .observer
+        .snapshot(&channel.label_value(), &rendered.kinds);
+    for (key, selector) in &rendered.unlabelled {
+        observed
+            .services
+            .entry(key.clone())
+            .or_insert_with(|| rollout::LiveService {
+                selector: selector.clone(),
+            });
+    }
+    let now = Timestamp::now();
+    let settings = rollout::Settings {
+        ready_timeout: timing.ready_timeout,
+        drain: Duration::from_secs(channel.spec.rollout.drain_seconds.into()),
+        keep: channel.spec.rollout.keep_releases as usize,
+        prune: channel.spec.prune,
+        retry: channel
+            .annotations()
+            .get(RETRY_ANNOTATION)
+            .cloned()
+            .unwrap_or_default(),
+    };
+    let plan = rollout::plan(
+        &rendered.desired,
+        &observed,
+        &channel.inventory_entries(),
+        now,
+        &settings,
+    );
+    if plan.retrying {
+        ctx.publish(
+            channel,
+            EventType::Normal,
+            "Retrying",
+            format!("Retrying release {} on request", rendered.desired.id),
+        )
+        .await;
+    }
+    let executor = Executor {
+        client: &ctx.client,
+        resolver: &ctx.resolver,
+        observer: &ctx.observer,
+        channel: &channel.label_value(),
+        declared_namespaces: &rendered.namespaces,
+        now,
+    };
+    let done = executor.run(&plan).await.map_err(|e| (e, commit.clone()))?;
+    if !plan.actions.is_empty() {
+        let actions: Vec<&str> = plan.actions.iter().map(|a| a.kind()).collect();
+        tracing::info!(channel = %key, release = %rendered.desired.id, ?actions, phase = ?plan.phase, "pass");
+    }
+    publish(ctx, channel, &rendered, &plan, &done).await;
+    if !head_rejected {
+        let status = status::report(channel, &rendered, &plan, &settings.retry);
+        write_status(ctx, channel, &status)
+            .await
+            .map_err(|e| (e, commit.clone()))?;
+    }
+    ctx.metrics.count("success", phase_reason(&plan.phase));
+
+    // Watch events wake the channel for readiness and edits; a pass comes at
+    // least at the next poll, deadline or drain, and every driftInterval.
+    let mut after = until_poll(ctx.memo(&key, |m| m.polled_at)).min(timing.drift);
+    if let Some(due) = plan.requeue {
+        after = after.min(due.max(Duration::from_millis(200)));
+    }
+    Ok(after.max(Duration::from_millis(200)))
+}
+
+fn phase_reason(phase: &Phase) -> &'static str {
+    match phase {
+        Phase::Progressing { .. } => "Progressing",
+        Phase::Failed { .. } => "ReleaseFailed",
+        Phase::Draining => "Draining",
+        Phase::Active => "ReconciliationSucceeded",
+    }
+}
+
+async fn log_new_commit(channel: &Channel, ctx: &Context, fetched: &source::Fetched) {
+    tracing::info!(
+        channel = %key_of(channel),
+        reference = %fetched.reference,
+        commit = %short_sha(&fetched.commit.sha),
+        received_bytes = fetched.stats.received_bytes,
+        signed_by = ?fetched.signers,
+        "new commit fetched"
+    );
+    if let Some(old) = &fetched.rewritten_from {
+        let note = format!(
+            "{} was rewritten (force-push): {} is no longer an ancestor of {}; applying the new tip",
+            fetched.reference,
+            short_sha(old),
+            short_sha(&fetched.commit.sha)
+        );
+        ctx.publish(channel, EventType::Warning, "HistoryRewritten", note)
+            .await;
+    }
+}
+
+/// Renders a commit and settles every object's kind and namespace.
+async fn render(
+    ctx: &Context,
+    channel: &Channel,
+    sha: &str,
+    commit: CommitInfo,
+) -> Result<Rendered, Error> {
+    let release = source::render(&ctx.git, channel, sha, ctx.kustomize.as_ref()).await?;
+    prepare(&ctx.client, &ctx.resolver, channel, &release, commit).await
+}
+
+/// Events for what the pass did.
+async fn publish(
+    ctx: &Context,
+    channel: &Channel,
+    rendered: &Rendered,
+    plan: &Plan,
+    done: &Executed,
+) {
+    let release = &rendered.desired.id;
+    let commit = &rendered.commit;
+    let created: Vec<&String> = rendered
+        .summaries
+        .iter()
+        .filter(|s| {
+            let name = s.split(' ').next().unwrap_or_default();
+            done.minted.iter().any(|m| m == name)
+        })
+        .collect();
+    if !created.is_empty() {
+        let names: Vec<&str> = created.iter().map(|s| s.as_str()).collect();
+        let note = format!(
+            "Minted {} for release {release} from commit {}: {}",
+            names.join(", "),
+            short_sha(&commit.sha),
+            commit.subject
+        );
+        ctx.publish(channel, EventType::Normal, "Minted", note)
+            .await;
+    }
+    let was_active = channel
+        .status
+        .as_ref()
+        .and_then(|s| s.active_release.as_deref())
+        == Some(release.as_str())
+        && channel
+            .status
+            .as_ref()
+            .and_then(|s| s.last_applied_commit.as_ref())
+            .map(|c| c.sha.as_str())
+            == Some(commit.sha.as_str());
+    let promoted = matches!(plan.phase, Phase::Active | Phase::Draining);
+    if !done.switched.is_empty() || (promoted && !was_active) {
+        let (reason, note) = if rendered.desired.revisions.is_empty() {
+            (
+                "Applied",
+                format!(
+                    "Applied release {release} from commit {}: {}",
+                    short_sha(&commit.sha),
+                    commit.subject
+                ),
+            )
+        } else {
+            let names: Vec<&str> = rendered
+                .desired
+                .revisions
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect();
+            (
+                "Promoted",
+                format!(
+                    "Promoted release {release} from commit {}: Services now select {}",
+                    short_sha(&commit.sha),
+                    names.join(", ")
+                ),
+            )
+        };
+        ctx.publish(channel, EventType::Normal, reason, note).await;
+    }
+    if !done.drained.is_empty() {
+        let note = format!("Scaled {} to zero", done.drained.join(", "));
+        ctx.publish(channel, EventType::Normal, "Drained", note)
+            .await;
+    }
+    if !done.deleted.is_empty() {
+        let note = format!("Deleted {}", done.deleted.join(", "));
+        ctx.publish(channel, EventType::Normal, "Pruned", note)
+            .await;
+        ctx.metrics.pruned_objects.inc_by(done.deleted.len() as u64);
+    }
+    for (object, manager) in &done.corrected {
+        let note = format!("{object} was changed by {manager}; put back as declared");
+        ctx.publish(channel, EventType::Normal, "DriftCorrected", note)
+            .await;
+    }
+    if let Phase::Failed { now: true, .. } = &plan.phase {
+        let message = status::failure_message(release, &channel.spec.rollout.ready_timeout, plan);
+        ctx.publish(channel, EventType::Warning, "ReleaseFailed", message)
+            .await;
     }
 }
 
@@ -245,89 +467,13 @@ fn watch_local_repository(channel: &Channel, ctx: &Context) {
     }
 }
 
-/// Fetch and render, then one pass of the release's rollout; failures are recorded in status and events.
-async fn deliver(channel: &Channel, ctx: &Context) -> Result<Outcome, Error> {
-    let fetched = match source::fetch(&ctx.git, &ctx.client, channel).await {
-        Ok(f) => f,
-        Err(e) => {
-            return record_failure(ctx, channel, e, None)
-                .await
-                .map(|()| Outcome::Done)
-        }
-    };
-    ctx.metrics.observe_fetch(&fetched.stats);
-    if fetched.previous.as_deref() != Some(fetched.commit.sha.as_str()) {
-        tracing::info!(
-            channel = %key_of(channel),
-            reference = %fetched.reference,
-            commit = %short_sha(&fetched.commit.sha),
-            received_bytes = fetched.stats.received_bytes,
-            signed_by = ?fetched.signers,
-            "new commit fetched"
-        );
-    }
-    if let Some(old) = &fetched.rewritten_from {
-        let note = format!(
-            "{} was rewritten (force-push): {} is no longer an ancestor of {}; applying the new tip",
-            fetched.reference,
-            short_sha(old),
-            short_sha(&fetched.commit.sha)
-        );
-        ctx.publish(channel, EventType::Warning, "HistoryRewritten", note)
-            .await;
-    }
-    // A cheap poll: the ref has not moved, nothing is pending and drift was checked
-    // recently, so there is nothing to render and nothing to write.
-    let drift_interval = parse_duration("spec.driftInterval", &channel.spec.drift_interval)
-        .unwrap_or(Duration::from_secs(300));
-    let last_full_apply = ctx
-        .memo()
-        .get(&key_of(channel))
-        .filter(|m| !m.pending)
-        .and_then(|m| m.applied_at);
-    // After a restart there is no last apply: the first pass always compares.
-    let drift_due = last_full_apply.is_none_or(|t| t.elapsed() >= drift_interval);
-    if fetched.is_noop(channel, drift_due) {
-        tracing::debug!(channel = %key_of(channel), commit = %short_sha(&fetched.commit.sha), "ref unchanged; nothing to apply");
-        return Ok(Outcome::Done);
-    }
-    let commit = fetched.commit;
-    let release = match source::render(&ctx.git, channel, &commit.sha).await {
-        Ok(r) => r,
-        Err(e) => {
-            return record_failure(ctx, channel, e, Some(&commit))
-                .await
-                .map(|()| Outcome::Done)
-        }
-    };
-    let info = CommitInfo {
-        reference: Some(fetched.reference.clone()),
-        ..commit_info(&commit)
-    };
-    match release::deliver(ctx, channel, &release, &info, drift_due).await {
-        Ok(outcome) => {
-            // A held failed release was re-applied when drift was due.
-            if outcome == Outcome::Done || (outcome == Outcome::Failed && drift_due) {
-                ctx.memo()
-                    .entry(key_of(channel))
-                    .and_modify(|m| m.applied_at = Some(Instant::now()));
-            }
-            tracing::info!(channel = %key_of(channel), commit = %short_sha(&commit.sha), release = %release.id, ?outcome, "reconciled");
-            Ok(outcome)
-        }
-        Err(e) => record_failure(ctx, channel, e, Some(&commit))
-            .await
-            .map(|()| Outcome::Done),
-    }
-}
-
 /// Writes a failure into status and events; objects in the cluster are left as they are.
 async fn record_failure(
     ctx: &Context,
     channel: &Channel,
-    err: Error,
-    commit: Option<&CommitMeta>,
-) -> Result<(), Error> {
+    err: &Error,
+    commit: Option<&CommitInfo>,
+) {
     let mut status = channel.status.clone().unwrap_or_default();
     let generation = channel.metadata.generation;
     let reason = err.reason();
@@ -370,17 +516,18 @@ async fn record_failure(
     }
     status.observed_generation = generation;
     if let Some(commit) = commit {
-        status.last_attempted_commit = Some(commit_info(commit));
+        status.last_attempted_commit = Some(commit.clone());
     }
     status.last_handled_reconcile_at = channel.annotations().get(RECONCILE_ANNOTATION).cloned();
     let unchanged = channel.status.as_ref() == Some(&status);
-    write_status(ctx, channel, &status).await?;
+    if let Err(e) = write_status(ctx, channel, &status).await {
+        tracing::warn!(channel = %key_of(channel), error = %e, "writing the failure to status failed");
+    }
     if !unchanged {
         ctx.publish(channel, EventType::Warning, reason, message)
             .await;
     }
-    tracing::warn!(channel = %key_of(channel), reason, error = %err, "reconcile failed");
-    Err(err)
+    tracing::warn!(channel = %key_of(channel), reason, error = %err, "pass failed");
 }
 
 /// Writes `status` unless it equals what the channel already has.
@@ -401,33 +548,48 @@ pub async fn write_status(
     )
     .await
     .map_err(Error::Kube)?;
+    failpoint("status");
     Ok(())
 }
 
 /// Deleting a channel: with `prune: true` everything it delivered goes, in reverse apply order.
 async fn cleanup(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
     let entries = channel.inventory_entries();
-    if channel.spec.prune && !channel.spec.suspend && !entries.is_empty() {
+    let label = channel.label_value();
+    if channel.spec.prune && !channel.spec.suspend {
         let gone = prune_set(&entries, &[]);
-        let outcome = cluster::prune(&ctx.client, &gone, &channel.label_value(), false).await?;
+        let outcome = cluster::prune(&ctx.client, &ctx.resolver, &gone, &label, false).await?;
         ctx.metrics
             .pruned_objects
             .inc_by(outcome.deleted.len() as u64);
+        // Minted revisions and config copies are not inventory: they go by label.
+        let kinds = standard_kinds(ctx).await?;
+        ctx.observer
+            .watch(&kinds)
+            .await
+            .map_err(|_| Error::Unsynced)?;
+        let observed = ctx.observer.snapshot(&label, &kinds);
+        for r in &observed.revisions {
+            cluster::delete_revision(&ctx.client, &r.namespace, &r.name).await?;
+        }
+        for c in &observed.copies {
+            cluster::delete_config_copy(&ctx.client, &c.kind, &c.namespace, &c.name).await?;
+        }
         tracing::info!(channel = %key_of(channel), deleted = outcome.deleted.len(), "channel deleted; pruned its objects");
     }
-    if channel.spec.prune && !channel.spec.suspend {
-        // Minted revisions and config copies are not inventory: they go by label.
-        let label = channel.label_value();
-        for o in cluster::list_revisions(&ctx.client, &label).await? {
-            cluster::delete_revision(&ctx.client, &o.namespace, &o.revision.name).await?;
-        }
-        for (kind, ns, name) in cluster::list_config_copies(&ctx.client, &label).await? {
-            cluster::delete_config_copy(&ctx.client, kind, &ns, &name).await?;
-        }
-    }
-    ctx.memo().remove(&key_of(channel));
+    ctx.forget(&key_of(channel));
     ctx.watches.forget(&key_of(channel));
     Ok(Action::await_change())
+}
+
+async fn standard_kinds(ctx: &Context) -> Result<Vec<kube::discovery::ApiResource>, Error> {
+    let mut kinds = Vec::new();
+    for kind in ["ConfigMap", "Secret"] {
+        if let Some((ar, _)) = ctx.resolver.resolve("", "v1", kind).await? {
+            kinds.push(ar);
+        }
+    }
+    Ok(kinds)
 }
 
 fn commit_info(c: &CommitMeta) -> CommitInfo {
@@ -466,10 +628,6 @@ mod tests {
         assert_eq!(
             parse_duration("spec.git.interval", "1h30m").unwrap(),
             Duration::from_secs(5400)
-        );
-        assert_eq!(
-            parse_duration("spec.git.interval", "30s").unwrap(),
-            Duration::from_secs(30)
         );
         assert!(parse_duration("spec.git.interval", "soon").is_err());
         assert!(parse_duration("spec.git.interval", "10ms").is_err());

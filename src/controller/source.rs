@@ -3,10 +3,10 @@
 
 use kube::{Client, ResourceExt};
 
-use super::crd::{Channel, VerifyMode};
 use super::Error;
-use crate::cluster::secret_data;
-use crate::render::{self, Release, RenderOptions};
+use crate::api::{Channel, VerifyMode};
+use crate::cluster::{self, secret_data, ClusterError};
+use crate::render::{self, KustomizeCommand, Release, RenderOptions};
 use crate::source::{
     CommitMeta, FetchRequest, GitCache, GitCredentials, RefRequest, SourceError, TransferStats,
     TrustedKeys,
@@ -32,27 +32,6 @@ pub struct Fetched {
     pub stats: TransferStats,
 }
 
-impl Fetched {
-    /// Whether render and apply can be skipped (a cheap poll): the commit is the
-    /// last applied one, the channel is Ready for its current generation, no
-    /// reconcile request is pending, and no drift check is due (`drift_due`).
-    pub fn is_noop(&self, channel: &Channel, drift_due: bool) -> bool {
-        let Some(status) = channel.status.as_ref() else {
-            return false;
-        };
-        let applied = status.last_applied_commit.as_ref().map(|c| c.sha.as_str())
-            == Some(self.commit.sha.as_str());
-        let ready = status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == super::status::READY && c.status == "True");
-        let current = status.observed_generation == channel.metadata.generation;
-        let no_request = status.last_handled_reconcile_at.as_ref()
-            == channel.annotations().get(super::crd::RECONCILE_ANNOTATION);
-        applied && ready && current && no_request && !drift_due
-    }
-}
-
 /// Fetches the commit that `spec.git.ref` points to into the cache, with the
 /// credentials of `spec.git.secretRef`, and verifies its signatures when
 /// `spec.git.verify` asks for it.
@@ -64,7 +43,7 @@ pub async fn fetch(git: &GitCache, client: &Client, channel: &Channel) -> Result
         Some(r) => GitCredentials::from_secret_data(
             &secret_data(client, &ns, &r.name)
                 .await
-                .map_err(|message| SourceError::Credentials { message })?,
+                .map_err(|e| secret_error(e, |message| SourceError::Credentials { message }))?,
         )?,
         None => GitCredentials::none(),
     };
@@ -83,7 +62,7 @@ pub async fn fetch(git: &GitCache, client: &Client, channel: &Channel) -> Result
     if let Some(verify) = &spec.verify {
         let data = secret_data(client, &ns, &verify.secret_ref.name)
             .await
-            .map_err(|message| SourceError::InvalidKeys { message })?;
+            .map_err(|e| secret_error(e, |message| SourceError::InvalidKeys { message }))?;
         let keys = TrustedKeys::from_secret_data(&data)?;
         let last_applied = channel
             .status
@@ -112,12 +91,28 @@ pub async fn fetch(git: &GitCache, client: &Client, channel: &Channel) -> Result
     })
 }
 
-/// Renders commit `sha` (already fetched into `git`) at the channel's `spec.git.path`.
-pub async fn render(git: &GitCache, channel: &Channel, sha: &str) -> Result<Release, Error> {
+/// A Secret that could not be read: retried when the API server may answer
+/// later (a restart, throttling), a problem with the channel's spec otherwise.
+fn secret_error(err: ClusterError, permanent: impl FnOnce(String) -> SourceError) -> Error {
+    match &err {
+        ClusterError::Observe { source, .. } if cluster::is_transient(source) => err.into(),
+        _ => permanent(err.to_string()).into(),
+    }
+}
+
+/// Renders commit `sha` (already fetched into `git`) at the channel's `spec.git.path`,
+/// building kustomizations with `kustomize` (`None`: the default command).
+pub async fn render(
+    git: &GitCache,
+    channel: &Channel,
+    sha: &str,
+    kustomize: Option<&KustomizeCommand>,
+) -> Result<Release, Error> {
     let tree = git.tree(&channel.spec.git.url, sha).await?;
     let options = RenderOptions {
         path: channel.spec.git.path.clone(),
         namespace: Some(channel.target_namespace()),
+        kustomize: kustomize.cloned(),
     };
     // Rendering is CPU work on possibly large trees: keep it off the async workers.
     let release = tokio::task::spawn_blocking(move || render::render(&tree, &options))

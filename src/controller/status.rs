@@ -1,12 +1,15 @@
 //! kstatus-style conditions.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::ResourceExt;
 
-#[cfg(test)]
-use super::crd::WorkloadRevision;
-use super::crd::{ReleasePhase, ReleaseRecord};
+use super::prepare::Rendered;
+use crate::api::{
+    Channel, ChannelStatus, Inventory, ReleasePhase, ReleaseRecord, WorkloadRevision,
+    RECONCILE_ANNOTATION,
+};
+use crate::rollout::{Phase, Plan};
+use crate::source::short_sha;
 
 /// Condition type: the last applied commit is in the cluster as declared.
 pub const READY: &str = "Ready";
@@ -123,25 +126,6 @@ mod tests {
 /// Most releases kept in `status.releases`.
 pub const MAX_RELEASES: usize = 20;
 
-/// The revisions serving now: those of the release marked Active, keyed by (namespace, workload).
-pub fn active_revisions(releases: &[ReleaseRecord]) -> BTreeMap<(Option<String>, String), String> {
-    releases
-        .iter()
-        .find(|r| r.phase == ReleasePhase::Active)
-        .map(|r| {
-            r.revisions
-                .iter()
-                .map(|w| {
-                    (
-                        (w.namespace.clone(), w.workload.clone()),
-                        w.revision.clone(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Adds a release as the newest record, keeping at most [`MAX_RELEASES`] but
 /// never dropping the active one (it names the revisions that serve traffic).
 pub fn push_release(releases: &mut Vec<ReleaseRecord>, record: ReleaseRecord) {
@@ -166,6 +150,155 @@ pub fn mark_promoted(releases: &mut [ReleaseRecord], index: usize, now: &str) {
             r.phase = ReleasePhase::Superseded;
         }
     }
+}
+
+/// The channel's status after a pass: a report of where the release stands,
+/// written from the plan (which read the cluster), never read back as state.
+/// `releases` is the history log: the record of this release is added or updated.
+pub fn report(channel: &Channel, rendered: &Rendered, plan: &Plan, retry: &str) -> ChannelStatus {
+    let mut status = channel.status.clone().unwrap_or_default();
+    let generation = channel.metadata.generation;
+    let commit = &rendered.commit;
+    let id = &rendered.desired.id;
+    status.observed_generation = generation;
+    status.last_attempted_commit = Some(commit.clone());
+    status.last_handled_reconcile_at = channel.annotations().get(RECONCILE_ANNOTATION).cloned();
+    status.inventory = Some(Inventory {
+        entries: plan.inventory.clone(),
+    });
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let found = status
+        .releases
+        .iter()
+        .position(|r| &r.id == id && r.commit.sha == commit.sha);
+    // A superseded release delivered again (a force-push back, a pin to an older
+    // commit) is a new event in the history: it moves to the front.
+    let found = match found {
+        Some(i) if status.releases[i].phase == ReleasePhase::Superseded => {
+            status.releases.remove(i);
+            None
+        }
+        other => other,
+    };
+    let index = match found {
+        Some(i) => i,
+        None => {
+            push_release(
+                &mut status.releases,
+                ReleaseRecord {
+                    id: id.clone(),
+                    commit: commit.clone(),
+                    applied_at: Some(now.clone()),
+                    promoted_at: None,
+                    phase: ReleasePhase::Progressing,
+                    message: None,
+                    revisions: rendered
+                        .desired
+                        .revisions
+                        .iter()
+                        .map(|r| WorkloadRevision {
+                            namespace: r.workload.0.clone(),
+                            workload: r.workload.1.clone(),
+                            revision: r.hash.clone(),
+                        })
+                        .collect(),
+                },
+            );
+            0
+        }
+    };
+    let c = &mut status.conditions;
+    match &plan.phase {
+        Phase::Progressing { pending } => {
+            let waiting: Vec<String> = pending
+                .iter()
+                .map(|p| format!("{} {}/{}", p.workload, p.ready, p.wanted))
+                .collect();
+            let message = format!(
+                "Release {id} progressing: waiting for ready pods: {}",
+                waiting.join(", ")
+            );
+            let record = &mut status.releases[index];
+            if record.phase == ReleasePhase::Failed {
+                record.phase = ReleasePhase::Progressing;
+                record.message = None;
+                record.applied_at = Some(now);
+            }
+            set_condition(
+                c,
+                READY,
+                ConditionStatus::Unknown,
+                "Progressing",
+                &message,
+                generation,
+            );
+            set_condition(c, RECONCILING, true, "Progressing", &message, generation);
+            remove_condition(c, STALLED);
+        }
+        Phase::Failed { .. } => {
+            let message = failure_message(id, &channel.spec.rollout.ready_timeout, plan);
+            let record = &mut status.releases[index];
+            record.phase = ReleasePhase::Failed;
+            record.message = Some(message.clone());
+            status.last_handled_retry = Some(retry.to_string()).filter(|r| !r.is_empty());
+            set_condition(c, READY, false, "ReleaseFailed", &message, generation);
+            set_condition(c, STALLED, true, "ReleaseFailed", &message, generation);
+            set_condition(
+                c,
+                RECONCILING,
+                false,
+                "ReleaseFailed",
+                "waiting for a new commit or the kubemint.io/retry annotation",
+                generation,
+            );
+        }
+        Phase::Draining | Phase::Active => {
+            if status.releases[index].phase != ReleasePhase::Active {
+                mark_promoted(&mut status.releases, index, &now);
+            }
+            status.last_applied_commit = Some(commit.clone());
+            status.active_release = Some(id.clone());
+            let message = format!(
+                "Release {id} is active (commit {}{})",
+                short_sha(&commit.sha),
+                commit
+                    .reference
+                    .as_deref()
+                    .map(|r| format!(" from {r}"))
+                    .unwrap_or_default()
+            );
+            set_condition(c, READY, true, "ReleaseActive", &message, generation);
+            if plan.phase == Phase::Draining {
+                set_condition(
+                    c,
+                    RECONCILING,
+                    true,
+                    "Draining",
+                    "draining the previous revisions",
+                    generation,
+                );
+            } else {
+                set_condition(c, RECONCILING, false, "ReleaseActive", &message, generation);
+            }
+            remove_condition(c, STALLED);
+        }
+    }
+    status
+}
+
+/// Why a release failed, naming each workload that was not ready.
+pub fn failure_message(release: &str, timeout: &str, plan: &Plan) -> String {
+    let Phase::Failed { pending, .. } = &plan.phase else {
+        return String::new();
+    };
+    let detail: Vec<String> = pending
+        .iter()
+        .map(|(workload, ready)| format!("{workload} has {ready} pods ready"))
+        .collect();
+    format!(
+        "release {release} failed: not ready within {timeout}: {}; traffic stays on the previous release",
+        detail.join(", ")
+    )
 }
 
 #[cfg(test)]
@@ -197,10 +330,6 @@ mod release_tests {
         assert_eq!(releases.len(), MAX_RELEASES);
         assert_eq!(releases[0].id, "r29");
         assert!(releases.iter().any(|r| r.id == "active"));
-        assert_eq!(
-            active_revisions(&releases)[&(Some("shop".to_string()), "web".to_string())],
-            "h-active"
-        );
     }
 
     #[test]

@@ -1,33 +1,35 @@
 //! Requests for an immediate sync of one channel, from webhooks and local-path
-//! watches. A request wakes the controller (all channels are re-queued, and
-//! every channel but the requested one returns at once from its memo check).
+//! watches: the channel is queued at once, and its next pass fetches.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use futures::Stream;
+use kube::runtime::reflector::ObjectRef;
 use tokio::sync::mpsc;
+
+use crate::api::Channel;
 
 /// A cloneable handle to ask for syncs.
 #[derive(Clone)]
 pub struct SyncRequests {
     pending: Arc<Mutex<HashSet<String>>>,
-    wake: mpsc::UnboundedSender<()>,
+    wake: mpsc::UnboundedSender<ObjectRef<Channel>>,
 }
 
 impl SyncRequests {
     /// A handle, and the stream that wakes the controller.
-    pub fn new() -> (Self, impl Stream<Item = ()> + Send + 'static) {
+    pub fn new() -> (
+        Self,
+        impl Stream<Item = ObjectRef<Channel>> + Send + 'static,
+    ) {
         let (wake, rx) = mpsc::unbounded_channel();
         let requests = SyncRequests {
             pending: Arc::default(),
             wake,
         };
         let stream =
-            futures::stream::unfold(
-                rx,
-                |mut rx| async move { rx.recv().await.map(|()| ((), rx)) },
-            );
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
         (requests, stream)
     }
 
@@ -37,7 +39,7 @@ impl SyncRequests {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(format!("{namespace}/{name}"));
-        let _ = self.wake.send(());
+        let _ = self.wake.send(ObjectRef::new(name).within(namespace));
     }
 
     /// Whether a sync of `key` (`namespace/name`) was requested; clears the request.
@@ -59,7 +61,10 @@ mod tests {
         let (requests, wake) = SyncRequests::new();
         let mut wake = std::pin::pin!(wake);
         requests.request("shop", "web");
-        assert_eq!(wake.next().await, Some(()));
+        assert_eq!(
+            wake.next().await,
+            Some(ObjectRef::new("web").within("shop"))
+        );
         assert!(requests.take("shop/web"));
         assert!(!requests.take("shop/web"));
         assert!(!requests.take("shop/other"));

@@ -14,6 +14,17 @@ pub enum RenderError {
     /// The path rendered zero objects; applying that would prune everything, so it is held.
     #[error("path {0:?} renders no objects; refusing to apply an empty release (it would delete everything)")]
     Empty(String),
+    /// A kustomization could not be built; nothing from this tree may be applied.
+    #[error("{file}: {message}")]
+    Kustomize {
+        /// The kustomization file, repository-relative (the one holding a
+        /// refused reference, or the one whose build failed).
+        file: String,
+        /// What kind of failure, for the condition reason.
+        failure: KustomizeFailure,
+        /// What went wrong, with kustomize's own message (secrets redacted).
+        message: String,
+    },
     /// A file or directory could not be read (from [`super::RepoTree::from_dir`]).
     #[error("reading {path}: {source}")]
     Io {
@@ -32,7 +43,34 @@ impl RenderError {
             RenderError::Invalid(_) => "ValidationFailed",
             RenderError::PathNotFound(_) => "PathNotFound",
             RenderError::Empty(_) => "EmptyRelease",
+            RenderError::Kustomize { failure, .. } => failure.reason(),
             RenderError::Io { .. } => "ReadFailed",
+        }
+    }
+
+    /// The same error with every file path passed through `f` (e.g. to show
+    /// paths relative to the directory a user named).
+    pub fn map_files(self, f: impl Fn(&str) -> String) -> RenderError {
+        match self {
+            RenderError::Invalid(problems) => RenderError::Invalid(
+                problems
+                    .into_iter()
+                    .map(|p| Problem {
+                        file: f(&p.file),
+                        ..p
+                    })
+                    .collect(),
+            ),
+            RenderError::Kustomize {
+                file,
+                failure,
+                message,
+            } => RenderError::Kustomize {
+                file: f(&file),
+                failure,
+                message,
+            },
+            other => other,
         }
     }
 
@@ -41,6 +79,28 @@ impl RenderError {
         match self {
             RenderError::Invalid(p) => p,
             _ => &[],
+        }
+    }
+}
+
+/// Why a kustomization was not built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KustomizeFailure {
+    /// It reaches outside the repository (a remote base, a path or symlink out of it, a Helm chart).
+    Refused,
+    /// kustomize rejected it, or ran too long or printed too much.
+    Failed,
+    /// The kustomize command is not installed or cannot start.
+    Unavailable,
+}
+
+impl KustomizeFailure {
+    /// A CamelCase reason, used for Kubernetes condition reasons and metric labels.
+    pub fn reason(self) -> &'static str {
+        match self {
+            KustomizeFailure::Refused => "KustomizeRefused",
+            KustomizeFailure::Failed => "KustomizeFailed",
+            KustomizeFailure::Unavailable => "KustomizeUnavailable",
         }
     }
 }

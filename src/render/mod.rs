@@ -5,11 +5,14 @@
 //! `manifest` (required fields), `images` (`images.yaml` overrides), `defaults`
 //! (list-map keys server-side apply needs), `release` and `hash` (ids and
 //! revision hashes). Every problem is collected so one failed sync reports all.
+//! A directory holding a kustomization is built by `kustomize` (confined to the
+//! tree: `kustomize/`) and its output goes through the same steps.
 
 mod defaults;
 mod error;
 mod hash;
 mod images;
+mod kustomize;
 mod manifest;
 mod object;
 mod parse;
@@ -23,7 +26,8 @@ mod tests;
 
 use std::collections::HashMap;
 
-pub use error::{Problem, RenderError};
+pub use error::{KustomizeFailure, Problem, RenderError};
+pub use kustomize::{KustomizeBuild, KustomizeCommand, BUILD_TIMEOUT, MAX_OUTPUT};
 pub use object::{apply_stage, is_cluster_scoped_builtin, Object, ObjectKey};
 pub use pods::{pod_spec, pod_spec_mut};
 pub use release::{
@@ -41,6 +45,24 @@ pub struct RenderOptions {
     /// read are then paired whether or not they spell it out. `None` (`plan`):
     /// pairs only by the namespace as written.
     pub namespace: Option<String>,
+    /// The kustomize command for directories holding a kustomization; `None`:
+    /// [`KustomizeCommand::default_command`].
+    pub kustomize: Option<KustomizeCommand>,
+}
+
+/// One input of a release, in path order: a manifest file or a kustomization.
+enum Input<'t, 'a> {
+    File(&'t walk::SourceFile<'a>),
+    Kustomization(&'t walk::KustomizationDir),
+}
+
+impl Input<'_, '_> {
+    fn path(&self) -> &str {
+        match self {
+            Input::File(f) => &f.path,
+            Input::Kustomization(k) => &k.file,
+        }
+    }
 }
 
 /// Renders the tree at `opts.path` and validates it.
@@ -53,6 +75,11 @@ pub fn render(tree: &RepoTree, opts: &RenderOptions) -> Result<Release, RenderEr
         .ok_or_else(|| RenderError::PathNotFound(opts.path.clone()))?;
     let collected = walk::collect(tree, &path)?;
     let mut problems = collected.problems;
+    let index = walk::Index::new(tree);
+    let command = opts
+        .kustomize
+        .clone()
+        .unwrap_or_else(KustomizeCommand::default_command);
 
     let (overrides, images_file) = match &collected.images {
         Some(file) => match parse::decode(&file.path, file.bytes) {
@@ -70,12 +97,32 @@ pub fn render(tree: &RepoTree, opts: &RenderOptions) -> Result<Release, RenderEr
     };
     let mut used = vec![false; overrides.len()];
 
+    let mut inputs: Vec<Input> = collected.manifests.iter().map(Input::File).collect();
+    inputs.extend(collected.kustomizations.iter().map(Input::Kustomization));
+    inputs.sort_by(|a, b| a.path().cmp(b.path()));
+
     let mut objects: Vec<Object> = Vec::new();
     let mut seen: HashMap<ObjectKey, (String, Option<usize>)> = HashMap::new();
-    for file in &collected.manifests {
-        let documents = match parse::decode(&file.path, file.bytes)
-            .and_then(|text| parse::parse(&file.path, text))
-        {
+    for input in &inputs {
+        let (file, documents) = match input {
+            Input::File(file) => (
+                &file.path,
+                parse::decode(&file.path, file.bytes)
+                    .and_then(|text| parse::parse(&file.path, text)),
+            ),
+            Input::Kustomization(unit) => {
+                // A kustomize failure rejects the commit whole, like any invalid file.
+                let stream = kustomize::build(&index, unit, &command)?;
+                // Lines of kustomize's output mean nothing in the repository.
+                let docs = parse::parse(&unit.file, &stream).map(|docs| {
+                    docs.into_iter()
+                        .map(|d| parse::Document { line: None, ..d })
+                        .collect()
+                });
+                (&unit.file, docs)
+            }
+        };
+        let documents = match documents {
             Ok(docs) => docs,
             Err(p) => {
                 problems.push(p);
@@ -83,7 +130,7 @@ pub fn render(tree: &RepoTree, opts: &RenderOptions) -> Result<Release, RenderEr
             }
         };
         for doc in documents {
-            let items = match manifest::expand_list(&file.path, doc.line, doc.value) {
+            let items = match manifest::expand_list(file, doc.line, doc.value) {
                 Ok(items) => items,
                 Err(p) => {
                     problems.push(p);
@@ -91,7 +138,7 @@ pub fn render(tree: &RepoTree, opts: &RenderOptions) -> Result<Release, RenderEr
                 }
             };
             for item in items {
-                let mut obj = match manifest::to_object(&file.path, doc.line, item) {
+                let mut obj = match manifest::to_object(file, doc.line, item) {
                     Ok(obj) => obj,
                     Err(p) => {
                         problems.push(p);
@@ -105,14 +152,14 @@ pub fn render(tree: &RepoTree, opts: &RenderOptions) -> Result<Release, RenderEr
                 if let Some((first_file, first_line)) = seen.get(&key) {
                     let at = first_line.map(|l| format!(":{l}")).unwrap_or_default();
                     problems.push(Problem::at(
-                        &file.path,
+                        file,
                         doc.line,
                         None,
                         format!("duplicate object {key}: already defined in {first_file}{at}; declare each object once"),
                     ));
                     continue;
                 }
-                seen.insert(key, (file.path.clone(), doc.line));
+                seen.insert(key, (file.clone(), doc.line));
                 images::apply_images(&mut obj, &overrides, &mut used);
                 defaults::apply_defaults(&mut obj);
                 objects.push(obj);
@@ -136,9 +183,19 @@ pub fn render(tree: &RepoTree, opts: &RenderOptions) -> Result<Release, RenderEr
 
     // Already in (file, document) order; a stable sort keeps that within a stage.
     objects.sort_by_key(apply_stage);
+    let kustomize = (!collected.kustomizations.is_empty()).then(|| KustomizeBuild {
+        command: command.to_string(),
+        version: command.version(),
+        kustomizations: collected
+            .kustomizations
+            .iter()
+            .map(|k| k.file.clone())
+            .collect(),
+    });
     Ok(Release {
         id: release::release_id(&objects),
         workloads: release::workloads(&objects),
         objects,
+        kustomize,
     })
 }

@@ -22,6 +22,24 @@ pub struct Release {
     pub objects: Vec<Object>,
     /// One per Deployment, StatefulSet and DaemonSet, sorted by namespace and name.
     pub workloads: Vec<Workload>,
+    /// How kustomize built the path's kustomizations; `None` for plain manifests.
+    /// Not part of the id: the same objects are the same release.
+    pub kustomize: Option<super::KustomizeBuild>,
+}
+
+impl Release {
+    /// Passes every file path through `f` (e.g. to show paths relative to the
+    /// directory a user named). The id does not depend on file paths.
+    pub fn map_files(&mut self, f: impl Fn(&str) -> String) {
+        for object in &mut self.objects {
+            object.file = f(&object.file);
+        }
+        if let Some(build) = &mut self.kustomize {
+            for file in &mut build.kustomizations {
+                *file = f(file);
+            }
+        }
+    }
 }
 
 /// A pod-template workload and the hash of its revision.

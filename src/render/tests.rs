@@ -535,6 +535,7 @@ fn from_dir_symlinks_inside_ok_outside_rejected_and_git_skipped() {
         &RenderOptions {
             path: "deploy".into(),
             namespace: None,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -567,6 +568,7 @@ fn from_dir_symlinks_inside_ok_outside_rejected_and_git_skipped() {
             &RenderOptions {
                 path: "deploy".into(),
                 namespace: None,
+                ..Default::default()
             },
         )
         .unwrap_err(),
@@ -642,6 +644,7 @@ fn with_a_target_namespace_written_and_implicit_namespaces_pair_up() {
             &RenderOptions {
                 path: ".".into(),
                 namespace: Some("shop".into()),
+                ..Default::default()
             },
         )
         .unwrap()
@@ -661,6 +664,7 @@ fn with_a_target_namespace_written_and_implicit_namespaces_pair_up() {
         &RenderOptions {
             path: ".".into(),
             namespace: None,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -674,6 +678,7 @@ fn with_a_target_namespace_written_and_implicit_namespaces_pair_up() {
         &RenderOptions {
             path: ".".into(),
             namespace: Some("shop".into()),
+            ..Default::default()
         },
     )
     .unwrap_err();
@@ -699,6 +704,7 @@ fn revisions_do_not_depend_on_how_the_namespace_is_known() {
             &RenderOptions {
                 path: ".".into(),
                 namespace: namespace.map(str::to_string),
+                ..Default::default()
             },
         )
         .unwrap()

@@ -39,8 +39,17 @@ impl RepoTree {
     /// [`EntryKind::Symlink`] and never followed, so a link cannot make render read
     /// outside the repository. Entries come out sorted by path.
     pub fn from_dir(root: &Path) -> Result<RepoTree, RenderError> {
+        RepoTree::from_dir_filtered(root, &|_, _| true)
+    }
+
+    /// Like [`RepoTree::from_dir`], reading only what `keep(relative path, is_dir)`
+    /// accepts (a directory that is not kept is not entered).
+    pub fn from_dir_filtered(
+        root: &Path,
+        keep: &dyn Fn(&str, bool) -> bool,
+    ) -> Result<RepoTree, RenderError> {
         let mut entries = Vec::new();
-        read_dir_into(root, "", &mut entries)?;
+        read_dir_into(root, "", keep, &mut entries)?;
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(RepoTree { entries })
     }
@@ -53,7 +62,12 @@ fn io_err(path: &Path, source: std::io::Error) -> RenderError {
     }
 }
 
-fn read_dir_into(dir: &Path, prefix: &str, out: &mut Vec<TreeEntry>) -> Result<(), RenderError> {
+fn read_dir_into(
+    dir: &Path,
+    prefix: &str,
+    keep: &dyn Fn(&str, bool) -> bool,
+    out: &mut Vec<TreeEntry>,
+) -> Result<(), RenderError> {
     let read = std::fs::read_dir(dir).map_err(|e| io_err(dir, e))?;
     for entry in read {
         let entry = entry.map_err(|e| io_err(dir, e))?;
@@ -70,6 +84,9 @@ fn read_dir_into(dir: &Path, prefix: &str, out: &mut Vec<TreeEntry>) -> Result<(
         // symlink_metadata: a link is described as a link, never as what it points to.
         let meta = std::fs::symlink_metadata(&full).map_err(|e| io_err(&full, e))?;
         let file_type = meta.file_type();
+        if !keep(&rel, file_type.is_dir()) {
+            continue;
+        }
         if file_type.is_symlink() {
             let target = std::fs::read_link(&full).map_err(|e| io_err(&full, e))?;
             out.push(TreeEntry {
@@ -77,7 +94,7 @@ fn read_dir_into(dir: &Path, prefix: &str, out: &mut Vec<TreeEntry>) -> Result<(
                 kind: EntryKind::Symlink(target.to_string_lossy().into_owned()),
             });
         } else if file_type.is_dir() {
-            read_dir_into(&full, &rel, out)?;
+            read_dir_into(&full, &rel, keep, out)?;
         } else if file_type.is_file() {
             let bytes = std::fs::read(&full).map_err(|e| io_err(&full, e))?;
             out.push(TreeEntry {

@@ -23,11 +23,25 @@ pub(crate) struct SourceFile<'a> {
     pub bytes: &'a [u8],
 }
 
+/// A directory holding a kustomization: built with kustomize as one unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KustomizationDir {
+    /// The directory as the user sees it (through any symlinked directory).
+    pub path: String,
+    /// The real directory in the tree, symlinks resolved.
+    pub real: String,
+    /// The kustomization file as the user sees it, for messages and `Object::file`.
+    pub file: String,
+}
+
 /// What lies under the render path.
 #[derive(Debug, Default)]
 pub(crate) struct Collected<'a> {
     /// Manifest files, sorted by path.
     pub manifests: Vec<SourceFile<'a>>,
+    /// Directories holding a kustomization, sorted by path; their files are
+    /// not in `manifests`.
+    pub kustomizations: Vec<KustomizationDir>,
     /// `images.yaml` at the path root, if any.
     pub images: Option<SourceFile<'a>>,
     /// Symlink problems.
@@ -50,13 +64,18 @@ pub(crate) fn normalize(path: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
-fn join(dir: &str, name: &str) -> String {
+/// `dir/name`, or `name` at the root.
+pub(crate) fn join(dir: &str, name: &str) -> String {
     if dir.is_empty() {
         name.to_string()
     } else {
         format!("{dir}/{name}")
     }
 }
+
+/// File names that make a directory a kustomization, in kustomize's own order of preference.
+pub(crate) const KUSTOMIZATION_FILES: [&str; 3] =
+    ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// Whether a file name is rendered as a manifest.
 fn is_manifest(path: &str) -> bool {
@@ -65,7 +84,8 @@ fn is_manifest(path: &str) -> bool {
         .any(|ext| path.ends_with(ext))
 }
 
-enum Resolved<'a> {
+/// What a repository path resolves to, symlinks followed inside the tree.
+pub(crate) enum Resolved<'a> {
     File(&'a [u8]),
     Dir(String),
     Missing,
@@ -74,18 +94,31 @@ enum Resolved<'a> {
     Loop,
 }
 
-struct Index<'a> {
+/// The tree by path, for lookups and symlink resolution.
+pub(crate) struct Index<'a> {
     entries: BTreeMap<&'a str, &'a EntryKind>,
 }
 
 impl<'a> Index<'a> {
-    fn new(tree: &'a RepoTree) -> Index<'a> {
+    pub(crate) fn new(tree: &'a RepoTree) -> Index<'a> {
         let entries = tree
             .entries
             .iter()
             .map(|e| (e.path.as_str(), &e.kind))
             .collect();
         Index { entries }
+    }
+
+    /// The entry at exactly `path` (no symlink resolution).
+    pub(crate) fn get(&self, path: &str) -> Option<&'a EntryKind> {
+        self.entries.get(path).copied()
+    }
+
+    /// The kustomization file name in real directory `dir`, if it holds one.
+    pub(crate) fn kustomization_in(&self, dir: &str) -> Option<&'static str> {
+        KUSTOMIZATION_FILES
+            .into_iter()
+            .find(|name| self.entries.contains_key(join(dir, name).as_str()))
     }
 
     fn is_dir(&self, dir: &str) -> bool {
@@ -100,7 +133,7 @@ impl<'a> Index<'a> {
     }
 
     /// Immediate child names of a real directory.
-    fn children(&self, dir: &str) -> BTreeSet<&'a str> {
+    pub(crate) fn children(&self, dir: &str) -> BTreeSet<&'a str> {
         let prefix = if dir.is_empty() {
             String::new()
         } else {
@@ -118,7 +151,7 @@ impl<'a> Index<'a> {
     }
 
     /// Follows symlinks in every component of a normalised path.
-    fn resolve(&self, path: &str) -> Resolved<'a> {
+    pub(crate) fn resolve(&self, path: &str) -> Resolved<'a> {
         let mut pending = path.to_string();
         let mut hops = 0;
         'restart: loop {
@@ -176,6 +209,22 @@ impl<'a> Index<'a> {
         via: &mut Vec<String>,
         out: &mut Collected<'a>,
     ) {
+        // A kustomization is built as a whole by kustomize: its files are its
+        // inputs (bases, patches, generator sources), not manifests of their own.
+        if let Some(name) = self.kustomization_in(rdir) {
+            out.kustomizations.push(KustomizationDir {
+                path: vdir.to_string(),
+                real: rdir.to_string(),
+                file: join(vdir, name),
+            });
+            // images.yaml at the render path still applies on top of the build.
+            if top {
+                if let Resolved::File(bytes) = self.resolve(&join(rdir, IMAGES_FILE)) {
+                    add_file(out, join(vdir, IMAGES_FILE), bytes, true);
+                }
+            }
+            return;
+        }
         for name in self.children(rdir) {
             // Hidden files and directories (.github, .gitlab-ci.yml, ...) are not manifests.
             if name.starts_with('.') {
@@ -257,6 +306,7 @@ pub(crate) fn collect<'a>(tree: &'a RepoTree, path: &str) -> Result<Collected<'a
         }
     }
     out.manifests.sort_by(|a, b| a.path.cmp(&b.path));
+    out.kustomizations.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
 
@@ -383,6 +433,45 @@ mod tests {
             c.problems.iter().any(|p| p.file.starts_with("d/x/")),
             "{files:?}"
         );
+    }
+
+    #[test]
+    fn kustomization_directories_are_units_and_their_files_are_not_manifests() {
+        let t = tree(&[
+            ("d/plain.yaml", Ok("")),
+            ("d/app/kustomization.yaml", Ok("")),
+            ("d/app/deployment.yaml", Ok("")),
+            ("d/app/nested/x.yaml", Ok("")),
+            ("d/other/Kustomization", Ok("")),
+            ("d/linked", Err("../shared")),
+            ("shared/kustomization.yml", Ok("")),
+        ]);
+        let c = collect(&t, "d").unwrap();
+        assert_eq!(paths(&c), ["d/plain.yaml"]);
+        let units: Vec<(&str, &str, &str)> = c
+            .kustomizations
+            .iter()
+            .map(|k| (k.path.as_str(), k.real.as_str(), k.file.as_str()))
+            .collect();
+        assert_eq!(
+            units,
+            [
+                ("d/app", "d/app", "d/app/kustomization.yaml"),
+                ("d/linked", "shared", "d/linked/kustomization.yml"),
+                ("d/other", "d/other", "d/other/Kustomization"),
+            ]
+        );
+
+        // At the path itself: one unit, and images.yaml beside it still applies.
+        let t = tree(&[
+            ("o/kustomization.yaml", Ok("")),
+            ("o/images.yaml", Ok("images: []")),
+            ("o/patch.yaml", Ok("")),
+        ]);
+        let c = collect(&t, "o").unwrap();
+        assert!(c.manifests.is_empty());
+        assert_eq!(c.kustomizations[0].file, "o/kustomization.yaml");
+        assert_eq!(c.images.unwrap().path, "o/images.yaml");
     }
 
     #[test]

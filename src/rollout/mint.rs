@@ -127,19 +127,17 @@ pub fn mint(release: &Release, active: &dyn Fn(&WorkloadKey) -> Option<String>) 
         .collect();
     let minted: Vec<&Object> = release.objects.iter().filter(|o| is_minted(o)).collect();
 
-    // Config read by minted pods is delivered as immutable copies; an original is
-    // still applied when something that is not minted reads it too.
+    // Config read by minted pods is delivered as immutable copies, in addition to
+    // the declared original: other readers (an Ingress's TLS, a ServiceAccount's
+    // pull secrets, unminted workloads, people) use it by its own name.
     let mut copied: BTreeMap<(Option<String>, &'static str, String), String> = BTreeMap::new();
-    let mut read_elsewhere: BTreeSet<(Option<String>, &'static str, String)> = BTreeSet::new();
-    for obj in &release.objects {
+    for obj in release.objects.iter().filter(|o| is_minted(o)) {
         let Some(spec) = pod_spec(&obj.manifest, obj.group(), &obj.kind) else {
             continue;
         };
         for (kind, name) in referenced_configs(spec) {
             let key = (obj.namespace.clone(), kind, name);
-            if !is_minted(obj) {
-                read_elsewhere.insert(key);
-            } else if let Some(config) = find_config(release, &key) {
+            if let Some(config) = find_config(release, &key) {
                 copied.insert(
                     key,
                     format!("{}-{}", config.name, config_hash(&config.manifest)),
@@ -161,11 +159,9 @@ pub fn mint(release: &Release, active: &dyn Fn(&WorkloadKey) -> Option<String>) 
             .and_then(|k| copied.get(k).map(|copy| (k, copy)))
         {
             Some((key, copy)) => {
+                objects.push(obj.clone());
                 objects.push(config_copy(obj, copy));
                 config_copies.insert((obj.namespace.clone(), key.1.to_string(), copy.clone()));
-                if read_elsewhere.contains(key) {
-                    objects.push(obj.clone());
-                }
             }
             None => objects.push(obj.clone()),
         }
@@ -381,6 +377,7 @@ spec:
             &RenderOptions {
                 path: ".".into(),
                 namespace: namespace.map(str::to_string),
+                ..Default::default()
             },
         )
         .unwrap()
@@ -447,11 +444,10 @@ spec:
             copy.manifest["metadata"]["labels"][CONFIG_COPY_LABEL],
             "cfg"
         );
-        // The originals are not applied: only minted pods read them.
-        assert!(m
-            .objects
-            .iter()
-            .all(|o| o.name != "cfg" && o.name != "creds"));
+        // The declared originals are applied too, unchanged.
+        let original = m.objects.iter().find(|o| o.name == "cfg").unwrap();
+        assert!(original.manifest.get("immutable").is_none());
+        assert!(m.objects.iter().any(|o| o.name == "creds"));
         assert_eq!(m.config_copies.len(), 2);
     }
 

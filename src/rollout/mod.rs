@@ -1,87 +1,41 @@
-//! Decisions about a release, as pure functions: how objects are labelled,
-//! which stage they go in, and what to prune. No client here.
+//! Decisions about a release, as pure functions: how a release is minted,
+//! what it looks like as desired state, and the plan of each pass. No client here.
 
-mod decide;
+mod desired;
 mod mint;
+mod observed;
+mod plan;
+#[cfg(test)]
+mod plan_tests;
 
-pub use decide::{
-    decide, orphan_copies, Decision, LiveRevision, NotReady, RolloutState, Step, WantedRevision,
+pub use desired::{
+    annotated, manifest_hash, DesiredObject, DesiredRelease, DesiredRevision,
+    APPLIED_HASH_ANNOTATION, CHANNEL_LABEL, COMMIT_ANNOTATION, RELEASE_ANNOTATION,
 };
 pub use mint::{
     is_minted, mint, Minted, Revision, WorkloadKey, CONFIG_COPY_LABEL, REVISION_LABEL,
     STRATEGY_ANNOTATION, WORKLOAD_LABEL,
 };
+pub use observed::{
+    foreign_editors, FailedMark, LiveCopy, LiveObject, LiveRevision, LiveService, ObjectId,
+    Observed, FIELD_MANAGER,
+};
+pub use plan::{
+    plan, Action, ApplyReason, NotReady, Phase, Plan, RevisionReason, Settings, DRAINED_ANNOTATION,
+    FAILED_ANNOTATION, FAILED_READY_ANNOTATION, FAILED_RETRY_ANNOTATION, PROGRESSING_ANNOTATION,
+    PROMOTED_ANNOTATION,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{json, Value};
-
-use crate::controller::crd::InventoryEntry;
+use crate::api::InventoryEntry;
 
 /// Label on every managed object.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Value of [`MANAGED_BY_LABEL`].
 pub const MANAGED_BY: &str = "kubemint";
-/// Label naming the channel (`<namespace>.<name>`) that manages an object.
-pub const CHANNEL_LABEL: &str = "kubemint.io/channel";
-/// Annotation with the commit an object was last applied from.
-pub const COMMIT_ANNOTATION: &str = "kubemint.io/commit";
-/// Annotation with the release an object belongs to.
-pub const RELEASE_ANNOTATION: &str = "kubemint.io/release";
 /// Annotation that protects an object from pruning when set to `disabled`.
 pub const PRUNE_ANNOTATION: &str = "kubemint.io/prune";
-
-/// What kubemint stamps on every object it applies.
-#[derive(Debug, Clone)]
-pub struct Stamp<'a> {
-    /// `<namespace>.<name>` of the channel.
-    pub channel: &'a str,
-    /// Full commit id.
-    pub commit: &'a str,
-    /// Release id.
-    pub release: &'a str,
-}
-
-/// Returns `manifest` with its namespace settled and kubemint's labels and annotations added.
-///
-/// `namespace` is `Some` for namespaced kinds (the object's own namespace or the
-/// channel's target), `None` for cluster-scoped ones, whose namespace is removed.
-pub fn stamp(manifest: &Value, namespace: Option<&str>, stamp: &Stamp<'_>) -> Value {
-    let mut out = manifest.clone();
-    let Some(obj) = out.as_object_mut() else {
-        return out;
-    };
-    let metadata = obj.entry("metadata").or_insert_with(|| json!({}));
-    let Some(metadata) = metadata.as_object_mut() else {
-        return out;
-    };
-    match namespace {
-        Some(ns) => {
-            metadata.insert("namespace".into(), json!(ns));
-        }
-        None => {
-            metadata.remove("namespace");
-        }
-    }
-    let labels = map_entry(metadata, "labels");
-    labels.insert(MANAGED_BY_LABEL.into(), json!(MANAGED_BY));
-    labels.insert(CHANNEL_LABEL.into(), json!(stamp.channel));
-    let annotations = map_entry(metadata, "annotations");
-    annotations.insert(COMMIT_ANNOTATION.into(), json!(stamp.commit));
-    annotations.insert(RELEASE_ANNOTATION.into(), json!(stamp.release));
-    out
-}
-
-fn map_entry<'a>(
-    parent: &'a mut serde_json::Map<String, Value>,
-    key: &str,
-) -> &'a mut serde_json::Map<String, Value> {
-    let slot = parent.entry(key).or_insert_with(|| json!({}));
-    if !slot.is_object() {
-        *slot = json!({});
-    }
-    slot.as_object_mut().expect("just made an object")
-}
 
 /// Apply stage of a kind: CRDs and Namespaces (0) go before everything else (1).
 pub fn stage_of(group: &str, kind: &str) -> u8 {
@@ -156,37 +110,6 @@ mod tests {
             namespace: ns.map(Into::into),
             name: name.into(),
         }
-    }
-
-    #[test]
-    fn stamp_sets_namespace_labels_and_annotations() {
-        let m = json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "c", "labels": {"app": "web"}}});
-        let s = Stamp {
-            channel: "ops.shop",
-            commit: "abc",
-            release: "r1",
-        };
-        let out = stamp(&m, Some("shop"), &s);
-        assert_eq!(out["metadata"]["namespace"], "shop");
-        assert_eq!(out["metadata"]["labels"]["app"], "web");
-        assert_eq!(out["metadata"]["labels"][CHANNEL_LABEL], "ops.shop");
-        assert_eq!(out["metadata"]["labels"][MANAGED_BY_LABEL], "kubemint");
-        assert_eq!(out["metadata"]["annotations"][COMMIT_ANNOTATION], "abc");
-        assert_eq!(out["metadata"]["annotations"][RELEASE_ANNOTATION], "r1");
-        // The input is not modified.
-        assert!(m["metadata"].get("namespace").is_none());
-    }
-
-    #[test]
-    fn stamp_drops_namespace_of_cluster_scoped_objects() {
-        let m = json!({"kind": "ClusterRole", "metadata": {"name": "r", "namespace": "x"}});
-        let s = Stamp {
-            channel: "a.b",
-            commit: "c",
-            release: "r",
-        };
-        assert!(stamp(&m, None, &s)["metadata"].get("namespace").is_none());
     }
 
     #[test]

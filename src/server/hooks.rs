@@ -203,7 +203,7 @@ async fn read_token(client: &Client, namespace: &str, secret: &str) -> Result<Ve
     };
     crate::cluster::secret_data(client, namespace, secret)
         .await
-        .map_err(unavailable)?
+        .map_err(|e| unavailable(e.to_string()))?
         .remove(TOKEN_KEY)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| unavailable(format!("it has no `{TOKEN_KEY}` key")))

@@ -17,7 +17,7 @@ use super::auth::{fetch_options, remote_callbacks, GitCredentials};
 use super::refs::{peel_advertisement, resolve, RefRequest};
 use super::verify::{verify_range, TrustedKeys, Verified};
 use super::{redact_url, sanitize, tree_at, SourceError};
-use crate::controller::crd::VerifyMode;
+use crate::api::VerifyMode;
 use crate::render::RepoTree;
 
 /// What to fetch, from where, with which credentials.

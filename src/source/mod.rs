@@ -13,7 +13,7 @@ pub mod webhook;
 pub use auth::{remote_callbacks, GitCredentials};
 pub use cache::{commit_meta, CommitMeta, FetchOutcome, FetchRequest, GitCache, TransferStats};
 pub use refs::RefRequest;
-pub use tree::tree_at;
+pub use tree::{tree_at, LocalTree};
 pub use verify::TrustedKeys;
 pub use watch::WatchRegistry;
 

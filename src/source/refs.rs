@@ -4,7 +4,7 @@
 use git2::Oid;
 
 use super::SourceError;
-use crate::controller::crd::GitRef;
+use crate::api::GitRef;
 
 /// What `spec.git.ref` asks for, after picking the most specific field.
 #[derive(Debug, Clone, PartialEq, Eq)]

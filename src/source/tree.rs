@@ -1,8 +1,12 @@
-//! Reading a commit's tree into the render layer's [`RepoTree`].
+//! Reading a commit's tree, or a directory on disk, into the render layer's [`RepoTree`].
+
+use std::path::Path;
 
 use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 
-use crate::render::{EntryKind, RepoTree, TreeEntry};
+use crate::render::{
+    self, EntryKind, KustomizeFailure, Release, RenderError, RenderOptions, RepoTree, TreeEntry,
+};
 
 /// File mode git uses for symbolic links.
 const SYMLINK_MODE: i32 = 0o120000;
@@ -36,5 +40,167 @@ pub fn tree_at(repo: &Repository, commit: Oid) -> Result<RepoTree, git2::Error> 
     match failure {
         Some(e) => Err(e),
         None => Ok(RepoTree { entries }),
+    }
+}
+
+/// A directory on disk, read for rendering as the repository it belongs to.
+///
+/// Inside a git work tree the tree is the whole work tree (what git does not
+/// ignore, and everything under the directory itself), so an overlay in the
+/// directory reaches its base elsewhere in the checkout, and symlinks and
+/// kustomize are confined to the checkout as they are for a commit. Outside
+/// git, the directory alone is the repository.
+#[derive(Debug)]
+pub struct LocalTree {
+    /// The files.
+    pub tree: RepoTree,
+    /// The directory's path in `tree` (`""` when it is the root).
+    pub prefix: String,
+    /// Whether `tree` is a git work tree (else: the directory alone).
+    pub in_git: bool,
+}
+
+impl LocalTree {
+    /// Reads `dir`.
+    pub fn read(dir: &Path) -> Result<LocalTree, RenderError> {
+        let repo = Repository::discover(dir).ok();
+        let inside = repo.as_ref().and_then(|repo| {
+            let workdir = repo.workdir()?.canonicalize().ok()?;
+            let rel = dir
+                .canonicalize()
+                .ok()?
+                .strip_prefix(&workdir)
+                .ok()?
+                .to_path_buf();
+            Some((workdir, rel.to_string_lossy().into_owned()))
+        });
+        let (Some(repo), Some((workdir, prefix))) = (repo, inside) else {
+            return Ok(LocalTree {
+                tree: RepoTree::from_dir(dir)?,
+                prefix: String::new(),
+                in_git: false,
+            });
+        };
+        let index = repo.index().ok();
+        let keep = |rel: &str, is_dir: bool| {
+            // The directory asked for, and the way down to it, are read whatever
+            // the ignore rules say; elsewhere only what git would see.
+            let on_the_way = prefix == rel || prefix.starts_with(&format!("{rel}/"));
+            let under = prefix.is_empty() || rel.starts_with(&format!("{prefix}/"));
+            if on_the_way || under {
+                return true;
+            }
+            let tracked = !is_dir
+                && index
+                    .as_ref()
+                    .is_some_and(|i| i.get_path(Path::new(rel), 0).is_some());
+            tracked || !repo.is_path_ignored(rel).unwrap_or(false)
+        };
+        Ok(LocalTree {
+            tree: RepoTree::from_dir_filtered(&workdir, &keep)?,
+            prefix,
+            in_git: true,
+        })
+    }
+
+    /// Renders `opts.path` relative to the directory. Files in the release and
+    /// in errors are shown relative to the directory when they are inside it,
+    /// and relative to the repository otherwise.
+    pub fn render(&self, opts: &RenderOptions) -> Result<Release, RenderError> {
+        let opts = RenderOptions {
+            path: format!("{}/{}", self.prefix, opts.path),
+            ..opts.clone()
+        };
+        let shown = |file: &str| self.relative(file);
+        match render::render(&self.tree, &opts) {
+            Ok(mut release) => {
+                release.map_files(shown);
+                Ok(release)
+            }
+            Err(RenderError::Kustomize {
+                file,
+                failure: KustomizeFailure::Refused,
+                message,
+            }) if !self.in_git && message.contains("leaves the repository") => {
+                Err(RenderError::Kustomize {
+                    file,
+                    failure: KustomizeFailure::Refused,
+                    message: format!(
+                        "{message} (outside a git checkout the directory given is the \
+                         repository: name the directory that holds the bases, with --path)"
+                    ),
+                })
+            }
+            Err(e) => Err(e.map_files(shown)),
+        }
+    }
+
+    fn relative(&self, file: &str) -> String {
+        if self.prefix.is_empty() {
+            return file.to_string();
+        }
+        file.strip_prefix(&format!("{}/", self.prefix))
+            .unwrap_or(file)
+            .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let ok = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", dir)
+            .status()
+            .expect("git runs")
+            .success();
+        assert!(ok, "git {args:?}");
+    }
+
+    #[test]
+    fn a_directory_in_a_work_tree_is_read_with_its_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        git(root, &["init", "-q"]);
+        for (path, content) in [
+            (".gitignore", "target/\n*.log\ngen/\n"),
+            ("base/cm.yaml", "base"),
+            ("app/dev/kustomization.yaml", "resources: [../../base]"),
+            ("target/debug/huge", "ignored"),
+            ("app/dev/notes.log", "under the directory: kept"),
+            ("gen/out.yaml", "ignored but asked for"),
+        ] {
+            std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+            std::fs::write(root.join(path), content).unwrap();
+        }
+        let local = LocalTree::read(&root.join("app/dev")).unwrap();
+        assert_eq!(local.prefix, "app/dev");
+        let paths: Vec<&str> = local.tree.entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                ".gitignore",
+                "app/dev/kustomization.yaml",
+                "app/dev/notes.log",
+                "base/cm.yaml"
+            ]
+        );
+        let local = LocalTree::read(&root.join("gen")).unwrap();
+        assert!(local.tree.entries.iter().any(|e| e.path == "gen/out.yaml"));
+        assert_eq!(local.relative("gen/out.yaml"), "out.yaml");
+        assert_eq!(local.relative("base/cm.yaml"), "base/cm.yaml");
+    }
+
+    #[test]
+    fn a_directory_outside_git_is_its_own_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), "a").unwrap();
+        let local = LocalTree::read(dir.path()).unwrap();
+        assert_eq!(local.prefix, "");
+        assert_eq!(local.tree.entries.len(), 1);
     }
 }

@@ -14,7 +14,7 @@ use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey};
 use pgp::types::KeyDetails;
 
 use super::SourceError;
-use crate::controller::crd::VerifyMode;
+use crate::api::VerifyMode;
 
 /// The SSHSIG namespace git signs commits in.
 const GIT_NAMESPACE: &str = "git";

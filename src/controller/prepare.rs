@@ -1,0 +1,183 @@
+//! A rendered commit made ready to plan against the cluster: every object's
+//! kind resolved and namespace settled, the kinds to watch, and the Services
+//! being adopted.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::Service;
+use kube::discovery::ApiResource;
+use kube::{Api, Client, ResourceExt};
+
+use super::Error;
+use crate::api::{Channel, CommitInfo};
+use crate::cluster::{ClusterError, Resolver};
+use crate::render::{Object, Release};
+use crate::rollout::{mint, DesiredRelease, CHANNEL_LABEL};
+
+/// A rendered commit, ready to plan against the cluster.
+pub struct Rendered {
+    /// The commit, with the ref it came from.
+    pub commit: CommitInfo,
+    /// The release as desired state.
+    pub desired: DesiredRelease,
+    /// The kinds it delivers (plus ConfigMaps and Secrets, for copies), to watch.
+    pub kinds: Vec<ApiResource>,
+    /// Whether some kinds come from CRDs in the release that are not served yet.
+    pub unresolved: bool,
+    /// Namespaces the release creates.
+    pub namespaces: Vec<String>,
+    /// `Minted ...` summaries of its revisions, for the event.
+    pub summaries: Vec<String>,
+    /// Selectors of declared Services that exist without kubemint's labels
+    /// (made by hand, being adopted): they keep serving what they select until promotion.
+    pub unlabelled: BTreeMap<(String, String), BTreeMap<String, String>>,
+}
+
+/// Settles every object's kind and namespace: the release as desired state, and the kinds to watch.
+pub async fn prepare(
+    client: &Client,
+    resolver: &Resolver,
+    channel: &Channel,
+    release: &Release,
+    commit: CommitInfo,
+) -> Result<Rendered, Error> {
+    let target = channel.target_namespace();
+    let minted = mint(release, &|_| None);
+    let mut kinds = Vec::new();
+    let mut scopes = std::collections::HashMap::new();
+    let mut unresolved = false;
+    let all: Vec<&Object> = minted
+        .objects
+        .iter()
+        .chain(minted.revisions.iter().map(|r| &r.replica_set))
+        .collect();
+    for object in &all {
+        let gvk = (
+            object.group().to_string(),
+            object.version().to_string(),
+            object.kind.clone(),
+        );
+        if scopes.contains_key(&gvk) {
+            continue;
+        }
+        let namespaced = match resolver
+            .resolve(object.group(), object.version(), &object.kind)
+            .await?
+        {
+            Some((ar, namespaced)) => {
+                kinds.push(ar);
+                namespaced
+            }
+            None => match crd_scope_in_release(&release.objects, object.group(), &object.kind) {
+                Some(namespaced) => {
+                    unresolved = true;
+                    namespaced
+                }
+                None => {
+                    return Err(ClusterError::UnknownKind {
+                        file: object.file.clone(),
+                        object: object.key().to_string(),
+                        api_version: object.api_version.clone(),
+                        kind: object.kind.clone(),
+                    }
+                    .into())
+                }
+            },
+        };
+        scopes.insert(gvk, namespaced);
+    }
+    // Config copies are watched even when the release declares no ConfigMap or Secret.
+    for kind in ["ConfigMap", "Secret"] {
+        if let Some((ar, _)) = resolver.resolve("", "v1", kind).await? {
+            if !kinds.iter().any(|k| k.kind == kind && k.group.is_empty()) {
+                kinds.push(ar);
+            }
+        }
+    }
+    let namespace_of = |o: &Object| -> Option<String> {
+        let key = (
+            o.group().to_string(),
+            o.version().to_string(),
+            o.kind.clone(),
+        );
+        scopes
+            .get(&key)
+            .copied()
+            .unwrap_or(true)
+            .then(|| o.namespace.clone().unwrap_or_else(|| target.clone()))
+    };
+    let desired = DesiredRelease::new(
+        &release.id,
+        &commit.sha,
+        &channel.label_value(),
+        &minted,
+        &namespace_of,
+    );
+    let unlabelled = unlabelled_services(client, &desired).await?;
+    let namespaces = release
+        .objects
+        .iter()
+        .filter(|o| o.kind == "Namespace" && o.group().is_empty())
+        .map(|o| o.name.clone())
+        .collect();
+    Ok(Rendered {
+        commit,
+        desired,
+        kinds,
+        unresolved,
+        namespaces,
+        summaries: minted.revisions.iter().map(|r| r.summary()).collect(),
+        unlabelled,
+    })
+}
+
+/// Declared, pinned Services that exist but are not labelled for the channel
+/// (one list per namespace, once per commit).
+async fn unlabelled_services(
+    client: &Client,
+    desired: &DesiredRelease,
+) -> Result<BTreeMap<(String, String), BTreeMap<String, String>>, Error> {
+    let pinned: BTreeSet<(String, String)> = desired
+        .objects
+        .iter()
+        .filter(|o| o.pinned_to.is_some())
+        .map(|o| {
+            (
+                o.id.namespace.clone().unwrap_or_default(),
+                o.id.name.clone(),
+            )
+        })
+        .collect();
+    let namespaces: BTreeSet<&String> = pinned.iter().map(|(ns, _)| ns).collect();
+    let mut found = BTreeMap::new();
+    for ns in namespaces {
+        let list = Api::<Service>::namespaced(client.clone(), ns)
+            .list(&Default::default())
+            .await
+            .map_err(|source| ClusterError::Observe {
+                what: format!("Services in {ns}"),
+                source,
+            })?;
+        for svc in list.items {
+            let key = (ns.clone(), svc.name_any());
+            let ours = svc.labels().get(CHANNEL_LABEL) == Some(&desired.channel);
+            if ours || !pinned.contains(&key) {
+                continue;
+            }
+            let selector = svc.spec.and_then(|s| s.selector).unwrap_or_default();
+            found.insert(key, selector.into_iter().collect());
+        }
+    }
+    Ok(found)
+}
+
+/// `Some(namespaced)` when the release holds a CRD that defines `group`/`kind`.
+fn crd_scope_in_release(objects: &[Object], group: &str, kind: &str) -> Option<bool> {
+    objects
+        .iter()
+        .filter(|o| o.kind == "CustomResourceDefinition")
+        .find(|o| {
+            o.manifest["spec"]["group"] == group && o.manifest["spec"]["names"]["kind"] == kind
+        })
+        .map(|crd| crd.manifest["spec"]["scope"] != "Cluster")
+}

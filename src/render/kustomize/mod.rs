@@ -1,0 +1,152 @@
+//! Building a kustomization with the kustomize executable, confined to the repository.
+//!
+//! One build, one job per file: [`inspect`] checks every kustomization it
+//! reaches (no remote bases, no paths out of the repository) before anything
+//! runs; [`materialize`] writes what the build needs into a private directory;
+//! [`process`] runs kustomize there with a clean environment, a deadline and
+//! an output bound; [`redact`] turns its errors into messages without secrets;
+//! [`memo`] keeps recent outputs, so an unchanged commit is not built again.
+//! What comes out is a YAML stream that render treats like any manifest file.
+
+mod command;
+mod inspect;
+mod materialize;
+mod memo;
+mod process;
+mod redact;
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+pub use command::KustomizeCommand;
+
+use super::walk::{Index, KustomizationDir};
+use super::{KustomizeFailure, RenderError};
+use process::{Limits, RunError};
+
+/// How long one build may take before it is killed.
+pub const BUILD_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most output one build may print before it is killed.
+pub const MAX_OUTPUT: usize = 64 * 1024 * 1024;
+
+/// How the kustomizations of a release were built, for `plan` and the logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KustomizeBuild {
+    /// The command, e.g. `kubectl kustomize`.
+    pub command: String,
+    /// Its kustomize version, e.g. `v5.5.0`, when it says.
+    pub version: Option<String>,
+    /// The kustomization files built, as the user sees them.
+    pub kustomizations: Vec<String>,
+}
+
+impl KustomizeBuild {
+    /// `kustomize v5.5.0 (kubectl kustomize)`.
+    pub fn describe(&self) -> String {
+        let version = self.version.as_deref().unwrap_or("(version unknown)");
+        format!("kustomize {version} ({})", self.command)
+    }
+}
+
+/// Builds one kustomization directory and returns kustomize's YAML stream.
+pub(crate) fn build(
+    index: &Index<'_>,
+    unit: &KustomizationDir,
+    command: &KustomizeCommand,
+) -> Result<String, RenderError> {
+    let fail = |failure: KustomizeFailure, message: String| RenderError::Kustomize {
+        file: unit.file.clone(),
+        failure,
+        message,
+    };
+    let reach = inspect::reach(index, unit).map_err(|r| RenderError::Kustomize {
+        file: r.file,
+        failure: KustomizeFailure::Refused,
+        message: r.message,
+    })?;
+    let program = command
+        .program()
+        .map_err(|m| fail(KustomizeFailure::Unavailable, m))?;
+    let layout = materialize::Layout::of(index, &reach.dirs);
+    let key: [u8; 32] = Sha256::new()
+        .chain_update(command.to_string())
+        .chain_update([0])
+        .chain_update(&unit.real)
+        .chain_update([0])
+        .chain_update(layout.fingerprint())
+        .finalize()
+        .into();
+    if let Some(stream) = memo::get(&key) {
+        return Ok(stream);
+    }
+
+    let work = tempfile::Builder::new()
+        .prefix("kubemint-kustomize-")
+        .tempdir()
+        .map_err(|e| {
+            fail(
+                KustomizeFailure::Failed,
+                format!("creating a work directory: {e}"),
+            )
+        })?;
+    let repo = work.path().join("repo");
+    let home = work.path().join("home");
+    std::fs::create_dir_all(&home)
+        .and_then(|()| std::fs::create_dir_all(&repo))
+        .and_then(|()| layout.write(&repo))
+        .map_err(|e| {
+            fail(
+                KustomizeFailure::Failed,
+                format!("writing the kustomization to a work directory: {e}"),
+            )
+        })?;
+
+    let limits = Limits {
+        timeout: BUILD_TIMEOUT,
+        max_output: MAX_OUTPUT,
+    };
+    let root = repo.join(&unit.real);
+    let out =
+        process::run(&program, &command.build_args(&root), &home, &limits).map_err(
+            |e| match e {
+                RunError::Spawn(e) => fail(
+                    KustomizeFailure::Unavailable,
+                    format!("starting `{command}`: {e}"),
+                ),
+                RunError::TimedOut(after) => fail(
+                    KustomizeFailure::Failed,
+                    format!("`{command}` did not finish within {after:?}; it was stopped"),
+                ),
+                RunError::TooLarge(bytes) => fail(
+                    KustomizeFailure::Failed,
+                    format!(
+                        "`{command}` printed more than {} MiB; it was stopped",
+                        bytes / (1024 * 1024)
+                    ),
+                ),
+                RunError::Failed { status, stderr } => {
+                    let said = redact::message(&stderr, &repo, &reach.secrets);
+                    let said = if said.is_empty() {
+                        format!("exited with {status}")
+                    } else {
+                        said
+                    };
+                    fail(
+                        KustomizeFailure::Failed,
+                        format!("kustomize build failed: {said}"),
+                    )
+                }
+            },
+        )?;
+    let stream = String::from_utf8(out).map_err(|_| {
+        fail(
+            KustomizeFailure::Failed,
+            "kustomize printed invalid UTF-8".into(),
+        )
+    })?;
+    memo::put(key, &stream);
+    Ok(stream)
+}
