@@ -21,7 +21,9 @@
 // harness (cfg(test)) and so without a use for `main`: nothing to run there.
 #![cfg_attr(test, allow(dead_code, unused_imports))]
 
+#[path = "../fixture/mod.rs"]
 mod fixture;
+#[path = "../support/mod.rs"]
 mod support;
 
 use std::path::Path;
