@@ -93,25 +93,6 @@ impl Minted {
         all
     }
 
-    /// Services pinned to a workload that `active` knows no serving revision of:
-    /// new to the channel, renamed, or just opted in to minting. Such a Service
-    /// may still carry traffic to pods kubemint did not mint, so it keeps its live
-    /// selector until the release is promoted ([`Minted::hold`]).
-    pub fn unpinned_services(&self, has_active: &dyn Fn(&WorkloadKey) -> bool) -> Vec<usize> {
-        self.pinned_services
-            .iter()
-            .filter(|(_, workload)| !has_active(workload))
-            .map(|(index, _)| *index)
-            .collect()
-    }
-
-    /// Replaces the selector of the Service at `index` with `live`.
-    pub fn hold(&mut self, index: usize, live: Value) {
-        if let Some(service) = self.objects.get_mut(index) {
-            service.manifest["spec"]["selector"] = live;
-        }
-    }
-
     /// Whether `kind`/`name` is something minting made (a revision's ReplicaSet or
     /// a config copy): those are tracked by label, not in the inventory.
     pub fn made(&self, kind: &str, name: &str) -> bool {
@@ -570,20 +551,6 @@ spec:
         // Without knowing the target, they cannot be paired.
         let m = mint(&release_in(&files, None), &|_| None);
         assert!(m.pinned_services.is_empty());
-    }
-
-    #[test]
-    fn services_of_workloads_without_a_serving_revision_are_held_at_their_live_selector() {
-        let r = shop();
-        let mut m = mint(&r, &|_| None);
-        assert_eq!(m.unpinned_services(&|k| k.1 == "web"), Vec::<usize>::new());
-        let held = m.unpinned_services(&|_| false);
-        assert_eq!(held, vec![m.pinned_services[0].0]);
-        m.hold(held[0], json!({"app": "web"}));
-        assert_eq!(
-            m.objects[held[0]].manifest["spec"]["selector"],
-            json!({"app": "web"})
-        );
     }
 
     #[test]
