@@ -11,7 +11,8 @@
 //! pods selecting none: Services switch only to ready revisions, and a
 //! revision is drained only once nothing selects it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
@@ -328,6 +329,11 @@ struct Pass<'a> {
     settings: &'a Settings,
     actions: Vec<Action>,
     requeue: Option<Duration>,
+    /// Indexes, so a pass over thousands of objects stays linear.
+    by_name: HashMap<(String, String), &'a LiveRevision>,
+    by_workload: HashMap<(String, String), Vec<&'a LiveRevision>>,
+    pinned: HashMap<&'a WorkloadKey, Vec<&'a DesiredObject>>,
+    serving_cache: RefCell<HashMap<WorkloadKey, Option<&'a LiveRevision>>>,
 }
 
 impl<'a> Pass<'a> {
@@ -337,6 +343,21 @@ impl<'a> Pass<'a> {
         now: Timestamp,
         settings: &'a Settings,
     ) -> Self {
+        let mut by_name = HashMap::new();
+        let mut by_workload: HashMap<(String, String), Vec<&LiveRevision>> = HashMap::new();
+        for r in &observed.revisions {
+            by_name.insert((r.namespace.clone(), r.name.clone()), r);
+            by_workload
+                .entry((r.namespace.clone(), r.workload.clone()))
+                .or_default()
+                .push(r);
+        }
+        let mut pinned: HashMap<&WorkloadKey, Vec<&DesiredObject>> = HashMap::new();
+        for o in desired.objects.iter().filter(|o| !o.preview) {
+            if let Some(w) = &o.pinned_to {
+                pinned.entry(w).or_default().push(o);
+            }
+        }
         Pass {
             desired,
             observed,
@@ -344,7 +365,26 @@ impl<'a> Pass<'a> {
             settings,
             actions: Vec::new(),
             requeue: None,
+            by_name,
+            by_workload,
+            pinned,
+            serving_cache: RefCell::default(),
         }
+    }
+
+    /// The live ReplicaSet `namespace/name`.
+    fn rs(&self, namespace: &str, name: &str) -> Option<&'a LiveRevision> {
+        self.by_name
+            .get(&(namespace.to_string(), name.to_string()))
+            .copied()
+    }
+
+    /// The live ReplicaSets of a workload.
+    fn revisions_of(&self, workload: &WorkloadKey) -> &[&'a LiveRevision] {
+        let namespace = workload.0.as_deref().unwrap_or_default();
+        self.by_workload
+            .get(&(namespace.to_string(), workload.1.clone()))
+            .map_or(&[], Vec::as_slice)
     }
 
     fn run(&mut self, previous_inventory: &[InventoryEntry]) -> Plan {
@@ -413,7 +453,7 @@ impl<'a> Pass<'a> {
         if promotable {
             self.actions.extend(switches);
             for w in &self.desired.revisions {
-                let live = self.observed.revision(&w.namespace, &w.name);
+                let live = self.rs(&w.namespace, &w.name);
                 // A revision without pods serves nothing: there is no promotion to record.
                 if self.wanted_replicas(w) > 0 && !live.is_some_and(LiveRevision::is_promoted) {
                     self.actions.push(Action::MarkPromoted {
@@ -456,18 +496,24 @@ impl<'a> Pass<'a> {
     /// The revision each workload's live Services select, or else its latest
     /// promoted revision still running (workloads without Services).
     fn serving(&self, workload: &WorkloadKey) -> Option<&'a LiveRevision> {
-        let namespace = workload.0.as_deref().unwrap_or_default();
-        let of_workload = |hash: &str| {
-            self.observed
-                .revisions
-                .iter()
-                .find(|r| r.namespace == namespace && r.workload == workload.1 && r.hash == hash)
-        };
+        if let Some(hit) = self.serving_cache.borrow().get(workload) {
+            return *hit;
+        }
+        let found = self.find_serving(workload);
+        self.serving_cache
+            .borrow_mut()
+            .insert(workload.clone(), found);
+        found
+    }
+
+    fn find_serving(&self, workload: &WorkloadKey) -> Option<&'a LiveRevision> {
+        let revisions = self.revisions_of(workload);
+        let of_workload = |hash: &str| revisions.iter().copied().find(|r| r.hash == hash);
         let selected: Vec<&LiveRevision> = self
-            .desired
-            .objects
-            .iter()
-            .filter(|o| !o.preview && o.pinned_to.as_ref() == Some(workload))
+            .pinned
+            .get(workload)
+            .into_iter()
+            .flatten()
             .filter_map(|o| self.live_pin(&o.id))
             .filter_map(|hash| of_workload(&hash))
             .collect();
@@ -487,11 +533,9 @@ impl<'a> Pass<'a> {
         if !ready_selected.is_empty() {
             return best(ready_selected);
         }
-        let running = self
-            .observed
-            .revisions
+        let running = revisions
             .iter()
-            .filter(|r| r.namespace == namespace && r.workload == workload.1)
+            .copied()
             .filter(|r| r.replicas > 0 && r.is_promoted())
             .collect();
         best(running).or_else(|| best(selected))
@@ -540,7 +584,7 @@ impl<'a> Pass<'a> {
             .revisions
             .iter()
             .filter_map(|w| {
-                let live = self.observed.revision(&w.namespace, &w.name)?;
+                let live = self.rs(&w.namespace, &w.name)?;
                 let mark = live.failed.as_ref()?;
                 if mark.release != self.desired.id {
                     return None;
@@ -610,7 +654,7 @@ impl<'a> Pass<'a> {
             .revisions
             .iter()
             .filter_map(|w| {
-                let live = self.observed.revision(&w.namespace, &w.name);
+                let live = self.rs(&w.namespace, &w.name);
                 let wanted = self.wanted_replicas(w);
                 let ready = live
                     .is_some_and(|l| l.observed && l.replicas == wanted && l.available >= wanted);
@@ -631,7 +675,7 @@ impl<'a> Pass<'a> {
         let Some((min, max)) = w.autoscale else {
             return w.replicas;
         };
-        let live = self.observed.revision(&w.namespace, &w.name);
+        let live = self.rs(&w.namespace, &w.name);
         match self.serving(&w.workload) {
             Some(s) if s.name == w.name && s.replicas > 0 => s.replicas,
             Some(s) if s.replicas > 0 => s.replicas.clamp(min, max.max(min)),
@@ -645,7 +689,7 @@ impl<'a> Pass<'a> {
     /// Whether every wanted revision serves already (promoted before this pass).
     fn promoted(&self) -> bool {
         self.desired.revisions.iter().all(|w| {
-            let live = self.observed.revision(&w.namespace, &w.name);
+            let live = self.rs(&w.namespace, &w.name);
             if self.wanted_replicas(w) == 0 {
                 return live.is_some_and(|l| l.replicas == 0);
             }
@@ -668,7 +712,7 @@ impl<'a> Pass<'a> {
                 .revisions
                 .iter()
                 .find(|r| &r.workload == workload)
-                .filter(|r| self.observed.revision(&r.namespace, &r.name).is_some())
+                .filter(|r| self.rs(&r.namespace, &r.name).is_some())
                 .map(|r| r.hash.clone());
             let pin = newest
                 .or_else(|| self.serving(workload).map(|r| r.hash.clone()))
@@ -778,7 +822,7 @@ impl<'a> Pass<'a> {
 
     /// Plans the ReplicaSet of one wanted revision: created, scaled to its size, or repaired.
     fn revision(&mut self, wanted: &DesiredRevision) {
-        let live = self.observed.revision(&wanted.namespace, &wanted.name);
+        let live = self.rs(&wanted.namespace, &wanted.name);
         let replicas = self.wanted_replicas(wanted);
         let autoscaled_serving = wanted.autoscale.is_some()
             && self
@@ -856,7 +900,7 @@ impl<'a> Pass<'a> {
             if self.serving(&w.workload).is_some_and(|s| s.name == w.name) {
                 continue;
             }
-            let Some(live) = self.observed.revision(&w.namespace, &w.name) else {
+            let Some(live) = self.rs(&w.namespace, &w.name) else {
                 continue;
             };
             let ready = pending
@@ -910,7 +954,7 @@ impl<'a> Pass<'a> {
             self.desired
                 .revisions
                 .iter()
-                .filter_map(|w| self.observed.revision(&w.namespace, &w.name))
+                .filter_map(|w| self.rs(&w.namespace, &w.name))
                 .filter_map(|r| r.promoted_at)
                 .max()
                 .unwrap_or(self.now)
