@@ -32,6 +32,9 @@ pub use metrics::Metrics;
 pub use prepare::{prepare, Rendered};
 pub use triggers::SyncRequests;
 
+/// How long a channel's pass waits for more watch events of the same burst.
+const PASS_DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// Settings of `kubemint run`.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -87,7 +90,11 @@ impl Operator {
             requests,
             observer,
         ));
+        // Watch events come in bursts (a delivery touches every object): a short
+        // debounce folds a burst into one pass instead of one per event.
+        let config = kube::runtime::controller::Config::default().debounce(PASS_DEBOUNCE);
         let controller = Controller::new(channels, watcher::Config::default().any_semantic())
+            .with_config(config)
             .reconcile_on(events)
             .reconcile_on(wake)
             .shutdown_on_signal();

@@ -26,10 +26,7 @@ pub const HOOK_ANNOTATION: &str = "kubemint.io/hook";
 pub fn is_hook(obj: &Object) -> bool {
     obj.group() == "batch"
         && obj.kind == "Job"
-        && obj.manifest.pointer(&format!(
-            "/metadata/annotations/{}",
-            HOOK_ANNOTATION.replace('/', "~1")
-        )) == Some(&json!("pre-promotion"))
+        && obj.manifest["metadata"]["annotations"][HOOK_ANNOTATION] == "pre-promotion"
 }
 
 /// A workload, identified by its namespace as written and its name.
@@ -145,10 +142,7 @@ fn autoscaler_of(obj: &Object, revisions: &[Revision]) -> Option<Autoscaler> {
 pub fn is_minted(obj: &Object) -> bool {
     obj.group() == "apps"
         && obj.kind == "Deployment"
-        && obj.manifest.pointer(&format!(
-            "/metadata/annotations/{}",
-            STRATEGY_ANNOTATION.replace('/', "~1")
-        )) != Some(&json!("apply"))
+        && obj.manifest["metadata"]["annotations"][STRATEGY_ANNOTATION] != "apply"
 }
 
 /// Mints `release`. Services selecting a minted workload's pods are pinned to
@@ -216,11 +210,21 @@ pub fn mint(release: &Release, active: &dyn Fn(&WorkloadKey) -> Option<String>) 
     }
 
     let mut pinned_services = Vec::new();
+    let empty = Map::new();
+    let pod_labels: Vec<(&Revision, &Map<String, Value>)> = revisions
+        .iter()
+        .map(|r| {
+            let labels = r.replica_set.manifest["spec"]["template"]["metadata"]["labels"]
+                .as_object()
+                .unwrap_or(&empty);
+            (r, labels)
+        })
+        .collect();
     for (index, obj) in objects.iter_mut().enumerate() {
         if obj.group() != "" || obj.kind != "Service" {
             continue;
         }
-        let Some(revision) = selected_revision(obj, &revisions) else {
+        let Some(revision) = selected_revision(obj, &pod_labels) else {
             continue;
         };
         let key = revision.key();
@@ -350,24 +354,25 @@ fn replica_set(
 
 /// The one minted workload whose pods a Service selects (selector ⊆ pod labels).
 /// A Service selecting pods of several workloads cannot be pinned and is left alone.
-fn selected_revision<'a>(service: &Object, revisions: &'a [Revision]) -> Option<&'a Revision> {
-    let selector = service.manifest.pointer("/spec/selector")?.as_object()?;
+fn selected_revision<'a>(
+    service: &Object,
+    revisions: &[(&'a Revision, &'a Map<String, Value>)],
+) -> Option<&'a Revision> {
+    let selector = service.manifest["spec"]["selector"].as_object()?;
     if selector.is_empty() {
         return None;
     }
-    let mut matching = revisions.iter().filter(|r| {
-        r.namespace == service.namespace
-            && r.replica_set
-                .manifest
-                .pointer("/spec/template/metadata/labels")
-                .and_then(Value::as_object)
-                .is_some_and(|labels| {
-                    selector
-                        .iter()
-                        .filter(|(k, _)| k.as_str() != REVISION_LABEL)
-                        .all(|(k, v)| labels.get(k) == Some(v))
-                })
-    });
+    let mut matching = revisions
+        .iter()
+        .map(|(r, labels)| (*r, *labels))
+        .filter(|(r, labels)| {
+            r.namespace == service.namespace
+                && selector
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != REVISION_LABEL)
+                    .all(|(k, v)| labels.get(k) == Some(v))
+        })
+        .map(|(r, _)| r);
     let first = matching.next()?;
     matching.next().is_none().then_some(first)
 }
