@@ -45,6 +45,16 @@ struct KustomizeArg {
 }
 
 /// An empty value (an unset Helm value, say) is the default command.
+fn cluster_name(value: &str) -> Result<String, String> {
+    if kubemint::source::notes::valid_cluster_name(value) {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "'{value}' cannot be part of a git ref: use letters, digits, '-', '_' and '.'"
+        ))
+    }
+}
+
 fn kustomize_command(value: &str) -> Result<KustomizeCommand, String> {
     if value.trim().is_empty() {
         Ok(KustomizeCommand::default_command())
@@ -86,6 +96,10 @@ enum Command {
         leader_election_lease_duration: std::time::Duration,
         #[command(flatten)]
         kustomize: KustomizeArg,
+        /// This cluster's name in deployment notes: channels with
+        /// `spec.audit.gitNotes` write to `refs/notes/kubemint/<cluster-name>`.
+        #[arg(long, env = "KUBEMINT_CLUSTER_NAME", default_value = "default", value_parser = cluster_name)]
+        cluster_name: String,
     },
     /// Render a repository or directory offline and print its release.
     Plan {
@@ -246,6 +260,7 @@ fn main() -> ExitCode {
             leader_election_namespace,
             leader_election_lease_duration,
             kustomize,
+            cluster_name,
         } => {
             telemetry::init(log_format);
             let settings = Settings {
@@ -253,6 +268,7 @@ fn main() -> ExitCode {
                 cache_dir,
                 instance: std::env::var("POD_NAME").ok(),
                 kustomize: kustomize.command,
+                cluster_name,
             };
             let election = leader_elect.then_some(Election {
                 namespace: leader_election_namespace,
@@ -347,6 +363,7 @@ async fn revert(
         author: options.author,
         workdir: options.workdir,
         push: options.push,
+        automatic: None,
     })
     .await?;
     println!("Reverted {what} on branch {branch}");

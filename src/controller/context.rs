@@ -48,6 +48,8 @@ pub struct Context {
     pub(super) requests: SyncRequests,
     pub(super) watches: WatchRegistry,
     pub(super) kustomize: Option<crate::render::KustomizeCommand>,
+    /// `--cluster-name`: the notes ref of this operator.
+    pub(super) cluster_name: String,
     memo: Mutex<HashMap<String, Memo>>,
 }
 
@@ -71,6 +73,7 @@ impl Context {
             requests,
             watches: WatchRegistry::default(),
             kustomize: settings.kustomize.clone(),
+            cluster_name: settings.cluster_name.clone(),
             memo: Mutex::default(),
         }
     }
