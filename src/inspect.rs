@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use crate::api::{CommitInfo, ReleaseRecord};
 use crate::controller::Channel;
 use crate::plan::write_table;
+use crate::source::notes::{latest_time, NoteRecord};
 use crate::source::{redact_url, short_sha};
 
 /// An RFC 3339 time to the second: the fraction only widens tables.
@@ -140,6 +141,76 @@ pub fn describe_history(channel: &Channel) -> String {
         &mut out,
         [
             "RELEASE", "PHASE", "COMMIT", "AUTHOR", "APPLIED", "PROMOTED", "SUBJECT",
+        ],
+        &rows,
+    );
+    out
+}
+
+/// Deployment notes read from git (`history --from-git`), newest first; only
+/// those of `cluster` and of channels named `channel` (`name` or
+/// `namespace/name`) when given.
+pub fn describe_notes(
+    records: &[NoteRecord],
+    cluster: Option<&str>,
+    channel: Option<&str>,
+) -> String {
+    let mut shown: Vec<&NoteRecord> = records
+        .iter()
+        .filter(|r| cluster.is_none_or(|c| r.note.cluster == c || r.cluster_ref == c))
+        .filter(|r| {
+            channel
+                .is_none_or(|c| r.note.channel == c || r.note.channel.rsplit('/').next() == Some(c))
+        })
+        .collect();
+    if shown.is_empty() {
+        return "no deployment notes under refs/notes/kubemint/\n".to_string();
+    }
+    shown.sort_by(|a, b| {
+        latest_time(&b.note)
+            .cmp(latest_time(&a.note))
+            .then_with(|| a.note.cluster.cmp(&b.note.cluster))
+    });
+    let rows: Vec<[String; 8]> = shown
+        .iter()
+        .map(|r| {
+            let n = &r.note;
+            let workloads: Vec<String> = n
+                .workloads
+                .iter()
+                .map(|w| match w.images.first() {
+                    Some(image) => format!("{}={}", w.name, image),
+                    None => format!("{}@{}", w.name, w.revision),
+                })
+                .collect();
+            [
+                n.cluster.clone(),
+                n.channel.clone(),
+                n.release.clone(),
+                n.event.map_or("-".into(), |e| format!("{e:?}")),
+                short_sha(&r.commit).to_string(),
+                to_second(latest_time(n)),
+                if workloads.is_empty() {
+                    "-".into()
+                } else {
+                    workloads.join(",")
+                },
+                n.subject.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let mut out = String::new();
+    write_table(
+        &mut out,
+        [
+            "CLUSTER",
+            "CHANNEL",
+            "RELEASE",
+            "EVENT",
+            "COMMIT",
+            "TIME",
+            "WORKLOADS",
+            "SUBJECT",
         ],
         &rows,
     );

@@ -144,12 +144,23 @@ enum Command {
         kustomize: KustomizeArg,
     },
     /// A channel's releases, newest first: id, phase, commit, author, times.
+    /// With --from-git, the deployment notes of a repository instead, no
+    /// cluster needed.
     History {
-        /// The channel's name.
-        channel: String,
+        /// The channel's name (with --from-git: only this channel's notes).
+        #[arg(required_unless_present = "from_git")]
+        channel: Option<String>,
         /// Its namespace (default: the kube context's namespace).
         #[arg(short, long)]
         namespace: Option<String>,
+        /// Read the deployment notes (refs/notes/kubemint/*) of this repository,
+        /// a URL or a path. Credentials, if needed: $KUBEMINT_GIT_USERNAME and
+        /// $KUBEMINT_GIT_PASSWORD (or $KUBEMINT_GIT_BEARER_TOKEN), $KUBEMINT_GIT_CA_FILE.
+        #[arg(long, value_name = "URL_OR_PATH")]
+        from_git: Option<String>,
+        /// With --from-git: only the notes of this cluster.
+        #[arg(long, requires = "from_git")]
+        cluster: Option<String>,
     },
     /// Roll back in git: commit the revert of a channel's release or commit, in a
     /// clone of its repository, and push it with --push.
@@ -208,9 +219,19 @@ fn main() -> ExitCode {
         Command::Status { channel, namespace } => {
             inspect(&channel, namespace, kubemint::inspect::describe_status)
         }
-        Command::History { channel, namespace } => {
-            inspect(&channel, namespace, kubemint::inspect::describe_history)
-        }
+        Command::History {
+            channel,
+            namespace,
+            from_git,
+            cluster,
+        } => match from_git {
+            Some(url) => history_from_git(&url, cluster.as_deref(), channel, namespace),
+            None => inspect(
+                &channel.unwrap_or_default(),
+                namespace,
+                kubemint::inspect::describe_history,
+            ),
+        },
         Command::Revert {
             channel,
             namespace,
@@ -290,6 +311,44 @@ fn main() -> ExitCode {
 
 fn print_crd() -> anyhow::Result<()> {
     print!("{}", serde_yaml::to_string(&Channel::crd())?);
+    Ok(())
+}
+
+/// Prints the deployment notes of a repository: what ran, where and when.
+fn history_from_git(
+    url: &str,
+    cluster: Option<&str>,
+    channel: Option<String>,
+    namespace: Option<String>,
+) -> anyhow::Result<()> {
+    let mut data = std::collections::BTreeMap::new();
+    for (var, key) in [
+        ("KUBEMINT_GIT_USERNAME", "username"),
+        ("KUBEMINT_GIT_PASSWORD", "password"),
+        ("KUBEMINT_GIT_BEARER_TOKEN", "bearerToken"),
+    ] {
+        if let Ok(value) = std::env::var(var) {
+            data.insert(key.to_string(), value.into_bytes());
+        }
+    }
+    if let Ok(path) = std::env::var("KUBEMINT_GIT_CA_FILE") {
+        let ca = std::fs::read(&path).with_context(|| format!("reading {path}"))?;
+        data.insert("ca.crt".to_string(), ca);
+    }
+    let credentials = if data.is_empty() {
+        kubemint::source::GitCredentials::none()
+    } else {
+        kubemint::source::GitCredentials::from_secret_data(&data)?
+    };
+    let channel = match (channel, namespace) {
+        (Some(c), Some(ns)) => Some(format!("{ns}/{c}")),
+        (c, _) => c,
+    };
+    let records = kubemint::source::notes::read_notes_blocking(url, &credentials)?;
+    print!(
+        "{}",
+        kubemint::inspect::describe_notes(&records, cluster, channel.as_deref())
+    );
     Ok(())
 }
 

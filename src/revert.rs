@@ -155,7 +155,7 @@ pub fn reverted_release(message: &str) -> Option<&str> {
 }
 
 /// The loop guard of automatic reverts. `failing` are the commits the revert
-/// would undo and `since` the commits on the branch after them, each as
+/// would undo and `since` the commits of the branch (newest first), each as
 /// `(sha, message)`: never revert a kubemint revert, never revert a release twice.
 pub fn loop_guard(
     release: &str,
@@ -458,7 +458,8 @@ fn revert_blocking(request: &RevertRequest) -> Result<Reverted, RevertError> {
             Some(b) => messages(to.id(), Some(b.id()), 1000)?,
             None => messages(to.id(), None, 1)?,
         };
-        let since = messages(head.id(), Some(to.id()), 10_000)?;
+        // The whole branch (bounded): a release reverted once, then landed again, stays.
+        let since = messages(head.id(), None, 2_000)?;
         loop_guard(release, &failing, &since)?;
     }
     let to_tree = to.tree().map_err(git_error("reading"))?;

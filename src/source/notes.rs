@@ -573,4 +573,46 @@ mod tests {
         assert_eq!(clusters, ["dev", "prod", "prod"]);
         assert!(records.iter().all(|r| r.commit == sha.to_string()));
     }
+
+    #[test]
+    fn concurrent_writers_lose_no_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let upstream = Repository::init_bare(dir.path()).unwrap();
+        let sig = Signature::now("t", "t@example.com").unwrap();
+        let tree = upstream
+            .find_tree(upstream.treebuilder(None).unwrap().write().unwrap())
+            .unwrap();
+        let sha = upstream
+            .commit(Some("refs/heads/main"), &sig, &sig, "one", &tree, &[])
+            .unwrap()
+            .to_string();
+        let url = dir.path().display().to_string();
+        let writers: Vec<_> = (0..6)
+            .map(|i| {
+                let (url, sha) = (url.clone(), sha.clone());
+                std::thread::spawn(move || {
+                    let mut n = note(NoteEvent::Promoted, "prod");
+                    n.channel = format!("ns/ch{i}");
+                    write_note_blocking(&NoteWrite {
+                        url,
+                        credentials: GitCredentials::none(),
+                        cluster: "prod".into(),
+                        commit: sha,
+                        document: n.to_document(),
+                        attempts: 20,
+                    })
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap().unwrap();
+        }
+        let records = read_notes_blocking(&url, &GitCredentials::none()).unwrap();
+        let mut channels: Vec<String> = records.into_iter().map(|r| r.note.channel).collect();
+        channels.sort();
+        assert_eq!(
+            channels,
+            (0..6).map(|i| format!("ns/ch{i}")).collect::<Vec<_>>()
+        );
+    }
 }
