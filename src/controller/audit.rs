@@ -366,19 +366,12 @@ pub fn auto_revert_event(s: &AutoRevertStatus) -> (EventType, &'static str, Stri
     }
 }
 
-/// Whether the pass should revert: the release failed in this pass and the channel asks for it.
-pub fn should_revert(
-    channel: &Channel,
-    phase: &Phase,
-    before: Option<&ChannelStatus>,
-    release: &str,
-) -> bool {
-    let already = before
-        .and_then(|s| s.auto_revert.as_ref())
-        .is_some_and(|a| a.release == release && a.outcome == "Pushed");
+/// Whether the pass should revert: the release failed in this pass and the
+/// channel asks for it. Whether it was reverted before is for the loop guard
+/// to say, from git (it survives restarts and lost statuses).
+pub fn should_revert(channel: &Channel, phase: &Phase) -> bool {
     channel.spec.rollout.on_failure == crate::api::OnFailure::Revert
         && matches!(phase, Phase::Failed { now: true, .. })
-        && !already
 }
 
 #[cfg(test)]

@@ -341,7 +341,7 @@ async fn audit_pass(
     status: &mut ChannelStatus,
 ) {
     let release = &rendered.desired.id;
-    let revert = audit::should_revert(channel, &plan.phase, channel.status.as_ref(), release);
+    let revert = audit::should_revert(channel, &plan.phase);
     let notes_on = channel.spec.audit.git_notes;
     if !revert && !notes_on {
         return;
