@@ -292,6 +292,8 @@ async fn two_operators_with_different_cluster_names_share_one_repository_over_ss
             wait_applied(&client, ns, c, &sha1, op).await;
         }
     }
+    // Every pass after the promotion writes nothing more: exactly two entries per ref.
+    tokio::time::sleep(Duration::from_secs(5)).await;
     for (ns, name) in namespaces.iter().zip(["east", "west"]) {
         let note = wait_note(&upstream, name, &sha1, 2).await;
         println!("$ git notes --ref=kubemint/{name} show {sha1}\n{note}");

@@ -341,7 +341,10 @@ async fn audit_pass(
     status: &mut ChannelStatus,
 ) {
     let release = &rendered.desired.id;
-    let revert = audit::should_revert(channel, &plan.phase);
+    let key = key_of(channel);
+    let revert_key = format!("Revert/{release}/{}", rendered.commit.sha);
+    let revert = audit::should_revert(channel, &plan.phase)
+        && ctx.memo(&key, |m| !m.audited.contains(&revert_key));
     let notes_on = channel.spec.audit.git_notes;
     if !revert && !notes_on {
         return;
@@ -393,6 +396,7 @@ async fn audit_pass(
             &pending,
         )
         .await;
+        ctx.memo(&key, |m| m.audit_once(revert_key.clone()));
         let (type_, reason, note) = audit::auto_revert_event(&outcome);
         tracing::info!(channel = %key_of(channel), release = %release, outcome = %outcome.outcome, message = %outcome.message, "automatic revert");
         ctx.publish(channel, type_, reason, note).await;
@@ -400,7 +404,13 @@ async fn audit_pass(
         status.auto_revert = Some(outcome);
     }
     if notes_on {
-        let notes = facts(status, revert_commit.as_deref());
+        let notes: Vec<_> = facts(status, revert_commit.as_deref())
+            .into_iter()
+            .filter(|n| {
+                let once = format!("{:?}/{}/{}", n.event, n.release, n.commit);
+                ctx.memo(&key, |m| m.audit_once(once))
+            })
+            .collect();
         audit::spawn_notes(ctx, channel, credentials, notes);
     }
 }
