@@ -19,7 +19,7 @@ use fixture::release::{deployment, revisions_in, workload};
 use fixture::{
     apply_channel_with, channel, channel_events, install_crd, kubemint, wait_applied, Operator,
 };
-use gitserver::{HttpServer, SshServer, Upstream, HTTP_PASSWORD, HTTP_USER};
+use gitserver::{GitDaemon, HttpServer, SshServer, Upstream, HTTP_PASSWORD, HTTP_USER};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use kube::Client;
@@ -548,5 +548,63 @@ async fn a_revert_that_conflicts_with_a_moved_branch_pushes_nothing() {
             .iter()
             .any(|(t, r, m)| t == "Warning" && r == "AutoRevertFailed" && m.contains("conflicts")),
         "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_note_that_cannot_be_pushed_is_a_warning_and_a_metric_not_a_failed_delivery() {
+    let cluster = support::cluster();
+    let client = cluster.client().await;
+    install_crd(&client).await;
+    let ns = cluster.namespace("notesfail").await;
+    let upstream = Upstream::new();
+    // git daemon serves fetches only: every push is refused.
+    let daemon = GitDaemon::start(upstream.root());
+    let sha1 = upstream.commit_files(&web("web:5.0"), "web 5.0");
+    apply_channel_with(
+        &client,
+        &ns,
+        "app",
+        &daemon.url("work"),
+        ".",
+        json!({"audit": {"gitNotes": true}}),
+    )
+    .await;
+    let op = Operator::start(cluster.kubeconfig(), &ns);
+    wait_applied(&client, &ns, "app", &sha1, &op).await;
+    let events = wait_for(Duration::from_secs(40), || async {
+        let events = channel_events(&client, &ns, "app").await;
+        events
+            .iter()
+            .any(|(_, r, _)| r == "NotesPushFailed")
+            .then_some(events)
+    })
+    .await;
+    let (type_, _, message) = events
+        .iter()
+        .find(|(_, r, _)| r == "NotesPushFailed")
+        .unwrap();
+    println!("NotesPushFailed: {message}");
+    assert_eq!(type_, "Warning");
+    assert!(
+        message.contains("refs/notes/kubemint/default") && message.contains("8 times"),
+        "{message}"
+    );
+    // The delivery is untouched: still Ready on the commit.
+    let ch = channel(&client, &ns, "app").await;
+    assert_eq!(fixture::condition(&ch, "Ready").unwrap().0, "True");
+    assert!(upstream
+        .git_opt(&["notes", "--ref=kubemint/default", "show", &sha1])
+        .is_none());
+    let addr = op.http_addr().await;
+    let metrics = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("kubemint_git_notes_total{outcome=\"NotesPushRejected\"} 1"),
+        "{metrics}"
     );
 }
