@@ -2,7 +2,8 @@
 //! add a note under `refs/notes/kubemint/<cluster>` to the commit of every
 //! release that is promoted, fails or is superseded, pushed with the channel's
 //! own credentials to real servers on loopback (HTTPS `git http-backend` with
-//! basic auth, sshd); `history --from-git` reads them back without a cluster.
+//! basic auth, sshd; a read-only `git daemon` for refused pushes);
+//! `history --from-git` reads them back without a cluster.
 //! With `spec.rollout.onFailure: revert` a failed release is reverted in git
 //! and the revert delivered like any commit, under a loop guard.
 //!
@@ -328,11 +329,11 @@ async fn a_failed_release_is_reverted_in_git_then_delivered_and_never_twice() {
     let ns = cluster.namespace("autorevert").await;
     let upstream = Upstream::new();
     upstream.allow_push();
-    let server = HttpServer::start(upstream.root());
+    let (server, ca) = HttpServer::start_tls(upstream.root());
     create_secret(
         &client,
         &ns,
-        json!({"username": HTTP_USER, "password": HTTP_PASSWORD}),
+        json!({"username": HTTP_USER, "password": HTTP_PASSWORD, "ca.crt": ca}),
     )
     .await;
     let sha1 = upstream.commit_files(&web("web:3.0"), "web 3.0");
@@ -340,7 +341,7 @@ async fn a_failed_release_is_reverted_in_git_then_delivered_and_never_twice() {
         &client,
         &ns,
         "app",
-        &server.url("work"),
+        &server.https_url("work"),
         ".",
         json!({"git": {"secretRef": {"name": "git-creds"}},
                "audit": {"gitNotes": true},
@@ -488,18 +489,19 @@ async fn a_revert_that_conflicts_with_a_moved_branch_pushes_nothing() {
     let ns = cluster.namespace("revertconflict").await;
     let upstream = Upstream::new();
     upstream.allow_push();
-    let server = HttpServer::start(upstream.root());
+    let server = SshServer::start();
+    let url = server.url(&upstream.path());
     create_secret(
         &client,
         &ns,
-        json!({"username": HTTP_USER, "password": HTTP_PASSWORD}),
+        json!({"identity": server.identity, "known_hosts": server.known_hosts}),
     )
     .await;
     let sha1 = upstream.commit_files(&web("web:4.0"), "web 4.0");
     // A long interval: the channel sees only what the test asks it to fetch.
     let spec = json!({"git": {"secretRef": {"name": "git-creds"}, "interval": "1h"},
                       "rollout": {"readyTimeout": "5s", "onFailure": "revert"}});
-    apply_channel_with(&client, &ns, "app", &server.url("work"), ".", spec.clone()).await;
+    apply_channel_with(&client, &ns, "app", &url, ".", spec.clone()).await;
     let op = Operator::start(cluster.kubeconfig(), &ns);
     wait_applied(&client, &ns, "app", &sha1, &op).await;
 
@@ -513,7 +515,7 @@ async fn a_revert_that_conflicts_with_a_moved_branch_pushes_nothing() {
     // Ask for a sync (a spec change fetches at once), wait until it is trying sha2.
     let mut spec = spec;
     spec["driftInterval"] = json!("3s");
-    apply_channel_with(&client, &ns, "app", &server.url("work"), ".", spec).await;
+    apply_channel_with(&client, &ns, "app", &url, ".", spec).await;
     wait_for(Duration::from_secs(30), || async {
         let s = channel(&client, &ns, "app").await.status?;
         (s.last_attempted_commit?.sha == sha2).then_some(())
@@ -587,7 +589,9 @@ async fn a_note_that_cannot_be_pushed_is_a_warning_and_a_metric_not_a_failed_del
     println!("NotesPushFailed: {message}");
     assert_eq!(type_, "Warning");
     assert!(
-        message.contains("refs/notes/kubemint/default") && message.contains("8 times"),
+        message.contains("refs/notes/kubemint/default")
+            && message.contains("refused the notes push")
+            && message.contains("(attempt 1)"),
         "{message}"
     );
     // The delivery is untouched: still Ready on the commit.

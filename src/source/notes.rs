@@ -10,8 +10,10 @@
 //! is tried again from a fresh fetch, a bounded number of times.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use git2::{Oid, PushOptions, Repository, Signature};
@@ -184,7 +186,7 @@ pub enum NotesError {
         message: String,
     },
     /// Every push lost a race or was refused.
-    #[error("{url} refused the notes push to {reference} {attempts} times: {message}; the credentials need write access to refs/notes/kubemint/* (allow the bot to push notes refs on the forge)")]
+    #[error("{url} refused the notes push to {reference} (attempt {attempts}): {message}; the credentials need write access to refs/notes/kubemint/* (allow the bot to push notes refs on the forge)")]
     PushRejected {
         /// Redacted URL.
         url: String,
@@ -237,9 +239,26 @@ pub struct NoteWrite {
     pub attempts: u32,
 }
 
+/// One lock per repository and notes ref: writers in this process take turns
+/// (libgit2's push to a local path does not check that the ref is unchanged);
+/// writers in other processes are dealt with by fetch, merge and push again.
+fn writer_lock(url: &str, reference: &str) -> Arc<Mutex<()>> {
+    static LOCKS: OnceLock<Mutex<HashMap<String, Arc<Mutex<()>>>>> = OnceLock::new();
+    let mut locks = LOCKS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    locks
+        .entry(format!("{url} {reference}"))
+        .or_default()
+        .clone()
+}
+
 /// Fetches, merges and pushes one note; returns how many pushes it took
 /// (0 when the note was already there). Blocking.
 pub fn write_note_blocking(write: &NoteWrite) -> Result<u32, NotesError> {
+    let lock = writer_lock(&write.url, &notes_ref(&write.cluster));
+    let _turn = lock.lock().unwrap_or_else(|p| p.into_inner());
     let url = &write.url;
     let creds = &write.credentials;
     let git = |action: &'static str| {
@@ -262,6 +281,7 @@ pub fn write_note_blocking(write: &NoteWrite) -> Result<u32, NotesError> {
     let signature =
         Signature::now("kubemint", "kubemint@localhost").map_err(git("signing notes for"))?;
     let mut last = String::new();
+    let mut tried = 0;
     for attempt in 1..=write.attempts.max(1) {
         if let Ok(mut r) = repo.find_reference(&reference) {
             let _ = r.delete();
@@ -289,7 +309,12 @@ pub fn write_note_blocking(write: &NoteWrite) -> Result<u32, NotesError> {
         match push_ref(&repo, url, creds, &reference) {
             Ok(()) => return Ok(attempt),
             Err(message) => {
+                let race = lost_race(&message);
                 last = message;
+                tried = attempt;
+                if !race {
+                    break; // refused for good (credentials, permissions): no point in retrying
+                }
                 // Another writer won the race: fetch its notes and merge again.
                 std::thread::sleep(jitter(attempt));
             }
@@ -298,7 +323,7 @@ pub fn write_note_blocking(write: &NoteWrite) -> Result<u32, NotesError> {
     Err(NotesError::PushRejected {
         url: redact_url(url),
         reference,
-        attempts: write.attempts.max(1),
+        attempts: tried,
         message: last,
     })
 }
@@ -308,6 +333,29 @@ pub async fn write_note(write: NoteWrite) -> Result<u32, NotesError> {
     tokio::task::spawn_blocking(move || write_note_blocking(&write))
         .await
         .map_err(|e| NotesError::Task(e.to_string()))?
+}
+
+/// Whether a refused push lost a race with another writer (the ref moved
+/// since it was fetched), as libgit2 and git's receive-pack word it.
+pub fn lost_race(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "non-fast-forward",
+        "non-fastforward",
+        "fetch first",
+        "not present locally",
+        "failed to update ref",
+        "failed to lock",
+        "cannot lock ref",
+        "incorrect old value",
+        "stale info",
+        // Local and libgit2 transports: the ref was created or moved meanwhile.
+        "already exists",
+        "does not match",
+        "old reference value",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
 }
 
 /// A growing, slightly random pause between push attempts, so that writers that
@@ -525,6 +573,20 @@ mod tests {
         assert_eq!(documents(&text).len(), 2);
         assert_eq!(parse(&text).len(), 1);
         assert_eq!(merge(&text, "").matches("hello").count(), 1);
+    }
+
+    #[test]
+    fn only_a_lost_race_is_retried() {
+        assert!(lost_race("cannot push non-fastforward reference"));
+        assert!(lost_race("cannot push because a reference that you are trying to update on the remote contains commits that are not present locally."));
+        assert!(lost_race("failed to update ref"));
+        assert!(lost_race("failed to write reference 'refs/notes/kubemint/prod': a reference with that name already exists."));
+        assert!(!lost_race(
+            "remote error: access denied or repository not exported: /work"
+        ));
+        assert!(!lost_race(
+            "authentication failed: the remote refused the credentials"
+        ));
     }
 
     #[test]
