@@ -256,9 +256,11 @@ async fn two_operators_with_different_cluster_names_share_one_repository_over_ss
         &[("a/cm.yaml".into(), cm("a")), ("b/cm.yaml".into(), cm("b"))],
         "config a and b",
     );
+    // Operators east and west, plus a second operator named east (another
+    // process writing to the same ref: a real race on the server).
     let mut operators = Vec::new();
     let mut namespaces = Vec::new();
-    for name in ["east", "west"] {
+    for name in ["east", "west", "east"] {
         let ns = cluster.namespace(name).await;
         create_secret(
             &client,
@@ -295,16 +297,25 @@ async fn two_operators_with_different_cluster_names_share_one_repository_over_ss
     }
     // Every pass after the promotion writes nothing more: exactly two entries per ref.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    for (ns, name) in namespaces.iter().zip(["east", "west"]) {
-        let note = wait_note(&upstream, name, &sha1, 2).await;
+    for (name, want) in [("east", 4), ("west", 2)] {
+        let note = wait_note(&upstream, name, &sha1, want).await;
         println!("$ git notes --ref=kubemint/{name} show {sha1}\n{note}");
-        assert!(
-            note.contains(&format!("channel: {ns}/a"))
-                && note.contains(&format!("channel: {ns}/b")),
-            "an entry was lost:\n{note}"
+        for (ns, cluster_name) in namespaces.iter().zip(["east", "west", "east"]) {
+            if cluster_name == name {
+                for c in ["a", "b"] {
+                    assert!(
+                        note.contains(&format!("channel: {ns}/{c}\n")),
+                        "the entry of {ns}/{c} was lost:\n{note}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            note.matches(&format!("cluster: {name}\n")).count(),
+            want,
+            "{note}"
         );
-        assert!(note.contains(&format!("cluster: {name}")));
-        assert_eq!(note.matches("event: Promoted").count(), 2, "{note}");
+        assert_eq!(note.matches("event: Promoted").count(), want, "{note}");
     }
     let refs = upstream.git(&["for-each-ref", "--format=%(refname)", "refs/notes/"]);
     assert_eq!(refs, "refs/notes/kubemint/east\nrefs/notes/kubemint/west");
@@ -315,7 +326,7 @@ async fn two_operators_with_different_cluster_names_share_one_repository_over_ss
     );
     assert!(run.ok, "{}", run.stderr);
     println!("$ kubemint history --from-git <path>\n{}", run.stdout);
-    assert_eq!(run.stdout.lines().count(), 5, "{}", run.stdout);
+    assert_eq!(run.stdout.lines().count(), 7, "{}", run.stdout);
     for op in &operators {
         assert!(!op.log_text().contains("BEGIN OPENSSH PRIVATE KEY"));
     }
