@@ -333,4 +333,57 @@ mod tests {
         );
         assert!(text.contains("  web  5d8c7f9b"), "{text}");
     }
+
+    #[test]
+    fn notes_from_git_are_listed_newest_first_and_filtered() {
+        use crate::source::notes::{DeploymentNote, NoteEvent, NoteRecord, NoteTimes};
+        let record = |cluster: &str, channel: &str, event: NoteEvent, at: &str| NoteRecord {
+            cluster_ref: cluster.into(),
+            commit: "1a2b3c4d5e6f7a8b9c0d".into(),
+            note: DeploymentNote {
+                cluster: cluster.into(),
+                channel: channel.into(),
+                release: "3f2a9c1b0d4e".into(),
+                event: Some(event),
+                phase: "Active".into(),
+                commit: "1a2b3c4d5e6f7a8b9c0d".into(),
+                subject: Some("web 1.5.0".into()),
+                times: NoteTimes {
+                    promoted: Some(at.into()),
+                    ..Default::default()
+                },
+                operator: "kubemint 0.1.0".into(),
+                ..Default::default()
+            },
+        };
+        let records = [
+            record(
+                "prod",
+                "shop/web",
+                NoteEvent::Promoted,
+                "2026-11-22T10:00:00.5Z",
+            ),
+            record("dev", "shop/web", NoteEvent::Failed, "2026-11-22T11:00:00Z"),
+            record(
+                "prod",
+                "other/api",
+                NoteEvent::Superseded,
+                "2026-11-22T09:00:00Z",
+            ),
+        ];
+        let all = describe_notes(&records, None, None);
+        let lines: Vec<&str> = all.lines().collect();
+        assert_eq!(lines.len(), 4, "{all}");
+        assert!(
+            lines[1].contains("dev") && lines[1].contains("Failed"),
+            "{all}"
+        );
+        assert!(
+            lines[2].contains("2026-11-22T10:00:00Z") && lines[2].contains("1a2b3c4d5e6f"),
+            "{all}"
+        );
+        let prod_web = describe_notes(&records, Some("prod"), Some("web"));
+        assert_eq!(prod_web.lines().count(), 2, "{prod_web}");
+        assert!(describe_notes(&records, Some("staging"), None).starts_with("no deployment notes"));
+    }
 }
