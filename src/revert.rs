@@ -105,11 +105,11 @@ pub enum RevertError {
     #[error("git task failed: {0}")]
     Task(String),
     /// Loop guard: a commit to revert is itself a kubemint revert.
-    #[error("commit {commit} is itself kubemint's revert of release {release}; kubemint does not revert its own reverts: fix forward with a new commit")]
+    #[error("commit {commit} is itself kubemint's revert of {release}; kubemint does not revert its own reverts automatically: fix forward with a new commit")]
     RevertOfRevert {
         /// The revert commit.
         commit: String,
-        /// The release it reverted.
+        /// The release (or commit) it reverted.
         release: String,
     },
     /// Loop guard: the release was reverted already.
@@ -142,16 +142,35 @@ impl RevertError {
     }
 }
 
-/// The trailer that marks kubemint's automatic reverts: `Kubemint-Reverts-Release: <id>`.
+/// The trailer that marks kubemint's reverts of a release (automatic or
+/// `kubemint revert`): `Kubemint-Reverts-Release: <id>`.
 pub const REVERTS_RELEASE_TRAILER: &str = "Kubemint-Reverts-Release";
+/// The trailer of `kubemint revert --commit`: `Kubemint-Reverts-Commit: <sha>`.
+pub const REVERTS_COMMIT_TRAILER: &str = "Kubemint-Reverts-Commit";
+
+fn trailer<'m>(message: &'m str, name: &str) -> Option<&'m str> {
+    message.lines().rev().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        (key.trim().eq_ignore_ascii_case(name) && !value.trim().is_empty()).then(|| value.trim())
+    })
+}
 
 /// The release a commit message says it reverts (its `Kubemint-Reverts-Release` trailer).
 pub fn reverted_release(message: &str) -> Option<&str> {
-    message.lines().rev().find_map(|line| {
-        let (key, value) = line.split_once(':')?;
-        (key.trim().eq_ignore_ascii_case(REVERTS_RELEASE_TRAILER) && !value.trim().is_empty())
-            .then(|| value.trim())
-    })
+    trailer(message, REVERTS_RELEASE_TRAILER)
+}
+
+/// What a kubemint revert commit says it reverts (a release id or a commit), if it is one.
+pub fn kubemint_revert_of(message: &str) -> Option<&str> {
+    reverted_release(message).or_else(|| trailer(message, REVERTS_COMMIT_TRAILER))
+}
+
+/// The trailer a revert commit of `change` carries.
+pub fn revert_trailer(change: &Change) -> String {
+    match &change.release {
+        Some(id) => format!("{REVERTS_RELEASE_TRAILER}: {id}"),
+        None => format!("{REVERTS_COMMIT_TRAILER}: {}", change.to),
+    }
 }
 
 /// The loop guard of automatic reverts. `failing` are the commits the revert
@@ -164,7 +183,7 @@ pub fn loop_guard(
 ) -> Result<(), RevertError> {
     if let Some((sha, reverted)) = failing
         .iter()
-        .find_map(|(sha, m)| reverted_release(m).map(|r| (sha, r)))
+        .find_map(|(sha, m)| kubemint_revert_of(m).map(|r| (sha, r)))
     {
         return Err(RevertError::RevertOfRevert {
             commit: sha.clone(),
@@ -206,6 +225,8 @@ pub struct Change {
     pub what: String,
     /// The subject of `to`, when the channel's status knows it.
     pub subject: Option<String>,
+    /// The release undone, when a release (not a single commit) is reverted.
+    pub release: Option<String>,
 }
 
 /// Which change `target` means for a channel with `status`. Releases are
@@ -223,6 +244,7 @@ pub fn pick_change(
                 base: None,
                 what: format!("commit {}", short_sha(sha)),
                 subject: None,
+                release: None,
             })
         }
         Target::Release(id) => id.clone(),
@@ -279,6 +301,7 @@ pub fn pick_change(
             release.commit.subject
         ),
         subject: Some(release.commit.subject.clone()),
+        release: Some(release.id.clone()),
     })
 }
 
@@ -502,9 +525,12 @@ fn revert_blocking(request: &RevertRequest) -> Result<Reverted, RevertError> {
         base.as_ref().map(|b| b.id().to_string()).as_deref(),
         request.message.as_deref(),
     );
-    if let Some(release) = &request.automatic {
-        message.push_str(&format!("\n{REVERTS_RELEASE_TRAILER}: {release}\n"));
-    }
+    // Every kubemint revert says what it reverts, for the loop guard and for people.
+    let trailer = match &request.automatic {
+        Some(release) => format!("{REVERTS_RELEASE_TRAILER}: {release}"),
+        None => revert_trailer(&request.change),
+    };
+    message.push_str(&format!("\n{trailer}\n"));
     let sha = repo
         .commit(
             Some("HEAD"),
@@ -690,6 +716,15 @@ mod tests {
             None
         );
         assert_eq!(reverted_release("x\n\nKubemint-Reverts-Release: \n"), None);
+        let by_hand = "Drop y\n\nThis reverts commit c1.\n\nKubemint-Reverts-Commit: c1\n";
+        assert_eq!(
+            (reverted_release(by_hand), kubemint_revert_of(by_hand)),
+            (None, Some("c1"))
+        );
+        let change = pick_change("ns/ch", &status(), &Target::Active).unwrap();
+        assert_eq!(revert_trailer(&change), "Kubemint-Reverts-Release: bbb222");
+        let change = pick_change("ns/ch", &status(), &Target::Commit("c1".into())).unwrap();
+        assert_eq!(revert_trailer(&change), "Kubemint-Reverts-Commit: c1");
     }
 
     #[test]

@@ -366,12 +366,24 @@ pub fn auto_revert_event(s: &AutoRevertStatus) -> (EventType, &'static str, Stri
     }
 }
 
-/// Whether the pass should revert: the release failed in this pass and the
-/// channel asks for it. Whether it was reverted before is for the loop guard
-/// to say, from git (it survives restarts and lost statuses).
-pub fn should_revert(channel: &Channel, phase: &Phase) -> bool {
+/// Whether the pass should revert the failed release: the channel asks for it
+/// and no revert of this release and commit was tried yet. A release that
+/// failed while the operator was down (held ever since) is reverted too. The
+/// status only saves a clone: whether the release was reverted already is for
+/// the loop guard to say, from git.
+pub fn should_revert(
+    channel: &Channel,
+    phase: &Phase,
+    before: Option<&ChannelStatus>,
+    release: &str,
+    commit: &str,
+) -> bool {
+    let tried = before
+        .and_then(|s| s.auto_revert.as_ref())
+        .is_some_and(|a| a.release == release && a.commit == commit);
     channel.spec.rollout.on_failure == crate::api::OnFailure::Revert
-        && matches!(phase, Phase::Failed { now: true, .. })
+        && matches!(phase, Phase::Failed { .. })
+        && !tried
 }
 
 #[cfg(test)]
@@ -557,6 +569,62 @@ mod tests {
         let notes = notes_of_pass(&facts(&before, &after, &Phase::Active, &[], &[]));
         assert_eq!(notes.len(), 1);
         assert_eq!(notes[0].event, Some(NoteEvent::Promoted));
+    }
+
+    #[test]
+    fn a_failed_release_is_reverted_once_per_commit_held_or_not() {
+        let mut channel: Channel = serde_json::from_value(json!({
+            "apiVersion": "kubemint.io/v1alpha1", "kind": "Channel",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"git": {"url": "https://git.example.com/shop.git"},
+                     "rollout": {"onFailure": "revert"}}
+        }))
+        .unwrap();
+        let failed = |now| Phase::Failed {
+            pending: vec![],
+            now,
+        };
+        let mut before = ChannelStatus::default();
+        assert!(should_revert(
+            &channel,
+            &failed(true),
+            Some(&before),
+            "r",
+            "c"
+        ));
+        assert!(
+            should_revert(&channel, &failed(false), Some(&before), "r", "c"),
+            "failed while the operator was down"
+        );
+        assert!(!should_revert(
+            &channel,
+            &Phase::Active,
+            Some(&before),
+            "r",
+            "c"
+        ));
+        before.auto_revert = Some(AutoRevertStatus {
+            release: "r".into(),
+            commit: "c".into(),
+            outcome: "Conflict".into(),
+            ..Default::default()
+        });
+        assert!(!should_revert(
+            &channel,
+            &failed(true),
+            Some(&before),
+            "r",
+            "c"
+        ));
+        assert!(should_revert(
+            &channel,
+            &failed(true),
+            Some(&before),
+            "r",
+            "c2"
+        ));
+        channel.spec.rollout.on_failure = crate::api::OnFailure::Hold;
+        assert!(!should_revert(&channel, &failed(true), None, "r", "c"));
     }
 
     #[test]

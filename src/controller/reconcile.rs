@@ -343,8 +343,13 @@ async fn audit_pass(
     let release = &rendered.desired.id;
     let key = key_of(channel);
     let revert_key = format!("Revert/{release}/{}", rendered.commit.sha);
-    let revert = audit::should_revert(channel, &plan.phase)
-        && ctx.memo(&key, |m| !m.audited.contains(&revert_key));
+    let revert = audit::should_revert(
+        channel,
+        &plan.phase,
+        channel.status.as_ref(),
+        release,
+        &rendered.commit.sha,
+    ) && ctx.memo(&key, |m| !m.audited.contains(&revert_key));
     let notes_on = channel.spec.audit.git_notes;
     if !revert && !notes_on {
         return;
