@@ -100,9 +100,15 @@ pub fn notes_of_pass(f: &PassFacts) -> Vec<DeploymentNote> {
         revert_commit: None,
         operator: operator_version(),
     };
+    // Failed now, or found failed (the operator was down when it failed) and not yet recorded so.
+    let recorded_failed = f.before.is_some_and(|s| {
+        s.releases.iter().any(|r| {
+            r.id == f.release && r.commit.sha == f.commit && r.phase == ReleasePhase::Failed
+        })
+    });
     let mut notes = Vec::new();
     match f.phase {
-        Phase::Failed { now: true, .. } => {
+        Phase::Failed { now, .. } if *now || !recorded_failed => {
             let mut note = base(NoteEvent::Failed, "Failed");
             note.times.failed = Some(f.now.to_string());
             note.message = record.and_then(|r| r.message.clone());
@@ -557,6 +563,10 @@ mod tests {
             now: false,
         };
         assert!(notes_of_pass(&facts(&after, &after, &held, &revisions, &[])).is_empty());
+        // Failed while the operator was down: noted when it is found.
+        let notes = notes_of_pass(&facts(&before, &after, &held, &revisions, &[]));
+        assert_eq!(notes.len(), 1);
+        assert_eq!(notes[0].event, Some(NoteEvent::Failed));
     }
 
     #[test]
