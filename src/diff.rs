@@ -215,6 +215,7 @@ async fn compare_with_cluster(
     let observed = observer.snapshot(label, &rendered.kinds);
     let settings = rollout::Settings {
         ready_timeout: Duration::from_secs(u32::MAX.into()),
+        test_timeout: Duration::from_secs(u32::MAX.into()),
         drain: Duration::ZERO,
         keep: channel.spec.rollout.keep_releases as usize,
         prune: channel.spec.prune,
@@ -350,6 +351,7 @@ fn ready(observed: &Observed, desired: &rollout::DesiredRelease) -> Observed {
                 applied_hash: Some(hash),
                 foreign_managers: Vec::new(),
                 edited_by: None,
+                edited_paths: Vec::new(),
             },
         });
     }

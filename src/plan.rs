@@ -232,6 +232,29 @@ pub fn describe(plan: &Plan) -> String {
             let _ = writeln!(out, "  {kind} {name} (immutable copy)");
         }
     }
+    if !minted.autoscalers.is_empty() || !minted.hooks.is_empty() {
+        let _ = writeln!(out, "\nRollout:");
+        for (index, a) in &minted.autoscalers {
+            let hpa = &minted.objects[*index];
+            let target = minted
+                .revisions
+                .iter()
+                .find(|r| r.key() == a.workload)
+                .map_or("?", |r| r.replica_set.name.as_str());
+            let _ = writeln!(
+                out,
+                "  HorizontalPodAutoscaler {} targets ReplicaSet {target} once it serves (min {}, max {}; a new revision starts at the serving size)",
+                hpa.name, a.min, a.max
+            );
+        }
+        for job in &minted.hooks {
+            let _ = writeln!(
+                out,
+                "  Job {}-{} runs before the switch (pre-promotion test, {})",
+                job.name, release.id, job.file
+            );
+        }
+    }
     if !release.workloads.is_empty() {
         let _ = writeln!(out, "\nWorkloads:");
         for w in &release.workloads {

@@ -1,12 +1,15 @@
 //! The serving checker's replay (`support::checker::replay`) on synthetic
 //! event sequences: it must pass clean rollouts and catch every way a pinned
-//! Service can end up selecting no ready pod. No cluster needed.
+//! Service can end up selecting no ready pod. Also the audit log reader
+//! (`support::audit`) on lines as kube-apiserver 1.20 writes them. No
+//! cluster needed.
 
 mod support;
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::jiff::Timestamp;
+use support::audit::{self, Class, Counts};
 use support::checker::{replay, Change, Observed, PodState, REVISION_LABEL};
 
 fn selector(revision: Option<&str>) -> BTreeMap<String, String> {
@@ -245,4 +248,103 @@ fn a_pod_of_another_app_does_not_serve_the_service() {
         }))
         .pod_gone("web-a-1");
     assert_eq!(replay(&e.events).outages.len(), 1);
+}
+
+fn audit_line(id: &str, stage: &str, agent: &str, verb: &str, uri: &str, at: &str) -> String {
+    serde_json::json!({
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+        "auditID": id, "stage": stage, "requestURI": uri, "verb": verb,
+        "user": {"username": "admin"}, "userAgent": agent,
+        "objectRef": {"resource": "services", "namespace": "shop", "name": "web", "apiVersion": "v1"},
+        "requestReceivedTimestamp": at, "stageTimestamp": at,
+    })
+    .to_string()
+}
+
+#[test]
+fn the_audit_log_counts_each_request_once_by_kind_and_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let km = "kubemint/0.1.0";
+    let lines = [
+        audit_line(
+            "1",
+            "ResponseComplete",
+            km,
+            "get",
+            "/api/v1/namespaces/shop/services/web",
+            "2026-12-01T10:00:01.000001Z",
+        ),
+        // A watch is logged when it starts and when it ends: one request.
+        audit_line(
+            "2",
+            "ResponseStarted",
+            km,
+            "watch",
+            "/api/v1/namespaces/shop/services?watch=true",
+            "2026-12-01T10:00:02Z",
+        ),
+        audit_line(
+            "2",
+            "ResponseComplete",
+            km,
+            "watch",
+            "/api/v1/namespaces/shop/services?watch=true",
+            "2026-12-01T10:00:02Z",
+        ),
+        audit_line(
+            "3",
+            "ResponseComplete",
+            km,
+            "patch",
+            "/api/v1/namespaces/shop/services/web?dryRun=All&fieldManager=kubemint",
+            "2026-12-01T10:00:03Z",
+        ),
+        audit_line(
+            "4",
+            "ResponseComplete",
+            km,
+            "patch",
+            "/api/v1/namespaces/shop/services/web?fieldManager=kubemint",
+            "2026-12-01T10:00:04Z",
+        ),
+        audit_line(
+            "5",
+            "ResponseComplete",
+            "kubectl/v1.32.4",
+            "patch",
+            "/api/v1/namespaces/shop/services/web",
+            "2026-12-01T10:00:05Z",
+        ),
+        audit_line(
+            "6",
+            "ResponseComplete",
+            km,
+            "delete",
+            "/api/v1/namespaces/shop/services/web",
+            "2026-12-01T10:00:09Z",
+        ),
+        "{\"kind\":\"Event\",\"auditID\":\"7\",\"sta".to_string(), // cut off while written
+    ];
+    let path = dir.path().join("audit.log");
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let t = |s: &str| -> Timestamp { s.parse().unwrap() };
+    let window = (t("2026-12-01T10:00:00Z"), t("2026-12-01T10:00:08Z"));
+    let counts = audit::count(&path, "kubemint/", window.0, window.1);
+    assert_eq!(
+        counts,
+        Counts {
+            reads: 2,
+            writes: 1,
+            dry_runs: 1,
+            other: 0
+        }
+    );
+    assert_eq!(counts.to_string(), "2 reads / 1 writes / 1 dry-runs");
+    let kubectl = audit::requests(&path, "kubectl/", window.0, window.1);
+    assert_eq!(kubectl.len(), 1);
+    assert_eq!(kubectl[0].class(), Class::Write);
+    assert_eq!(kubectl[0].describe(), "patch services shop/web");
+    // The delete is outside the window.
+    let all = audit::count(&path, "kubemint/", window.0, t("2026-12-01T10:00:10Z"));
+    assert_eq!(all.writes, 2);
 }

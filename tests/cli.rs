@@ -310,3 +310,35 @@ fn plan_of_a_bad_kustomization_names_it_and_shows_kustomizes_message() {
         text(&ok.stdout)
     );
 }
+
+#[test]
+fn plan_shows_autoscaler_retargets_and_the_pre_promotion_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = Command::new("cp")
+        .args(["-r", "examples/shop/.", dir.path().to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    std::fs::write(
+        dir.path().join("web/hpa.yaml"),
+        "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  minReplicas: 2\n  maxReplicas: 10\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("smoke.yaml"),
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: smoke\n  annotations: {kubemint.io/hook: pre-promotion}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: smoke, image: curl}]\n",
+    )
+    .unwrap();
+    let out = kubemint(&["plan", dir.path().to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("HorizontalPodAutoscaler web targets ReplicaSet web-"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(min 2, max 10"), "{stdout}");
+    assert!(
+        stdout.contains("Job smoke-") && stdout.contains("runs before the switch"),
+        "{stdout}"
+    );
+}

@@ -97,6 +97,13 @@ pub struct RolloutSpec {
     /// release fails its readiness gate (the channel must follow a branch).
     #[serde(default)]
     pub on_failure: OnFailure,
+    /// Give each Service of the release a companion `<name>-preview` that
+    /// selects the newest revision as soon as it exists (the serving one otherwise).
+    #[serde(default)]
+    pub preview: bool,
+    /// How long the pre-promotion test Job (`kubemint.io/hook: pre-promotion`) may run.
+    #[serde(default = "default_test_timeout")]
+    pub test_timeout: String,
 }
 
 impl Default for RolloutSpec {
@@ -106,6 +113,8 @@ impl Default for RolloutSpec {
             keep_releases: default_keep_releases(),
             ready_timeout: default_ready_timeout(),
             on_failure: OnFailure::default(),
+            preview: false,
+            test_timeout: default_test_timeout(),
         }
     }
 }
@@ -119,6 +128,10 @@ fn default_keep_releases() -> u32 {
 }
 
 fn default_ready_timeout() -> String {
+    "10m".to_string()
+}
+
+fn default_test_timeout() -> String {
     "10m".to_string()
 }
 

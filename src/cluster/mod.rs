@@ -12,7 +12,7 @@ pub use apply::{
 pub use discovery::Resolver;
 pub use prune::{prune, prune_one, PruneOutcome};
 pub use revisions::{
-    delete_config_copy, delete_revision, mark_failed, mark_promoted, scale_to_zero,
+    delete_config_copy, delete_job, delete_revision, mark_failed, mark_promoted, scale_to_zero,
 };
 
 pub use crate::rollout::FIELD_MANAGER;

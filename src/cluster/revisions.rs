@@ -9,9 +9,11 @@ use kube::Client;
 use serde_json::{json, Value};
 
 use super::{ClusterError, FIELD_MANAGER};
+use k8s_openapi::api::batch::v1::Job;
+
 use crate::rollout::{
-    DRAINED_ANNOTATION, FAILED_ANNOTATION, FAILED_READY_ANNOTATION, FAILED_RETRY_ANNOTATION,
-    PROMOTED_ANNOTATION,
+    DRAINED_ANNOTATION, FAILED_ANNOTATION, FAILED_HOOK_ANNOTATION, FAILED_READY_ANNOTATION,
+    FAILED_RETRY_ANNOTATION, PROMOTED_ANNOTATION,
 };
 
 async fn patch_rs(
@@ -46,6 +48,7 @@ pub async fn mark_promoted(
     let patch = json!({"metadata": {"annotations": {
         PROMOTED_ANNOTATION: now.to_string(),
         FAILED_ANNOTATION: null, FAILED_RETRY_ANNOTATION: null, FAILED_READY_ANNOTATION: null,
+        FAILED_HOOK_ANNOTATION: null,
     }}});
     patch_rs(client, namespace, name, patch, "recording the promotion of").await
 }
@@ -73,10 +76,12 @@ pub async fn mark_failed(
     release: &str,
     retry: &str,
     ready: &str,
+    hook: Option<&str>,
 ) -> Result<(), ClusterError> {
     let patch = json!({
         "metadata": {"annotations": {
             FAILED_ANNOTATION: release, FAILED_RETRY_ANNOTATION: retry, FAILED_READY_ANNOTATION: ready,
+            FAILED_HOOK_ANNOTATION: hook,
         }},
         "spec": {"replicas": 0},
     });
@@ -93,6 +98,15 @@ pub async fn delete_revision(
     ignore_missing(
         api.delete(name, &DeleteParams::background()).await,
         format!("apps/ReplicaSet/{namespace}/{name}"),
+    )
+}
+
+/// Deletes a test Job and its pods.
+pub async fn delete_job(client: &Client, namespace: &str, name: &str) -> Result<(), ClusterError> {
+    let api: Api<Job> = Api::namespaced(client.clone(), namespace);
+    ignore_missing(
+        api.delete(name, &DeleteParams::background()).await,
+        format!("batch/Job/{namespace}/{name}"),
     )
 }
 

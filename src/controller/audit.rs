@@ -111,7 +111,10 @@ pub fn notes_of_pass(f: &PassFacts) -> Vec<DeploymentNote> {
         Phase::Failed { now, .. } if *now || !recorded_failed => {
             let mut note = base(NoteEvent::Failed, "Failed");
             note.times.failed = Some(f.now.to_string());
-            note.message = record.and_then(|r| r.message.clone());
+            // A test Job's log lines stay in the cluster: notes are pushed to the repository.
+            note.message = record
+                .and_then(|r| r.message.as_deref())
+                .map(|m| m.split("; last log lines:").next().unwrap_or(m).to_string());
             note.revert_commit = f.revert_commit.map(str::to_string);
             notes.push(note);
         }
@@ -250,13 +253,21 @@ pub fn spawn_notes(
     });
 }
 
-/// The subject of an automatic revert: the release, the failed workloads and their ready counts.
+/// The subject of an automatic revert: the release, and the failed workloads
+/// with their ready counts (or the pre-promotion test Job that failed).
 pub fn auto_revert_subject(
     release: &str,
     commit: &str,
     pending: &[(String, String)],
+    hook: Option<&str>,
     timeout: &str,
 ) -> String {
+    if let Some(job) = hook {
+        return format!(
+            "Revert failed release {release} (commit {}): pre-promotion test Job {job} failed",
+            short_sha(commit)
+        );
+    }
     let detail: Vec<String> = pending
         .iter()
         .map(|(w, ready)| format!("{w} {ready} ready"))
@@ -281,6 +292,7 @@ pub async fn auto_revert(
     release: &str,
     commit: &str,
     pending: &[(String, String)],
+    hook: Option<&str>,
 ) -> AutoRevertStatus {
     let key = format!(
         "{}/{}",
@@ -302,6 +314,7 @@ pub async fn auto_revert(
                 release,
                 commit,
                 pending,
+                hook,
                 &channel.spec.rollout.ready_timeout,
             )),
             change,
@@ -546,6 +559,7 @@ mod tests {
         let now = Phase::Failed {
             pending: vec![("web".into(), "0/2".into())],
             now: true,
+            hook: None,
         };
         let mut f = facts(&before, &after, &now, &revisions, &[]);
         f.revert_commit = Some("r1");
@@ -561,6 +575,7 @@ mod tests {
         let held = Phase::Failed {
             pending: vec![("web".into(), "0/2".into())],
             now: false,
+            hook: None,
         };
         assert!(notes_of_pass(&facts(&after, &after, &held, &revisions, &[])).is_empty());
         // Failed while the operator was down: noted when it is found.
@@ -593,6 +608,7 @@ mod tests {
         let failed = |now| Phase::Failed {
             pending: vec![],
             now,
+            hook: None,
         };
         let mut before = ChannelStatus::default();
         assert!(should_revert(
@@ -646,11 +662,23 @@ mod tests {
                 ("web".into(), "1/3".into()),
                 ("worker".into(), "0/1".into()),
             ],
+            None,
             "5s",
         );
         assert_eq!(
             s,
             "Revert failed release 3f2a9c (commit 1a2b3c4d5e6f): web 1/3 ready, worker 0/1 ready after 5s"
+        );
+        let s = auto_revert_subject(
+            "3f2a9c",
+            "1a2b3c4d5e6f7a8b",
+            &[],
+            Some("web-test-1a2b"),
+            "5s",
+        );
+        assert_eq!(
+            s,
+            "Revert failed release 3f2a9c (commit 1a2b3c4d5e6f): pre-promotion test Job web-test-1a2b failed"
         );
     }
 }

@@ -17,7 +17,7 @@ use crate::cluster::{self, ClusterError, Resolver};
 use crate::rollout::{Action, ApplyReason, ObjectId, Plan};
 
 /// How many writes are in flight at once: enough to hide latency, few enough to be polite.
-const CONCURRENCY: usize = 8;
+const CONCURRENCY: usize = 16;
 
 /// Environment variable naming a failpoint: `<action kind>:<n>` makes the
 /// operator exit (code 86) right after the n-th action of that kind succeeded.
@@ -81,14 +81,16 @@ impl Executor<'_> {
         let mut done = Executed::default();
         let mut i = 0;
         while i < resolved.len() {
-            // Consecutive applies of one stage go together; everything else one by one.
-            let stage = apply_stage(resolved[i].action);
+            // Consecutive actions of one kind (and apply stage) go together;
+            // prunes one by one, in their order.
+            let group = batch_group(resolved[i].action);
             let mut j = i + 1;
-            if stage.is_some() {
-                while j < resolved.len() && apply_stage(resolved[j].action) == stage {
+            if group.is_some() {
+                while j < resolved.len() && batch_group(resolved[j].action) == group {
                     j += 1;
                 }
             }
+            let stage = apply_stage(resolved[i].action);
             self.resolve_missing(&mut resolved[i..j]).await?;
             self.batch(&mut resolved[i..j], &mut done).await?;
             if stage == Some(0) {
@@ -101,7 +103,9 @@ impl Executor<'_> {
 
     async fn resource(&self, action: &Action) -> Result<Option<ApiResource>, Error> {
         let (group, version, kind) = match action {
-            Action::Apply { entry, .. } | Action::Switch { entry, .. } => (
+            Action::Apply { entry, .. }
+            | Action::Switch { entry, .. }
+            | Action::RunHook { entry, .. } => (
                 entry.group.as_str(),
                 entry.version.as_str(),
                 entry.kind.as_str(),
@@ -244,7 +248,7 @@ impl Executor<'_> {
                 cluster::apply_object(client, ar, id.namespace.as_deref(), manifest)
                     .await
                     .map_err(|source| write_error("switching", &id.to_string(), source))?;
-                Note::Switched(format!("Service {} -> {to}", id.name))
+                Note::Switched(format!("{} {} -> {to}", id.kind, id.name))
             }
             Action::ApplyRevision {
                 namespace,
@@ -272,8 +276,18 @@ impl Executor<'_> {
                 release,
                 retry,
                 ready,
+                hook,
             } => {
-                cluster::mark_failed(client, namespace, name, release, retry, ready).await?;
+                cluster::mark_failed(
+                    client,
+                    namespace,
+                    name,
+                    release,
+                    retry,
+                    ready,
+                    hook.as_deref(),
+                )
+                .await?;
                 Note::Failed(name.clone())
             }
             Action::Drain {
@@ -295,6 +309,17 @@ impl Executor<'_> {
             } => {
                 cluster::delete_config_copy(client, kind, namespace, name).await?;
                 Note::Deleted(format!("{kind} {name}"))
+            }
+            Action::RunHook { id, manifest, .. } => {
+                let ar = self.resolved(r, id)?;
+                cluster::apply_object(client, ar, id.namespace.as_deref(), manifest)
+                    .await
+                    .map_err(|source| write_error("starting", &id.to_string(), source))?;
+                Note::Applied(id.to_string())
+            }
+            Action::DeleteHook { namespace, name } => {
+                cluster::delete_job(client, namespace, name).await?;
+                Note::None
             }
             Action::Prune { entry } => {
                 cluster::prune_one(client, self.resolver, entry, self.channel, false).await?;
@@ -343,6 +368,15 @@ impl Executor<'_> {
     }
 }
 
+/// Which actions may run side by side: the same kind (applies: of the same
+/// stage). Prunes keep their reverse apply order.
+fn batch_group(action: &Action) -> Option<(&'static str, u8)> {
+    match action {
+        Action::Prune { .. } => None,
+        other => Some((other.kind(), apply_stage(other).unwrap_or(1))),
+    }
+}
+
 /// The stage of an apply of a declared object (CRDs and Namespaces: 0), `None` for other actions.
 fn apply_stage(action: &Action) -> Option<u8> {
     match action {
@@ -358,6 +392,9 @@ fn target(action: &Action) -> (Option<String>, &serde_json::Value, &str, String)
             id, manifest, file, ..
         }
         | Action::Switch {
+            id, manifest, file, ..
+        }
+        | Action::RunHook {
             id, manifest, file, ..
         } => (id.namespace.clone(), manifest, file, id.to_string()),
         Action::ApplyRevision {

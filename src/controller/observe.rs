@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
@@ -26,9 +27,10 @@ use tokio::sync::mpsc;
 
 use crate::api::Channel;
 use crate::rollout::{
-    foreign_editors, FailedMark, LiveCopy, LiveObject, LiveRevision, LiveService, ObjectId,
-    Observed, APPLIED_HASH_ANNOTATION, CHANNEL_LABEL, COMMIT_ANNOTATION, CONFIG_COPY_LABEL,
-    DRAINED_ANNOTATION, FAILED_ANNOTATION, FAILED_READY_ANNOTATION, FAILED_RETRY_ANNOTATION,
+    foreign_editors, FailedMark, LiveCopy, LiveHook, LiveObject, LiveRevision, LiveService,
+    ObjectId, Observed, APPLIED_HASH_ANNOTATION, CHANNEL_LABEL, COMMIT_ANNOTATION,
+    CONFIG_COPY_LABEL, DRAINED_ANNOTATION, FAILED_ANNOTATION, FAILED_HOOK_ANNOTATION,
+    FAILED_READY_ANNOTATION, FAILED_RETRY_ANNOTATION, HOOK_RETRY_ANNOTATION,
     PROGRESSING_ANNOTATION, PROMOTED_ANNOTATION, RELEASE_ANNOTATION, REVISION_LABEL,
     WORKLOAD_LABEL,
 };
@@ -43,6 +45,7 @@ pub struct Observer {
     client: Client,
     replica_sets: Store<ReplicaSet>,
     services: Store<Service>,
+    jobs: Store<Job>,
     kinds: Mutex<HashMap<GroupVersionKind, MetaStore>>,
     wake: Wake,
     /// Objects another manager wrote to, checked and found as declared, at this resourceVersion.
@@ -65,7 +68,12 @@ impl Observer {
             wake.clone(),
         );
         let services = spawn(
-            watcher(Api::<Service>::all(client.clone()), config),
+            watcher(Api::<Service>::all(client.clone()), config.clone()),
+            reflector::store::Writer::default(),
+            wake.clone(),
+        );
+        let jobs = spawn(
+            watcher(Api::<Job>::all(client.clone()), config),
             reflector::store::Writer::default(),
             wake.clone(),
         );
@@ -73,6 +81,7 @@ impl Observer {
             client,
             replica_sets,
             services,
+            jobs,
             kinds: Mutex::default(),
             wake,
             verified: Mutex::default(),
@@ -103,6 +112,7 @@ impl Observer {
         let all = async {
             self.replica_sets.wait_until_ready().await.ok();
             self.services.wait_until_ready().await.ok();
+            self.jobs.wait_until_ready().await.ok();
             for store in &stores {
                 store.wait_until_ready().await.ok();
             }
@@ -134,10 +144,15 @@ impl Observer {
             let (foreign, edited_by) =
                 foreign_editors(meta.managed_fields.as_deref().unwrap_or_default());
             let checked = verified.get(id) == meta.resource_version.as_ref();
+            let (edited_by, edited_paths) = match edited_by.filter(|_| !checked) {
+                Some((manager, paths)) => (Some(manager), paths),
+                None => (None, Vec::new()),
+            };
             LiveObject {
                 applied_hash: annotation(meta, APPLIED_HASH_ANNOTATION),
                 foreign_managers: foreign,
-                edited_by: edited_by.filter(|_| !checked),
+                edited_by,
+                edited_paths,
             }
         };
         let mut observed = Observed::default();
@@ -217,6 +232,33 @@ impl Observer {
                 observed.revisions.push(revision);
             }
         }
+        for job in self.jobs.state() {
+            if !ours(&job.metadata) || annotation(&job.metadata, HOOK_RETRY_ANNOTATION).is_none() {
+                continue;
+            }
+            let status = job.status.clone().unwrap_or_default();
+            let condition = |type_: &str| {
+                status
+                    .conditions
+                    .iter()
+                    .flatten()
+                    .any(|c| c.type_ == type_ && c.status == "True")
+            };
+            observed.hooks.insert(
+                (job.namespace().unwrap_or_default(), job.name_any()),
+                LiveHook {
+                    succeeded: condition("Complete"),
+                    failed: condition("Failed"),
+                    created: job
+                        .metadata
+                        .creation_timestamp
+                        .as_ref()
+                        .map(|t| t.0)
+                        .unwrap_or(Timestamp::UNIX_EPOCH),
+                    retry: annotation(&job.metadata, HOOK_RETRY_ANNOTATION).unwrap_or_default(),
+                },
+            );
+        }
         observed.revisions.sort_by(|a, b| a.name.cmp(&b.name));
         observed.copies.sort();
         observed
@@ -255,6 +297,7 @@ fn revision(rs: &ReplicaSet, meta: LiveObject) -> Option<LiveRevision> {
         release,
         retry: annotation(m, FAILED_RETRY_ANNOTATION).unwrap_or_default(),
         ready: annotation(m, FAILED_READY_ANNOTATION).unwrap_or_default(),
+        hook: annotation(m, FAILED_HOOK_ANNOTATION),
     });
     let reads = spec
         .template

@@ -106,12 +106,13 @@ pub async fn prepare(
             .unwrap_or(true)
             .then(|| o.namespace.clone().unwrap_or_else(|| target.clone()))
     };
-    let desired = DesiredRelease::new(
+    let desired = DesiredRelease::with_previews(
         &release.id,
         &commit.sha,
         &channel.label_value(),
         &minted,
         &namespace_of,
+        channel.spec.rollout.preview,
     );
     let unlabelled = unlabelled_services(client, &desired).await?;
     let namespaces = release

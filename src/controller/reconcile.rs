@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
+use kube::api::{ListParams, LogParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
@@ -82,6 +83,7 @@ struct Timing {
     interval: Duration,
     drift: Duration,
     ready_timeout: Duration,
+    test_timeout: Duration,
 }
 
 fn timing(channel: &Channel) -> Result<Timing, Error> {
@@ -91,6 +93,10 @@ fn timing(channel: &Channel) -> Result<Timing, Error> {
         ready_timeout: parse_duration(
             "spec.rollout.readyTimeout",
             &channel.spec.rollout.ready_timeout,
+        )?,
+        test_timeout: parse_duration(
+            "spec.rollout.testTimeout",
+            &channel.spec.rollout.test_timeout,
         )?,
     })
 }
@@ -271,6 +277,7 @@ async fn pass(
     let now = Timestamp::now();
     let settings = rollout::Settings {
         ready_timeout: timing.ready_timeout,
+        test_timeout: timing.test_timeout,
         drain: Duration::from_secs(channel.spec.rollout.drain_seconds.into()),
         keep: channel.spec.rollout.keep_releases as usize,
         prune: channel.spec.prune,
@@ -309,9 +316,18 @@ async fn pass(
         let actions: Vec<&str> = plan.actions.iter().map(|a| a.kind()).collect();
         tracing::info!(channel = %key, release = %rendered.desired.id, ?actions, phase = ?plan.phase, "pass");
     }
-    publish(ctx, channel, &rendered, &plan, &done).await;
+    let logs = match &plan.phase {
+        Phase::Failed {
+            now: true,
+            hook: Some(job),
+            ..
+        } => Some(hook_logs(ctx, job, &rendered).await),
+        _ => None,
+    };
+    publish(ctx, channel, &rendered, &plan, &done, logs.as_deref()).await;
     if !head_rejected {
-        let mut status = status::report(channel, &rendered, &plan, &settings.retry);
+        let mut status =
+            status::report(channel, &rendered, &plan, &settings.retry, logs.as_deref());
         audit_pass(ctx, channel, &rendered, &plan, &done, now, &mut status).await;
         write_status(ctx, channel, &status)
             .await
@@ -388,9 +404,9 @@ async fn audit_pass(
     };
     let mut revert_commit = None;
     if revert {
-        let pending = match &plan.phase {
-            Phase::Failed { pending, .. } => pending.clone(),
-            _ => Vec::new(),
+        let (pending, hook) = match &plan.phase {
+            Phase::Failed { pending, hook, .. } => (pending.clone(), hook.clone()),
+            _ => (Vec::new(), None),
         };
         let outcome = audit::auto_revert(
             channel,
@@ -399,6 +415,7 @@ async fn audit_pass(
             release,
             &rendered.commit.sha,
             &pending,
+            hook.as_deref(),
         )
         .await;
         ctx.memo(&key, |m| m.audit_once(revert_key.clone()));
@@ -423,6 +440,7 @@ async fn audit_pass(
 fn phase_reason(phase: &Phase) -> &'static str {
     match phase {
         Phase::Progressing { .. } => "Progressing",
+        Phase::Testing { .. } => "Testing",
         Phase::Failed { .. } => "ReleaseFailed",
         Phase::Draining => "Draining",
         Phase::Active => "ReconciliationSucceeded",
@@ -468,6 +486,7 @@ async fn publish(
     rendered: &Rendered,
     plan: &Plan,
     done: &Executed,
+    logs: Option<&str>,
 ) {
     let release = &rendered.desired.id;
     let commit = &rendered.commit;
@@ -547,9 +566,43 @@ async fn publish(
             .await;
     }
     if let Phase::Failed { now: true, .. } = &plan.phase {
-        let message = status::failure_message(release, &channel.spec.rollout.ready_timeout, plan);
+        let message = status::failure_message(release, &channel.spec.rollout, plan, logs);
         ctx.publish(channel, EventType::Warning, "ReleaseFailed", message)
             .await;
+    }
+}
+
+/// The last log lines of a test Job's newest pod, or why there are none.
+async fn hook_logs(ctx: &Context, job: &str, rendered: &Rendered) -> String {
+    let namespace = rendered
+        .desired
+        .hooks
+        .iter()
+        .find(|h| h.id.name == job)
+        .and_then(|h| h.id.namespace.clone())
+        .unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let list = match pods
+        .list(&ListParams::default().labels(&format!("job-name={job}")))
+        .await
+    {
+        Ok(list) => list.items,
+        Err(e) => return format!("(logs unavailable: {})", cluster::api_message(&e)),
+    };
+    let Some(pod) = list
+        .iter()
+        .max_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0))
+    else {
+        return "(no pod of the Job found)".to_string();
+    };
+    let params = LogParams {
+        tail_lines: Some(10),
+        ..LogParams::default()
+    };
+    match pods.logs(&pod.name_any(), &params).await {
+        Ok(text) if !text.trim().is_empty() => text.trim_end().to_string(),
+        Ok(_) => "(the pod logged nothing)".to_string(),
+        Err(e) => format!("(logs unavailable: {})", cluster::api_message(&e)),
     }
 }
 

@@ -155,7 +155,13 @@ pub fn mark_promoted(releases: &mut [ReleaseRecord], index: usize, now: &str) {
 /// The channel's status after a pass: a report of where the release stands,
 /// written from the plan (which read the cluster), never read back as state.
 /// `releases` is the history log: the record of this release is added or updated.
-pub fn report(channel: &Channel, rendered: &Rendered, plan: &Plan, retry: &str) -> ChannelStatus {
+pub fn report(
+    channel: &Channel,
+    rendered: &Rendered,
+    plan: &Plan,
+    retry: &str,
+    logs: Option<&str>,
+) -> ChannelStatus {
     let mut status = channel.status.clone().unwrap_or_default();
     let generation = channel.metadata.generation;
     let commit = &rendered.commit;
@@ -235,9 +241,28 @@ pub fn report(channel: &Channel, rendered: &Rendered, plan: &Plan, retry: &str) 
             set_condition(c, RECONCILING, true, "Progressing", &message, generation);
             remove_condition(c, STALLED);
         }
-        Phase::Failed { .. } => {
-            let message = failure_message(id, &channel.spec.rollout.ready_timeout, plan);
+        Phase::Testing { job } => {
+            let message = format!(
+                "Release {id}: every new revision is ready; waiting for the pre-promotion test Job {job}"
+            );
+            set_condition(
+                c,
+                READY,
+                ConditionStatus::Unknown,
+                "Testing",
+                &message,
+                generation,
+            );
+            set_condition(c, RECONCILING, true, "Testing", &message, generation);
+            remove_condition(c, STALLED);
+        }
+        Phase::Failed { now, .. } => {
             let record = &mut status.releases[index];
+            // The message of the failure itself (with the test's logs) is kept while held.
+            let message = match (&record.message, now) {
+                (Some(kept), false) if record.phase == ReleasePhase::Failed => kept.clone(),
+                _ => failure_message(id, &channel.spec.rollout, plan, logs),
+            };
             record.phase = ReleasePhase::Failed;
             record.message = Some(message.clone());
             status.last_handled_retry = Some(retry.to_string()).filter(|r| !r.is_empty());
@@ -286,11 +311,27 @@ pub fn report(channel: &Channel, rendered: &Rendered, plan: &Plan, retry: &str) 
     status
 }
 
-/// Why a release failed, naming each workload that was not ready.
-pub fn failure_message(release: &str, timeout: &str, plan: &Plan) -> String {
-    let Phase::Failed { pending, .. } = &plan.phase else {
+/// Why a release failed: each workload that was not ready, or the test Job
+/// that failed (with its last log lines, when there are any).
+pub fn failure_message(
+    release: &str,
+    rollout: &crate::api::RolloutSpec,
+    plan: &Plan,
+    logs: Option<&str>,
+) -> String {
+    let Phase::Failed { pending, hook, .. } = &plan.phase else {
         return String::new();
     };
+    if let Some(job) = hook {
+        let logs = logs
+            .map(|l| format!("; last log lines:\n{l}"))
+            .unwrap_or_default();
+        return format!(
+            "release {release} failed: the pre-promotion test Job {job} failed or did not finish within {}; traffic stays on the previous release{logs}",
+            rollout.test_timeout
+        );
+    }
+    let timeout = &rollout.ready_timeout;
     let detail: Vec<String> = pending
         .iter()
         .map(|(workload, ready)| format!("{workload} has {ready} pods ready"))

@@ -20,6 +20,8 @@ pub const COMMIT_ANNOTATION: &str = "kubemint.io/commit";
 pub const RELEASE_ANNOTATION: &str = "kubemint.io/release";
 /// Annotation with the hash of the manifest kubemint last applied to an object.
 pub const APPLIED_HASH_ANNOTATION: &str = "kubemint.io/applied-hash";
+/// Label on preview Services (`<name>-preview`), which select the newest revision.
+pub const PREVIEW_LABEL: &str = "kubemint.io/preview";
 
 /// One object to deliver as declared (a config copy, a Service pinned later).
 #[derive(Debug, Clone, PartialEq)]
@@ -36,8 +38,12 @@ pub struct DesiredObject {
     pub stage: u8,
     /// The workload whose revision this Service is pinned to, if it is one.
     pub pinned_to: Option<WorkloadKey>,
+    /// The workload this HorizontalPodAutoscaler scales: it targets the serving revision.
+    pub scales: Option<WorkloadKey>,
     /// Whether it is an immutable config copy (tracked by label, not inventory).
     pub copy: bool,
+    /// Whether it is a preview Service: pinned to the newest revision as soon as it exists.
+    pub preview: bool,
 }
 
 impl DesiredObject {
@@ -70,8 +76,10 @@ pub struct DesiredRevision {
     pub name: String,
     /// Revision hash.
     pub hash: String,
-    /// Replicas it runs at when wanted.
+    /// Replicas it runs at when wanted (the Deployment's).
     pub replicas: i32,
+    /// `(minReplicas, maxReplicas)` of the autoscaler of its workload, if it has one.
+    pub autoscale: Option<(i32, i32)>,
     /// The ReplicaSet manifest with namespace and labels settled (replicas as declared).
     pub manifest: Value,
     /// The file its Deployment was declared in.
@@ -91,6 +99,39 @@ pub struct DesiredRelease {
     pub objects: Vec<DesiredObject>,
     /// The revisions of its minted workloads.
     pub revisions: Vec<DesiredRevision>,
+    /// Pre-promotion test Jobs, named for the release.
+    pub hooks: Vec<DesiredHook>,
+}
+
+/// A pre-promotion test Job of the release.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredHook {
+    /// The Job, named `<name>-<release id>`.
+    pub id: ObjectId,
+    /// `apiVersion`.
+    pub api_version: String,
+    /// The file it was declared in.
+    pub file: String,
+    /// The Job manifest, with one `KUBEMINT_PREVIEW_<SERVICE>` variable per preview Service.
+    pub manifest: Value,
+}
+
+impl DesiredHook {
+    /// Its inventory-style entry (hooks are tracked by label, not inventory).
+    pub fn entry(&self) -> InventoryEntry {
+        InventoryEntry {
+            group: self.id.group.clone(),
+            version: self
+                .api_version
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            kind: self.id.kind.clone(),
+            namespace: self.id.namespace.clone(),
+            name: self.id.name.clone(),
+        }
+    }
 }
 
 impl DesiredRelease {
@@ -103,6 +144,19 @@ impl DesiredRelease {
         channel: &str,
         minted: &Minted,
         namespace_of: &dyn Fn(&Object) -> Option<String>,
+    ) -> Self {
+        Self::with_previews(release_id, commit, channel, minted, namespace_of, false)
+    }
+
+    /// Like [`DesiredRelease::new`]; with `preview` (or a pre-promotion test),
+    /// every pinned Service gets a companion `<name>-preview`.
+    pub fn with_previews(
+        release_id: &str,
+        commit: &str,
+        channel: &str,
+        minted: &Minted,
+        namespace_of: &dyn Fn(&Object) -> Option<String>,
+        preview: bool,
     ) -> Self {
         let labels = |manifest: &Value, namespace: Option<&str>| -> Value {
             let mut out = manifest.clone();
@@ -136,6 +190,11 @@ impl DesiredRelease {
                     resolve(key, namespace.as_deref())
                 });
                 let copy = minted.made(&object.kind, &object.name);
+                let scales = minted
+                    .autoscalers
+                    .iter()
+                    .find(|(i, _)| *i == index)
+                    .map(|(_, a)| resolve(&a.workload, namespace.as_deref()));
                 DesiredObject {
                     id: ObjectId {
                         group: object.group().to_string(),
@@ -148,7 +207,59 @@ impl DesiredRelease {
                     manifest: labels(&object.manifest, namespace.as_deref()),
                     stage: stage_of(object.group(), &object.kind),
                     pinned_to,
+                    scales,
                     copy,
+                    preview: false,
+                }
+            })
+            .collect::<Vec<_>>();
+        let mut objects = objects;
+        if preview || !minted.hooks.is_empty() {
+            let previews: Vec<DesiredObject> = objects.iter().filter_map(preview_of).collect();
+            objects.extend(previews);
+        }
+        let hooks = minted
+            .hooks
+            .iter()
+            .map(|job| {
+                let namespace = namespace_of(job);
+                let name = format!("{}-{release_id}", job.name);
+                let mut manifest = labels(&job.manifest, namespace.as_deref());
+                manifest["metadata"]["name"] = json!(name);
+                let env: Vec<Value> = objects
+                    .iter()
+                    .filter(|o| o.preview)
+                    .map(|o| {
+                        let service = o.id.name.trim_end_matches("-preview");
+                        json!({
+                            "name": format!("KUBEMINT_PREVIEW_{}", service.to_uppercase().replace(['-', '.'], "_")),
+                            "value": format!("{}.{}.svc", o.id.name, o.id.namespace.as_deref().unwrap_or_default()),
+                        })
+                    })
+                    .collect();
+                if let Some(containers) = manifest
+                    .pointer_mut("/spec/template/spec/containers")
+                    .and_then(Value::as_array_mut)
+                {
+                    for container in containers {
+                        let list = container
+                            .as_object_mut()
+                            .map(|c| c.entry("env").or_insert_with(|| json!([])));
+                        if let Some(Value::Array(list)) = list {
+                            list.extend(env.iter().cloned());
+                        }
+                    }
+                }
+                DesiredHook {
+                    id: ObjectId {
+                        group: "batch".into(),
+                        kind: "Job".into(),
+                        namespace,
+                        name,
+                    },
+                    api_version: job.api_version.clone(),
+                    file: job.file.clone(),
+                    manifest,
                 }
             })
             .collect();
@@ -158,7 +269,13 @@ impl DesiredRelease {
             .map(|r| {
                 let namespace =
                     namespace_of(&r.replica_set).unwrap_or_else(|| "default".to_string());
+                let autoscale = minted
+                    .autoscalers
+                    .iter()
+                    .find(|(_, a)| a.workload == r.key())
+                    .map(|(_, a)| (a.min, a.max));
                 DesiredRevision {
+                    autoscale,
                     workload: (Some(namespace.clone()), r.workload.clone()),
                     namespace: namespace.clone(),
                     name: r.replica_set.name.clone(),
@@ -175,6 +292,7 @@ impl DesiredRelease {
             channel: channel.to_string(),
             objects,
             revisions,
+            hooks,
         }
     }
 
@@ -190,6 +308,47 @@ impl DesiredRelease {
         entries.dedup();
         entries
     }
+}
+
+/// The preview companion of a pinned Service: `<name>-preview`, same ports and pin rule's workload.
+fn preview_of(service: &DesiredObject) -> Option<DesiredObject> {
+    let workload = service.pinned_to.clone()?;
+    let name = format!("{}-preview", service.id.name);
+    let mut manifest = service.manifest.clone();
+    manifest["metadata"]["name"] = json!(name);
+    manifest["metadata"]["labels"][PREVIEW_LABEL] = json!("true");
+    if let Some(spec) = manifest.get_mut("spec").and_then(Value::as_object_mut) {
+        // A preview is for testing inside the cluster: no external exposure, and
+        // a fresh cluster IP rather than a copied one.
+        for key in [
+            "clusterIP",
+            "clusterIPs",
+            "type",
+            "externalIPs",
+            "loadBalancerIP",
+            "externalTrafficPolicy",
+            "healthCheckNodePort",
+        ] {
+            spec.remove(key);
+        }
+        if let Some(Value::Array(ports)) = spec.get_mut("ports") {
+            for port in ports {
+                if let Some(p) = port.as_object_mut() {
+                    p.remove("nodePort");
+                }
+            }
+        }
+    }
+    Some(DesiredObject {
+        id: ObjectId {
+            name,
+            ..service.id.clone()
+        },
+        manifest,
+        pinned_to: Some(workload),
+        preview: true,
+        ..service.clone()
+    })
 }
 
 /// A workload key with its namespace settled: as written, or the Service's.

@@ -18,6 +18,19 @@ pub const WORKLOAD_LABEL: &str = "kubemint.io/workload";
 pub const CONFIG_COPY_LABEL: &str = "kubemint.io/config-copy";
 /// Annotation on a Deployment: `apply` opts it out of minting.
 pub const STRATEGY_ANNOTATION: &str = "kubemint.io/strategy";
+/// Annotation on a Job: `pre-promotion` runs it once per release, after every
+/// new revision is ready and before the switch; promotion waits for its success.
+pub const HOOK_ANNOTATION: &str = "kubemint.io/hook";
+
+/// Whether a rendered object is a pre-promotion test Job.
+pub fn is_hook(obj: &Object) -> bool {
+    obj.group() == "batch"
+        && obj.kind == "Job"
+        && obj.manifest.pointer(&format!(
+            "/metadata/annotations/{}",
+            HOOK_ANNOTATION.replace('/', "~1")
+        )) == Some(&json!("pre-promotion"))
+}
 
 /// A workload, identified by its namespace as written and its name.
 pub type WorkloadKey = (Option<String>, String);
@@ -63,6 +76,11 @@ pub struct Minted {
     pub revisions: Vec<Revision>,
     /// Indexes into `objects` of the Services pinned to a workload's revision, with that workload.
     pub pinned_services: Vec<(usize, WorkloadKey)>,
+    /// Indexes into `objects` of the HorizontalPodAutoscalers of a minted
+    /// workload, retargeted to its serving ReplicaSet.
+    pub autoscalers: Vec<(usize, Autoscaler)>,
+    /// Pre-promotion test Jobs: not applied with the rest, run before the switch.
+    pub hooks: Vec<Object>,
     /// Names of the config copies (with their namespace as written), which are not inventory.
     pub config_copies: BTreeSet<(Option<String>, String, String)>,
 }
@@ -107,6 +125,41 @@ impl Minted {
     }
 }
 
+/// A HorizontalPodAutoscaler of a minted workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Autoscaler {
+    /// The workload it scales.
+    pub workload: WorkloadKey,
+    /// `spec.minReplicas` (default 1).
+    pub min: i32,
+    /// `spec.maxReplicas`.
+    pub max: i32,
+}
+
+/// The autoscaler of `obj` if it is an HPA whose `scaleTargetRef` names one of `revisions`.
+fn autoscaler_of(obj: &Object, revisions: &[Revision]) -> Option<Autoscaler> {
+    if obj.group() != "autoscaling" || obj.kind != "HorizontalPodAutoscaler" {
+        return None;
+    }
+    let target = obj.manifest.pointer("/spec/scaleTargetRef")?;
+    if target["kind"] != "Deployment" {
+        return None;
+    }
+    let name = target["name"].as_str()?;
+    // A namespace left out is the channel's target, which render may have
+    // settled for the workload: either side unspelled pairs.
+    let revision = revisions.iter().find(|r| {
+        r.workload == name
+            && (r.namespace == obj.namespace || r.namespace.is_none() || obj.namespace.is_none())
+    })?;
+    let spec = &obj.manifest["spec"];
+    Some(Autoscaler {
+        workload: revision.key(),
+        min: spec["minReplicas"].as_i64().unwrap_or(1) as i32,
+        max: spec["maxReplicas"].as_i64().unwrap_or(i64::from(i32::MAX)) as i32,
+    })
+}
+
 /// Whether a rendered object is a Deployment that kubemint mints.
 pub fn is_minted(obj: &Object) -> bool {
     obj.group() == "apps"
@@ -147,9 +200,14 @@ pub fn mint(release: &Release, active: &dyn Fn(&WorkloadKey) -> Option<String>) 
     }
 
     let mut objects = Vec::new();
+    let mut hooks = Vec::new();
     let mut config_copies = BTreeSet::new();
     for obj in &release.objects {
         if is_minted(obj) {
+            continue;
+        }
+        if is_hook(obj) {
+            hooks.push(obj.clone());
             continue;
         }
         let config_key =
@@ -196,10 +254,17 @@ pub fn mint(release: &Release, active: &dyn Fn(&WorkloadKey) -> Option<String>) 
         pinned_services.push((index, key));
     }
 
+    let autoscalers = objects
+        .iter()
+        .enumerate()
+        .filter_map(|(index, obj)| autoscaler_of(obj, &revisions).map(|a| (index, a)))
+        .collect();
     Minted {
         objects,
         revisions,
         pinned_services,
+        autoscalers,
+        hooks,
         config_copies,
     }
 }

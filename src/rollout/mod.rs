@@ -9,21 +9,21 @@ mod plan;
 mod plan_tests;
 
 pub use desired::{
-    annotated, manifest_hash, DesiredObject, DesiredRelease, DesiredRevision,
-    APPLIED_HASH_ANNOTATION, CHANNEL_LABEL, COMMIT_ANNOTATION, RELEASE_ANNOTATION,
+    annotated, manifest_hash, DesiredHook, DesiredObject, DesiredRelease, DesiredRevision,
+    APPLIED_HASH_ANNOTATION, CHANNEL_LABEL, COMMIT_ANNOTATION, PREVIEW_LABEL, RELEASE_ANNOTATION,
 };
 pub use mint::{
-    is_minted, mint, Minted, Revision, WorkloadKey, CONFIG_COPY_LABEL, REVISION_LABEL,
-    STRATEGY_ANNOTATION, WORKLOAD_LABEL,
+    is_hook, is_minted, mint, Autoscaler, Minted, Revision, WorkloadKey, CONFIG_COPY_LABEL,
+    HOOK_ANNOTATION, REVISION_LABEL, STRATEGY_ANNOTATION, WORKLOAD_LABEL,
 };
 pub use observed::{
-    foreign_editors, FailedMark, LiveCopy, LiveObject, LiveRevision, LiveService, ObjectId,
-    Observed, FIELD_MANAGER,
+    foreign_editors, FailedMark, LiveCopy, LiveHook, LiveObject, LiveRevision, LiveService,
+    ObjectId, Observed, FIELD_MANAGER,
 };
 pub use plan::{
     plan, Action, ApplyReason, NotReady, Phase, Plan, RevisionReason, Settings, DRAINED_ANNOTATION,
-    FAILED_ANNOTATION, FAILED_READY_ANNOTATION, FAILED_RETRY_ANNOTATION, PROGRESSING_ANNOTATION,
-    PROMOTED_ANNOTATION,
+    FAILED_ANNOTATION, FAILED_HOOK_ANNOTATION, FAILED_READY_ANNOTATION, FAILED_RETRY_ANNOTATION,
+    HOOK_RETRY_ANNOTATION, PROGRESSING_ANNOTATION, PROMOTED_ANNOTATION,
 };
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -23,6 +23,10 @@ pub struct LiveObject {
     pub foreign_managers: Vec<String>,
     /// A foreign manager that wrote after kubemint did: a hand edit to check.
     pub edited_by: Option<String>,
+    /// The fields it owns, as JSON pointers a few levels deep (`/spec/ports`,
+    /// `/metadata/labels/team`): an edit of fields the release does not declare
+    /// (a controller adding its own) is no drift.
+    pub edited_paths: Vec<String>,
 }
 
 /// A Service of the channel, with the selector that decides what serves.
@@ -41,6 +45,8 @@ pub struct FailedMark {
     pub retry: String,
     /// `ready/wanted` pods when it failed.
     pub ready: String,
+    /// The pre-promotion test Job that failed, when it was the test rather than readiness.
+    pub hook: Option<String>,
 }
 
 /// A ReplicaSet minted for the channel, as it is in the cluster. Its labels and
@@ -119,6 +125,19 @@ pub struct LiveCopy {
     pub name: String,
 }
 
+/// A pre-promotion test Job of the channel, as it is in the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveHook {
+    /// It completed successfully.
+    pub succeeded: bool,
+    /// It failed (its pods used up its backoff limit, or its deadline passed).
+    pub failed: bool,
+    /// When it was created: the start of its `testTimeout`.
+    pub created: Timestamp,
+    /// The `kubemint.io/retry` value it was started under: a new value runs it again.
+    pub retry: String,
+}
+
 /// Everything the plan of one channel looks at.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observed {
@@ -130,6 +149,8 @@ pub struct Observed {
     pub revisions: Vec<LiveRevision>,
     /// The channel's config copies.
     pub copies: Vec<LiveCopy>,
+    /// The channel's pre-promotion test Jobs, by (namespace, name).
+    pub hooks: BTreeMap<(String, String), LiveHook>,
 }
 
 impl Observed {
@@ -144,14 +165,16 @@ impl Observed {
 /// Who else owns fields of an object, from its `managedFields`: the foreign
 /// managers (fields outside `status`), and the one that wrote after kubemint's
 /// last write, if any. Status writers (controllers reporting) are not edits.
-pub fn foreign_editors(entries: &[ManagedFieldsEntry]) -> (Vec<String>, Option<String>) {
+pub fn foreign_editors(
+    entries: &[ManagedFieldsEntry],
+) -> (Vec<String>, Option<(String, Vec<String>)>) {
     let ours = entries
         .iter()
         .filter(|e| e.manager.as_deref() == Some(FIELD_MANAGER))
         .filter_map(|e| e.time.as_ref().map(|t| t.0))
         .max();
     let mut foreign: Vec<String> = Vec::new();
-    let mut latest: Option<(Timestamp, String)> = None;
+    let mut latest: Option<(Timestamp, &ManagedFieldsEntry)> = None;
     for entry in entries {
         let Some(manager) = entry.manager.as_deref() else {
             continue;
@@ -168,10 +191,49 @@ pub fn foreign_editors(entries: &[ManagedFieldsEntry]) -> (Vec<String>, Option<S
         // Timestamps have whole seconds: a write in the same second as ours may be after it.
         let after_ours = ours.is_none_or(|o| time >= o);
         if after_ours && latest.as_ref().is_none_or(|(t, _)| time > *t) {
-            latest = Some((time, manager.to_string()));
+            latest = Some((time, entry));
         }
     }
-    (foreign, latest.map(|(_, m)| m))
+    let edit = latest.map(|(_, e)| {
+        let mut paths = Vec::new();
+        if let Some(fields) = e.fields_v1.as_ref() {
+            field_paths(&fields.0, "", 0, &mut paths);
+        }
+        (e.manager.clone().unwrap_or_default(), paths)
+    });
+    (foreign, edit)
+}
+
+/// JSON pointers of the fields in a `fieldsV1` set, two levels deep (three
+/// under `metadata`), leaving `status` out.
+fn field_paths(fields: &Value, prefix: &str, depth: usize, out: &mut Vec<String>) {
+    let Some(map) = fields.as_object() else {
+        return;
+    };
+    let limit = if prefix.starts_with("/metadata") {
+        3
+    } else {
+        2
+    };
+    let mut leaf = true;
+    for (key, value) in map {
+        let Some(name) = key.strip_prefix("f:") else {
+            continue;
+        };
+        if depth == 0 && name == "status" {
+            continue;
+        }
+        leaf = false;
+        let path = format!("{prefix}/{}", name.replace('~', "~0").replace('/', "~1"));
+        if depth + 1 >= limit {
+            out.push(path);
+        } else {
+            field_paths(value, &path, depth + 1, out);
+        }
+    }
+    if leaf && !prefix.is_empty() {
+        out.push(prefix.to_string());
+    }
 }
 
 fn only_status(entry: &ManagedFieldsEntry) -> bool {
@@ -211,7 +273,9 @@ mod tests {
         ];
         let (foreign, edited) = foreign_editors(&entries);
         assert_eq!(foreign, ["kubectl-patch"]);
-        assert_eq!(edited.as_deref(), Some("kubectl-patch"));
+        let (manager, paths) = edited.unwrap();
+        assert_eq!(manager, "kubectl-patch");
+        assert_eq!(paths, ["/spec/ports"]);
     }
 
     #[test]

@@ -35,12 +35,18 @@ pub const FAILED_ANNOTATION: &str = "kubemint.io/failed-release";
 pub const FAILED_RETRY_ANNOTATION: &str = "kubemint.io/failed-retry";
 /// Annotation on a ReplicaSet: `ready/wanted` pods when it failed.
 pub const FAILED_READY_ANNOTATION: &str = "kubemint.io/failed-ready";
+/// Annotation on a ReplicaSet: the pre-promotion test Job that failed.
+pub const FAILED_HOOK_ANNOTATION: &str = "kubemint.io/failed-hook";
+/// Annotation on a test Job: the `kubemint.io/retry` value it was started under.
+pub const HOOK_RETRY_ANNOTATION: &str = "kubemint.io/retry";
 
 /// The channel's rollout settings, as the plan needs them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// `spec.rollout.readyTimeout`.
     pub ready_timeout: Duration,
+    /// `spec.rollout.testTimeout`.
+    pub test_timeout: Duration,
     /// `spec.rollout.drainSeconds`.
     pub drain: Duration,
     /// `spec.rollout.keepReleases`.
@@ -144,6 +150,8 @@ pub enum Action {
         retry: String,
         /// `ready/wanted` pods.
         ready: String,
+        /// The test Job that failed, when it was the test.
+        hook: Option<String>,
     },
     /// A revision that nothing selects is scaled to zero.
     Drain {
@@ -170,6 +178,24 @@ pub enum Action {
         /// Name.
         name: String,
     },
+    /// Starts a pre-promotion test Job.
+    RunHook {
+        /// The Job.
+        id: ObjectId,
+        /// Its entry (for the API resource).
+        entry: InventoryEntry,
+        /// The file it comes from.
+        file: String,
+        /// The manifest to send.
+        manifest: Value,
+    },
+    /// Deletes a test Job: of an earlier release, or a failed one to run again on retry.
+    DeleteHook {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
     /// An object the release no longer declares.
     Prune {
         /// The object, as the inventory recorded it.
@@ -189,6 +215,8 @@ impl Action {
             Action::Drain { .. } => "drain",
             Action::DeleteRevision { .. } => "delete-revision",
             Action::DeleteCopy { .. } => "delete-copy",
+            Action::RunHook { .. } => "run-hook",
+            Action::DeleteHook { .. } => "delete-hook",
             Action::Prune { .. } => "prune",
         }
     }
@@ -197,7 +225,10 @@ impl Action {
     pub fn is_apply(&self) -> bool {
         matches!(
             self,
-            Action::Apply { .. } | Action::ApplyRevision { .. } | Action::Switch { .. }
+            Action::Apply { .. }
+                | Action::ApplyRevision { .. }
+                | Action::Switch { .. }
+                | Action::RunHook { .. }
         )
     }
 }
@@ -221,12 +252,19 @@ pub enum Phase {
         /// The workloads waited for.
         pending: Vec<NotReady>,
     },
+    /// Every new revision is ready; the pre-promotion test Job runs.
+    Testing {
+        /// The Job.
+        job: String,
+    },
     /// The readiness gate failed; traffic stayed where it was.
     Failed {
         /// The workloads that were not ready (`ready/wanted` as recorded).
         pending: Vec<(String, String)>,
         /// Whether it failed in this pass (not held from before).
         now: bool,
+        /// The pre-promotion test Job, when the test failed rather than readiness.
+        hook: Option<String>,
     },
     /// Promoted: the previous revisions are still draining.
     Draining,
@@ -261,6 +299,28 @@ pub fn plan(
     state.run(previous_inventory)
 }
 
+/// Where the pre-promotion test stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Test {
+    /// Passed, or there is none.
+    Passed,
+    /// Running (or being started) as this Job.
+    Running(String),
+    /// This Job failed or timed out.
+    Failed(String),
+}
+
+impl Test {
+    /// Both: a failure wins over running, running over passed.
+    fn and(self, other: Test) -> Test {
+        match (self, other) {
+            (Test::Failed(j), _) | (_, Test::Failed(j)) => Test::Failed(j),
+            (Test::Running(j), _) | (_, Test::Running(j)) => Test::Running(j),
+            _ => Test::Passed,
+        }
+    }
+}
+
 struct Pass<'a> {
     desired: &'a DesiredRelease,
     observed: &'a Observed,
@@ -291,8 +351,14 @@ impl<'a> Pass<'a> {
         let held = self.held();
         let retried = !held && self.failed_before();
         let ready = self.not_ready();
-        let promotable = ready.is_empty() && !held;
         let promoted = self.promoted();
+        // The release-wide test runs once every new revision is ready, before the switch.
+        let test = if ready.is_empty() && !held && !promoted {
+            self.test()
+        } else {
+            Test::Passed
+        };
+        let promotable = ready.is_empty() && !held && test == Test::Passed;
 
         // Declared objects and config copies first, Services at their current pins.
         let mut switches = Vec::new();
@@ -308,33 +374,48 @@ impl<'a> Pass<'a> {
         }
 
         let mut phase = if held {
+            let (pending, hook) = self.failed_marks();
             Phase::Failed {
-                pending: self.failed_marks(),
+                pending,
                 now: false,
+                hook,
             }
-        } else if !promotable {
+        } else if !ready.is_empty() {
             match self.deadline_passed(&ready) {
                 true => {
-                    self.fail(&ready);
+                    self.fail(&ready, None);
                     Phase::Failed {
                         pending: ready
                             .iter()
                             .map(|p| (p.workload.clone(), format!("{}/{}", p.ready, p.wanted)))
                             .collect(),
                         now: true,
+                        hook: None,
                     }
                 }
                 false => Phase::Progressing { pending: ready },
             }
         } else {
-            Phase::Active
+            match test {
+                Test::Passed => Phase::Active,
+                Test::Running(job) => Phase::Testing { job },
+                Test::Failed(job) => {
+                    self.fail(&[], Some(&job));
+                    Phase::Failed {
+                        pending: Vec::new(),
+                        now: true,
+                        hook: Some(job),
+                    }
+                }
+            }
         };
 
         if promotable {
             self.actions.extend(switches);
             for w in &self.desired.revisions {
                 let live = self.observed.revision(&w.namespace, &w.name);
-                if !live.is_some_and(LiveRevision::is_promoted) {
+                // A revision without pods serves nothing: there is no promotion to record.
+                if self.wanted_replicas(w) > 0 && !live.is_some_and(LiveRevision::is_promoted) {
                     self.actions.push(Action::MarkPromoted {
                         namespace: w.namespace.clone(),
                         name: w.name.clone(),
@@ -386,7 +467,7 @@ impl<'a> Pass<'a> {
             .desired
             .objects
             .iter()
-            .filter(|o| o.pinned_to.as_ref() == Some(workload))
+            .filter(|o| !o.preview && o.pinned_to.as_ref() == Some(workload))
             .filter_map(|o| self.live_pin(&o.id))
             .filter_map(|hash| of_workload(&hash))
             .collect();
@@ -452,17 +533,75 @@ impl<'a> Pass<'a> {
         })
     }
 
-    fn failed_marks(&self) -> Vec<(String, String)> {
-        self.desired
+    fn failed_marks(&self) -> (Vec<(String, String)>, Option<String>) {
+        let mut hook = None;
+        let marks = self
+            .desired
             .revisions
             .iter()
             .filter_map(|w| {
                 let live = self.observed.revision(&w.namespace, &w.name)?;
                 let mark = live.failed.as_ref()?;
-                (mark.release == self.desired.id)
-                    .then(|| (w.workload.1.clone(), mark.ready.clone()))
+                if mark.release != self.desired.id {
+                    return None;
+                }
+                hook = hook.take().or_else(|| mark.hook.clone());
+                Some((w.workload.1.clone(), mark.ready.clone()))
             })
-            .collect()
+            .collect();
+        (marks, hook)
+    }
+
+    /// Where the release's test Jobs stand, starting or restarting them as needed.
+    fn test(&mut self) -> Test {
+        let mut outcome = Test::Passed;
+        for hook in &self.desired.hooks {
+            let namespace = hook.id.namespace.clone().unwrap_or_default();
+            let live = self
+                .observed
+                .hooks
+                .get(&(namespace.clone(), hook.id.name.clone()));
+            let job = hook.id.name.clone();
+            match live {
+                None => {
+                    let mut manifest = annotated(
+                        &hook.manifest,
+                        &self.desired.commit,
+                        &self.desired.id,
+                        &manifest_hash(&hook.manifest),
+                    );
+                    manifest["metadata"]["annotations"][HOOK_RETRY_ANNOTATION] =
+                        json!(self.settings.retry);
+                    self.actions.push(Action::RunHook {
+                        id: hook.id.clone(),
+                        entry: hook.entry(),
+                        file: hook.file.clone(),
+                        manifest,
+                    });
+                    outcome = outcome.and(Test::Running(job));
+                }
+                // A retry runs the test again: the old Job goes first.
+                Some(l) if l.retry != self.settings.retry => {
+                    self.actions.push(Action::DeleteHook {
+                        namespace,
+                        name: job.clone(),
+                    });
+                    outcome = outcome.and(Test::Running(job));
+                }
+                Some(l) if l.succeeded => {}
+                Some(l) if l.failed => outcome = outcome.and(Test::Failed(job)),
+                Some(l) => {
+                    let deadline = add(l.created, self.settings.test_timeout);
+                    if self.now >= deadline {
+                        outcome = outcome.and(Test::Failed(job));
+                    } else {
+                        self.due(deadline);
+                        outcome = outcome.and(Test::Running(job));
+                    }
+                }
+            }
+        }
+        outcome
     }
 
     /// The wanted revisions that are not ready at their wanted size.
@@ -472,26 +611,46 @@ impl<'a> Pass<'a> {
             .iter()
             .filter_map(|w| {
                 let live = self.observed.revision(&w.namespace, &w.name);
-                let ready = live.is_some_and(|l| {
-                    l.observed && l.replicas == w.replicas && l.available >= w.replicas
-                });
+                let wanted = self.wanted_replicas(w);
+                let ready = live
+                    .is_some_and(|l| l.observed && l.replicas == wanted && l.available >= wanted);
                 (!ready).then(|| NotReady {
                     workload: w.workload.1.clone(),
-                    ready: live.map_or(0, |l| if l.replicas == w.replicas { l.ready } else { 0 }),
-                    wanted: w.replicas,
+                    ready: live.map_or(0, |l| if l.replicas == wanted { l.ready } else { 0 }),
+                    wanted,
                 })
             })
             .collect()
     }
 
+    /// The size a wanted revision runs at: the Deployment's `replicas`, or for an
+    /// autoscaled workload the serving revision's live size (clamped to the
+    /// autoscaler's bounds), so a release does not drop capacity. The serving
+    /// revision of an autoscaled workload keeps whatever size its autoscaler set.
+    fn wanted_replicas(&self, w: &DesiredRevision) -> i32 {
+        let Some((min, max)) = w.autoscale else {
+            return w.replicas;
+        };
+        let live = self.observed.revision(&w.namespace, &w.name);
+        match self.serving(&w.workload) {
+            Some(s) if s.name == w.name && s.replicas > 0 => s.replicas,
+            Some(s) if s.replicas > 0 => s.replicas.clamp(min, max.max(min)),
+            _ => live
+                .filter(|l| l.replicas > 0 && l.failed.is_none())
+                .map_or(w.replicas, |l| l.replicas)
+                .clamp(min, max.max(min)),
+        }
+    }
+
     /// Whether every wanted revision serves already (promoted before this pass).
     fn promoted(&self) -> bool {
         self.desired.revisions.iter().all(|w| {
+            let live = self.observed.revision(&w.namespace, &w.name);
+            if self.wanted_replicas(w) == 0 {
+                return live.is_some_and(|l| l.replicas == 0);
+            }
             self.serving(&w.workload).is_some_and(|s| s.name == w.name)
-                && self
-                    .observed
-                    .revision(&w.namespace, &w.name)
-                    .is_some_and(LiveRevision::is_promoted)
+                && live.is_some_and(LiveRevision::is_promoted)
         })
     }
 
@@ -501,7 +660,23 @@ impl<'a> Pass<'a> {
     fn object(&mut self, object: &DesiredObject, promotable: bool, switches: &mut Vec<Action>) {
         let mut manifest = object.manifest.clone();
         let mut switch = None;
-        if let Some(workload) = &object.pinned_to {
+        if let (true, Some(workload)) = (object.preview, &object.pinned_to) {
+            // A preview selects the newest revision as soon as it exists, the
+            // serving one otherwise; it never takes part in the promotion.
+            let newest = self
+                .desired
+                .revisions
+                .iter()
+                .find(|r| &r.workload == workload)
+                .filter(|r| self.observed.revision(&r.namespace, &r.name).is_some())
+                .map(|r| r.hash.clone());
+            let pin = newest
+                .or_else(|| self.serving(workload).map(|r| r.hash.clone()))
+                .or_else(|| wanted_pin(self.desired, object));
+            if let Some(pin) = pin {
+                manifest["spec"]["selector"][REVISION_LABEL] = json!(pin);
+            }
+        } else if let Some(workload) = &object.pinned_to {
             let wanted = self
                 .desired
                 .revisions
@@ -533,22 +708,45 @@ impl<'a> Pass<'a> {
                 }
             }
         }
+        if let Some(workload) = &object.scales {
+            // The autoscaler follows the Services: the serving revision until promotion.
+            let wanted = self
+                .desired
+                .revisions
+                .iter()
+                .find(|r| &r.workload == workload);
+            let serving = self.serving(workload).map(|r| r.name.clone());
+            let target = match (promotable, &serving) {
+                (false, Some(serving)) => Some(serving.clone()),
+                _ => wanted.map(|r| r.name.clone()),
+            };
+            if promotable && serving.is_some() && serving != target {
+                if let Some(to) = &target {
+                    switch = Some((serving.clone(), to.clone()));
+                }
+            }
+            if let Some(target) = target {
+                manifest["spec"]["scaleTargetRef"] =
+                    json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": target});
+            }
+        }
         let hash = manifest_hash(&manifest);
         let live = self.observed.objects.get(&object.id);
         let reason = match live {
             None => ApplyReason::Create,
             Some(l) if l.applied_hash.as_deref() != Some(hash.as_str()) => ApplyReason::Update,
             Some(l) => match &l.edited_by {
-                Some(manager) => ApplyReason::Drift {
+                Some(manager) if touches(&manifest, &l.edited_paths) => ApplyReason::Drift {
                     manager: manager.clone(),
                 },
-                None if switch.is_none() => return,
-                None => ApplyReason::Update,
+                _ if switch.is_none() => return,
+                _ => ApplyReason::Update,
             },
         };
         let manifest = annotated(&manifest, &self.desired.commit, &self.desired.id, &hash);
         let promoting = promotable
-            && wanted_pin(self.desired, object).as_ref() == switch.as_ref().map(|s| &s.1);
+            && (object.scales.is_some()
+                || wanted_pin(self.desired, object).as_ref() == switch.as_ref().map(|s| &s.1));
         match switch {
             // A correction back to the serving revision is not a promotion: it goes now.
             Some((from, to)) if !promoting => self.actions.push(Action::Switch {
@@ -581,23 +779,30 @@ impl<'a> Pass<'a> {
     /// Plans the ReplicaSet of one wanted revision: created, scaled to its size, or repaired.
     fn revision(&mut self, wanted: &DesiredRevision) {
         let live = self.observed.revision(&wanted.namespace, &wanted.name);
+        let replicas = self.wanted_replicas(wanted);
+        let autoscaled_serving = wanted.autoscale.is_some()
+            && self
+                .serving(&wanted.workload)
+                .is_some_and(|s| s.name == wanted.name);
         let reason = match live {
             None => RevisionReason::Create,
-            Some(l) if l.replicas != wanted.replicas => RevisionReason::Scale,
+            // Its autoscaler owns the size of a serving revision: no fight over it.
+            Some(_) if autoscaled_serving => return,
+            Some(l) if l.replicas != replicas => RevisionReason::Scale,
             Some(l) if l.meta.edited_by.is_some() => RevisionReason::Repair,
             Some(l) if l.meta.applied_hash.as_deref() != Some(&revision_hash(wanted)) => {
                 RevisionReason::Repair
             }
             Some(_) => return,
         };
-        let scaling_up = live.is_none_or(|l| l.replicas < wanted.replicas);
+        let scaling_up = live.is_none_or(|l| l.replicas < replicas);
         let since = match live.and_then(|l| l.progressing_since) {
             Some(t) if !scaling_up => t,
             _ => self.now,
         };
+        let hash = revision_hash(wanted);
         let mut manifest = wanted.manifest.clone();
-        manifest["spec"]["replicas"] = json!(wanted.replicas);
-        let hash = manifest_hash(&manifest);
+        manifest["spec"]["replicas"] = json!(replicas);
         let commit = live
             .and_then(|l| l.commit.clone())
             .unwrap_or_else(|| self.desired.commit.clone());
@@ -612,7 +817,7 @@ impl<'a> Pass<'a> {
             file: wanted.file.clone(),
             manifest,
             reason,
-            replicas: wanted.replicas,
+            replicas,
         });
     }
 
@@ -623,10 +828,11 @@ impl<'a> Pass<'a> {
             if !pending.iter().any(|p| p.workload == w.workload.1) {
                 continue;
             }
+            let wanted = self.wanted_replicas(w);
             let Some(live) = self
                 .observed
                 .revision(&w.namespace, &w.name)
-                .filter(|l| l.replicas == w.replicas)
+                .filter(|l| l.replicas == wanted)
             else {
                 continue; // created or scaled up in this pass: its wait starts now
             };
@@ -642,7 +848,7 @@ impl<'a> Pass<'a> {
     }
 
     /// The readiness gate failed: the new revisions that do not serve go to zero.
-    fn fail(&mut self, pending: &[NotReady]) {
+    fn fail(&mut self, pending: &[NotReady], hook: Option<&str>) {
         // Nothing about a failing release is applied now but the failure itself.
         self.actions
             .retain(|a| !matches!(a, Action::ApplyRevision { .. }));
@@ -656,7 +862,7 @@ impl<'a> Pass<'a> {
             let ready = pending
                 .iter()
                 .find(|p| p.workload == w.workload.1)
-                .map_or(format!("{}/{}", live.ready, w.replicas), |p| {
+                .map_or(format!("{}/{}", live.ready, self.wanted_replicas(w)), |p| {
                     format!("{}/{}", p.ready, p.wanted)
                 });
             self.actions.push(Action::MarkFailed {
@@ -665,6 +871,7 @@ impl<'a> Pass<'a> {
                 release: self.desired.id.clone(),
                 retry: self.settings.retry.clone(),
                 ready,
+                hook: hook.map(str::to_string),
             });
         }
     }
@@ -795,6 +1002,18 @@ impl<'a> Pass<'a> {
                 });
             }
         }
+        // Test Jobs of earlier releases.
+        for (namespace, name) in self.observed.hooks.keys() {
+            let current = self.desired.hooks.iter().any(|h| {
+                h.id.name == *name && h.id.namespace.as_deref() == Some(namespace.as_str())
+            });
+            if !current {
+                self.actions.push(Action::DeleteHook {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                });
+            }
+        }
         pending_drain
     }
 
@@ -834,6 +1053,11 @@ impl<'a> Pass<'a> {
     }
 }
 
+/// Whether an edit of `paths` touches what `manifest` declares (no paths: assume it does).
+fn touches(manifest: &Value, paths: &[String]) -> bool {
+    paths.is_empty() || paths.iter().any(|p| manifest.pointer(p).is_some())
+}
+
 /// The hash of the revision the release wants for a pinned Service's workload.
 fn wanted_pin(desired: &DesiredRelease, object: &DesiredObject) -> Option<String> {
     let workload = object.pinned_to.as_ref()?;
@@ -844,11 +1068,10 @@ fn wanted_pin(desired: &DesiredRelease, object: &DesiredObject) -> Option<String
         .map(|r| r.hash.clone())
 }
 
-/// The applied hash of a wanted revision's ReplicaSet at its wanted size.
+/// The applied hash of a wanted revision's ReplicaSet. Its size is left out:
+/// the plan compares sizes itself (and an autoscaler changes them).
 fn revision_hash(wanted: &DesiredRevision) -> String {
-    let mut manifest = wanted.manifest.clone();
-    manifest["spec"]["replicas"] = json!(wanted.replicas);
-    manifest_hash(&manifest)
+    manifest_hash(&wanted.manifest)
 }
 
 fn add(t: Timestamp, d: Duration) -> Timestamp {

@@ -69,6 +69,7 @@ fn desired(files: &[(String, String)], commit: &str) -> DesiredRelease {
 fn settings() -> Settings {
     Settings {
         ready_timeout: Duration::from_secs(600),
+        test_timeout: Duration::from_secs(300),
         drain: Duration::from_secs(30),
         keep: 2,
         prune: true,
@@ -120,6 +121,7 @@ impl World {
                         applied_hash: World::annotation(manifest, APPLIED_HASH_ANNOTATION),
                         foreign_managers: Vec::new(),
                         edited_by: None,
+                        edited_paths: Vec::new(),
                     },
                 );
                 if id.kind == "Service" {
@@ -183,6 +185,7 @@ impl World {
                         applied_hash: None,
                         foreign_managers: Vec::new(),
                         edited_by: None,
+                        edited_paths: Vec::new(),
                     },
                 });
                 if *replicas > r.replicas {
@@ -207,6 +210,7 @@ impl World {
                 release,
                 retry,
                 ready,
+                hook,
             } => {
                 let r = self.rs(namespace, name);
                 r.replicas = 0;
@@ -216,6 +220,7 @@ impl World {
                     release: release.clone(),
                     retry: retry.clone(),
                     ready: ready.clone(),
+                    hook: hook.clone(),
                 });
             }
             Action::Drain {
@@ -241,6 +246,22 @@ impl World {
                 .observed
                 .copies
                 .retain(|c| !(c.namespace == *namespace && c.name == *name)),
+            Action::RunHook { id, manifest, .. } => {
+                self.observed.hooks.insert(
+                    (id.namespace.clone().unwrap(), id.name.clone()),
+                    LiveHook {
+                        succeeded: false,
+                        failed: false,
+                        created: now,
+                        retry: World::annotation(manifest, HOOK_RETRY_ANNOTATION).unwrap(),
+                    },
+                );
+            }
+            Action::DeleteHook { namespace, name } => {
+                self.observed
+                    .hooks
+                    .remove(&(namespace.clone(), name.clone()));
+            }
             Action::Prune { entry } => {
                 self.observed.objects.remove(&entry.id());
                 if entry.kind == "Service" {
@@ -612,6 +633,7 @@ fn an_adopted_service_keeps_its_live_selector_until_the_first_revision_is_ready(
             applied_hash: None,
             foreign_managers: vec!["kubectl-client-side-apply".into()],
             edited_by: None,
+            edited_paths: Vec::new(),
         },
     );
     let plan = world.run(&a, &settings());
@@ -670,4 +692,82 @@ fn a_service_pointed_by_hand_at_unready_pods_is_put_back_to_the_serving_revision
     world.served.clear();
     world.run(&b, &settings());
     assert_eq!(world.serving("web"), Some(hash_of(&b, "web")));
+}
+
+fn hpa(name: &str, min: i32, max: i32) -> (String, String) {
+    (
+        format!("{name}/hpa.yaml"),
+        format!("apiVersion: autoscaling/v2beta2\nkind: HorizontalPodAutoscaler\nmetadata: {{name: {name}}}\nspec:\n  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: {name}}}\n  minReplicas: {min}\n  maxReplicas: {max}\n"),
+    )
+}
+
+fn hpa_target(plan: &Plan) -> Option<String> {
+    plan.actions.iter().find_map(|a| match a {
+        Action::Apply { id, manifest, .. } | Action::Switch { id, manifest, .. }
+            if id.kind == "HorizontalPodAutoscaler" =>
+        {
+            manifest["spec"]["scaleTargetRef"]["name"]
+                .as_str()
+                .map(str::to_string)
+        }
+        _ => None,
+    })
+}
+
+#[test]
+fn an_autoscaled_workload_starts_at_the_serving_size_and_its_autoscaler_follows_the_switch() {
+    let mut a_files = shop("web:1", "x");
+    a_files.push(hpa("web", 2, 8));
+    let mut b_files = shop("web:2", "x");
+    b_files.push(hpa("web", 2, 8));
+    let a = desired(&a_files, "c1");
+    let b = desired(&b_files, "c2");
+    let a_web = format!("web-{}", hash_of(&a, "web"));
+    let b_web = format!("web-{}", hash_of(&b, "web"));
+    let mut world = World::new();
+    let first = world.plan(&a, &settings());
+    assert_eq!(
+        hpa_target(&first),
+        Some(a_web.clone()),
+        "retargeted to the ReplicaSet"
+    );
+    world.converge(&a, &settings());
+
+    // The autoscaler scales the serving revision up: kubemint leaves it there.
+    let rs = world.rs(NS, &a_web);
+    rs.replicas = 6;
+    rs.ready = 6;
+    rs.available = 6;
+    rs.meta.edited_by = Some("kube-controller-manager".into());
+    assert!(
+        world.plan(&a, &settings()).actions.is_empty(),
+        "no fight over replicas"
+    );
+
+    // The next release starts at the serving size, not the Deployment's 2.
+    let plan = world.run(&b, &settings());
+    let created = plan.actions.iter().find_map(|x| match x {
+        Action::ApplyRevision { name, replicas, .. } if *name == b_web => Some(*replicas),
+        _ => None,
+    });
+    assert_eq!(created, Some(6));
+    assert_eq!(
+        hpa_target(&plan),
+        None,
+        "the autoscaler stays on the serving revision"
+    );
+    world.settle();
+    let plan = world.plan(&b, &settings());
+    let switch = plan.actions.iter().any(|x| {
+        matches!(x, Action::Switch { id, to, .. } if id.kind == "HorizontalPodAutoscaler" && *to == b_web)
+    });
+    assert!(switch, "retargeted with the Services: {:?}", plan.actions);
+    world.converge(&b, &settings());
+    assert_eq!(world.serving("web"), Some(hash_of(&b, "web")));
+    assert_eq!(world.replicas(&b_web), Some(6));
+
+    // Without its autoscaler the workload returns to the Deployment's replicas.
+    let c = desired(&shop("web:2", "x"), "c3");
+    world.converge(&c, &settings());
+    assert_eq!(world.replicas(&b_web), Some(2));
 }

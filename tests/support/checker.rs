@@ -100,10 +100,21 @@ pub enum Change {
 }
 
 impl Change {
+    /// A Service's change. Preview Services (`kubemint.io/preview`) select the
+    /// newest revision before it is ready, by design: they are not checked.
     pub fn service(svc: &Service) -> Change {
+        let preview = svc
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.get("kubemint.io/preview").map(String::as_str) == Some("true"));
         Change::Service {
             name: svc.metadata.name.clone().unwrap_or_default(),
-            selector: svc.spec.as_ref().and_then(|s| s.selector.clone()),
+            selector: svc
+                .spec
+                .as_ref()
+                .and_then(|s| s.selector.clone())
+                .filter(|_| !preview),
         }
     }
 }

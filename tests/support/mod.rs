@@ -27,7 +27,9 @@ pub use checker::ServingChecker;
 #[allow(unused_imports)]
 pub use cluster::{cluster, TestCluster};
 #[allow(unused_imports)]
-pub use simulator::{hold_revision, release_revision, NODE_NAME, UNREADY_ANNOTATION};
+pub use simulator::{
+    fail_jobs, hold_revision, release_revision, FAIL_ANNOTATION, NODE_NAME, UNREADY_ANNOTATION,
+};
 
 /// Polls `check` every 100 ms until it returns `Some`, and returns that value.
 /// Panics when `timeout` passes first (a single check is cut off at the

@@ -258,6 +258,11 @@ async fn handle(client: &Client, pod: &Pod, ips: &mut PodIps) -> kube::Result<()
         return ignore_gone(api.delete(name, &params).await.map(|_| ()));
     }
 
+    if owned_by_job(pod) {
+        return finish_job_pod(&api, name, pod, ips)
+            .await
+            .or_else(|e| ignore_gone(Err(e)));
+    }
     let ready = wants_ready(pod);
     if up_to_date(pod, ready) {
         return Ok(());
@@ -268,6 +273,81 @@ async fn handle(client: &Client, pod: &Pod, ips: &mut PodIps) -> kube::Result<()
             .await
             .map(|_| ()),
     )
+}
+
+/// With value `"true"` on a Job's pod (its template), the simulator lets it fail (exit code 1).
+pub const FAIL_ANNOTATION: &str = "sim.kubemint.io/fail";
+
+/// Namespaces whose Job pods fail from now on (see [`fail_jobs`]).
+static FAILING_JOBS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Makes Job pods started in `namespace` from now on fail (`true`) or succeed (`false`).
+pub fn fail_jobs(namespace: &str, fail: bool) {
+    let mut failing = FAILING_JOBS.lock().unwrap();
+    failing.retain(|n| n != namespace);
+    if fail {
+        failing.push(namespace.to_string());
+    }
+}
+
+fn owned_by_job(pod: &Pod) -> bool {
+    pod.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == "Job")
+}
+
+/// A Job's pod runs to completion at once: succeeded, or failed when annotated.
+async fn finish_job_pod(
+    api: &Api<Pod>,
+    name: &str,
+    pod: &Pod,
+    ips: &mut PodIps,
+) -> kube::Result<()> {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    if matches!(phase, Some("Succeeded" | "Failed")) {
+        return Ok(());
+    }
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let fail = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(FAIL_ANNOTATION))
+        .map(String::as_str)
+        == Some("true")
+        || FAILING_JOBS.lock().unwrap().contains(&namespace);
+    let now = now();
+    let code = i32::from(fail);
+    let containers: Vec<Value> = pod
+        .spec
+        .iter()
+        .flat_map(|s| &s.containers)
+        .map(|c| {
+            let image = c.image.clone().unwrap_or_default();
+            json!({
+                "name": c.name, "image": image, "imageID": format!("sim://{image}"),
+                "ready": false, "restartCount": 0,
+                "state": {"terminated": {"exitCode": code, "reason": if fail { "Error" } else { "Completed" }, "startedAt": now, "finishedAt": now}},
+            })
+        })
+        .collect();
+    let status = json!({"status": {
+        "phase": if fail { "Failed" } else { "Succeeded" },
+        "podIP": ips.get(pod),
+        "startTime": now,
+        "conditions": [
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+            {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+            {"type": "ContainersReady", "status": "False", "lastTransitionTime": now, "reason": "PodCompleted"},
+            {"type": "Ready", "status": "False", "lastTransitionTime": now, "reason": "PodCompleted"},
+        ],
+        "containerStatuses": containers,
+    }});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .map(|_| ())
 }
 
 /// The status of a pod whose containers all run (ready or not).
