@@ -450,6 +450,7 @@ mod tests {
             name: "web-hnew".into(),
             hash: "hnew".into(),
             replicas: 2,
+            autoscale: None,
             manifest: json!({"spec": {"template": {"spec": {"containers": [
                 {"name": "web", "image": "ghcr.io/acme/web:1.5.0"},
                 {"name": "proxy", "image": "envoy:1"}]}}}}),
