@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use crate::api::{CommitInfo, ReleaseRecord};
 use crate::controller::Channel;
 use crate::plan::write_table;
+use crate::source::notes::{latest_time, NoteRecord};
 use crate::source::{redact_url, short_sha};
 
 /// An RFC 3339 time to the second: the fraction only widens tables.
@@ -146,6 +147,76 @@ pub fn describe_history(channel: &Channel) -> String {
     out
 }
 
+/// Deployment notes read from git (`history --from-git`), newest first; only
+/// those of `cluster` and of channels named `channel` (`name` or
+/// `namespace/name`) when given.
+pub fn describe_notes(
+    records: &[NoteRecord],
+    cluster: Option<&str>,
+    channel: Option<&str>,
+) -> String {
+    let mut shown: Vec<&NoteRecord> = records
+        .iter()
+        .filter(|r| cluster.is_none_or(|c| r.note.cluster == c || r.cluster_ref == c))
+        .filter(|r| {
+            channel
+                .is_none_or(|c| r.note.channel == c || r.note.channel.rsplit('/').next() == Some(c))
+        })
+        .collect();
+    if shown.is_empty() {
+        return "no deployment notes under refs/notes/kubemint/\n".to_string();
+    }
+    shown.sort_by(|a, b| {
+        latest_time(&b.note)
+            .cmp(latest_time(&a.note))
+            .then_with(|| a.note.cluster.cmp(&b.note.cluster))
+    });
+    let rows: Vec<[String; 8]> = shown
+        .iter()
+        .map(|r| {
+            let n = &r.note;
+            let workloads: Vec<String> = n
+                .workloads
+                .iter()
+                .map(|w| match w.images.first() {
+                    Some(image) => format!("{}={}", w.name, image),
+                    None => format!("{}@{}", w.name, w.revision),
+                })
+                .collect();
+            [
+                n.cluster.clone(),
+                n.channel.clone(),
+                n.release.clone(),
+                n.event.map_or("-".into(), |e| format!("{e:?}")),
+                short_sha(&r.commit).to_string(),
+                to_second(latest_time(n)),
+                if workloads.is_empty() {
+                    "-".into()
+                } else {
+                    workloads.join(",")
+                },
+                n.subject.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let mut out = String::new();
+    write_table(
+        &mut out,
+        [
+            "CLUSTER",
+            "CHANNEL",
+            "RELEASE",
+            "EVENT",
+            "COMMIT",
+            "TIME",
+            "WORKLOADS",
+            "SUBJECT",
+        ],
+        &rows,
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,5 +332,58 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("  web  5d8c7f9b"), "{text}");
+    }
+
+    #[test]
+    fn notes_from_git_are_listed_newest_first_and_filtered() {
+        use crate::source::notes::{DeploymentNote, NoteEvent, NoteRecord, NoteTimes};
+        let record = |cluster: &str, channel: &str, event: NoteEvent, at: &str| NoteRecord {
+            cluster_ref: cluster.into(),
+            commit: "1a2b3c4d5e6f7a8b9c0d".into(),
+            note: DeploymentNote {
+                cluster: cluster.into(),
+                channel: channel.into(),
+                release: "3f2a9c1b0d4e".into(),
+                event: Some(event),
+                phase: "Active".into(),
+                commit: "1a2b3c4d5e6f7a8b9c0d".into(),
+                subject: Some("web 1.5.0".into()),
+                times: NoteTimes {
+                    promoted: Some(at.into()),
+                    ..Default::default()
+                },
+                operator: "kubemint 0.1.0".into(),
+                ..Default::default()
+            },
+        };
+        let records = [
+            record(
+                "prod",
+                "shop/web",
+                NoteEvent::Promoted,
+                "2026-11-22T10:00:00.5Z",
+            ),
+            record("dev", "shop/web", NoteEvent::Failed, "2026-11-22T11:00:00Z"),
+            record(
+                "prod",
+                "other/api",
+                NoteEvent::Superseded,
+                "2026-11-22T09:00:00Z",
+            ),
+        ];
+        let all = describe_notes(&records, None, None);
+        let lines: Vec<&str> = all.lines().collect();
+        assert_eq!(lines.len(), 4, "{all}");
+        assert!(
+            lines[1].contains("dev") && lines[1].contains("Failed"),
+            "{all}"
+        );
+        assert!(
+            lines[2].contains("2026-11-22T10:00:00Z") && lines[2].contains("1a2b3c4d5e6f"),
+            "{all}"
+        );
+        let prod_web = describe_notes(&records, Some("prod"), Some("web"));
+        assert_eq!(prod_web.lines().count(), 2, "{prod_web}");
+        assert!(describe_notes(&records, Some("staging"), None).starts_with("no deployment notes"));
     }
 }

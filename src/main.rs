@@ -45,6 +45,16 @@ struct KustomizeArg {
 }
 
 /// An empty value (an unset Helm value, say) is the default command.
+fn cluster_name(value: &str) -> Result<String, String> {
+    if kubemint::source::notes::valid_cluster_name(value) {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "'{value}' cannot be part of a git ref: use letters, digits, '-', '_' and '.'"
+        ))
+    }
+}
+
 fn kustomize_command(value: &str) -> Result<KustomizeCommand, String> {
     if value.trim().is_empty() {
         Ok(KustomizeCommand::default_command())
@@ -86,6 +96,10 @@ enum Command {
         leader_election_lease_duration: std::time::Duration,
         #[command(flatten)]
         kustomize: KustomizeArg,
+        /// This cluster's name in deployment notes: channels with
+        /// `spec.audit.gitNotes` write to `refs/notes/kubemint/<cluster-name>`.
+        #[arg(long, env = "KUBEMINT_CLUSTER_NAME", default_value = "default", value_parser = cluster_name)]
+        cluster_name: String,
     },
     /// Render a repository or directory offline and print its release.
     Plan {
@@ -130,12 +144,23 @@ enum Command {
         kustomize: KustomizeArg,
     },
     /// A channel's releases, newest first: id, phase, commit, author, times.
+    /// With --from-git, the deployment notes of a repository instead, no
+    /// cluster needed.
     History {
-        /// The channel's name.
-        channel: String,
+        /// The channel's name (with --from-git: only this channel's notes).
+        #[arg(required_unless_present = "from_git")]
+        channel: Option<String>,
         /// Its namespace (default: the kube context's namespace).
         #[arg(short, long)]
         namespace: Option<String>,
+        /// Read the deployment notes (refs/notes/kubemint/*) of this repository,
+        /// a URL or a path. Credentials, if needed: $KUBEMINT_GIT_USERNAME and
+        /// $KUBEMINT_GIT_PASSWORD (or $KUBEMINT_GIT_BEARER_TOKEN), $KUBEMINT_GIT_CA_FILE.
+        #[arg(long, value_name = "URL_OR_PATH")]
+        from_git: Option<String>,
+        /// With --from-git: only the notes of this cluster.
+        #[arg(long, requires = "from_git")]
+        cluster: Option<String>,
     },
     /// Roll back in git: commit the revert of a channel's release or commit, in a
     /// clone of its repository, and push it with --push.
@@ -194,9 +219,19 @@ fn main() -> ExitCode {
         Command::Status { channel, namespace } => {
             inspect(&channel, namespace, kubemint::inspect::describe_status)
         }
-        Command::History { channel, namespace } => {
-            inspect(&channel, namespace, kubemint::inspect::describe_history)
-        }
+        Command::History {
+            channel,
+            namespace,
+            from_git,
+            cluster,
+        } => match from_git {
+            Some(url) => history_from_git(&url, cluster.as_deref(), channel, namespace),
+            None => inspect(
+                &channel.unwrap_or_default(),
+                namespace,
+                kubemint::inspect::describe_history,
+            ),
+        },
         Command::Revert {
             channel,
             namespace,
@@ -246,6 +281,7 @@ fn main() -> ExitCode {
             leader_election_namespace,
             leader_election_lease_duration,
             kustomize,
+            cluster_name,
         } => {
             telemetry::init(log_format);
             let settings = Settings {
@@ -253,6 +289,7 @@ fn main() -> ExitCode {
                 cache_dir,
                 instance: std::env::var("POD_NAME").ok(),
                 kustomize: kustomize.command,
+                cluster_name,
             };
             let election = leader_elect.then_some(Election {
                 namespace: leader_election_namespace,
@@ -274,6 +311,44 @@ fn main() -> ExitCode {
 
 fn print_crd() -> anyhow::Result<()> {
     print!("{}", serde_yaml::to_string(&Channel::crd())?);
+    Ok(())
+}
+
+/// Prints the deployment notes of a repository: what ran, where and when.
+fn history_from_git(
+    url: &str,
+    cluster: Option<&str>,
+    channel: Option<String>,
+    namespace: Option<String>,
+) -> anyhow::Result<()> {
+    let mut data = std::collections::BTreeMap::new();
+    for (var, key) in [
+        ("KUBEMINT_GIT_USERNAME", "username"),
+        ("KUBEMINT_GIT_PASSWORD", "password"),
+        ("KUBEMINT_GIT_BEARER_TOKEN", "bearerToken"),
+    ] {
+        if let Ok(value) = std::env::var(var) {
+            data.insert(key.to_string(), value.into_bytes());
+        }
+    }
+    if let Ok(path) = std::env::var("KUBEMINT_GIT_CA_FILE") {
+        let ca = std::fs::read(&path).with_context(|| format!("reading {path}"))?;
+        data.insert("ca.crt".to_string(), ca);
+    }
+    let credentials = if data.is_empty() {
+        kubemint::source::GitCredentials::none()
+    } else {
+        kubemint::source::GitCredentials::from_secret_data(&data)?
+    };
+    let channel = match (channel, namespace) {
+        (Some(c), Some(ns)) => Some(format!("{ns}/{c}")),
+        (c, _) => c,
+    };
+    let records = kubemint::source::notes::read_notes_blocking(url, &credentials)?;
+    print!(
+        "{}",
+        kubemint::inspect::describe_notes(&records, cluster, channel.as_deref())
+    );
     Ok(())
 }
 
@@ -347,6 +422,7 @@ async fn revert(
         author: options.author,
         workdir: options.workdir,
         push: options.push,
+        automatic: None,
     })
     .await?;
     println!("Reverted {what} on branch {branch}");

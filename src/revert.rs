@@ -104,6 +104,103 @@ pub enum RevertError {
     /// The background git task failed.
     #[error("git task failed: {0}")]
     Task(String),
+    /// Loop guard: a commit to revert is itself a kubemint revert.
+    #[error("commit {commit} is itself kubemint's revert of {release}; kubemint does not revert its own reverts automatically: fix forward with a new commit")]
+    RevertOfRevert {
+        /// The revert commit.
+        commit: String,
+        /// The release (or commit) it reverted.
+        release: String,
+    },
+    /// Loop guard: the release was reverted already.
+    #[error("release {release} was reverted already by commit {commit}; not reverting it twice")]
+    AlreadyReverted {
+        /// The release.
+        release: String,
+        /// The earlier revert.
+        commit: String,
+    },
+}
+
+impl RevertError {
+    /// CamelCase reason for events, status and metric labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RevertError::NotABranch { .. } => "NotABranch",
+            RevertError::UnknownRelease { .. } => "UnknownRelease",
+            RevertError::NoActiveRelease { .. } => "NoActiveRelease",
+            RevertError::NotOnBranch { .. } => "NotOnBranch",
+            RevertError::Conflict { .. } => "RevertConflict",
+            RevertError::NothingToRevert { .. } => "NothingToRevert",
+            RevertError::NoAuthor => "NoAuthor",
+            RevertError::PushRejected { .. } => "RevertPushRejected",
+            RevertError::Git { .. } => "RevertGitFailed",
+            RevertError::Task(_) => "RevertTaskFailed",
+            RevertError::RevertOfRevert { .. } => "RevertOfRevert",
+            RevertError::AlreadyReverted { .. } => "AlreadyReverted",
+        }
+    }
+}
+
+/// The trailer that marks kubemint's reverts of a release (automatic or
+/// `kubemint revert`): `Kubemint-Reverts-Release: <id>`.
+pub const REVERTS_RELEASE_TRAILER: &str = "Kubemint-Reverts-Release";
+/// The trailer of `kubemint revert --commit`: `Kubemint-Reverts-Commit: <sha>`.
+pub const REVERTS_COMMIT_TRAILER: &str = "Kubemint-Reverts-Commit";
+
+fn trailer<'m>(message: &'m str, name: &str) -> Option<&'m str> {
+    message.lines().rev().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        (key.trim().eq_ignore_ascii_case(name) && !value.trim().is_empty()).then(|| value.trim())
+    })
+}
+
+/// The release a commit message says it reverts (its `Kubemint-Reverts-Release` trailer).
+pub fn reverted_release(message: &str) -> Option<&str> {
+    trailer(message, REVERTS_RELEASE_TRAILER)
+}
+
+/// What a kubemint revert commit says it reverts (a release id or a commit), if it is one.
+pub fn kubemint_revert_of(message: &str) -> Option<&str> {
+    reverted_release(message).or_else(|| trailer(message, REVERTS_COMMIT_TRAILER))
+}
+
+/// The trailer a revert commit of `change` carries.
+pub fn revert_trailer(change: &Change) -> String {
+    match &change.release {
+        Some(id) => format!("{REVERTS_RELEASE_TRAILER}: {id}"),
+        None => format!("{REVERTS_COMMIT_TRAILER}: {}", change.to),
+    }
+}
+
+/// The loop guard of automatic reverts. `failing` are the commits the revert
+/// would undo and `since` the commits of the branch (newest first), each as
+/// `(sha, message)`: never revert a kubemint revert, never revert a release twice.
+pub fn loop_guard(
+    release: &str,
+    failing: &[(String, String)],
+    since: &[(String, String)],
+) -> Result<(), RevertError> {
+    if let Some((sha, reverted)) = failing
+        .iter()
+        .find_map(|(sha, m)| kubemint_revert_of(m).map(|r| (sha, r)))
+    {
+        return Err(RevertError::RevertOfRevert {
+            commit: sha.clone(),
+            release: reverted.to_string(),
+        });
+    }
+    if let Some((sha, _)) = since
+        .iter()
+        .chain(failing)
+        .find(|(_, m)| reverted_release(m) == Some(release))
+    {
+        return Err(RevertError::AlreadyReverted {
+            release: release.to_string(),
+            commit: sha.clone(),
+        });
+    }
+    Ok(())
 }
 
 /// What to revert.
@@ -128,6 +225,8 @@ pub struct Change {
     pub what: String,
     /// The subject of `to`, when the channel's status knows it.
     pub subject: Option<String>,
+    /// The release undone, when a release (not a single commit) is reverted.
+    pub release: Option<String>,
 }
 
 /// Which change `target` means for a channel with `status`. Releases are
@@ -145,6 +244,7 @@ pub fn pick_change(
                 base: None,
                 what: format!("commit {}", short_sha(sha)),
                 subject: None,
+                release: None,
             })
         }
         Target::Release(id) => id.clone(),
@@ -201,6 +301,7 @@ pub fn pick_change(
             release.commit.subject
         ),
         subject: Some(release.commit.subject.clone()),
+        release: Some(release.id.clone()),
     })
 }
 
@@ -244,6 +345,9 @@ pub struct RevertRequest {
     pub workdir: Option<PathBuf>,
     /// Push the commit to the branch.
     pub push: bool,
+    /// An automatic revert of this release: the loop guard applies and the
+    /// message gets the `Kubemint-Reverts-Release` trailer.
+    pub automatic: Option<String>,
 }
 
 /// The commit made.
@@ -352,6 +456,35 @@ fn revert_blocking(request: &RevertRequest) -> Result<Reverted, RevertError> {
             empty_tree
         }
     };
+    if let Some(release) = &request.automatic {
+        let messages = |from: Oid, hide: Option<Oid>, limit: usize| {
+            let mut walk = repo
+                .revwalk()
+                .map_err(git_error("walking the history of"))?;
+            walk.push(from)
+                .map_err(git_error("walking the history of"))?;
+            if let Some(h) = hide {
+                walk.hide(h).map_err(git_error("walking the history of"))?;
+            }
+            let mut out = Vec::new();
+            for oid in walk.take(limit) {
+                let oid = oid.map_err(git_error("walking the history of"))?;
+                let commit = repo.find_commit(oid).map_err(git_error("reading"))?;
+                out.push((
+                    oid.to_string(),
+                    commit.message().unwrap_or_default().to_string(),
+                ));
+            }
+            Ok::<_, RevertError>(out)
+        };
+        let failing = match &base {
+            Some(b) => messages(to.id(), Some(b.id()), 1000)?,
+            None => messages(to.id(), None, 1)?,
+        };
+        // The whole branch (bounded): a release reverted once, then landed again, stays.
+        let since = messages(head.id(), None, 2_000)?;
+        loop_guard(release, &failing, &since)?;
+    }
     let to_tree = to.tree().map_err(git_error("reading"))?;
     let head_tree = head.tree().map_err(git_error("reading"))?;
     let mut index = repo
@@ -386,12 +519,18 @@ fn revert_blocking(request: &RevertRequest) -> Result<Reverted, RevertError> {
         Some((name, email)) => Signature::now(name, email).map_err(|_| RevertError::NoAuthor)?,
         None => repo.signature().map_err(|_| RevertError::NoAuthor)?,
     };
-    let message = revert_message(
+    let mut message = revert_message(
         &request.change,
         to.summary().ok().flatten().unwrap_or_default(),
         base.as_ref().map(|b| b.id().to_string()).as_deref(),
         request.message.as_deref(),
     );
+    // Every kubemint revert says what it reverts, for the loop guard and for people.
+    let trailer = match &request.automatic {
+        Some(release) => format!("{REVERTS_RELEASE_TRAILER}: {release}"),
+        None => revert_trailer(&request.change),
+    };
+    message.push_str(&format!("\n{trailer}\n"));
     let sha = repo
         .commit(
             Some("HEAD"),
@@ -565,6 +704,48 @@ mod tests {
                 "undoing the rollback brings back what it rolled back"
             );
         }
+    }
+
+    #[test]
+    fn the_trailer_names_the_reverted_release() {
+        let m =
+            "Revert release abc\n\nThis reverts commits a..b.\n\nKubemint-Reverts-Release: abc\n";
+        assert_eq!(reverted_release(m), Some("abc"));
+        assert_eq!(
+            reverted_release("Revert \"x\"\n\nThis reverts commit a.\n"),
+            None
+        );
+        assert_eq!(reverted_release("x\n\nKubemint-Reverts-Release: \n"), None);
+        let by_hand = "Drop y\n\nThis reverts commit c1.\n\nKubemint-Reverts-Commit: c1\n";
+        assert_eq!(
+            (reverted_release(by_hand), kubemint_revert_of(by_hand)),
+            (None, Some("c1"))
+        );
+        let change = pick_change("ns/ch", &status(), &Target::Active).unwrap();
+        assert_eq!(revert_trailer(&change), "Kubemint-Reverts-Release: bbb222");
+        let change = pick_change("ns/ch", &status(), &Target::Commit("c1".into())).unwrap();
+        assert_eq!(revert_trailer(&change), "Kubemint-Reverts-Commit: c1");
+    }
+
+    #[test]
+    fn the_loop_guard_refuses_reverting_a_revert_or_a_release_twice() {
+        let c = |sha: &str, m: &str| (sha.to_string(), m.to_string());
+        let plain = [c("f1", "web 1.5.0\n"), c("f0", "docs\n")];
+        assert!(loop_guard("rel1", &plain, &[c("x", "later\n")]).is_ok());
+        let revert = [c("r1", "Revert\n\nKubemint-Reverts-Release: rel0\n")];
+        assert!(matches!(
+            loop_guard("rel1", &revert, &[]),
+            Err(RevertError::RevertOfRevert { commit, release }) if commit == "r1" && release == "rel0"
+        ));
+        let done = [c("r2", "Revert\n\nKubemint-Reverts-Release: rel1\n")];
+        assert!(matches!(
+            loop_guard("rel1", &plain, &done),
+            Err(RevertError::AlreadyReverted { commit, .. }) if commit == "r2"
+        ));
+        assert!(
+            loop_guard("rel2", &plain, &done).is_ok(),
+            "another release's revert"
+        );
     }
 
     #[test]

@@ -53,6 +53,31 @@ pub struct ChannelSpec {
     /// Webhook receiver that triggers an immediate sync on a push.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookSpec>,
+    /// What kubemint writes back into git as the audit trail.
+    #[serde(default)]
+    pub audit: AuditSpec,
+}
+
+/// The audit trail kubemint writes into the channel's repository.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditSpec {
+    /// Add a git note under `refs/notes/kubemint/<cluster>` to a commit each time
+    /// its release is promoted, fails or is superseded, and push it with the
+    /// channel's credentials (which then need write access).
+    #[serde(default)]
+    pub git_notes: bool,
+}
+
+/// What a release that fails its readiness gate leads to.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum OnFailure {
+    /// Traffic stays on the previous release; the failed commit is held.
+    #[default]
+    Hold,
+    /// As `hold`, and kubemint pushes the revert of the failing commits to the branch.
+    Revert,
 }
 
 /// Blue/green rollout settings.
@@ -68,6 +93,10 @@ pub struct RolloutSpec {
     /// How long new revisions may take to become ready, as a duration (`10m`).
     #[serde(default = "default_ready_timeout")]
     pub ready_timeout: String,
+    /// `hold` (default) or `revert`: push the revert of the failing commits when a
+    /// release fails its readiness gate (the channel must follow a branch).
+    #[serde(default)]
+    pub on_failure: OnFailure,
     /// Give each Service of the release a companion `<name>-preview` that
     /// selects the newest revision as soon as it exists (the serving one otherwise).
     #[serde(default)]
@@ -83,6 +112,7 @@ impl Default for RolloutSpec {
             drain_seconds: default_drain_seconds(),
             keep_releases: default_keep_releases(),
             ready_timeout: default_ready_timeout(),
+            on_failure: OnFailure::default(),
             preview: false,
             test_timeout: default_test_timeout(),
         }
@@ -239,6 +269,28 @@ pub struct ChannelStatus {
     /// The last value of the `kubemint.io/retry` annotation that was handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_retry: Option<String>,
+    /// The last automatic revert (`spec.rollout.onFailure: revert`) and how it went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_revert: Option<AutoRevertStatus>,
+}
+
+/// What became of an automatic revert.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoRevertStatus {
+    /// The failed release.
+    pub release: String,
+    /// The failing commit.
+    pub commit: String,
+    /// `Pushed`, `Conflict`, `Skipped` (loop guard) or `Failed`.
+    pub outcome: String,
+    /// The revert commit, when one was pushed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revert_commit: Option<String>,
+    /// What happened, in words.
+    pub message: String,
+    /// When, RFC 3339.
+    pub time: String,
 }
 
 /// One release of a channel, as history.

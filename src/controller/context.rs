@@ -35,6 +35,24 @@ pub struct Memo {
     pub failures: u32,
     /// No retry before this, unless a new commit or a request comes.
     pub retry_at: Option<Instant>,
+    /// Notes and reverts already made by this process (`event/release/commit`,
+    /// the newest few): a pass that runs on a channel read before the previous
+    /// pass's status arrived does not write them twice.
+    pub audited: Vec<String>,
+}
+
+impl Memo {
+    /// Records `key` as done; false when it was done already.
+    pub fn audit_once(&mut self, key: String) -> bool {
+        if self.audited.contains(&key) {
+            return false;
+        }
+        self.audited.push(key);
+        if self.audited.len() > 64 {
+            self.audited.remove(0);
+        }
+        true
+    }
 }
 
 /// What every reconcile shares.
@@ -48,6 +66,8 @@ pub struct Context {
     pub(super) requests: SyncRequests,
     pub(super) watches: WatchRegistry,
     pub(super) kustomize: Option<crate::render::KustomizeCommand>,
+    /// `--cluster-name`: the notes ref of this operator.
+    pub(super) cluster_name: String,
     memo: Mutex<HashMap<String, Memo>>,
 }
 
@@ -71,6 +91,7 @@ impl Context {
             requests,
             watches: WatchRegistry::default(),
             kustomize: settings.kustomize.clone(),
+            cluster_name: settings.cluster_name.clone(),
             memo: Mutex::default(),
         }
     }

@@ -22,6 +22,13 @@ pub struct WebhookLabels {
     pub outcome: String,
 }
 
+/// Labels of a deployment note push.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NoteLabels {
+    /// `pushed`, or why it was not (`NotesPushRejected`, `NotesGitFailed`...).
+    pub outcome: String,
+}
+
 /// The controller's metrics, registered in one registry.
 pub struct Metrics {
     /// Registry served at `/metrics`.
@@ -38,6 +45,8 @@ pub struct Metrics {
     pub git_poll_duration: Histogram,
     /// Pack bytes received from git remotes.
     pub git_received_bytes: Counter,
+    /// Deployment notes by outcome.
+    pub notes: Family<NoteLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -79,8 +88,15 @@ impl Default for Metrics {
             "Pack bytes received from git remotes",
             git_received_bytes.clone(),
         );
+        let notes = Family::<NoteLabels, Counter>::default();
+        registry.register(
+            "git_notes",
+            "Deployment notes pushed to git, by outcome",
+            notes.clone(),
+        );
         Metrics {
             registry,
+            notes,
             webhook_requests,
             git_poll_duration,
             git_received_bytes,
@@ -106,6 +122,15 @@ impl Metrics {
     pub fn count_webhook(&self, outcome: &str) {
         self.webhook_requests
             .get_or_create(&WebhookLabels {
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    /// Counts one deployment note push.
+    pub fn count_note(&self, outcome: &str) {
+        self.notes
+            .get_or_create(&NoteLabels {
                 outcome: outcome.into(),
             })
             .inc();

@@ -1,5 +1,6 @@
 //! The `Channel` controller: watches channels and reconciles each one.
 
+mod audit;
 pub(crate) mod context;
 mod error;
 mod execute;
@@ -46,6 +47,8 @@ pub struct Settings {
     pub instance: Option<String>,
     /// The kustomize command (`--kustomize`); `None`: the default.
     pub kustomize: Option<crate::render::KustomizeCommand>,
+    /// This cluster's name in deployment notes (`refs/notes/kubemint/<cluster>`).
+    pub cluster_name: String,
 }
 
 /// The controller, built but not yet running. Its cache of channels can be

@@ -14,6 +14,7 @@ use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
+use super::audit;
 use super::context::{backoff, Context};
 use super::execute::{failpoint, Executed, Executor};
 use super::prepare::{prepare, Rendered};
@@ -100,7 +101,7 @@ fn timing(channel: &Channel) -> Result<Timing, Error> {
     })
 }
 
-async fn sync(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
+async fn sync(channel: &Channel, ctx: &Arc<Context>) -> Result<Action, Error> {
     let key = key_of(channel);
     watch_local_repository(channel, ctx);
     if channel.spec.suspend {
@@ -166,7 +167,11 @@ async fn sync(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
 type PassError = (Error, Option<CommitInfo>);
 
 /// One pass; returns when to look again.
-async fn pass(channel: &Channel, ctx: &Context, timing: &Timing) -> Result<Duration, PassError> {
+async fn pass(
+    channel: &Channel,
+    ctx: &Arc<Context>,
+    timing: &Timing,
+) -> Result<Duration, PassError> {
     let key = key_of(channel);
     let trigger = trigger_of(channel);
     let requested = ctx.requests.take(&key);
@@ -321,7 +326,9 @@ async fn pass(channel: &Channel, ctx: &Context, timing: &Timing) -> Result<Durat
     };
     publish(ctx, channel, &rendered, &plan, &done, logs.as_deref()).await;
     if !head_rejected {
-        let status = status::report(channel, &rendered, &plan, &settings.retry, logs.as_deref());
+        let mut status =
+            status::report(channel, &rendered, &plan, &settings.retry, logs.as_deref());
+        audit_pass(ctx, channel, &rendered, &plan, &done, now, &mut status).await;
         write_status(ctx, channel, &status)
             .await
             .map_err(|e| (e, commit.clone()))?;
@@ -335,6 +342,99 @@ async fn pass(channel: &Channel, ctx: &Context, timing: &Timing) -> Result<Durat
         after = after.min(due.max(Duration::from_millis(200)));
     }
     Ok(after.max(Duration::from_millis(200)))
+}
+
+/// The audit trail of a pass: the automatic revert of a release that failed
+/// now (awaited: the status reports it), then the deployment notes (in the
+/// background: a note never holds up or fails a pass).
+async fn audit_pass(
+    ctx: &Arc<Context>,
+    channel: &Channel,
+    rendered: &Rendered,
+    plan: &Plan,
+    done: &Executed,
+    now: Timestamp,
+    status: &mut ChannelStatus,
+) {
+    let release = &rendered.desired.id;
+    let key = key_of(channel);
+    let revert_key = format!("Revert/{release}/{}", rendered.commit.sha);
+    let revert = audit::should_revert(
+        channel,
+        &plan.phase,
+        channel.status.as_ref(),
+        release,
+        &rendered.commit.sha,
+    ) && ctx.memo(&key, |m| !m.audited.contains(&revert_key));
+    let notes_on = channel.spec.audit.git_notes;
+    if !revert && !notes_on {
+        return;
+    }
+    let now = now.to_string();
+    let drained: Vec<String> = done.drained.clone();
+    let facts = |status: &ChannelStatus, revert_commit: Option<&str>| {
+        audit::notes_of_pass(&audit::PassFacts {
+            cluster: &ctx.cluster_name,
+            channel: &key_of(channel),
+            before: channel.status.as_ref(),
+            after: status,
+            release,
+            commit: &rendered.commit.sha,
+            revisions: &rendered.desired.revisions,
+            phase: &plan.phase,
+            drained: &drained,
+            now: &now,
+            revert_commit,
+        })
+    };
+    if !revert && facts(status, None).is_empty() {
+        return; // nothing to write: no Secret read either
+    }
+    let credentials = match source::credentials(&ctx.client, channel).await {
+        Ok(c) => c,
+        Err(e) => {
+            let note = format!(
+                "deployment notes and automatic reverts need the channel's git credentials: {e}"
+            );
+            ctx.publish(channel, EventType::Warning, "NotesPushFailed", note)
+                .await;
+            ctx.metrics.count_note(e.reason());
+            return;
+        }
+    };
+    let mut revert_commit = None;
+    if revert {
+        let (pending, hook) = match &plan.phase {
+            Phase::Failed { pending, hook, .. } => (pending.clone(), hook.clone()),
+            _ => (Vec::new(), None),
+        };
+        let outcome = audit::auto_revert(
+            channel,
+            status,
+            credentials.clone(),
+            release,
+            &rendered.commit.sha,
+            &pending,
+            hook.as_deref(),
+        )
+        .await;
+        ctx.memo(&key, |m| m.audit_once(revert_key.clone()));
+        let (type_, reason, note) = audit::auto_revert_event(&outcome);
+        tracing::info!(channel = %key_of(channel), release = %release, outcome = %outcome.outcome, message = %outcome.message, "automatic revert");
+        ctx.publish(channel, type_, reason, note).await;
+        revert_commit = outcome.revert_commit.clone();
+        status.auto_revert = Some(outcome);
+    }
+    if notes_on {
+        let notes: Vec<_> = facts(status, revert_commit.as_deref())
+            .into_iter()
+            .filter(|n| {
+                let once = format!("{:?}/{}/{}", n.event, n.release, n.commit);
+                ctx.memo(&key, |m| m.audit_once(once))
+            })
+            .collect();
+        audit::spawn_notes(ctx, channel, credentials, notes);
+    }
 }
 
 fn phase_reason(phase: &Phase) -> &'static str {

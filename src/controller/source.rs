@@ -39,14 +39,7 @@ pub async fn fetch(git: &GitCache, client: &Client, channel: &Channel) -> Result
     let spec = &channel.spec.git;
     let ns = channel.namespace().unwrap_or_default();
     let reference = RefRequest::from_spec(&spec.reference)?;
-    let credentials = match &spec.secret_ref {
-        Some(r) => GitCredentials::from_secret_data(
-            &secret_data(client, &ns, &r.name)
-                .await
-                .map_err(|e| secret_error(e, |message| SourceError::Credentials { message }))?,
-        )?,
-        None => GitCredentials::none(),
-    };
+    let credentials = credentials(client, channel).await?;
     let all_commits = spec
         .verify
         .as_ref()
@@ -88,6 +81,19 @@ pub async fn fetch(git: &GitCache, client: &Client, channel: &Channel) -> Result
         rewritten_from: outcome.rewritten_from,
         signers,
         stats: outcome.stats,
+    })
+}
+
+/// The channel's git credentials, from `spec.git.secretRef` (none without one).
+pub async fn credentials(client: &Client, channel: &Channel) -> Result<GitCredentials, Error> {
+    let ns = channel.namespace().unwrap_or_default();
+    Ok(match &channel.spec.git.secret_ref {
+        Some(r) => GitCredentials::from_secret_data(
+            &secret_data(client, &ns, &r.name)
+                .await
+                .map_err(|e| secret_error(e, |message| SourceError::Credentials { message }))?,
+        )?,
+        None => GitCredentials::none(),
     })
 }
 

@@ -87,6 +87,45 @@ impl Upstream {
         self.git(&["rev-parse", "HEAD"])
     }
 
+    /// Runs git in the repository; trimmed stdout, or `None` when git fails.
+    pub fn git_opt(&self, args: &[&str]) -> Option<String> {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(self.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", self.dir.path())
+            .output()
+            .expect("running git");
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Writes `files` (path, content) over the work tree and commits them all; returns the sha.
+    pub fn commit_files(&self, files: &[(String, String)], message: &str) -> String {
+        for (file, content) in files {
+            let path = self.path().join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, content).unwrap();
+        }
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    /// Lets clients push: to the checked-out branch (its work tree follows), and
+    /// over SSH as [`SSH_USER`] (the repository becomes writable by everyone).
+    pub fn allow_push(&self) {
+        self.git(&["config", "receive.denyCurrentBranch", "updateInstead"]);
+        self.git(&["config", "core.sharedRepository", "0777"]);
+        let out = Command::new("chmod")
+            .args(["-R", "a+rwX"])
+            .arg(self.path())
+            .output()
+            .expect("chmod");
+        assert!(out.status.success());
+    }
+
     /// Writes a file and commits it unsigned; returns the sha.
     pub fn commit(&self, file: &str, content: &str, message: &str) -> String {
         self.commit_with(file, content, message, &[])
