@@ -351,7 +351,7 @@ fn ready(observed: &Observed, desired: &rollout::DesiredRelease) -> Observed {
                 applied_hash: Some(hash),
                 foreign_managers: Vec::new(),
                 edited_by: None,
-                edited_paths: Vec::new(),
+                edits: Vec::new(),
             },
         });
     }

@@ -59,6 +59,16 @@ fn github_push(reference: &str, before: &str, after: &str, message: &str) -> Vec
     .unwrap()
 }
 
+/// A client that opens a connection per request: a rejected request may be
+/// answered before its body is read, after which the server closes that
+/// connection, and a pooled one would race with that close.
+fn fresh_connections() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("http client")
+}
+
 struct Hook {
     http: reqwest::Client,
     url: String,
@@ -166,7 +176,7 @@ async fn webhooks_trigger_a_sync_only_when_signed_and_for_the_channels_ref() {
     wait_applied(&client, &ns, "app", &first, &op).await;
     let addr = op.http_addr().await;
     let hook = Hook {
-        http: reqwest::Client::new(),
+        http: fresh_connections(),
         url: format!("http://{addr}/hooks/{ns}/app"),
     };
 
@@ -207,7 +217,7 @@ async fn webhooks_trigger_a_sync_only_when_signed_and_for_the_channels_ref() {
     assert!(body.contains("ignored"), "{body}");
     // Unknown channel: the same answer as a channel without a webhook.
     let stranger = Hook {
-        http: reqwest::Client::new(),
+        http: fresh_connections(),
         url: format!("http://{addr}/hooks/{ns}/nobody"),
     };
     assert_eq!(stranger.github(push.clone(), TOKEN).await.0, 404);

@@ -144,15 +144,13 @@ impl Observer {
             let (foreign, edited_by) =
                 foreign_editors(meta.managed_fields.as_deref().unwrap_or_default());
             let checked = verified.get(id) == meta.resource_version.as_ref();
-            let (edited_by, edited_paths) = match edited_by.filter(|_| !checked) {
-                Some((manager, paths)) => (Some(manager), paths),
-                None => (None, Vec::new()),
-            };
+            let edits = if checked { Vec::new() } else { edited_by };
+            let edited_by = edits.last().map(|(m, _)| m.clone());
             LiveObject {
                 applied_hash: annotation(meta, APPLIED_HASH_ANNOTATION),
                 foreign_managers: foreign,
                 edited_by,
-                edited_paths,
+                edits,
             }
         };
         let mut observed = Observed::default();

@@ -23,10 +23,11 @@ pub struct LiveObject {
     pub foreign_managers: Vec<String>,
     /// A foreign manager that wrote after kubemint did: a hand edit to check.
     pub edited_by: Option<String>,
-    /// The fields it owns, as JSON pointers a few levels deep (`/spec/ports`,
+    /// Every foreign manager that wrote after kubemint did, oldest first, with
+    /// the fields it owns as JSON pointers a few levels deep (`/spec/ports`,
     /// `/metadata/labels/team`): an edit of fields the release does not declare
     /// (a controller adding its own) is no drift.
-    pub edited_paths: Vec<String>,
+    pub edits: Vec<(String, Vec<String>)>,
 }
 
 /// A Service of the channel, with the selector that decides what serves.
@@ -167,18 +168,17 @@ impl Observed {
 /// last write, if any. Status writers (controllers reporting) are not edits.
 pub fn foreign_editors(
     entries: &[ManagedFieldsEntry],
-) -> (Vec<String>, Option<(String, Vec<String>)>) {
+) -> (Vec<String>, Vec<(String, Vec<String>)>) {
     let ours = entries
         .iter()
         .filter(|e| e.manager.as_deref() == Some(FIELD_MANAGER))
         .filter_map(|e| e.time.as_ref().map(|t| t.0))
         .max();
     let mut foreign: Vec<String> = Vec::new();
-    let mut latest: Option<(Timestamp, &ManagedFieldsEntry)> = None;
+    let mut after: Vec<(Timestamp, &ManagedFieldsEntry)> = Vec::new();
     for entry in entries {
-        let Some(manager) = entry.manager.as_deref() else {
-            continue;
-        };
+        // A write without a field manager name is someone else's too.
+        let manager = entry.manager.as_deref().unwrap_or("(unnamed)");
         if manager == FIELD_MANAGER || only_status(entry) {
             continue;
         }
@@ -190,18 +190,25 @@ pub fn foreign_editors(
         };
         // Timestamps have whole seconds: a write in the same second as ours may be after it.
         let after_ours = ours.is_none_or(|o| time >= o);
-        if after_ours && latest.as_ref().is_none_or(|(t, _)| time > *t) {
-            latest = Some((time, entry));
+        if after_ours {
+            after.push((time, entry));
         }
     }
-    let edit = latest.map(|(_, e)| {
-        let mut paths = Vec::new();
-        if let Some(fields) = e.fields_v1.as_ref() {
-            field_paths(&fields.0, "", 0, &mut paths);
-        }
-        (e.manager.clone().unwrap_or_default(), paths)
-    });
-    (foreign, edit)
+    after.sort_by_key(|(t, _)| *t);
+    let edits = after
+        .into_iter()
+        .map(|(_, e)| {
+            let mut paths = Vec::new();
+            if let Some(fields) = e.fields_v1.as_ref() {
+                field_paths(&fields.0, "", 0, &mut paths);
+            }
+            (
+                e.manager.clone().unwrap_or_else(|| "(unnamed)".into()),
+                paths,
+            )
+        })
+        .collect();
+    (foreign, edits)
 }
 
 /// JSON pointers of the fields in a `fieldsV1` set, two levels deep (three
@@ -273,7 +280,7 @@ mod tests {
         ];
         let (foreign, edited) = foreign_editors(&entries);
         assert_eq!(foreign, ["kubectl-patch"]);
-        let (manager, paths) = edited.unwrap();
+        let (manager, paths) = edited.last().cloned().unwrap();
         assert_eq!(manager, "kubectl-patch");
         assert_eq!(paths, ["/spec/ports"]);
     }
@@ -287,6 +294,6 @@ mod tests {
         ];
         let (foreign, edited) = foreign_editors(&entries);
         assert_eq!(foreign, ["kubectl-annotate"]);
-        assert_eq!(edited, None);
+        assert!(edited.is_empty());
     }
 }

@@ -779,8 +779,8 @@ impl<'a> Pass<'a> {
         let reason = match live {
             None => ApplyReason::Create,
             Some(l) if l.applied_hash.as_deref() != Some(hash.as_str()) => ApplyReason::Update,
-            Some(l) => match &l.edited_by {
-                Some(manager) if touches(&manifest, &l.edited_paths) => ApplyReason::Drift {
+            Some(l) => match l.edits.iter().rev().find(|(_, p)| touches(&manifest, p)) {
+                Some((manager, _)) => ApplyReason::Drift {
                     manager: manager.clone(),
                 },
                 _ if switch.is_none() => return,

@@ -121,7 +121,7 @@ impl World {
                         applied_hash: World::annotation(manifest, APPLIED_HASH_ANNOTATION),
                         foreign_managers: Vec::new(),
                         edited_by: None,
-                        edited_paths: Vec::new(),
+                        edits: Vec::new(),
                     },
                 );
                 if id.kind == "Service" {
@@ -185,7 +185,7 @@ impl World {
                         applied_hash: None,
                         foreign_managers: Vec::new(),
                         edited_by: None,
-                        edited_paths: Vec::new(),
+                        edits: Vec::new(),
                     },
                 });
                 if *replicas > r.replicas {
@@ -633,7 +633,7 @@ fn an_adopted_service_keeps_its_live_selector_until_the_first_revision_is_ready(
             applied_hash: None,
             foreign_managers: vec!["kubectl-client-side-apply".into()],
             edited_by: None,
-            edited_paths: Vec::new(),
+            edits: Vec::new(),
         },
     );
     let plan = world.run(&a, &settings());
@@ -646,6 +646,23 @@ fn an_adopted_service_keeps_its_live_selector_until_the_first_revision_is_ready(
 
 #[test]
 fn a_hand_edit_is_put_back_and_an_unchanged_object_is_not_written() {
+    // An edit of fields the release does not declare (a controller's own) is no drift.
+    {
+        let a = desired(&shop("web:1", "x"), "c1");
+        let mut world = World::new();
+        world.converge(&a, &settings());
+        let id = a
+            .objects
+            .iter()
+            .find(|o| o.id.kind == "Service")
+            .unwrap()
+            .id
+            .clone();
+        let live = world.observed.objects.get_mut(&id).unwrap();
+        live.edited_by = Some("kube-controller-manager".into());
+        live.edits = vec![("kube-controller-manager".into(), vec!["/secrets".into()])];
+        assert!(world.plan(&a, &settings()).actions.is_empty());
+    }
     let a = desired(&shop("web:1", "x"), "c1");
     let mut world = World::new();
     world.converge(&a, &settings());
@@ -656,7 +673,9 @@ fn a_hand_edit_is_put_back_and_an_unchanged_object_is_not_written() {
         .unwrap()
         .id
         .clone();
-    world.observed.objects.get_mut(&id).unwrap().edited_by = Some("kubectl-patch".into());
+    let live = world.observed.objects.get_mut(&id).unwrap();
+    live.edited_by = Some("kubectl-patch".into());
+    live.edits = vec![("kubectl-patch".into(), vec!["/spec/ports".into()])];
     let plan = world.plan(&a, &settings());
     assert_eq!(plan.actions.len(), 1);
     assert!(matches!(
@@ -688,7 +707,9 @@ fn a_service_pointed_by_hand_at_unready_pods_is_put_back_to_the_serving_revision
         .unwrap()
         .id
         .clone();
-    world.observed.objects.get_mut(&id).unwrap().edited_by = Some("kubectl-edit".into());
+    let live = world.observed.objects.get_mut(&id).unwrap();
+    live.edited_by = Some("kubectl-edit".into());
+    live.edits = vec![("kubectl-edit".into(), vec!["/spec/selector".into()])];
     world.served.clear();
     world.run(&b, &settings());
     assert_eq!(world.serving("web"), Some(hash_of(&b, "web")));
