@@ -7,19 +7,15 @@
 //! release before it). For a single commit this is exactly `git revert`; for a
 //! release it undoes every commit the release brought, as one commit.
 
-use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 
-use git2::{build::RepoBuilder, Oid, PushOptions, Repository, Signature};
+use git2::{build::RepoBuilder, Oid, Repository, Signature};
 
 use crate::api::{ChannelStatus, ReleasePhase};
 use crate::controller::Channel;
 use crate::source::auth::fetch_options;
-use crate::source::{
-    redact_url, remote_callbacks, sanitize, short_sha, GitCredentials, RefRequest,
-};
+use crate::source::{push_refspec, redact_url, sanitize, short_sha, GitCredentials, RefRequest};
 
 /// Errors of `kubemint revert`. Messages name the channel, commit or release, and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -558,43 +554,17 @@ fn revert_blocking(request: &RevertRequest) -> Result<Reverted, RevertError> {
 fn push(repo: &Repository, request: &RevertRequest, sha: Oid) -> Result<(), RevertError> {
     let url = &request.url;
     let creds = &request.credentials;
-    let rejected: Rc<RefCell<Option<String>>> = Rc::default();
-    let mut callbacks = remote_callbacks(creds, url);
-    let seen = rejected.clone();
-    callbacks.push_update_reference(move |_refname, status| {
-        if let Some(message) = status {
-            *seen.borrow_mut() = Some(message.to_string());
-        }
-        Ok(())
-    });
-    let mut options = PushOptions::new();
-    options.remote_callbacks(callbacks);
-    let headers = creds.http_headers();
-    if !headers.is_empty() {
-        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
-        options.custom_headers(&headers);
-    }
     let refspec = format!("{sha}:refs/heads/{}", request.branch);
     let mut remote = repo.find_remote("origin").map_err(|e| RevertError::Git {
         action: "pushing to",
         url: redact_url(url),
         message: sanitize(e.message(), url, creds),
     })?;
-    remote
-        .push(&[refspec.as_str()], Some(&mut options))
-        .map_err(|e| RevertError::PushRejected {
-            url: redact_url(url),
-            branch: request.branch.clone(),
-            message: sanitize(e.message(), url, creds),
-        })?;
-    if let Some(message) = rejected.take() {
-        return Err(RevertError::PushRejected {
-            url: redact_url(url),
-            branch: request.branch.clone(),
-            message: sanitize(&message, url, creds),
-        });
-    }
-    Ok(())
+    push_refspec(&mut remote, &refspec, creds, url).map_err(|e| RevertError::PushRejected {
+        url: redact_url(url),
+        branch: request.branch.clone(),
+        message: sanitize(e.message(), url, creds),
+    })
 }
 
 /// A new directory for the clone that outlives this process: without `--push`

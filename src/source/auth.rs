@@ -139,6 +139,59 @@ impl GitCredentials {
     }
 }
 
+/// Why a push did not land.
+#[derive(Debug)]
+pub enum PushFailure {
+    /// The transport failed (connection, authentication, protocol).
+    Transport(git2::Error),
+    /// The remote refused the ref (non-fast-forward, protected branch, hook);
+    /// libgit2 reports that only through a callback.
+    Rejected(String),
+}
+
+impl PushFailure {
+    /// The message, unsanitized: callers pass it through `sanitize`.
+    pub fn message(&self) -> &str {
+        match self {
+            PushFailure::Transport(e) => e.message(),
+            PushFailure::Rejected(m) => m,
+        }
+    }
+}
+
+/// Pushes `refspec` through `remote` with `creds` (and their HTTP headers); a
+/// ref the remote refuses is an error, not a silent no-op.
+pub fn push_refspec(
+    remote: &mut git2::Remote<'_>,
+    refspec: &str,
+    creds: &GitCredentials,
+    url: &str,
+) -> Result<(), PushFailure> {
+    let rejected: std::rc::Rc<std::cell::RefCell<Option<String>>> = Default::default();
+    let mut callbacks = remote_callbacks(creds, url);
+    let seen = rejected.clone();
+    callbacks.push_update_reference(move |_refname, status| {
+        if let Some(message) = status {
+            *seen.borrow_mut() = Some(message.to_string());
+        }
+        Ok(())
+    });
+    let mut options = git2::PushOptions::new();
+    options.remote_callbacks(callbacks);
+    let headers = creds.http_headers();
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    if !headers.is_empty() {
+        options.custom_headers(&headers);
+    }
+    remote
+        .push(&[refspec], Some(&mut options))
+        .map_err(PushFailure::Transport)?;
+    match rejected.take() {
+        Some(message) => Err(PushFailure::Rejected(message)),
+        None => Ok(()),
+    }
+}
+
 /// git2 callbacks for `url` with `creds`: credentials (tried once each, so a wrong
 /// password fails instead of looping), SSH host key verification against
 /// `known_hosts`, and HTTPS verification against `ca.crt` when it is given.

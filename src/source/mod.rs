@@ -11,7 +11,7 @@ pub mod verify;
 pub mod watch;
 pub mod webhook;
 
-pub use auth::{remote_callbacks, GitCredentials};
+pub use auth::{push_refspec, remote_callbacks, GitCredentials, PushFailure};
 pub use cache::{commit_meta, CommitMeta, FetchOutcome, FetchRequest, GitCache, TransferStats};
 pub use refs::RefRequest;
 pub use tree::{tree_at, LocalTree};

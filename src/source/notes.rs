@@ -9,18 +9,16 @@
 //! writer (another cluster's operator, another channel on the same repository)
 //! is tried again from a fresh fetch, a bounded number of times.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::Path;
-use std::rc::Rc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use git2::{Oid, PushOptions, Repository, Signature};
+use git2::{Oid, Repository, Signature};
 use serde::{Deserialize, Serialize};
 
 use super::auth::fetch_options;
-use super::{redact_url, remote_callbacks, sanitize, GitCredentials};
+use super::{push_refspec, redact_url, sanitize, GitCredentials};
 
 /// Where kubemint's notes live: `refs/notes/kubemint/<cluster>`.
 pub const NOTES_PREFIX: &str = "refs/notes/kubemint/";
@@ -261,21 +259,8 @@ pub fn write_note_blocking(write: &NoteWrite) -> Result<u32, NotesError> {
     let _turn = lock.lock().unwrap_or_else(|p| p.into_inner());
     let url = &write.url;
     let creds = &write.credentials;
-    let git = |action: &'static str| {
-        move |e: git2::Error| NotesError::Git {
-            action,
-            url: redact_url(url),
-            message: sanitize(e.message(), url, creds),
-        }
-    };
-    let scratch = tempfile::Builder::new()
-        .prefix("kubemint-notes-")
-        .tempdir()
-        .map_err(|e| NotesError::Scratch {
-            url: redact_url(url),
-            message: e.to_string(),
-        })?;
-    let repo = Repository::init_bare(scratch.path()).map_err(git("preparing notes for"))?;
+    let git = |action: &'static str| git_error(action, url, creds);
+    let (_scratch, repo) = scratch_repo(url, creds)?;
     let reference = notes_ref(&write.cluster);
     let target = Oid::from_str(&write.commit).map_err(git("reading the commit id for"))?;
     let signature =
@@ -386,33 +371,44 @@ fn push_ref(
     creds: &GitCredentials,
     reference: &str,
 ) -> Result<(), String> {
-    let rejected: Rc<RefCell<Option<String>>> = Rc::default();
-    let mut callbacks = remote_callbacks(creds, url);
-    let seen = rejected.clone();
-    callbacks.push_update_reference(move |_refname, status| {
-        if let Some(message) = status {
-            *seen.borrow_mut() = Some(message.to_string());
-        }
-        Ok(())
-    });
-    let mut options = PushOptions::new();
-    options.remote_callbacks(callbacks);
-    let headers = creds.http_headers();
-    if !headers.is_empty() {
-        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
-        options.custom_headers(&headers);
-    }
     let mut remote = repo
         .remote_anonymous(url)
         .map_err(|e| sanitize(e.message(), url, creds))?;
     let refspec = format!("{reference}:{reference}");
-    remote
-        .push(&[refspec.as_str()], Some(&mut options))
-        .map_err(|e| sanitize(e.message(), url, creds))?;
-    match rejected.take() {
-        Some(message) => Err(sanitize(&message, url, creds)),
-        None => Ok(()),
+    push_refspec(&mut remote, &refspec, creds, url).map_err(|e| sanitize(e.message(), url, creds))
+}
+
+/// The error of a git2 call on `url`, its message cleaned of credentials.
+fn git_error<'a>(
+    action: &'static str,
+    url: &'a str,
+    creds: &'a GitCredentials,
+) -> impl Fn(git2::Error) -> NotesError + 'a {
+    move |e| NotesError::Git {
+        action,
+        url: redact_url(url),
+        message: sanitize(e.message(), url, creds),
     }
+}
+
+/// A private bare repository to fetch notes into (gone with the returned directory).
+fn scratch_repo(
+    url: &str,
+    creds: &GitCredentials,
+) -> Result<(tempfile::TempDir, Repository), NotesError> {
+    let scratch = tempfile::Builder::new()
+        .prefix("kubemint-notes-")
+        .tempdir()
+        .map_err(|e| NotesError::Scratch {
+            url: redact_url(url),
+            message: e.to_string(),
+        })?;
+    let repo = Repository::init_bare(scratch.path()).map_err(git_error(
+        "preparing notes for",
+        url,
+        creds,
+    ))?;
+    Ok((scratch, repo))
 }
 
 /// One record read back from git: the commit it annotates and the cluster's ref it is under.
@@ -431,21 +427,8 @@ pub fn read_notes_blocking(
     url: &str,
     creds: &GitCredentials,
 ) -> Result<Vec<NoteRecord>, NotesError> {
-    let git = |action: &'static str| {
-        move |e: git2::Error| NotesError::Git {
-            action,
-            url: redact_url(url),
-            message: sanitize(e.message(), url, creds),
-        }
-    };
-    let scratch = tempfile::Builder::new()
-        .prefix("kubemint-notes-")
-        .tempdir()
-        .map_err(|e| NotesError::Scratch {
-            url: redact_url(url),
-            message: e.to_string(),
-        })?;
-    let repo = Repository::init_bare(scratch.path()).map_err(git("preparing notes for"))?;
+    let git = |action: &'static str| git_error(action, url, creds);
+    let (_scratch, repo) = scratch_repo(url, creds)?;
     let location = if Path::new(url).exists() {
         std::fs::canonicalize(url)
             .map(|p| p.display().to_string())
