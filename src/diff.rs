@@ -209,9 +209,9 @@ async fn compare_with_cluster(
     let (wake, _ignored) = tokio::sync::mpsc::unbounded_channel();
     let observer = Observer::start(client.clone(), wake, None);
     observer
-        .watch(&rendered.kinds)
+        .watch(&rendered.kinds, &controller::tenancy::Scope::default())
         .await
-        .map_err(|_| controller::Error::Unsynced)?;
+        .map_err(|u| controller::Error::Unsynced(u.errors))?;
     let observed = observer.snapshot(label, &rendered.kinds);
     let settings = rollout::Settings {
         ready_timeout: Duration::from_secs(u32::MAX.into()),

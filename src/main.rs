@@ -63,6 +63,27 @@ fn kustomize_command(value: &str) -> Result<KustomizeCommand, String> {
     }
 }
 
+/// How channels act in the cluster (`kubemint run`).
+#[derive(clap::Args)]
+struct TenancyArgs {
+    /// ServiceAccount (of the channel's namespace) that channels without
+    /// `spec.serviceAccountName` impersonate: makes impersonation mandatory.
+    #[arg(long, env = "KUBEMINT_DEFAULT_SERVICE_ACCOUNT", value_name = "NAME")]
+    default_service_account: Option<String>,
+    /// A channel may only deliver into its own namespace (and use Secrets there).
+    #[arg(long, env = "KUBEMINT_NO_CROSS_NAMESPACE_REFS")]
+    no_cross_namespace_refs: bool,
+}
+
+impl From<TenancyArgs> for kubemint::controller::tenancy::Policy {
+    fn from(args: TenancyArgs) -> Self {
+        kubemint::controller::tenancy::Policy {
+            default_service_account: args.default_service_account,
+            no_cross_namespace_refs: args.no_cross_namespace_refs,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller (in-cluster config, or $KUBECONFIG / ~/.kube/config).
@@ -100,6 +121,8 @@ enum Command {
         /// `spec.audit.gitNotes` write to `refs/notes/kubemint/<cluster-name>`.
         #[arg(long, env = "KUBEMINT_CLUSTER_NAME", default_value = "default", value_parser = cluster_name)]
         cluster_name: String,
+        #[command(flatten)]
+        tenancy: TenancyArgs,
     },
     /// Render a repository or directory offline and print its release.
     Plan {
@@ -282,6 +305,7 @@ fn main() -> ExitCode {
             leader_election_lease_duration,
             kustomize,
             cluster_name,
+            tenancy,
         } => {
             telemetry::init(log_format);
             let settings = Settings {
@@ -290,6 +314,7 @@ fn main() -> ExitCode {
                 instance: std::env::var("POD_NAME").ok(),
                 kustomize: kustomize.command,
                 cluster_name,
+                tenancy: tenancy.into(),
             };
             let election = leader_elect.then_some(Election {
                 namespace: leader_election_namespace,
@@ -503,10 +528,13 @@ async fn run(
     let ready = Arc::new(AtomicBool::new(false));
     let leading = Arc::new(AtomicBool::new(election.is_none()));
     let (requests, wake) = SyncRequests::new();
-    let client = kubemint::cluster::connect()
+    let config = kubemint::cluster::config()
         .await
+        .context("reading the cluster config (in-cluster config or KUBECONFIG)")?;
+    let client = kube::Client::try_from(config.clone())
         .context("connecting to the cluster (in-cluster config or KUBECONFIG)")?;
     let operator = Operator::new(
+        config,
         client.clone(),
         &settings,
         metrics.clone(),

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/cluster/install.sh >/dev/null
 bash tests/git/install.sh
+bash tests/chart/install.sh >/dev/null
 # The kustomize tests run the real kustomize, or kubectl's built-in one.
 if ! command -v kustomize >/dev/null && ! command -v kubectl >/dev/null; then
     echo "tests/run.sh: the kustomize tests need kustomize or kubectl (kubectl kustomize) on PATH" >&2

@@ -33,6 +33,11 @@ pub const FINALIZER: &str = "kubemint.io/finalizer";
 pub struct ChannelSpec {
     /// Where the release repository lives.
     pub git: GitSpec,
+    /// ServiceAccount of the channel's namespace that every read and write of the
+    /// channel's objects impersonates (dry runs, applies, prunes, watches). Unset:
+    /// the operator's `--default-service-account`, or the operator itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
     /// Namespace for namespaced objects that do not name one. Defaults to the channel's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_namespace: Option<String>,

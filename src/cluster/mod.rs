@@ -125,8 +125,8 @@ pub fn is_forbidden(err: &kube::Error) -> bool {
 /// and metrics tell its requests apart from kubectl's and controllers'.
 pub const USER_AGENT: &str = concat!("kubemint/", env!("CARGO_PKG_VERSION"));
 
-/// A client from the in-cluster config or `KUBECONFIG`, sending [`USER_AGENT`].
-pub async fn connect() -> Result<kube::Client, kube::Error> {
+/// The in-cluster config or `KUBECONFIG`'s, sending [`USER_AGENT`].
+pub async fn config() -> Result<kube::Config, kube::Error> {
     let mut config = kube::Config::infer()
         .await
         .map_err(kube::Error::InferConfig)?;
@@ -134,7 +134,12 @@ pub async fn connect() -> Result<kube::Client, kube::Error> {
         http::header::USER_AGENT,
         http::HeaderValue::from_static(USER_AGENT),
     ));
-    kube::Client::try_from(config)
+    Ok(config)
+}
+
+/// A client from [`config`].
+pub async fn connect() -> Result<kube::Client, kube::Error> {
+    kube::Client::try_from(config().await?)
 }
 
 /// The message of a client error without its Rust debug wrapping.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
 
-use super::observe::Observer;
+use super::tenancy::{Access, Tenancy};
 use super::prepare::Rendered;
 use super::status::truncate;
 use super::{Metrics, Settings, SyncRequests};
@@ -60,7 +60,8 @@ pub struct Context {
     pub(super) client: Client,
     pub(super) git: GitCache,
     pub(super) resolver: Resolver,
-    pub(super) observer: Arc<Observer>,
+    /// Who each channel acts as.
+    pub(super) tenancy: Tenancy,
     recorder: Recorder,
     pub(super) metrics: Arc<Metrics>,
     pub(super) requests: SyncRequests,
@@ -79,14 +80,14 @@ impl Context {
         reporter: Reporter,
         metrics: Arc<Metrics>,
         requests: SyncRequests,
-        observer: Arc<Observer>,
+        tenancy: Tenancy,
     ) -> Self {
         Context {
             git: GitCache::new(&settings.cache_dir),
             recorder: Recorder::new(client.clone(), reporter),
             resolver: Resolver::new(client.clone()),
             client,
-            observer,
+            tenancy,
             metrics,
             requests,
             watches: WatchRegistry::default(),
@@ -99,6 +100,13 @@ impl Context {
     /// The API client.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// The client and watches `channel` acts with: its ServiceAccount's, or the operator's.
+    pub(super) fn access(&self, channel: &Channel) -> Result<Access, super::Error> {
+        self.tenancy
+            .access(channel)
+            .map_err(|e| super::Error::Impersonation(crate::cluster::api_message(&e)))
     }
 
     /// The controller's metrics.

@@ -21,8 +21,23 @@ pub enum Error {
     InvalidSpec(String),
     /// The watches of the cluster have not listed their objects yet (the API
     /// server may be restarting): planning now would see an empty cluster.
-    #[error("the watches of the cluster are not in sync yet; retrying")]
-    Unsynced,
+    #[error("the watches of the cluster are not in sync yet; retrying{}", watch_errors(.0))]
+    Unsynced(Vec<String>),
+    /// A client impersonating the channel's ServiceAccount could not be made.
+    #[error("impersonating the channel's ServiceAccount: {0}")]
+    Impersonation(String),
+    /// `--no-cross-namespace-refs`: the commit delivers outside the channel's namespace.
+    #[error("{file}: {object} is in {location}, but this operator runs with --no-cross-namespace-refs: a channel delivers only into its own namespace ({namespace}); move the object or deliver it from a channel there")]
+    CrossNamespace {
+        /// The file that declares it.
+        file: String,
+        /// The object.
+        object: String,
+        /// Where it would go.
+        location: String,
+        /// The channel's namespace.
+        namespace: String,
+    },
     /// Reading or writing the channel itself failed.
     #[error("updating the channel failed: {}", crate::cluster::api_message(.0))]
     Kube(#[source] kube::Error),
@@ -36,7 +51,12 @@ impl Error {
             Error::Render(e) => e.reason(),
             Error::Cluster(e) => e.reason(),
             Error::InvalidSpec(_) => "InvalidSpec",
-            Error::Unsynced => "WatchNotSynced",
+            Error::Unsynced(errors) if errors.iter().any(|e| e.contains("forbidden")) => {
+                "WatchForbidden"
+            }
+            Error::Unsynced(_) => "WatchNotSynced",
+            Error::Impersonation(_) => "ImpersonationFailed",
+            Error::CrossNamespace { .. } => "CrossNamespaceRefused",
             Error::Kube(_) => "ChannelUpdateFailed",
         }
     }
@@ -45,10 +65,21 @@ impl Error {
     /// otherwise the same commit is retried with backoff.
     pub fn is_stalled(&self) -> bool {
         match self {
-            Error::Render(_) | Error::InvalidSpec(_) => true,
+            Error::Render(_) | Error::InvalidSpec(_) | Error::CrossNamespace { .. } => true,
             Error::Cluster(e) => e.is_permanent(),
             Error::Source(e) if e.is_permanent() => true,
-            Error::Source(_) | Error::Kube(_) | Error::Unsynced => false,
+            Error::Source(_) | Error::Kube(_) | Error::Unsynced(_) | Error::Impersonation(_) => {
+                false
+            }
         }
+    }
+}
+
+/// `: <error>; <error>` of failing watches, or nothing.
+fn watch_errors(errors: &[String]) -> String {
+    if errors.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", errors.join("; "))
     }
 }

@@ -11,6 +11,7 @@ mod prepare;
 mod reconcile;
 pub mod source;
 mod status;
+pub mod tenancy;
 mod triggers;
 
 use std::path::PathBuf;
@@ -49,6 +50,8 @@ pub struct Settings {
     pub kustomize: Option<crate::render::KustomizeCommand>,
     /// This cluster's name in deployment notes (`refs/notes/kubemint/<cluster>`).
     pub cluster_name: String,
+    /// Impersonation and namespace limits of channels.
+    pub tenancy: tenancy::Policy,
 }
 
 /// The controller, built but not yet running. Its cache of channels can be
@@ -59,9 +62,11 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Builds the controller. `requests` and `wake` come from [`SyncRequests::new`];
+    /// Builds the controller. `config` is the operator's own (impersonating
+    /// clients are made from it), `client` made from it. `requests` and `wake` come from [`SyncRequests::new`];
     /// webhooks and local-path watches use `requests` to ask for an immediate sync.
     pub fn new(
+        config: kube::Config,
         client: Client,
         settings: &Settings,
         metrics: Arc<Metrics>,
@@ -78,8 +83,21 @@ impl Operator {
         };
         // Reflectors on the objects kubemint manages wake the channel an event touches.
         let (touched, events) = tokio::sync::mpsc::unbounded_channel();
-        let observer =
-            observe::Observer::start(client.clone(), touched, settings.namespace.clone());
+        let observer = observe::Observer::start(
+            client.clone(),
+            touched.clone(),
+            settings.namespace.clone(),
+        );
+        let tenancy = tenancy::Tenancy::new(
+            config,
+            settings.tenancy.clone(),
+            tenancy::Access {
+                client: client.clone(),
+                observer,
+                service_account: None,
+            },
+            touched,
+        );
         let events =
             futures::stream::unfold(
                 events,
@@ -91,7 +109,7 @@ impl Operator {
             reporter,
             metrics,
             requests,
-            observer,
+            tenancy,
         ));
         // Watch events come in bursts (a delivery touches every object): a short
         // debounce folds a burst into one pass instead of one per event.

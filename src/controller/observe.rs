@@ -2,8 +2,13 @@
 //! objects kubemint manages) keep every channel's ReplicaSets, Services and
 //! delivered objects in memory, and wake the channel that an event touches.
 //! A pass reads a snapshot of them instead of listing anything.
+//!
+//! The operator acting as itself watches each kind cluster-wide. A channel that
+//! impersonates a ServiceAccount gets an observer of its own, whose watches go
+//! through that ServiceAccount namespace by namespace: a tenant may be allowed
+//! to list its own namespaces only, and must not see anything it could not read.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
@@ -40,86 +45,225 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 
 type MetaStore = Store<PartialObjectMeta<DynamicObject>>;
 
-/// The reflectors of every channel, and the stream of channels to wake.
+/// Where a channel's objects live: what a scoped observer must watch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Namespaces the channel delivers into (or delivered into, for pruning).
+    pub namespaces: BTreeSet<String>,
+    /// `(group, kind)` of the cluster-scoped kinds it delivers.
+    pub cluster_kinds: BTreeSet<(String, String)>,
+}
+
+impl Scope {
+    fn namespaced(&self, ar: &ApiResource) -> bool {
+        !self
+            .cluster_kinds
+            .contains(&(ar.group.clone(), ar.kind.clone()))
+    }
+}
+
+/// A reflector's store and the last error of its watch, if it is failing.
+struct Watched<K: Resource + Clone + 'static>
+where
+    K::DynamicType: Eq + Hash + Clone,
+{
+    store: Store<K>,
+    error: Arc<Mutex<Option<String>>>,
+}
+
+impl<K: Resource + Clone + 'static> Clone for Watched<K>
+where
+    K::DynamicType: Eq + Hash + Clone,
+{
+    fn clone(&self) -> Self {
+        Watched {
+            store: self.store.clone(),
+            error: self.error.clone(),
+        }
+    }
+}
+
+impl<K: Resource + Clone + 'static> Watched<K>
+where
+    K::DynamicType: Eq + Hash + Clone,
+{
+    fn failing(&self) -> Option<String> {
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The typed reflectors of one namespace (or of all, as `None`).
+#[derive(Clone)]
+struct Typed {
+    replica_sets: Watched<ReplicaSet>,
+    services: Watched<Service>,
+    jobs: Watched<Job>,
+}
+
+/// The reflectors of every channel (or of one impersonating channel), and the stream of channels to wake.
 pub struct Observer {
     client: Client,
-    replica_sets: Store<ReplicaSet>,
-    services: Store<Service>,
-    jobs: Store<Job>,
-    kinds: Mutex<HashMap<GroupVersionKind, MetaStore>>,
+    /// Watches namespace by namespace (an impersonated client) instead of cluster-wide.
+    scoped: bool,
+    typed: Mutex<BTreeMap<Option<String>, Typed>>,
+    kinds: Mutex<HashMap<(GroupVersionKind, Option<String>), Watched<PartialObjectMeta<DynamicObject>>>>,
     wake: Wake,
     /// Objects another manager wrote to, checked and found as declared, at this resourceVersion.
     verified: Mutex<HashMap<ObjectId, String>>,
 }
 
 impl Observer {
-    /// Starts the ReplicaSet and Service reflectors; events wake their channel
-    /// through `wake` (only channels in `namespace`, when the operator watches one).
+    /// An observer whose watches are cluster-wide (started on first use, so an
+    /// operator whose channels all impersonate needs no cluster-wide reads);
+    /// events wake their channel through `wake` (only channels in `namespace`,
+    /// when the operator watches one).
     pub fn start(
         client: Client,
         wake: mpsc::UnboundedSender<ObjectRef<Channel>>,
         namespace: Option<String>,
     ) -> Arc<Self> {
-        let wake = Wake { wake, namespace };
-        let config = watcher::Config::default().labels(CHANNEL_LABEL);
-        let replica_sets = spawn(
-            watcher(Api::<ReplicaSet>::all(client.clone()), config.clone()),
-            reflector::store::Writer::default(),
-            wake.clone(),
-        );
-        let services = spawn(
-            watcher(Api::<Service>::all(client.clone()), config.clone()),
-            reflector::store::Writer::default(),
-            wake.clone(),
-        );
-        let jobs = spawn(
-            watcher(Api::<Job>::all(client.clone()), config),
-            reflector::store::Writer::default(),
-            wake.clone(),
-        );
-        Arc::new(Observer {
-            client,
-            replica_sets,
-            services,
-            jobs,
-            kinds: Mutex::default(),
-            wake,
-            verified: Mutex::default(),
-        })
+        Arc::new(Observer::new(client, wake, namespace, false))
     }
 
-    /// Makes sure objects of kind `ar` are watched, and that every watch has listed its objects.
-    pub async fn watch(&self, ars: &[ApiResource]) -> Result<(), Unsynced> {
-        let mut stores = vec![];
-        for ar in ars {
-            if is_typed(ar) {
-                continue;
-            }
-            let gvk = GroupVersionKind::gvk(&ar.group, &ar.version, &ar.kind);
-            let mut kinds = self.kinds.lock().unwrap_or_else(|p| p.into_inner());
-            let store = kinds.entry(gvk).or_insert_with(|| {
-                let api: Api<PartialObjectMeta<DynamicObject>> =
-                    Api::all_with(self.client.clone(), ar);
+    /// An observer whose watches are made per namespace of a channel's [`Scope`],
+    /// for a client that impersonates the channel's ServiceAccount.
+    pub fn scoped(client: Client, wake: mpsc::UnboundedSender<ObjectRef<Channel>>) -> Arc<Self> {
+        Arc::new(Observer::new(client, wake, None, true))
+    }
+
+    fn new(
+        client: Client,
+        wake: mpsc::UnboundedSender<ObjectRef<Channel>>,
+        namespace: Option<String>,
+        scoped: bool,
+    ) -> Self {
+        Observer {
+            client,
+            scoped,
+            typed: Mutex::default(),
+            kinds: Mutex::default(),
+            wake: Wake { wake, namespace },
+            verified: Mutex::default(),
+        }
+    }
+
+    /// The typed reflectors of `namespace` (`None`: all), started on first use.
+    fn typed_of(&self, namespace: Option<&str>) -> Typed {
+        let mut typed = self.typed.lock().unwrap_or_else(|p| p.into_inner());
+        typed
+            .entry(namespace.map(str::to_string))
+            .or_insert_with(|| {
                 let config = watcher::Config::default().labels(CHANNEL_LABEL);
-                spawn(
-                    watcher(api, config),
-                    reflector::store::Writer::new(ar.clone()),
-                    self.wake.clone(),
-                )
-            });
-            stores.push(store.clone());
+                Typed {
+                    replica_sets: spawn(
+                        watcher(api(&self.client, namespace), config.clone()),
+                        reflector::store::Writer::default(),
+                        self.wake.clone(),
+                    ),
+                    services: spawn(
+                        watcher(api(&self.client, namespace), config.clone()),
+                        reflector::store::Writer::default(),
+                        self.wake.clone(),
+                    ),
+                    jobs: spawn(
+                        watcher(api(&self.client, namespace), config),
+                        reflector::store::Writer::default(),
+                        self.wake.clone(),
+                    ),
+                }
+            })
+            .clone()
+    }
+
+    /// Makes sure objects of kinds `ars` are watched where `scope` says, and
+    /// that every such watch has listed its objects.
+    pub async fn watch(&self, ars: &[ApiResource], scope: &Scope) -> Result<(), Unsynced> {
+        // Cluster-wide, every kind is one watch; scoped, one per namespace.
+        let namespaces: Vec<Option<&str>> = if self.scoped {
+            scope.namespaces.iter().map(|n| Some(n.as_str())).collect()
+        } else {
+            vec![None]
+        };
+        let mut typed = Vec::new();
+        let mut stores = Vec::new();
+        for ns in &namespaces {
+            typed.push(self.typed_of(*ns));
+        }
+        for ar in ars.iter().filter(|ar| !is_typed(ar)) {
+            let gvk = GroupVersionKind::gvk(&ar.group, &ar.version, &ar.kind);
+            let wheres: Vec<Option<&str>> = if self.scoped && !scope.namespaced(ar) {
+                vec![None]
+            } else {
+                namespaces.clone()
+            };
+            let mut kinds = self.kinds.lock().unwrap_or_else(|p| p.into_inner());
+            for ns in wheres {
+                let store = kinds
+                    .entry((gvk.clone(), ns.map(str::to_string)))
+                    .or_insert_with(|| {
+                        let api: Api<PartialObjectMeta<DynamicObject>> = match ns {
+                            Some(ns) => Api::namespaced_with(self.client.clone(), ns, ar),
+                            None => Api::all_with(self.client.clone(), ar),
+                        };
+                        let config = watcher::Config::default().labels(CHANNEL_LABEL);
+                        spawn(
+                            watcher(api, config),
+                            reflector::store::Writer::new(ar.clone()),
+                            self.wake.clone(),
+                        )
+                    });
+                stores.push(store.clone());
+            }
         }
         let all = async {
-            self.replica_sets.wait_until_ready().await.ok();
-            self.services.wait_until_ready().await.ok();
-            self.jobs.wait_until_ready().await.ok();
+            for t in &typed {
+                t.replica_sets.store.wait_until_ready().await.ok();
+                t.services.store.wait_until_ready().await.ok();
+                t.jobs.store.wait_until_ready().await.ok();
+            }
             for store in &stores {
-                store.wait_until_ready().await.ok();
+                store.store.wait_until_ready().await.ok();
             }
         };
-        tokio::time::timeout(SYNC_TIMEOUT, all)
-            .await
-            .map_err(|_| Unsynced)
+        let failing = || -> Vec<String> {
+            typed
+                .iter()
+                .flat_map(|t| {
+                    [
+                        t.replica_sets.failing(),
+                        t.services.failing(),
+                        t.jobs.failing(),
+                    ]
+                })
+                .chain(stores.iter().map(Watched::failing))
+                .flatten()
+                .collect()
+        };
+        // A watch that is forbidden will not list by itself: say so at once
+        // instead of waiting out the timeout.
+        let forbidden = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if failing().iter().any(|e| e.contains("forbidden")) {
+                    break;
+                }
+            }
+        };
+        let synced = tokio::time::timeout(SYNC_TIMEOUT, async {
+            tokio::select! {
+                () = all => true,
+                () = forbidden => false,
+            }
+        })
+        .await
+        .unwrap_or(false);
+        if synced {
+            return Ok(());
+        }
+        let mut errors = failing();
+        errors.sort();
+        errors.dedup();
+        Err(Unsynced { errors })
     }
 
     /// Records that `id` was checked at `resource_version` after a foreign write and found as declared.
@@ -156,16 +300,15 @@ impl Observer {
         let mut observed = Observed::default();
         for ar in ars.iter().filter(|ar| !is_typed(ar)) {
             let gvk = GroupVersionKind::gvk(&ar.group, &ar.version, &ar.kind);
-            let Some(store) = self
+            let stores: Vec<MetaStore> = self
                 .kinds
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .get(&gvk)
-                .cloned()
-            else {
-                continue;
-            };
-            for object in store.state() {
+                .iter()
+                .filter(|((g, _), _)| *g == gvk)
+                .map(|(_, w)| w.store.clone())
+                .collect();
+            for object in stores.iter().flat_map(|s| s.state()) {
                 if !ours(&object.metadata) {
                     continue;
                 }
@@ -191,7 +334,14 @@ impl Observer {
                 observed.objects.insert(id, value);
             }
         }
-        for service in self.services.state() {
+        let typed: Vec<Typed> = self
+            .typed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for service in typed.iter().flat_map(|t| t.services.store.state()) {
             if !ours(&service.metadata) {
                 continue;
             }
@@ -215,7 +365,7 @@ impl Observer {
             let value = live(&id, &service.metadata);
             observed.objects.insert(id, value);
         }
-        for rs in self.replica_sets.state() {
+        for rs in typed.iter().flat_map(|t| t.replica_sets.store.state()) {
             if !ours(&rs.metadata) {
                 continue;
             }
@@ -230,7 +380,7 @@ impl Observer {
                 observed.revisions.push(revision);
             }
         }
-        for job in self.jobs.state() {
+        for job in typed.iter().flat_map(|t| t.jobs.store.state()) {
             if !ours(&job.metadata) || annotation(&job.metadata, HOOK_RETRY_ANNOTATION).is_none() {
                 continue;
             }
@@ -263,9 +413,25 @@ impl Observer {
     }
 }
 
-/// A watch did not list its objects in time (the API server may be restarting).
+/// A watch did not list its objects in time (the API server may be restarting,
+/// or the client may not list them: `errors` says what the watches were told).
 #[derive(Debug)]
-pub struct Unsynced;
+pub struct Unsynced {
+    /// The distinct errors of the watches that have not listed yet.
+    pub errors: Vec<String>,
+}
+
+/// An API for kind `K` in `namespace`, or in all namespaces.
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
 
 /// ReplicaSets and Services have typed reflectors of their own.
 fn is_typed(ar: &ApiResource) -> bool {
@@ -354,17 +520,24 @@ impl Wake {
 
 /// Runs a reflector on its own task for the life of the process; every event
 /// wakes the channel of the object it touches.
-fn spawn<K, S>(stream: S, writer: reflector::store::Writer<K>, wake: Wake) -> Store<K>
+fn spawn<K, S>(stream: S, writer: reflector::store::Writer<K>, wake: Wake) -> Watched<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone + Send + Sync,
     S: futures::Stream<Item = watcher::Result<Event<K>>> + Send + 'static,
 {
     let store = writer.as_reader();
+    let error = Arc::new(Mutex::new(None));
+    let failing = error.clone();
     let events = reflector::reflector(writer, stream.default_backoff());
     tokio::spawn(async move {
         let mut events = std::pin::pin!(events);
         while let Some(event) = events.next().await {
+            let outcome = match &event {
+                Ok(_) => None,
+                Err(e) => Some(watch_error(e)),
+            };
+            *failing.lock().unwrap_or_else(|p| p.into_inner()) = outcome;
             match event {
                 Ok(Event::Apply(o) | Event::Delete(o) | Event::InitApply(o)) => {
                     if let Some(channel) = channel_of(o.meta()) {
@@ -376,5 +549,16 @@ where
             }
         }
     });
-    store
+    Watched { store, error }
+}
+
+/// What a failing watch was told, as the API server put it (a 403 names the
+/// user, the verb and the resource).
+fn watch_error(err: &watcher::Error) -> String {
+    match err {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => crate::cluster::api_message(e),
+        other => other.to_string(),
+    }
 }

@@ -19,7 +19,7 @@ use super::context::{backoff, Context};
 use super::execute::{failpoint, Executed, Executor};
 use super::prepare::{prepare, Rendered};
 use super::status::{self, remove_condition, set_condition, READY, RECONCILING, STALLED};
-use super::{source, Error};
+use super::{source, tenancy, Error};
 use crate::api::{
     Channel, ChannelStatus, CommitInfo, FINALIZER, RECONCILE_ANNOTATION, RETRY_ANNOTATION,
 };
@@ -258,12 +258,15 @@ async fn pass(
     });
     let commit = Some(rendered.commit.clone());
 
-    // Plan against what the reflectors show, then act.
-    ctx.observer
-        .watch(&rendered.kinds)
+    // Plan against what the reflectors show, then act, as the channel's identity.
+    let access = ctx.access(channel).map_err(|e| (e, commit.clone()))?;
+    let scope = tenancy::scope_of(&rendered.desired, &channel.inventory_entries());
+    access
+        .observer
+        .watch(&rendered.kinds, &scope)
         .await
-        .map_err(|_| (Error::Unsynced, commit.clone()))?;
-    let mut observed = ctx
+        .map_err(|u| (Error::Unsynced(u.errors), commit.clone()))?;
+    let mut observed = access
         .observer
         .snapshot(&channel.label_value(), &rendered.kinds);
     for (key, selector) in &rendered.unlabelled {
@@ -304,9 +307,9 @@ async fn pass(
         .await;
     }
     let executor = Executor {
-        client: &ctx.client,
+        client: &access.client,
         resolver: &ctx.resolver,
-        observer: &ctx.observer,
+        observer: &access.observer,
         channel: &channel.label_value(),
         declared_namespaces: &rendered.namespaces,
         now,
@@ -321,7 +324,7 @@ async fn pass(
             now: true,
             hook: Some(job),
             ..
-        } => Some(hook_logs(ctx, job, &rendered).await),
+        } => Some(hook_logs(&access.client, job, &rendered).await),
         _ => None,
     };
     publish(ctx, channel, &rendered, &plan, &done, logs.as_deref()).await;
@@ -476,7 +479,22 @@ async fn render(
     commit: CommitInfo,
 ) -> Result<Rendered, Error> {
     let release = source::render(&ctx.git, channel, sha, ctx.kustomize.as_ref()).await?;
-    prepare(&ctx.client, &ctx.resolver, channel, &release, commit).await
+    let access = ctx.access(channel)?;
+    let rendered = prepare(&access.client, &ctx.resolver, channel, &release, commit).await?;
+    if ctx.tenancy.policy().no_cross_namespace_refs {
+        let namespace = channel.namespace().unwrap_or_default();
+        if let Some((file, object, location)) =
+            tenancy::cross_namespace_violation(&namespace, &rendered.desired)
+        {
+            return Err(Error::CrossNamespace {
+                file,
+                object,
+                location,
+                namespace,
+            });
+        }
+    }
+    Ok(rendered)
 }
 
 /// Events for what the pass did.
@@ -573,7 +591,7 @@ async fn publish(
 }
 
 /// The last log lines of a test Job's newest pod, or why there are none.
-async fn hook_logs(ctx: &Context, job: &str, rendered: &Rendered) -> String {
+async fn hook_logs(client: &kube::Client, job: &str, rendered: &Rendered) -> String {
     let namespace = rendered
         .desired
         .hooks
@@ -581,7 +599,7 @@ async fn hook_logs(ctx: &Context, job: &str, rendered: &Rendered) -> String {
         .find(|h| h.id.name == job)
         .and_then(|h| h.id.namespace.clone())
         .unwrap_or_default();
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
     let list = match pods
         .list(&ListParams::default().labels(&format!("job-name={job}")))
         .await
@@ -708,23 +726,31 @@ async fn cleanup(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
     let entries = channel.inventory_entries();
     let label = channel.label_value();
     if channel.spec.prune && !channel.spec.suspend {
+        let access = ctx.access(channel)?;
         let gone = prune_set(&entries, &[]);
-        let outcome = cluster::prune(&ctx.client, &ctx.resolver, &gone, &label, false).await?;
+        let outcome = cluster::prune(&access.client, &ctx.resolver, &gone, &label, false).await?;
         ctx.metrics
             .pruned_objects
             .inc_by(outcome.deleted.len() as u64);
         // Minted revisions and config copies are not inventory: they go by label.
         let kinds = standard_kinds(ctx).await?;
-        ctx.observer
-            .watch(&kinds)
+        let mut scope = tenancy::Scope::default();
+        scope.namespaces = entries
+            .iter()
+            .filter_map(|e| e.namespace.clone())
+            .chain([channel.target_namespace()])
+            .collect();
+        access
+            .observer
+            .watch(&kinds, &scope)
             .await
-            .map_err(|_| Error::Unsynced)?;
-        let observed = ctx.observer.snapshot(&label, &kinds);
+            .map_err(|u| Error::Unsynced(u.errors))?;
+        let observed = access.observer.snapshot(&label, &kinds);
         for r in &observed.revisions {
-            cluster::delete_revision(&ctx.client, &r.namespace, &r.name).await?;
+            cluster::delete_revision(&access.client, &r.namespace, &r.name).await?;
         }
         for c in &observed.copies {
-            cluster::delete_config_copy(&ctx.client, &c.kind, &c.namespace, &c.name).await?;
+            cluster::delete_config_copy(&access.client, &c.kind, &c.namespace, &c.name).await?;
         }
         tracing::info!(channel = %key_of(channel), deleted = outcome.deleted.len(), "channel deleted; pruned its objects");
     }

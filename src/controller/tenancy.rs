@@ -1,0 +1,170 @@
+//! Who a channel acts as in the cluster, and where it may deliver.
+//!
+//! A channel that names a ServiceAccount (`spec.serviceAccountName`, or the
+//! operator's `--default-service-account`) makes every read and write of its
+//! objects (dry runs, applies, prunes, the watches its rollout waits on) as
+//! that ServiceAccount of its own namespace, by impersonation, as Flux does.
+//! The operator's own identity then only reads channels and the Secrets they
+//! name, and writes their status and events.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use kube::runtime::reflector::ObjectRef;
+use kube::{Client, ResourceExt};
+use tokio::sync::mpsc;
+
+pub use super::observe::Scope;
+use super::observe::Observer;
+use crate::api::Channel;
+use crate::rollout::DesiredRelease;
+
+/// The operator's settings on tenancy (`kubemint run` flags).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// `--default-service-account`: impersonated by channels that name none.
+    pub default_service_account: Option<String>,
+    /// `--no-cross-namespace-refs`: a channel delivers only into its own namespace.
+    pub no_cross_namespace_refs: bool,
+}
+
+/// A client and the watches made with it, for one identity.
+#[derive(Clone)]
+pub struct Access {
+    /// Reads and writes the channel's objects.
+    pub client: Client,
+    /// The reflectors of what `client` may see.
+    pub observer: Arc<Observer>,
+    /// `namespace/name` of the impersonated ServiceAccount; `None`: the operator itself.
+    pub service_account: Option<String>,
+}
+
+/// The identities channels act as, each made once.
+pub struct Tenancy {
+    base: kube::Config,
+    policy: Policy,
+    operator: Access,
+    wake: mpsc::UnboundedSender<ObjectRef<Channel>>,
+    tenants: Mutex<HashMap<(String, String), Access>>,
+}
+
+impl Tenancy {
+    /// `base` is the operator's own config; `operator` its client and cluster-wide observer.
+    pub fn new(
+        base: kube::Config,
+        policy: Policy,
+        operator: Access,
+        wake: mpsc::UnboundedSender<ObjectRef<Channel>>,
+    ) -> Self {
+        Tenancy {
+            base,
+            policy,
+            operator,
+            wake,
+            tenants: Mutex::default(),
+        }
+    }
+
+    /// The operator's settings on tenancy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The identity `channel` acts as.
+    pub fn access(&self, channel: &Channel) -> Result<Access, kube::Error> {
+        let namespace = channel.namespace().unwrap_or_default();
+        let Some(account) = service_account(channel, &self.policy) else {
+            return Ok(self.operator.clone());
+        };
+        let key = (namespace.clone(), account.to_string());
+        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(access) = tenants.get(&key) {
+            return Ok(access.clone());
+        }
+        let mut config = self.base.clone();
+        config.auth_info.impersonate = Some(impersonated_user(&namespace, account));
+        // The API server adds the ServiceAccount's groups itself; naming none
+        // keeps the operator from needing `impersonate` on groups.
+        config.auth_info.impersonate_groups = None;
+        let client = Client::try_from(config)?;
+        let access = Access {
+            observer: Observer::scoped(client.clone(), self.wake.clone()),
+            client,
+            service_account: Some(format!("{namespace}/{account}")),
+        };
+        tenants.insert(key, access.clone());
+        Ok(access)
+    }
+}
+
+/// The ServiceAccount `channel` impersonates, if any.
+pub fn service_account<'c>(channel: &'c Channel, policy: &'c Policy) -> Option<&'c str> {
+    channel
+        .spec
+        .service_account_name
+        .as_deref()
+        .or(policy.default_service_account.as_deref())
+        .filter(|name| !name.is_empty())
+}
+
+/// The user name of ServiceAccount `name` in `namespace`.
+pub fn impersonated_user(namespace: &str, name: &str) -> String {
+    format!("system:serviceaccount:{namespace}:{name}")
+}
+
+/// Where a channel delivers something outside its own namespace, when
+/// `--no-cross-namespace-refs` forbids it: the first such object, and where.
+pub fn cross_namespace_violation(
+    channel_namespace: &str,
+    desired: &DesiredRelease,
+) -> Option<(String, String, String)> {
+    let outside = |ns: Option<&str>| ns != Some(channel_namespace);
+    desired
+        .objects
+        .iter()
+        .map(|o| (&o.file, o.id.to_string(), o.id.namespace.as_deref()))
+        .chain(desired.revisions.iter().map(|r| {
+            (
+                &r.file,
+                format!("ReplicaSet {}/{}", r.namespace, r.name),
+                Some(r.namespace.as_str()),
+            )
+        }))
+        .chain(
+            desired
+                .hooks
+                .iter()
+                .map(|h| (&h.file, h.id.to_string(), h.id.namespace.as_deref())),
+        )
+        .find(|(_, _, ns)| outside(*ns))
+        .map(|(file, object, ns)| {
+            let where_ = ns.map_or("cluster scope".to_string(), |n| format!("namespace {n}"));
+            (file.clone(), object, where_)
+        })
+}
+
+/// Where the channel's objects are, for a scoped observer: the namespaces of
+/// the release and of the inventory, and the release's cluster-scoped kinds.
+pub fn scope_of(desired: &DesiredRelease, inventory: &[crate::api::InventoryEntry]) -> Scope {
+    let mut scope = Scope::default();
+    for o in &desired.objects {
+        match &o.id.namespace {
+            Some(ns) => scope.namespaces.insert(ns.clone()),
+            None => scope
+                .cluster_kinds
+                .insert((o.id.group.clone(), o.id.kind.clone())),
+        };
+    }
+    for r in &desired.revisions {
+        scope.namespaces.insert(r.namespace.clone());
+    }
+    for h in &desired.hooks {
+        scope.namespaces.extend(h.id.namespace.clone());
+    }
+    for e in inventory {
+        if let Some(ns) = e.namespace.as_ref().filter(|ns| !ns.is_empty()) {
+            scope.namespaces.insert(ns.clone());
+        }
+    }
+    scope
+}

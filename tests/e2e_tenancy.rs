@@ -1,0 +1,219 @@
+//! Many teams, one cluster (issue 13): a channel acts as the ServiceAccount it
+//! names (impersonation), `--default-service-account` makes that mandatory,
+//! and `--no-cross-namespace-refs` keeps a channel inside its own namespace.
+//! The operator in these tests runs with the admin's kubeconfig: whatever a
+//! channel is refused, it was refused as its ServiceAccount, not as kubemint.
+
+mod fixture;
+mod support;
+
+use std::time::Duration;
+
+use fixture::release::{commit, workload};
+use fixture::{apply_channel_with, condition, install_crd, GitRepo, Operator};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::discovery::ApiResource;
+use kube::Client;
+use serde_json::{json, Value};
+use support::eventually;
+
+/// Applies `objects` (JSON manifests) as the test's admin.
+async fn apply_all(client: &Client, objects: &[Value]) {
+    for object in objects {
+        let api_version = object["apiVersion"].as_str().unwrap();
+        let kind = object["kind"].as_str().unwrap();
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
+        let ar = ApiResource::from_gvk(&gvk);
+        let name = object["metadata"]["name"].as_str().unwrap();
+        let api: Api<DynamicObject> = match object["metadata"]["namespace"].as_str() {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+            None => Api::all_with(client.clone(), &ar),
+        };
+        api.patch(
+            name,
+            &PatchParams::apply("kubemint-tests").force(),
+            &Patch::Apply(object),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("applying {kind} {name}: {e}"));
+    }
+}
+
+/// ServiceAccount `name` in `ns`, bound to a Role with `rules` there.
+async fn service_account(client: &Client, ns: &str, name: &str, rules: Value) {
+    apply_all(
+        client,
+        &[
+            json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                   "metadata": {"name": name, "namespace": ns}}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                   "metadata": {"name": name, "namespace": ns}, "rules": rules}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                   "metadata": {"name": name, "namespace": ns},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                   "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]}),
+        ],
+    )
+    .await;
+}
+
+/// Everything a channel of the usual workload needs in its namespace.
+fn deployer_rules() -> Value {
+    json!([{"apiGroups": ["", "apps", "batch"], "resources": ["*"], "verbs": ["*"]}])
+}
+
+/// Reads everything, writes Services and ReplicaSets, but may not write ConfigMaps.
+fn no_configmap_rules() -> Value {
+    json!([
+        {"apiGroups": ["", "apps", "batch"], "resources": ["*"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["", "apps"], "resources": ["services", "replicasets", "secrets"],
+         "verbs": ["create", "patch", "update", "delete"]}
+    ])
+}
+
+/// A namespace, a repository with workload `web`, and an operator with `flags`.
+async fn tenant(prefix: &str, flags: &[&str]) -> (Client, String, GitRepo, String, Operator) {
+    let cluster = support::cluster();
+    let client = cluster.client().await;
+    install_crd(&client).await;
+    let ns = cluster.namespace(prefix).await;
+    let repo = GitRepo::new();
+    let sha = commit(&repo, &workload("web", "nginx:1.0", "one"), "web 1.0");
+    let op = Operator::start_with(cluster.kubeconfig(), &ns, "", flags);
+    (client, ns, repo, sha, op)
+}
+
+/// Waits until the channel's Ready condition is False with `reason`, and returns its message.
+async fn wait_refused(client: &Client, ns: &str, name: &str, reason: &str, op: &Operator) -> String {
+    eventually(
+        Duration::from_secs(90),
+        &format!("channel {ns}/{name} refused with {reason}"),
+        || async {
+            let ch = fixture::channel(client, ns, name).await;
+            match condition(&ch, "Ready") {
+                Some((status, r, message)) if status == "False" && r == reason => Ok(message),
+                other => Err(format!("Ready: {other:?}\noperator log:\n{}", op.log_text())),
+            }
+        },
+    )
+    .await
+}
+
+async fn nothing_applied(client: &Client, ns: &str) {
+    let rs: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let svc: Api<Service> = Api::namespaced(client.clone(), ns);
+    let ours = ListParams::default().labels("app.kubernetes.io/managed-by=kubemint");
+    assert!(rs.list(&ours).await.unwrap().items.is_empty());
+    assert!(cms.list(&ours).await.unwrap().items.is_empty());
+    assert!(svc.list(&ours).await.unwrap().items.is_empty());
+}
+
+#[tokio::test]
+async fn a_channel_delivers_as_its_service_account_and_a_denied_write_rejects_the_commit() {
+    let (client, ns, repo, sha, op) = tenant("imp", &[]).await;
+    service_account(&client, &ns, "deployer", deployer_rules()).await;
+
+    // Allowed: everything the commit declares is delivered as `deployer`.
+    let spec = json!({"serviceAccountName": "deployer"});
+    apply_channel_with(&client, &ns, "allowed", &repo.url(), ".", spec).await;
+    fixture::wait_applied(&client, &ns, "allowed", &sha, &op).await;
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let web = services.get("web").await.expect("Service web delivered");
+    assert!(web
+        .spec
+        .and_then(|s| s.selector)
+        .is_some_and(|s| s.contains_key("kubemint.io/revision")));
+
+    // Denied: the ServiceAccount may not write ConfigMaps. The dry run catches
+    // it, nothing of the commit is applied, and the status names the verb, the
+    // resource and the ServiceAccount.
+    let ns2 = support::cluster().namespace("imp-denied").await;
+    service_account(&client, &ns2, "no-config", no_configmap_rules()).await;
+    let op2 = Operator::start_with(support::cluster().kubeconfig(), &ns2, "", &[]);
+    let spec = json!({"serviceAccountName": "no-config"});
+    apply_channel_with(&client, &ns2, "denied", &repo.url(), ".", spec).await;
+    let message = wait_refused(&client, &ns2, "denied", "Forbidden", &op2).await;
+    for part in [
+        &format!("system:serviceaccount:{ns2}:no-config"),
+        "cannot patch resource \"configmaps\"",
+    ] {
+        assert!(message.contains(part), "{part:?} not in {message:?}");
+    }
+    nothing_applied(&client, &ns2).await;
+    let ch = fixture::channel(&client, &ns2, "denied").await;
+    let stalled = condition(&ch, "Stalled").expect("a Stalled condition");
+    assert_eq!(stalled.0, "True", "{stalled:?}");
+}
+
+#[tokio::test]
+async fn the_default_service_account_makes_impersonation_mandatory() {
+    let (client, ns, repo, sha, op) =
+        tenant("imp-default", &["--default-service-account", "kubemint-deployer"]).await;
+    // No such account has any permission yet: the channel, which names none,
+    // is not delivered as the operator (which could), but refused as the default.
+    apply_channel_with(&client, &ns, "web", &repo.url(), ".", json!({})).await;
+    let message = wait_refused(&client, &ns, "web", "WatchForbidden", &op).await;
+    assert!(
+        message.contains(&format!("system:serviceaccount:{ns}:kubemint-deployer")),
+        "{message}"
+    );
+    nothing_applied(&client, &ns).await;
+
+    // Granting the default account what it needs lets the same channel through.
+    service_account(&client, &ns, "kubemint-deployer", deployer_rules()).await;
+    let reconcile = json!({"metadata": {"annotations": {"kubemint.io/reconcile": "now"}}});
+    Api::<kubemint::controller::Channel>::namespaced(client.clone(), &ns)
+        .patch("web", &PatchParams::default(), &Patch::Merge(&reconcile))
+        .await
+        .unwrap();
+    fixture::wait_applied(&client, &ns, "web", &sha, &op).await;
+}
+
+#[tokio::test]
+async fn no_cross_namespace_refs_keeps_a_channel_in_its_namespace() {
+    let (client, ns, repo, _sha, op) = tenant("xns", &["--no-cross-namespace-refs"]).await;
+    let other = support::cluster().namespace("xns-other").await;
+
+    // A targetNamespace elsewhere is refused, and nothing reaches either namespace.
+    let spec = json!({"targetNamespace": other});
+    apply_channel_with(&client, &ns, "moved", &repo.url(), ".", spec).await;
+    let message = wait_refused(&client, &ns, "moved", "CrossNamespaceRefused", &op).await;
+    assert!(message.contains(&format!("namespace {other}")), "{message}");
+    assert!(message.contains("--no-cross-namespace-refs"), "{message}");
+    nothing_applied(&client, &ns).await;
+    nothing_applied(&client, &other).await;
+
+    // So is an object that names another namespace, and a cluster-scoped one,
+    // each naming its file.
+    let repo2 = GitRepo::new();
+    let mut files = workload("web", "nginx:1.0", "one");
+    files.push((
+        "elsewhere.yaml".to_string(),
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: {other}\ndata: {{}}\n"),
+    ));
+    commit(&repo2, &files, "reaches into another namespace");
+    apply_channel_with(&client, &ns, "reach", &repo2.url(), ".", json!({})).await;
+    let message = wait_refused(&client, &ns, "reach", "CrossNamespaceRefused", &op).await;
+    assert!(message.starts_with("elsewhere.yaml:"), "{message}");
+
+    let repo3 = GitRepo::new();
+    let mut files = workload("web", "nginx:1.0", "one");
+    files.push((
+        "role.yaml".to_string(),
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: tenant-wide\nrules: []\n".to_string(),
+    ));
+    commit(&repo3, &files, "a cluster-scoped object");
+    apply_channel_with(&client, &ns, "wide", &repo3.url(), ".", json!({})).await;
+    let message = wait_refused(&client, &ns, "wide", "CrossNamespaceRefused", &op).await;
+    assert!(message.contains("cluster scope"), "{message}");
+    nothing_applied(&client, &ns).await;
+
+    // Inside its own namespace the channel delivers as usual.
+    let sha = repo.git(&["rev-parse", "HEAD"]);
+    apply_channel_with(&client, &ns, "home", &repo.url(), ".", json!({})).await;
+    fixture::wait_applied(&client, &ns, "home", sha.trim(), &op).await;
+}
