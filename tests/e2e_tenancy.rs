@@ -10,60 +10,14 @@ mod support;
 use std::time::Duration;
 
 use fixture::release::{commit, workload};
+use fixture::tenancy::{deployer_rules, service_account};
 use fixture::{apply_channel_with, condition, install_crd, GitRepo, Operator};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
-use kube::discovery::ApiResource;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::Client;
 use serde_json::{json, Value};
 use support::eventually;
-
-/// Applies `objects` (JSON manifests) as the test's admin.
-async fn apply_all(client: &Client, objects: &[Value]) {
-    for object in objects {
-        let api_version = object["apiVersion"].as_str().unwrap();
-        let kind = object["kind"].as_str().unwrap();
-        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-        let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
-        let ar = ApiResource::from_gvk(&gvk);
-        let name = object["metadata"]["name"].as_str().unwrap();
-        let api: Api<DynamicObject> = match object["metadata"]["namespace"].as_str() {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-            None => Api::all_with(client.clone(), &ar),
-        };
-        api.patch(
-            name,
-            &PatchParams::apply("kubemint-tests").force(),
-            &Patch::Apply(object),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("applying {kind} {name}: {e}"));
-    }
-}
-
-/// ServiceAccount `name` in `ns`, bound to a Role with `rules` there.
-async fn service_account(client: &Client, ns: &str, name: &str, rules: Value) {
-    apply_all(
-        client,
-        &[
-            json!({"apiVersion": "v1", "kind": "ServiceAccount",
-                   "metadata": {"name": name, "namespace": ns}}),
-            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-                   "metadata": {"name": name, "namespace": ns}, "rules": rules}),
-            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                   "metadata": {"name": name, "namespace": ns},
-                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-                   "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]}),
-        ],
-    )
-    .await;
-}
-
-/// Everything a channel of the usual workload needs in its namespace.
-fn deployer_rules() -> Value {
-    json!([{"apiGroups": ["", "apps", "batch"], "resources": ["*"], "verbs": ["*"]}])
-}
 
 /// Reads everything, writes Services and ReplicaSets, but may not write ConfigMaps.
 fn no_configmap_rules() -> Value {
@@ -87,7 +41,13 @@ async fn tenant(prefix: &str, flags: &[&str]) -> (Client, String, GitRepo, Strin
 }
 
 /// Waits until the channel's Ready condition is False with `reason`, and returns its message.
-async fn wait_refused(client: &Client, ns: &str, name: &str, reason: &str, op: &Operator) -> String {
+async fn wait_refused(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    reason: &str,
+    op: &Operator,
+) -> String {
     eventually(
         Duration::from_secs(90),
         &format!("channel {ns}/{name} refused with {reason}"),
@@ -95,7 +55,10 @@ async fn wait_refused(client: &Client, ns: &str, name: &str, reason: &str, op: &
             let ch = fixture::channel(client, ns, name).await;
             match condition(&ch, "Ready") {
                 Some((status, r, message)) if status == "False" && r == reason => Ok(message),
-                other => Err(format!("Ready: {other:?}\noperator log:\n{}", op.log_text())),
+                other => Err(format!(
+                    "Ready: {other:?}\noperator log:\n{}",
+                    op.log_text()
+                )),
             }
         },
     )
@@ -151,12 +114,15 @@ async fn a_channel_delivers_as_its_service_account_and_a_denied_write_rejects_th
 
 #[tokio::test]
 async fn the_default_service_account_makes_impersonation_mandatory() {
-    let (client, ns, repo, sha, op) =
-        tenant("imp-default", &["--default-service-account", "kubemint-deployer"]).await;
+    let (client, ns, repo, sha, op) = tenant(
+        "imp-default",
+        &["--default-service-account", "kubemint-deployer"],
+    )
+    .await;
     // No such account has any permission yet: the channel, which names none,
     // is not delivered as the operator (which could), but refused as the default.
     apply_channel_with(&client, &ns, "web", &repo.url(), ".", json!({})).await;
-    let message = wait_refused(&client, &ns, "web", "WatchForbidden", &op).await;
+    let message = wait_refused(&client, &ns, "web", "Forbidden", &op).await;
     assert!(
         message.contains(&format!("system:serviceaccount:{ns}:kubemint-deployer")),
         "{message}"

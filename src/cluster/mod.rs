@@ -85,7 +85,11 @@ impl ClusterError {
         match self {
             ClusterError::Discovery { .. } => "DiscoveryFailed",
             ClusterError::UnknownKind { .. } => "UnknownKind",
-            ClusterError::Rejected { source, .. } if is_forbidden(source) => "Forbidden",
+            ClusterError::Rejected { source, .. } | ClusterError::Observe { source, .. }
+                if is_forbidden(source) =>
+            {
+                "Forbidden"
+            }
             ClusterError::Rejected { .. } => "ValidationFailed",
             ClusterError::Write { .. } => "ApplyFailed",
             ClusterError::NotEstablished { .. } => "DependencyNotReady",

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
 
-use super::tenancy::{Access, Tenancy};
 use super::prepare::Rendered;
 use super::status::truncate;
+use super::tenancy::{Access, Tenancy};
 use super::{Metrics, Settings, SyncRequests};
 use crate::api::Channel;
 use crate::cluster::Resolver;

@@ -83,11 +83,8 @@ impl Operator {
         };
         // Reflectors on the objects kubemint manages wake the channel an event touches.
         let (touched, events) = tokio::sync::mpsc::unbounded_channel();
-        let observer = observe::Observer::start(
-            client.clone(),
-            touched.clone(),
-            settings.namespace.clone(),
-        );
+        let observer =
+            observe::Observer::start(client.clone(), touched.clone(), settings.namespace.clone());
         let tenancy = tenancy::Tenancy::new(
             config,
             settings.tenancy.clone(),

@@ -106,7 +106,9 @@ pub struct Observer {
     /// Watches namespace by namespace (an impersonated client) instead of cluster-wide.
     scoped: bool,
     typed: Mutex<BTreeMap<Option<String>, Typed>>,
-    kinds: Mutex<HashMap<(GroupVersionKind, Option<String>), Watched<PartialObjectMeta<DynamicObject>>>>,
+    kinds: Mutex<
+        HashMap<(GroupVersionKind, Option<String>), Watched<PartialObjectMeta<DynamicObject>>>,
+    >,
     wake: Wake,
     /// Objects another manager wrote to, checked and found as declared, at this resourceVersion.
     verified: Mutex<HashMap<ObjectId, String>>,

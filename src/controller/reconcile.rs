@@ -212,9 +212,11 @@ async fn pass(
             m.polled_at = Some(Instant::now());
             m.trigger = trigger.clone();
         });
-        let moved = rendered
-            .as_ref()
-            .is_none_or(|r| r.commit.sha != fetched.commit.sha);
+        // Nothing rendered yet (the first render failed): the head fetched last time counts.
+        let moved = match &rendered {
+            Some(r) => r.commit.sha != fetched.commit.sha,
+            None => head.as_deref() != Some(fetched.commit.sha.as_str()),
+        };
         if let Some(at) = backing_off {
             if !moved {
                 // A transient failure is retried after its backoff; a new commit at once.

@@ -14,8 +14,8 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
 use tokio::sync::mpsc;
 
-pub use super::observe::Scope;
 use super::observe::Observer;
+pub use super::observe::Scope;
 use crate::api::Channel;
 use crate::rollout::DesiredRelease;
 

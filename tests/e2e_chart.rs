@@ -1,0 +1,239 @@
+//! The Helm chart, rendered by real Helm (helm-python-sdk, Helm v4 embedded)
+//! and applied to the local control plane: kubemint runs out of cluster with
+//! the token of the chart's ServiceAccount, so with exactly the permissions the
+//! chart grants, and delivers two tenants' channels, each as its own
+//! ServiceAccount. Taking a permission away fails clearly, naming it.
+//! `manifests/install.yaml` is checked to be the chart's render.
+
+mod fixture;
+mod gitserver;
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use fixture::release::workload;
+use fixture::tenancy::{apply_all, deployer_rules, service_account};
+use fixture::{apply_channel_with, condition, install_crd, Operator};
+use gitserver::{GitDaemon, Upstream};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use kube::api::Api;
+use kube::Client;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use support::eventually;
+
+const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/kubemint");
+
+/// The python of the virtualenv holding helm-python-sdk (tests/chart/install.sh).
+fn helm_python() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("bash")
+        .arg(root.join("tests/chart/install.sh"))
+        .output()
+        .expect("running tests/chart/install.sh");
+    assert!(
+        out.status.success(),
+        "tests/chart/install.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    PathBuf::from(stdout.lines().last().expect("the python path").trim())
+}
+
+/// Runs tests/chart/render.py with `args`; its stdout, or a panic with its stderr.
+fn helm(args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/chart/render.py");
+    let out = Command::new(helm_python())
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("running helm");
+    assert!(
+        out.status.success(),
+        "helm {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn documents(text: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(text)
+        .map(|doc| Value::deserialize(doc).expect("a YAML document"))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// The chart rendered by Helm as release `release` in `namespace`.
+fn render(release: &str, namespace: &str, values: Value) -> Vec<Value> {
+    documents(&helm(&[
+        "render",
+        CHART,
+        release,
+        namespace,
+        &values.to_string(),
+    ]))
+}
+
+#[test]
+fn the_chart_lints_and_install_yaml_is_its_render() {
+    let lint: Value = serde_json::from_str(&helm(&["lint", CHART, "{}"])).unwrap();
+    assert_eq!(lint["errors"], json!([]), "{lint}");
+
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/install.yaml");
+    let install: Vec<Value> = documents(&std::fs::read_to_string(path).unwrap())
+        .into_iter()
+        .filter(|d| d["kind"] != "Namespace")
+        .collect();
+    let rendered = render("kubemint", "kubemint-system", json!({}));
+    assert_eq!(
+        install, rendered,
+        "manifests/install.yaml is not the chart's render: regenerate it (see its header)"
+    );
+    // Least privilege by default: no cluster-admin unless asked for by name.
+    let bound: Vec<&Value> = rendered
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRoleBinding")
+        .map(|d| &d["roleRef"]["name"])
+        .collect();
+    assert_eq!(bound, [&json!("kubemint")]);
+    let admin = render(
+        "kubemint",
+        "kubemint-system",
+        json!({"applyAsClusterAdmin": true}),
+    );
+    assert!(admin
+        .iter()
+        .any(|d| d["kind"] == "ClusterRoleBinding" && d["roleRef"]["name"] == "cluster-admin"));
+}
+
+/// A kubeconfig like the admin's, authenticated with `token` instead.
+fn kubeconfig_with_token(admin: &Path, token: &str, dir: &Path) -> PathBuf {
+    let mut config: Value = serde_yaml::from_str(&std::fs::read_to_string(admin).unwrap()).unwrap();
+    for user in config["users"].as_array_mut().expect("users") {
+        user["user"] = json!({ "token": token });
+    }
+    let path = dir.join("kubeconfig");
+    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+    path
+}
+
+/// A token of ServiceAccount `name` in `ns` (TokenRequest, through kubectl).
+fn token(admin: &Path, ns: &str, name: &str) -> String {
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(admin)
+        .args(["create", "token", name, "-n", ns, "--duration", "2h"])
+        .output()
+        .expect("kubectl create token");
+    assert!(
+        out.status.success(),
+        "kubectl create token: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A tenant: a namespace with ServiceAccount `deployer`, and a repository served by git daemon.
+struct Tenant {
+    ns: String,
+    upstream: Upstream,
+    _daemon: GitDaemon,
+    url: String,
+}
+
+async fn tenant(client: &Client, prefix: &str) -> Tenant {
+    let ns = support::cluster().namespace(prefix).await;
+    service_account(client, &ns, "deployer", deployer_rules()).await;
+    let upstream = Upstream::new();
+    upstream.commit_files(&workload("web", "nginx:1.0", prefix), "web 1.0");
+    let daemon = GitDaemon::start(upstream.root());
+    let url = daemon.url("work");
+    Tenant {
+        ns,
+        upstream,
+        _daemon: daemon,
+        url,
+    }
+}
+
+#[tokio::test]
+async fn the_least_privileged_chart_delivers_two_tenants_and_names_a_missing_permission() {
+    let cluster = support::cluster();
+    let client = cluster.client().await;
+    install_crd(&client).await;
+    let ns = cluster.namespace("kubemint-chart").await;
+    let release = "kubemint-e2e";
+    let chart = render(release, &ns, json!({"leaderElection": true}));
+    apply_all(&client, &chart).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let token = token(cluster.kubeconfig(), &ns, release);
+    let kubeconfig = kubeconfig_with_token(cluster.kubeconfig(), &token, dir.path());
+    // The chart's account may not read tenants' objects by itself.
+    let as_operator = Client::try_from(
+        kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(&kubeconfig).unwrap(),
+            &Default::default(),
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    let denied = Api::<ReplicaSet>::all(as_operator)
+        .list(&Default::default())
+        .await;
+    assert!(
+        matches!(&denied, Err(kube::Error::Api(s)) if s.code == 403),
+        "{denied:?}"
+    );
+
+    let a = tenant(&client, "tenant-a").await;
+    let b = tenant(&client, "tenant-b").await;
+    let op = Operator::start_cluster_wide(
+        &kubeconfig,
+        "chart",
+        &["--leader-elect", "--leader-election-namespace", &ns],
+    );
+    for t in [&a, &b] {
+        let spec = json!({"serviceAccountName": "deployer"});
+        apply_channel_with(&client, &t.ns, "web", &t.url, ".", spec).await;
+    }
+    for t in [&a, &b] {
+        let sha = t.upstream.git(&["rev-parse", "HEAD"]);
+        fixture::wait_applied(&client, &t.ns, "web", &sha, &op).await;
+    }
+
+    // Take `impersonate` away: the next commit fails, and the status says which
+    // permission the operator lacks.
+    let mut role = chart
+        .iter()
+        .find(|d| d["kind"] == "ClusterRole")
+        .unwrap()
+        .clone();
+    let rules = role["rules"].as_array_mut().unwrap();
+    rules.retain(|r| r["verbs"] != json!(["impersonate"]));
+    apply_all(&client, &[role]).await;
+    a.upstream
+        .commit_files(&workload("web", "nginx:1.1", "tenant-a"), "web 1.1");
+    eventually(
+        Duration::from_secs(90),
+        "the channel to report the missing impersonate permission",
+        || async {
+            let ch = fixture::channel(&client, &a.ns, "web").await;
+            match condition(&ch, "Ready") {
+                Some((status, _, message))
+                    if status == "False"
+                        && message.contains("cannot impersonate")
+                        && message.contains("serviceaccounts") =>
+                {
+                    Ok(())
+                }
+                other => Err(format!("Ready: {other:?}\n{}", op.log_text())),
+            }
+        },
+    )
+    .await;
+}
