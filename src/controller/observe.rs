@@ -44,6 +44,9 @@ use crate::rollout::{
 const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 
 type MetaStore = Store<PartialObjectMeta<DynamicObject>>;
+/// Metadata watches, by kind and namespace (`None`: all namespaces, or cluster-scoped).
+type MetaWatches =
+    HashMap<(GroupVersionKind, Option<String>), Watched<PartialObjectMeta<DynamicObject>>>;
 
 /// Where a channel's objects live: what a scoped observer must watch.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -106,9 +109,7 @@ pub struct Observer {
     /// Watches namespace by namespace (an impersonated client) instead of cluster-wide.
     scoped: bool,
     typed: Mutex<BTreeMap<Option<String>, Typed>>,
-    kinds: Mutex<
-        HashMap<(GroupVersionKind, Option<String>), Watched<PartialObjectMeta<DynamicObject>>>,
-    >,
+    kinds: Mutex<MetaWatches>,
     wake: Wake,
     /// Objects another manager wrote to, checked and found as declared, at this resourceVersion.
     verified: Mutex<HashMap<ObjectId, String>>,

@@ -736,12 +736,14 @@ async fn cleanup(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
             .inc_by(outcome.deleted.len() as u64);
         // Minted revisions and config copies are not inventory: they go by label.
         let kinds = standard_kinds(ctx).await?;
-        let mut scope = tenancy::Scope::default();
-        scope.namespaces = entries
-            .iter()
-            .filter_map(|e| e.namespace.clone())
-            .chain([channel.target_namespace()])
-            .collect();
+        let scope = tenancy::Scope {
+            namespaces: entries
+                .iter()
+                .filter_map(|e| e.namespace.clone())
+                .chain([channel.target_namespace()])
+                .collect(),
+            ..tenancy::Scope::default()
+        };
         access
             .observer
             .watch(&kinds, &scope)
