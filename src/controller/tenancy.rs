@@ -168,3 +168,107 @@ pub fn scope_of(desired: &DesiredRelease, inventory: &[crate::api::InventoryEntr
     }
     scope
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::{ChannelSpec, ObjectId};
+    use crate::rollout::DesiredObject;
+
+    fn channel(account: Option<&str>) -> Channel {
+        let mut spec: ChannelSpec =
+            serde_json::from_value(json!({"git": {"url": "https://example.com/r.git"}})).unwrap();
+        spec.service_account_name = account.map(str::to_string);
+        let mut channel = Channel::new("web", spec);
+        channel.metadata.namespace = Some("shop".into());
+        channel
+    }
+
+    fn object(kind: &str, namespace: Option<&str>, file: &str) -> DesiredObject {
+        DesiredObject {
+            id: ObjectId {
+                group: String::new(),
+                kind: kind.into(),
+                namespace: namespace.map(str::to_string),
+                name: "x".into(),
+            },
+            api_version: "v1".into(),
+            file: file.into(),
+            manifest: json!({}),
+            stage: 1,
+            pinned_to: None,
+            scales: None,
+            copy: false,
+            preview: false,
+        }
+    }
+
+    fn release(objects: Vec<DesiredObject>) -> DesiredRelease {
+        DesiredRelease {
+            id: "r".into(),
+            commit: "c".into(),
+            channel: "shop.web".into(),
+            objects,
+            revisions: vec![],
+            hooks: vec![],
+        }
+    }
+
+    #[test]
+    fn the_channel_s_own_account_wins_over_the_default() {
+        let policy = Policy {
+            default_service_account: Some("deployer".into()),
+            ..Policy::default()
+        };
+        assert_eq!(service_account(&channel(Some("ci")), &policy), Some("ci"));
+        assert_eq!(service_account(&channel(None), &policy), Some("deployer"));
+        assert_eq!(service_account(&channel(None), &Policy::default()), None);
+        assert_eq!(
+            impersonated_user("shop", "ci"),
+            "system:serviceaccount:shop:ci"
+        );
+    }
+
+    #[test]
+    fn only_objects_outside_the_channel_s_namespace_are_violations() {
+        let home = release(vec![object("ConfigMap", Some("shop"), "a.yaml")]);
+        assert_eq!(cross_namespace_violation("shop", &home), None);
+        let away = release(vec![
+            object("ConfigMap", Some("shop"), "a.yaml"),
+            object("ConfigMap", Some("bank"), "b.yaml"),
+        ]);
+        let (file, object_, location) = cross_namespace_violation("shop", &away).unwrap();
+        assert_eq!(
+            (file.as_str(), location.as_str()),
+            ("b.yaml", "namespace bank")
+        );
+        assert!(object_.contains("bank"), "{object_}");
+        let wide = release(vec![object("Namespace", None, "ns.yaml")]);
+        assert_eq!(
+            cross_namespace_violation("shop", &wide).map(|v| v.2),
+            Some("cluster scope".to_string())
+        );
+    }
+
+    #[test]
+    fn the_scope_covers_the_release_and_the_inventory() {
+        let desired = release(vec![
+            object("ConfigMap", Some("shop"), "a.yaml"),
+            object("Namespace", None, "ns.yaml"),
+        ]);
+        let inventory = vec![crate::api::InventoryEntry {
+            group: String::new(),
+            version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: Some("old".into()),
+            name: "x".into(),
+        }];
+        let scope = scope_of(&desired, &inventory);
+        assert_eq!(scope.namespaces.iter().collect::<Vec<_>>(), ["old", "shop"]);
+        assert!(scope
+            .cluster_kinds
+            .contains(&(String::new(), "Namespace".to_string())));
+    }
+}
