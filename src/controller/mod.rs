@@ -34,8 +34,8 @@ pub use metrics::Metrics;
 pub use prepare::{prepare, Rendered};
 pub use triggers::SyncRequests;
 
-/// How long a channel's pass waits for more watch events of the same burst.
-const PASS_DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(300);
+/// How long a channel's pass waits for more watch events after the first of a burst.
+const PASS_WINDOW: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// Settings of `kubemint run`.
 #[derive(Debug, Clone)]
@@ -95,11 +95,9 @@ impl Operator {
             },
             touched,
         );
-        let events =
-            futures::stream::unfold(
-                events,
-                |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
-            );
+        // Watch events come in bursts (a delivery touches every object): they
+        // are folded into one pass per channel per window instead of one per event.
+        let events = triggers::coalesced(events, PASS_WINDOW);
         let ctx = Arc::new(Context::new(
             client.clone(),
             settings,
@@ -108,11 +106,7 @@ impl Operator {
             requests,
             tenancy,
         ));
-        // Watch events come in bursts (a delivery touches every object): a short
-        // debounce folds a burst into one pass instead of one per event.
-        let config = kube::runtime::controller::Config::default().debounce(PASS_DEBOUNCE);
         let controller = Controller::new(channels, watcher::Config::default().any_semantic())
-            .with_config(config)
             .reconcile_on(events)
             .reconcile_on(wake)
             .shutdown_on_signal();

@@ -51,6 +51,40 @@ impl SyncRequests {
     }
 }
 
+/// Watch events of the objects of each channel, folded: the first event of a
+/// channel schedules one wake-up `window` later, and the events until then
+/// ride along. Unlike a debounce that restarts its timer on every event, a
+/// steady stream of events (a controller updating hundreds of objects at its
+/// rate limit) cannot postpone the channel's pass indefinitely.
+pub fn coalesced(
+    mut events: mpsc::UnboundedReceiver<ObjectRef<Channel>>,
+    window: std::time::Duration,
+) -> impl Stream<Item = ObjectRef<Channel>> + Send + 'static {
+    let (out, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let pending: Arc<Mutex<HashSet<ObjectRef<Channel>>>> = Arc::default();
+        while let Some(channel) = events.recv().await {
+            let first = pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(channel.clone());
+            if !first {
+                continue;
+            }
+            let (pending, out) = (pending.clone(), out.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(window).await;
+                pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&channel);
+                let _ = out.send(channel);
+            });
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +102,27 @@ mod tests {
         assert!(requests.take("shop/web"));
         assert!(!requests.take("shop/web"));
         assert!(!requests.take("shop/other"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_steady_stream_of_events_wakes_a_channel_once_per_window() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut woken = Box::pin(coalesced(rx, std::time::Duration::from_millis(300)));
+        let web = ObjectRef::<Channel>::new("web").within("shop");
+        let started = tokio::time::Instant::now();
+        // An event every 50 ms for 1 s: a restarting debounce would never fire.
+        let feeder = tokio::spawn(async move {
+            for _ in 0..20 {
+                tx.send(ObjectRef::new("web").within("shop")).unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        });
+        let first = woken.next().await.unwrap();
+        assert_eq!(first, web);
+        assert_eq!(started.elapsed(), std::time::Duration::from_millis(300));
+        let second = woken.next().await.unwrap();
+        assert_eq!(second, web);
+        assert!(started.elapsed() <= std::time::Duration::from_millis(650));
+        feeder.await.unwrap();
     }
 }
