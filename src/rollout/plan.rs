@@ -656,8 +656,11 @@ impl<'a> Pass<'a> {
             .filter_map(|w| {
                 let live = self.rs(&w.namespace, &w.name);
                 let wanted = self.wanted_replicas(w);
-                let ready = live
-                    .is_some_and(|l| l.observed && l.replicas == wanted && l.available >= wanted);
+                // A revision of no pods has nothing to wait for: its controller's
+                // status (late for hundreds of new ReplicaSets) cannot change that.
+                let ready = live.is_some_and(|l| {
+                    l.replicas == wanted && (wanted == 0 || (l.observed && l.available >= wanted))
+                });
                 (!ready).then(|| NotReady {
                     workload: w.workload.1.clone(),
                     ready: live.map_or(0, |l| if l.replicas == wanted { l.ready } else { 0 }),

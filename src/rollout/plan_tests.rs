@@ -792,3 +792,43 @@ fn an_autoscaled_workload_starts_at_the_serving_size_and_its_autoscaler_follows_
     world.converge(&c, &settings());
     assert_eq!(world.replicas(&b_web), Some(2));
 }
+
+#[test]
+fn a_revision_of_zero_replicas_is_ready_before_its_controller_has_seen_it() {
+    // The ReplicaSet controller may take seconds to report on hundreds of new
+    // ReplicaSets (its client is rate limited); one that runs no pods has
+    // nothing to wait for, whatever its status says.
+    let files = vec![
+        ("web.yaml".to_string(), deployment("web", "web:1", 0)),
+        ("web-svc.yaml".to_string(), service("web")),
+    ];
+    let a = desired(&files, "c1");
+    let mut world = World::new();
+    world.run(&a, &settings());
+    for r in &mut world.observed.revisions {
+        r.observed = false;
+    }
+    let plan = world.run(&a, &settings());
+    assert!(
+        !matches!(plan.phase, Phase::Progressing { .. }),
+        "{:?}",
+        plan.phase
+    );
+    assert_eq!(world.serving("web"), Some(hash_of(&a, "web")));
+
+    // A revision that runs pods still waits for its controller.
+    let b = desired(&shop("web:2", "x"), "c2");
+    let mut world = World::new();
+    world.run(&b, &settings());
+    for r in &mut world.observed.revisions {
+        r.observed = false;
+        r.ready = r.replicas;
+        r.available = r.replicas;
+    }
+    let plan = world.run(&b, &settings());
+    assert!(
+        matches!(plan.phase, Phase::Progressing { .. }),
+        "{:?}",
+        plan.phase
+    );
+}
