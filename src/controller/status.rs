@@ -279,7 +279,9 @@ pub fn report(
         }
         Phase::Draining | Phase::Active => {
             if status.releases[index].phase != ReleasePhase::Active {
-                mark_promoted(&mut status.releases, index, &now);
+                // The time the revisions record, which the drain counts from.
+                let promoted = plan.promoted_at.map_or(now, |t| t.to_string());
+                mark_promoted(&mut status.releases, index, &promoted);
             }
             status.last_applied_commit = Some(commit.clone());
             status.active_release = Some(id.clone());

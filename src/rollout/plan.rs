@@ -286,6 +286,9 @@ pub struct Plan {
     pub requeue: Option<Duration>,
     /// A failed release is tried again on request (`kubemint.io/retry`) in this pass.
     pub retrying: bool,
+    /// When the release was promoted, as its revisions record it (this pass's
+    /// time if it is promoted now); `None` until it is.
+    pub promoted_at: Option<Timestamp>,
 }
 
 /// Plans one pass. See the module docs.
@@ -329,6 +332,7 @@ struct Pass<'a> {
     settings: &'a Settings,
     actions: Vec<Action>,
     requeue: Option<Duration>,
+    promoted_at: Option<Timestamp>,
     /// Indexes, so a pass over thousands of objects stays linear.
     by_name: HashMap<(String, String), &'a LiveRevision>,
     by_workload: HashMap<(String, String), Vec<&'a LiveRevision>>,
@@ -365,6 +369,7 @@ impl<'a> Pass<'a> {
             settings,
             actions: Vec::new(),
             requeue: None,
+            promoted_at: None,
             by_name,
             by_workload,
             pinned,
@@ -490,6 +495,7 @@ impl<'a> Pass<'a> {
             inventory,
             requeue: self.requeue,
             retrying: retried,
+            promoted_at: self.promoted_at,
         }
     }
 
@@ -964,6 +970,7 @@ impl<'a> Pass<'a> {
         } else {
             self.now
         };
+        self.promoted_at = Some(promoted_at);
         let drain_due = add(promoted_at, self.settings.drain);
         let draining = self.now < drain_due;
         // Services that stay (declared) select the wanted revisions after this pass;
