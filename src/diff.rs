@@ -17,7 +17,7 @@ use crate::api::{CommitInfo, InventoryEntry};
 use crate::cluster::{self, ClusterError, Resolver};
 use crate::controller::observe::Observer;
 use crate::controller::{self, Channel};
-use crate::render::{KustomizeCommand, Release, RenderError, RenderOptions};
+use crate::render::{KustomizeCommand, Limits, Release, RenderError, RenderOptions};
 use crate::rollout::{
     self, Action, LiveRevision, Observed, APPLIED_HASH_ANNOTATION, COMMIT_ANNOTATION,
     PROGRESSING_ANNOTATION, RELEASE_ANNOTATION,
@@ -125,6 +125,7 @@ pub async fn diff(
     channel: &Channel,
     source: DiffSource,
     kustomize: Option<&KustomizeCommand>,
+    limits: &Limits,
 ) -> Result<Report, DiffError> {
     let (release, commit, described) = match source {
         DiffSource::Channel => {
@@ -132,7 +133,8 @@ pub async fn diff(
             let git = GitCache::new(cache.path());
             let fetched = controller::source::fetch(&git, client, channel).await?;
             let release =
-                controller::source::render(&git, channel, &fetched.commit.sha, kustomize).await?;
+                controller::source::render(&git, channel, &fetched.commit.sha, kustomize, limits)
+                    .await?;
             let described = format!(
                 "commit {} \"{}\" ({})",
                 short_sha(&fetched.commit.sha),
@@ -147,12 +149,15 @@ pub async fn diff(
                 path: ".".into(),
                 namespace: Some(channel.target_namespace()),
                 kustomize: kustomize.cloned(),
+                limits: *limits,
             };
+            let limits = *limits;
             // With the rest of the checkout, so an overlay reaches its base.
-            let release =
-                tokio::task::spawn_blocking(move || LocalTree::read(&dir)?.render(&options))
-                    .await
-                    .map_err(|e| controller::Error::Source(SourceError::Task(e.to_string())))??;
+            let release = tokio::task::spawn_blocking(move || {
+                LocalTree::read(&dir, &limits)?.render(&options)
+            })
+            .await
+            .map_err(|e| controller::Error::Source(SourceError::Task(e.to_string())))??;
             (release, "local".to_string(), described)
         }
     };

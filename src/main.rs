@@ -30,7 +30,8 @@ struct Cli {
     command: Command,
 }
 
-/// `--kustomize`, the same on `run`, `plan` and `diff`.
+/// How commits are rendered, the same on `run`, `plan` and `diff`:
+/// `--kustomize` and the limits of one commit.
 #[derive(clap::Args)]
 struct KustomizeArg {
     /// The kustomize command for paths holding a kustomization, e.g.
@@ -42,6 +43,30 @@ struct KustomizeArg {
         value_parser = kustomize_command
     )]
     command: Option<KustomizeCommand>,
+    /// Largest file read from a commit (e.g. 8Mi): a commit that needs a larger
+    /// one is rejected, naming it.
+    #[arg(long, env = "KUBEMINT_MAX_FILE_SIZE", value_name = "SIZE",
+          default_value = "8Mi", value_parser = kubemint::render::parse_size)]
+    max_file_size: u64,
+    /// Most bytes read from one commit, and most rendered from it (manifests
+    /// and kustomize output).
+    #[arg(long, env = "KUBEMINT_MAX_RELEASE_SIZE", value_name = "SIZE",
+          default_value = "128Mi", value_parser = kubemint::render::parse_size)]
+    max_release_size: u64,
+    /// Most objects one commit may declare.
+    #[arg(long, env = "KUBEMINT_MAX_OBJECTS", value_name = "N", default_value_t = kubemint::render::DEFAULT_MAX_OBJECTS)]
+    max_objects: usize,
+}
+
+impl KustomizeArg {
+    /// The limits of one commit.
+    fn limits(&self) -> kubemint::render::Limits {
+        kubemint::render::Limits {
+            max_file_bytes: self.max_file_size,
+            max_release_bytes: self.max_release_size,
+            max_objects: self.max_objects,
+        }
+    }
 }
 
 /// An empty value (an unset Helm value, say) is the default command.
@@ -229,7 +254,8 @@ fn main() -> ExitCode {
             local,
             kustomize,
         } => {
-            return match diff(&channel, namespace, local, kustomize.command) {
+            let limits = kustomize.limits();
+            return match diff(&channel, namespace, local, kustomize.command, limits) {
                 Ok(false) => ExitCode::SUCCESS,
                 Ok(true) => ExitCode::from(1),
                 Err(e) => {
@@ -293,7 +319,8 @@ fn main() -> ExitCode {
             reference.as_deref(),
             &path,
             objects,
-            kustomize.command,
+            kustomize.command.as_ref(),
+            &kustomize.limits(),
         ),
         Command::Run {
             namespace,
@@ -312,6 +339,7 @@ fn main() -> ExitCode {
                 namespace,
                 cache_dir,
                 instance: std::env::var("POD_NAME").ok(),
+                limits: kustomize.limits(),
                 kustomize: kustomize.command,
                 cluster_name,
                 tenancy: tenancy.into(),
@@ -395,6 +423,7 @@ fn diff(
     namespace: Option<String>,
     local: Option<PathBuf>,
     kustomize: Option<KustomizeCommand>,
+    limits: kubemint::render::Limits,
 ) -> anyhow::Result<bool> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let source = match local {
@@ -403,7 +432,9 @@ fn diff(
     };
     let report = runtime.block_on(async {
         let (client, channel) = read_channel(name, namespace).await?;
-        anyhow::Ok(kubemint::diff::diff(&client, &channel, source, kustomize.as_ref()).await?)
+        anyhow::Ok(
+            kubemint::diff::diff(&client, &channel, source, kustomize.as_ref(), &limits).await?,
+        )
     })?;
     print!("{}", kubemint::diff::describe(&report));
     Ok(report.has_changes())
@@ -493,7 +524,8 @@ fn plan(
     reference: Option<&str>,
     path: &str,
     objects: bool,
-    kustomize: Option<KustomizeCommand>,
+    kustomize: Option<&KustomizeCommand>,
+    limits: &kubemint::render::Limits,
 ) -> anyhow::Result<()> {
     let Some(target) = kubemint::source::local_path(target) else {
         anyhow::bail!(
@@ -502,7 +534,7 @@ fn plan(
             redact_url(target)
         );
     };
-    let plan = kubemint::plan::plan(&target, reference, path, kustomize.as_ref())?;
+    let plan = kubemint::plan::plan(&target, reference, path, kustomize, limits)?;
     if objects {
         for o in &plan.release.objects {
             print!("---\n{}", serde_yaml::to_string(&o.manifest)?);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use git2::Repository;
 
 use crate::render::{
-    self, is_cluster_scoped_builtin, KustomizeCommand, Release, RenderError, RenderOptions,
+    self, is_cluster_scoped_builtin, KustomizeCommand, Limits, Release, RenderError, RenderOptions,
 };
 use crate::source::{commit_meta, tree_at, CommitMeta, LocalTree};
 
@@ -53,6 +53,7 @@ pub fn plan(
     reference: Option<&str>,
     path: &str,
     kustomize: Option<&KustomizeCommand>,
+    limits: &Limits,
 ) -> Result<Plan, PlanError> {
     if !target.is_dir() {
         return Err(PlanError::NotFound(target.to_path_buf()));
@@ -75,18 +76,19 @@ pub fn plan(
         path: path.to_string(),
         namespace: None,
         kustomize: kustomize.cloned(),
+        limits: *limits,
     };
 
     let Some(reference) = reference else {
         // The files on disk, with the rest of the checkout for kustomize bases.
-        let release = LocalTree::read(target)?.render(&options(path))?;
+        let release = LocalTree::read(target, limits)?.render(&options(path))?;
         // Files on disk are compared with every commit up to HEAD.
         let head = repo
             .as_ref()
             .and_then(|r| r.head().ok()?.peel_to_commit().ok());
         let seen_before = match (&repo, head) {
             (Some(repo), Some(head)) => {
-                earlier_revisions(repo, head, true, &repo_path, &release, kustomize)
+                earlier_revisions(repo, head, true, &repo_path, &release, kustomize, limits)
             }
             _ => BTreeMap::new(),
         };
@@ -108,7 +110,7 @@ pub fn plan(
         .revparse_single(reference)
         .and_then(|o| o.peel_to_commit())
         .map_err(git_err)?;
-    let tree = tree_at(&repo, commit.id()).map_err(git_err)?;
+    let tree = tree_at(&repo, commit.id(), limits).map_err(git_err)?;
     let release = render::render(&tree, &options(&repo_path))?;
     let seen_before = earlier_revisions(
         &repo,
@@ -117,6 +119,7 @@ pub fn plan(
         &repo_path,
         &release,
         kustomize,
+        limits,
     );
     Ok(Plan {
         release,
@@ -135,6 +138,7 @@ fn earlier_revisions(
     path: &str,
     release: &Release,
     kustomize: Option<&KustomizeCommand>,
+    limits: &Limits,
 ) -> BTreeMap<String, CommitMeta> {
     let mut wanted: BTreeMap<&str, &str> = release
         .workloads
@@ -158,11 +162,12 @@ fn earlier_revisions(
             break;
         }
         // Commits that do not render (broken, or before the path existed) are skipped.
-        let earlier = tree_at(repo, current.id()).ok().and_then(|tree| {
+        let earlier = tree_at(repo, current.id(), limits).ok().and_then(|tree| {
             let options = RenderOptions {
                 path: path.to_string(),
                 namespace: None,
                 kustomize: kustomize.cloned(),
+                limits: *limits,
             };
             render::render(&tree, &options).ok()
         });

@@ -67,6 +67,7 @@ pub struct Context {
     pub(super) requests: SyncRequests,
     pub(super) watches: WatchRegistry,
     pub(super) kustomize: Option<crate::render::KustomizeCommand>,
+    pub(super) limits: crate::render::Limits,
     /// `--cluster-name`: the notes ref of this operator.
     pub(super) cluster_name: String,
     memo: Mutex<HashMap<String, Memo>>,
@@ -92,6 +93,7 @@ impl Context {
             requests,
             watches: WatchRegistry::default(),
             kustomize: settings.kustomize.clone(),
+            limits: settings.limits,
             cluster_name: settings.cluster_name.clone(),
             memo: Mutex::default(),
         }

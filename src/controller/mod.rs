@@ -48,6 +48,8 @@ pub struct Settings {
     pub instance: Option<String>,
     /// The kustomize command (`--kustomize`); `None`: the default.
     pub kustomize: Option<crate::render::KustomizeCommand>,
+    /// The limits of one commit (`--max-file-size`, `--max-release-size`, `--max-objects`).
+    pub limits: crate::render::Limits,
     /// This cluster's name in deployment notes (`refs/notes/kubemint/<cluster>`).
     pub cluster_name: String,
     /// Impersonation and namespace limits of channels.

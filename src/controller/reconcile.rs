@@ -480,7 +480,8 @@ async fn render(
     sha: &str,
     commit: CommitInfo,
 ) -> Result<Rendered, Error> {
-    let release = source::render(&ctx.git, channel, sha, ctx.kustomize.as_ref()).await?;
+    let release =
+        source::render(&ctx.git, channel, sha, ctx.kustomize.as_ref(), &ctx.limits).await?;
     let access = ctx.access(channel)?;
     let rendered = prepare(&access.client, &ctx.resolver, channel, &release, commit).await?;
     if ctx.tenancy.policy().no_cross_namespace_refs {

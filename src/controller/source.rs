@@ -6,7 +6,7 @@ use kube::{Client, ResourceExt};
 use super::Error;
 use crate::api::{Channel, VerifyMode};
 use crate::cluster::{self, secret_data, ClusterError};
-use crate::render::{self, KustomizeCommand, Release, RenderOptions};
+use crate::render::{self, KustomizeCommand, Limits, Release, RenderOptions};
 use crate::source::{
     CommitMeta, FetchRequest, GitCache, GitCredentials, RefRequest, SourceError, TransferStats,
     TrustedKeys,
@@ -113,12 +113,14 @@ pub async fn render(
     channel: &Channel,
     sha: &str,
     kustomize: Option<&KustomizeCommand>,
+    limits: &Limits,
 ) -> Result<Release, Error> {
-    let tree = git.tree(&channel.spec.git.url, sha).await?;
+    let tree = git.tree(&channel.spec.git.url, sha, limits).await?;
     let options = RenderOptions {
         path: channel.spec.git.path.clone(),
         namespace: Some(channel.target_namespace()),
         kustomize: kustomize.cloned(),
+        limits: *limits,
     };
     // Rendering is CPU work on possibly large trees: keep it off the async workers.
     let release = tokio::task::spawn_blocking(move || render::render(&tree, &options))

@@ -25,6 +25,32 @@ pub enum RenderError {
         /// What went wrong, with kustomize's own message (secrets redacted).
         message: String,
     },
+    /// A file the release needs is over the limit of one file; it was not read.
+    #[error("{file} is {}, over the limit of {} for one file (--max-file-size); split it, or raise the limit", super::limits::show(*.size), super::limits::show(*.limit))]
+    FileTooLarge {
+        /// The file, repository-relative.
+        file: String,
+        /// Its size in bytes.
+        size: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The commit holds more than the limit of one release, counted up to `file`.
+    #[error("{file}: the commit holds more than {} of manifests (--max-release-size); nothing past this file was read; make the release smaller, or raise the limit", super::limits::show(*.limit))]
+    ReleaseTooLarge {
+        /// The file at which the limit was passed.
+        file: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The commit declares more objects than the limit, counted up to `file`.
+    #[error("{file}: the release has more than {limit} objects (--max-objects); split it over several channels, or raise the limit")]
+    TooManyObjects {
+        /// The file at which the limit was passed.
+        file: String,
+        /// The limit.
+        limit: usize,
+    },
     /// A file or directory could not be read (from [`super::RepoTree::from_dir`]).
     #[error("reading {path}: {source}")]
     Io {
@@ -44,6 +70,9 @@ impl RenderError {
             RenderError::PathNotFound(_) => "PathNotFound",
             RenderError::Empty(_) => "EmptyRelease",
             RenderError::Kustomize { failure, .. } => failure.reason(),
+            RenderError::FileTooLarge { .. } => "FileTooLarge",
+            RenderError::ReleaseTooLarge { .. } => "ReleaseTooLarge",
+            RenderError::TooManyObjects { .. } => "TooManyObjects",
             RenderError::Io { .. } => "ReadFailed",
         }
     }
@@ -69,6 +98,19 @@ impl RenderError {
                 file: f(&file),
                 failure,
                 message,
+            },
+            RenderError::FileTooLarge { file, size, limit } => RenderError::FileTooLarge {
+                file: f(&file),
+                size,
+                limit,
+            },
+            RenderError::ReleaseTooLarge { file, limit } => RenderError::ReleaseTooLarge {
+                file: f(&file),
+                limit,
+            },
+            RenderError::TooManyObjects { file, limit } => RenderError::TooManyObjects {
+                file: f(&file),
+                limit,
             },
             other => other,
         }

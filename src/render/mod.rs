@@ -13,11 +13,13 @@ mod error;
 mod hash;
 mod images;
 mod kustomize;
+mod limits;
 mod manifest;
 mod object;
 mod parse;
 mod pods;
 mod release;
+mod selector;
 mod tree;
 mod walk;
 
@@ -28,6 +30,10 @@ use std::collections::HashMap;
 
 pub use error::{KustomizeFailure, Problem, RenderError};
 pub use kustomize::{KustomizeBuild, KustomizeCommand, BUILD_TIMEOUT, MAX_OUTPUT};
+pub use limits::{
+    parse_size, Budget, Limits, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_OBJECTS,
+    DEFAULT_MAX_RELEASE_BYTES,
+};
 pub use object::{apply_stage, is_cluster_scoped_builtin, Object, ObjectKey};
 pub use pods::{pod_spec, pod_spec_mut};
 pub use release::{
@@ -48,6 +54,8 @@ pub struct RenderOptions {
     /// The kustomize command for directories holding a kustomization; `None`:
     /// [`KustomizeCommand::default_command`].
     pub kustomize: Option<KustomizeCommand>,
+    /// What one commit may make render hold.
+    pub limits: Limits,
 }
 
 /// One input of a release, in path order: a manifest file or a kustomization.
@@ -74,6 +82,11 @@ pub fn render(tree: &RepoTree, opts: &RenderOptions) -> Result<Release, RenderEr
     let path = walk::normalize(opts.path.trim())
         .ok_or_else(|| RenderError::PathNotFound(opts.path.clone()))?;
     let collected = walk::collect(tree, &path)?;
+    let limits = &opts.limits;
+    // A file needed but left unread (over a limit) rejects the commit before anything is parsed.
+    if let Some((file, size)) = collected.unread.first() {
+        return Err(limits.unread(file, *size));
+    }
     let mut problems = collected.problems;
     let index = walk::Index::new(tree);
     let command = opts
@@ -103,16 +116,29 @@ pub fn render(tree: &RepoTree, opts: &RenderOptions) -> Result<Release, RenderEr
 
     let mut objects: Vec<Object> = Vec::new();
     let mut seen: HashMap<ObjectKey, (String, Option<usize>)> = HashMap::new();
+    // Bytes parsed so far: manifest files and kustomize output.
+    let mut rendered: u64 = 0;
     for input in &inputs {
         let (file, documents) = match input {
-            Input::File(file) => (
-                &file.path,
-                parse::decode(&file.path, file.bytes)
-                    .and_then(|text| parse::parse(&file.path, text)),
-            ),
+            Input::File(file) => {
+                rendered += file.bytes.len() as u64;
+                if rendered > limits.max_release_bytes {
+                    return Err(RenderError::ReleaseTooLarge {
+                        file: file.path.clone(),
+                        limit: limits.max_release_bytes,
+                    });
+                }
+                (
+                    &file.path,
+                    parse::decode(&file.path, file.bytes)
+                        .and_then(|text| parse::parse(&file.path, text)),
+                )
+            }
             Input::Kustomization(unit) => {
                 // A kustomize failure rejects the commit whole, like any invalid file.
-                let stream = kustomize::build(&index, unit, &command)?;
+                let budget = limits.max_release_bytes.saturating_sub(rendered);
+                let stream = kustomize::build(&index, unit, &command, limits, budget)?;
+                rendered += stream.len() as u64;
                 // Lines of kustomize's output mean nothing in the repository.
                 let docs = parse::parse(&unit.file, &stream).map(|docs| {
                     docs.into_iter()
@@ -145,6 +171,7 @@ pub fn render(tree: &RepoTree, opts: &RenderOptions) -> Result<Release, RenderEr
                         continue;
                     }
                 };
+                problems.extend(selector::check(file, doc.line, &obj));
                 if let Some(target) = &opts.namespace {
                     obj.settle_namespace(target);
                 }
@@ -160,6 +187,12 @@ pub fn render(tree: &RepoTree, opts: &RenderOptions) -> Result<Release, RenderEr
                     continue;
                 }
                 seen.insert(key, (file.clone(), doc.line));
+                if seen.len() > limits.max_objects {
+                    return Err(RenderError::TooManyObjects {
+                        file: file.clone(),
+                        limit: limits.max_objects,
+                    });
+                }
                 images::apply_images(&mut obj, &overrides, &mut used);
                 defaults::apply_defaults(&mut obj);
                 objects.push(obj);

@@ -356,7 +356,12 @@ fn same_name_in_different_groups_kinds_or_namespaces_is_not_a_duplicate() {
         "",
     )
     .unwrap_err();
-    assert_eq!(problems(err)[0].file, "b.yaml");
+    let duplicate: Vec<_> = problems(err)
+        .into_iter()
+        .filter(|p| p.message.starts_with("duplicate object"))
+        .collect();
+    assert_eq!(duplicate.len(), 1);
+    assert_eq!(duplicate[0].file, "b.yaml");
 }
 
 #[test]
@@ -529,7 +534,7 @@ fn from_dir_symlinks_inside_ok_outside_rejected_and_git_skipped() {
     std::fs::write(root.join("deploy/deploy.yaml"), DEPLOY).unwrap();
     symlink("../shared/config.yaml", root.join("deploy/config.yaml")).unwrap();
 
-    let tree = RepoTree::from_dir(root).unwrap();
+    let tree = RepoTree::from_dir(root, &Limits::default()).unwrap();
     let release = render(
         &tree,
         &RenderOptions {
@@ -561,7 +566,7 @@ fn from_dir_symlinks_inside_ok_outside_rejected_and_git_skipped() {
     )
     .unwrap();
     symlink("../../escape.yaml", root.join("deploy/escape.yaml")).unwrap();
-    let tree = RepoTree::from_dir(root).unwrap();
+    let tree = RepoTree::from_dir(root, &Limits::default()).unwrap();
     let p = problems(
         render(
             &tree,
@@ -583,7 +588,7 @@ fn from_dir_symlinks_inside_ok_outside_rejected_and_git_skipped() {
 #[test]
 fn example_shop_renders_with_bumped_images() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shop");
-    let tree = RepoTree::from_dir(&root).unwrap();
+    let tree = RepoTree::from_dir(&root, &Limits::default()).unwrap();
     let release = render(
         &tree,
         &RenderOptions {
@@ -716,4 +721,105 @@ fn revisions_do_not_depend_on_how_the_namespace_is_known() {
     assert_eq!(hash(&implicit, Some("shop")), plain);
     assert_eq!(hash(&explicit, None), plain);
     assert_eq!(hash(&explicit, Some("shop")), plain);
+}
+
+fn render_limited(entries: Vec<TreeEntry>, limits: Limits) -> Result<Release, RenderError> {
+    render(
+        &RepoTree { entries },
+        &RenderOptions {
+            path: "deploy".into(),
+            limits,
+            ..Default::default()
+        },
+    )
+}
+
+const SMALL: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n";
+
+#[test]
+fn a_manifest_left_unread_rejects_the_commit_naming_file_and_limit() {
+    let unread = TreeEntry {
+        path: "deploy/big.yaml".into(),
+        kind: EntryKind::Unread { size: 60 << 20 },
+    };
+    let err = render_limited(
+        vec![file("deploy/a.yaml", SMALL), unread.clone()],
+        Limits::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.reason(), "FileTooLarge");
+    let text = err.to_string();
+    assert!(text.starts_with("deploy/big.yaml is 60.0 MiB"), "{text}");
+    assert!(text.contains("8.0 MiB"), "{text}");
+
+    // Outside the path (a monorepo's other assets) it is never needed.
+    let elsewhere = TreeEntry {
+        path: "docs/video.yaml".into(),
+        ..unread
+    };
+    assert!(render_limited(
+        vec![file("deploy/a.yaml", SMALL), elsewhere],
+        Limits::default()
+    )
+    .is_ok());
+}
+
+#[test]
+fn a_release_over_the_size_limit_is_rejected_at_the_file_that_passed_it() {
+    let limits = Limits {
+        max_release_bytes: (SMALL.len() * 2) as u64,
+        ..Limits::default()
+    };
+    let entries = |n: usize| -> Vec<TreeEntry> {
+        (0..n)
+            .map(|i| {
+                file(
+                    &format!("deploy/{i}.yaml"),
+                    &SMALL.replace("name: a", &format!("name: a{i}")),
+                )
+            })
+            .collect()
+    };
+    assert!(render_limited(entries(1), limits).is_ok());
+    let err = render_limited(entries(3), limits).unwrap_err();
+    assert_eq!(err.reason(), "ReleaseTooLarge");
+    assert!(err.to_string().starts_with("deploy/1.yaml: "), "{err}");
+    assert!(err.to_string().contains("--max-release-size"));
+}
+
+#[test]
+fn more_objects_than_the_limit_are_rejected() {
+    let limits = Limits {
+        max_objects: 2,
+        ..Limits::default()
+    };
+    let list = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: b}}\n";
+    assert!(render_limited(vec![file("deploy/list.yaml", list)], limits).is_ok());
+    let err = render_limited(
+        vec![
+            file("deploy/list.yaml", list),
+            file("deploy/z.yaml", &SMALL.replace("name: a", "name: c")),
+        ],
+        limits,
+    )
+    .unwrap_err();
+    assert_eq!(err.reason(), "TooManyObjects");
+    assert!(
+        err.to_string()
+            .starts_with("deploy/z.yaml: the release has more than 2 objects"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_deployment_without_a_selector_is_an_invalid_release() {
+    let without = DEPLOY.replace("  selector:\n    matchLabels: {app: web}\n", "");
+    assert!(!without.contains("selector"));
+    let found = problems(render_at(vec![file("deploy/web.yaml", &without)], "deploy").unwrap_err());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].file, "deploy/web.yaml");
+    assert!(
+        found[0].message.contains("spec.selector is required"),
+        "{found:?}"
+    );
 }

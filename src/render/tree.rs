@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::RenderError;
+use super::{Budget, Limits, RenderError};
 
 /// A repository tree as read from a directory or from a git commit.
 ///
@@ -29,6 +29,12 @@ pub enum EntryKind {
     File(Vec<u8>),
     /// A symbolic link and its target as written (resolved by render, never by the reader).
     Symlink(String),
+    /// A regular file left unread: over the limit of one file, or past the
+    /// commit's budget ([`Limits`]). Render refuses the commit if it needs it.
+    Unread {
+        /// Its size in bytes.
+        size: u64,
+    },
 }
 
 impl RepoTree {
@@ -37,9 +43,10 @@ impl RepoTree {
     /// Skips `.git` (directory or submodule file) and anything that is neither a
     /// file, a directory nor a symlink. Symlinks are recorded as
     /// [`EntryKind::Symlink`] and never followed, so a link cannot make render read
-    /// outside the repository. Entries come out sorted by path.
-    pub fn from_dir(root: &Path) -> Result<RepoTree, RenderError> {
-        RepoTree::from_dir_filtered(root, &|_, _| true)
+    /// outside the repository. Files beyond `limits` are left unread
+    /// ([`EntryKind::Unread`]). Entries come out sorted by path.
+    pub fn from_dir(root: &Path, limits: &Limits) -> Result<RepoTree, RenderError> {
+        RepoTree::from_dir_filtered(root, &|_, _| true, limits)
     }
 
     /// Like [`RepoTree::from_dir`], reading only what `keep(relative path, is_dir)`
@@ -47,9 +54,11 @@ impl RepoTree {
     pub fn from_dir_filtered(
         root: &Path,
         keep: &dyn Fn(&str, bool) -> bool,
+        limits: &Limits,
     ) -> Result<RepoTree, RenderError> {
         let mut entries = Vec::new();
-        read_dir_into(root, "", keep, &mut entries)?;
+        let mut budget = limits.budget();
+        read_dir_into(root, "", keep, &mut budget, &mut entries)?;
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(RepoTree { entries })
     }
@@ -66,6 +75,7 @@ fn read_dir_into(
     dir: &Path,
     prefix: &str,
     keep: &dyn Fn(&str, bool) -> bool,
+    budget: &mut Budget,
     out: &mut Vec<TreeEntry>,
 ) -> Result<(), RenderError> {
     let read = std::fs::read_dir(dir).map_err(|e| io_err(dir, e))?;
@@ -94,13 +104,15 @@ fn read_dir_into(
                 kind: EntryKind::Symlink(target.to_string_lossy().into_owned()),
             });
         } else if file_type.is_dir() {
-            read_dir_into(&full, &rel, keep, out)?;
+            read_dir_into(&full, &rel, keep, budget, out)?;
         } else if file_type.is_file() {
-            let bytes = std::fs::read(&full).map_err(|e| io_err(&full, e))?;
-            out.push(TreeEntry {
-                path: rel,
-                kind: EntryKind::File(bytes),
-            });
+            let size = meta.len();
+            let kind = if budget.admit(size) {
+                EntryKind::File(std::fs::read(&full).map_err(|e| io_err(&full, e))?)
+            } else {
+                EntryKind::Unread { size }
+            };
+            out.push(TreeEntry { path: rel, kind });
         }
     }
     Ok(())
@@ -141,7 +153,7 @@ mod tests {
         symlink("web/a.yaml", root.join("deploy/link.yaml")).unwrap();
         symlink("/etc/passwd", root.join("deploy/evil.yaml")).unwrap();
 
-        let tree = RepoTree::from_dir(root).unwrap();
+        let tree = RepoTree::from_dir(root, &Limits::default()).unwrap();
         let paths: Vec<&str> = tree.entries.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
             paths,
@@ -159,9 +171,23 @@ mod tests {
     }
 
     #[test]
+    fn from_dir_leaves_files_over_the_limits_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), "x".repeat(100)).unwrap();
+        std::fs::write(dir.path().join("b.yaml"), "y".repeat(10)).unwrap();
+        let limits = Limits {
+            max_file_bytes: 50,
+            ..Limits::default()
+        };
+        let tree = RepoTree::from_dir(dir.path(), &limits).unwrap();
+        assert_eq!(tree.entries[0].kind, EntryKind::Unread { size: 100 });
+        assert_eq!(tree.entries[1].kind, EntryKind::File(b"y".repeat(10)));
+    }
+
+    #[test]
     fn from_dir_on_missing_directory_is_a_read_error() {
         let dir = tempfile::tempdir().unwrap();
-        let err = RepoTree::from_dir(&dir.path().join("nope")).unwrap_err();
+        let err = RepoTree::from_dir(&dir.path().join("nope"), &Limits::default()).unwrap_err();
         assert_eq!(err.reason(), "ReadFailed");
     }
 }

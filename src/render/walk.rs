@@ -46,6 +46,8 @@ pub(crate) struct Collected<'a> {
     pub images: Option<SourceFile<'a>>,
     /// Symlink problems.
     pub problems: Vec<Problem>,
+    /// Manifest files left unread by the tree's reader (over a limit), and their sizes.
+    pub unread: Vec<(String, u64)>,
 }
 
 /// Normalises a repository-relative path: drops empty and `.` components and a
@@ -87,6 +89,8 @@ fn is_manifest(path: &str) -> bool {
 /// What a repository path resolves to, symlinks followed inside the tree.
 pub(crate) enum Resolved<'a> {
     File(&'a [u8]),
+    /// A file left unread by the tree's reader (over a limit), and its size.
+    Unread(u64),
     Dir(String),
     Missing,
     /// Absolute, or climbs above the root; carries the offending target.
@@ -168,7 +172,12 @@ impl<'a> Index<'a> {
                     Some(EntryKind::File(bytes)) if i + 1 == comps.len() => {
                         return Resolved::File(bytes)
                     }
-                    Some(EntryKind::File(_)) => return Resolved::Missing,
+                    Some(EntryKind::Unread { size }) if i + 1 == comps.len() => {
+                        return Resolved::Unread(*size)
+                    }
+                    Some(EntryKind::File(_) | EntryKind::Unread { .. }) => {
+                        return Resolved::Missing
+                    }
                     Some(EntryKind::Symlink(target)) => {
                         hops += 1;
                         if hops > MAX_HOPS {
@@ -219,8 +228,10 @@ impl<'a> Index<'a> {
             });
             // images.yaml at the render path still applies on top of the build.
             if top {
-                if let Resolved::File(bytes) = self.resolve(&join(rdir, IMAGES_FILE)) {
-                    add_file(out, join(vdir, IMAGES_FILE), bytes, true);
+                match self.resolve(&join(rdir, IMAGES_FILE)) {
+                    Resolved::File(bytes) => add_file(out, join(vdir, IMAGES_FILE), bytes, true),
+                    Resolved::Unread(size) => out.unread.push((join(vdir, IMAGES_FILE), size)),
+                    _ => {}
                 }
             }
             return;
@@ -235,8 +246,10 @@ impl<'a> Index<'a> {
             match self.entries.get(rpath.as_str()) {
                 None => self.walk(&vpath, &rpath, false, via, out),
                 Some(EntryKind::File(bytes)) => add_file(out, vpath, bytes, top && name == IMAGES_FILE),
+                Some(EntryKind::Unread { size }) => add_unread(out, vpath, *size, top && name == IMAGES_FILE),
                 Some(EntryKind::Symlink(target)) => match self.resolve(&rpath) {
                     Resolved::File(bytes) => add_file(out, vpath, bytes, top && name == IMAGES_FILE),
+                    Resolved::Unread(size) => add_unread(out, vpath, size, top && name == IMAGES_FILE),
                     Resolved::Dir(real) => {
                         let ancestor = real.is_empty() || rdir == real || rdir.starts_with(&format!("{real}/"));
                         if ancestor || via.contains(&real) || via.len() >= MAX_DEPTH {
@@ -275,6 +288,13 @@ fn outside(path: String, target: &str) -> Problem {
     )
 }
 
+/// A file render would read, left unread by the tree's reader: the commit is refused.
+fn add_unread(out: &mut Collected<'_>, path: String, size: u64, is_images: bool) {
+    if is_images || is_manifest(&path) {
+        out.unread.push((path, size));
+    }
+}
+
 fn add_file<'a>(out: &mut Collected<'a>, path: String, bytes: &'a [u8], is_images: bool) {
     if is_images {
         out.images = Some(SourceFile { path, bytes });
@@ -289,7 +309,7 @@ pub(crate) fn collect<'a>(tree: &'a RepoTree, path: &str) -> Result<Collected<'a
     let mut out = Collected::default();
     match index.resolve(path) {
         Resolved::Dir(real) => index.walk(path, &real, true, &mut Vec::new(), &mut out),
-        Resolved::File(_) | Resolved::Missing => {
+        Resolved::File(_) | Resolved::Unread(_) | Resolved::Missing => {
             return Err(RenderError::PathNotFound(path.to_string()))
         }
         Resolved::Outside(target) => {

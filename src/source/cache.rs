@@ -18,7 +18,7 @@ use super::refs::{peel_advertisement, resolve, RefRequest};
 use super::verify::{verify_range, TrustedKeys, Verified};
 use super::{redact_url, sanitize, tree_at, SourceError};
 use crate::api::VerifyMode;
-use crate::render::RepoTree;
+use crate::render::{Limits, RepoTree};
 
 /// What to fetch, from where, with which credentials.
 #[derive(Debug, Clone)]
@@ -169,8 +169,15 @@ impl GitCache {
         .map_err(|e| SourceError::Task(e.to_string()))?
     }
 
-    /// The tree of `sha`, which must have been fetched from `url` before.
-    pub async fn tree(&self, url: &str, sha: &str) -> Result<RepoTree, SourceError> {
+    /// The tree of `sha`, which must have been fetched from `url` before;
+    /// files over `limits` are left unread.
+    pub async fn tree(
+        &self,
+        url: &str,
+        sha: &str,
+        limits: &Limits,
+    ) -> Result<RepoTree, SourceError> {
+        let limits = *limits;
         let dir = self.repo_dir(url);
         let sha = sha.to_string();
         tokio::task::spawn_blocking(move || {
@@ -180,7 +187,7 @@ impl GitCache {
             };
             let repo = Repository::open_bare(&dir).map_err(cache_err)?;
             let oid = Oid::from_str(&sha).map_err(cache_err)?;
-            tree_at(&repo, oid).map_err(cache_err)
+            tree_at(&repo, oid, &limits).map_err(cache_err)
         })
         .await
         .map_err(|e| SourceError::Task(e.to_string()))?

@@ -5,15 +5,20 @@ use std::path::Path;
 use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 
 use crate::render::{
-    self, EntryKind, KustomizeFailure, Release, RenderError, RenderOptions, RepoTree, TreeEntry,
+    self, EntryKind, KustomizeFailure, Limits, Release, RenderError, RenderOptions, RepoTree,
+    TreeEntry,
 };
 
 /// File mode git uses for symbolic links.
 const SYMLINK_MODE: i32 = 0o120000;
 
-/// Reads every blob of `commit`'s tree; symlinks are kept as links for render to resolve.
-pub fn tree_at(repo: &Repository, commit: Oid) -> Result<RepoTree, git2::Error> {
+/// Reads the blobs of `commit`'s tree; symlinks are kept as links for render to
+/// resolve. A file over `limits` is left unread ([`EntryKind::Unread`]): its
+/// size comes from the object's header, so it is never inflated.
+pub fn tree_at(repo: &Repository, commit: Oid, limits: &Limits) -> Result<RepoTree, git2::Error> {
     let tree = repo.find_commit(commit)?.tree()?;
+    let odb = repo.odb()?;
+    let mut budget = limits.budget();
     let mut entries = Vec::new();
     let mut failure = None;
     tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
@@ -21,13 +26,22 @@ pub fn tree_at(repo: &Repository, commit: Oid) -> Result<RepoTree, git2::Error> 
             return TreeWalkResult::Ok; // trees are walked into; submodules are skipped
         }
         let path = format!("{dir}{}", String::from_utf8_lossy(entry.name_bytes()));
-        match repo.find_blob(entry.id()) {
-            Ok(blob) => {
-                let kind = if entry.filemode() == SYMLINK_MODE {
-                    EntryKind::Symlink(String::from_utf8_lossy(blob.content()).into_owned())
-                } else {
-                    EntryKind::File(blob.content().to_vec())
-                };
+        let symlink = entry.filemode() == SYMLINK_MODE;
+        let read = odb.read_header(entry.id()).and_then(|(size, _)| {
+            let size = size as u64;
+            // A link's target is tiny by nature; it is not counted.
+            if !symlink && !budget.admit(size) {
+                return Ok(EntryKind::Unread { size });
+            }
+            let blob = repo.find_blob(entry.id())?;
+            Ok(if symlink {
+                EntryKind::Symlink(String::from_utf8_lossy(blob.content()).into_owned())
+            } else {
+                EntryKind::File(blob.content().to_vec())
+            })
+        });
+        match read {
+            Ok(kind) => {
                 entries.push(TreeEntry { path, kind });
                 TreeWalkResult::Ok
             }
@@ -61,8 +75,8 @@ pub struct LocalTree {
 }
 
 impl LocalTree {
-    /// Reads `dir`.
-    pub fn read(dir: &Path) -> Result<LocalTree, RenderError> {
+    /// Reads `dir`, leaving files over `limits` unread.
+    pub fn read(dir: &Path, limits: &Limits) -> Result<LocalTree, RenderError> {
         let repo = Repository::discover(dir).ok();
         let inside = repo.as_ref().and_then(|repo| {
             let workdir = repo.workdir()?.canonicalize().ok()?;
@@ -76,7 +90,7 @@ impl LocalTree {
         });
         let (Some(repo), Some((workdir, prefix))) = (repo, inside) else {
             return Ok(LocalTree {
-                tree: RepoTree::from_dir(dir)?,
+                tree: RepoTree::from_dir(dir, limits)?,
                 prefix: String::new(),
                 in_git: false,
             });
@@ -97,7 +111,7 @@ impl LocalTree {
             tracked || !repo.is_path_ignored(rel).unwrap_or(false)
         };
         Ok(LocalTree {
-            tree: RepoTree::from_dir_filtered(&workdir, &keep)?,
+            tree: RepoTree::from_dir_filtered(&workdir, &keep, limits)?,
             prefix,
             in_git: true,
         })
@@ -177,7 +191,7 @@ mod tests {
             std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
             std::fs::write(root.join(path), content).unwrap();
         }
-        let local = LocalTree::read(&root.join("app/dev")).unwrap();
+        let local = LocalTree::read(&root.join("app/dev"), &Limits::default()).unwrap();
         assert_eq!(local.prefix, "app/dev");
         let paths: Vec<&str> = local.tree.entries.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
@@ -189,7 +203,7 @@ mod tests {
                 "base/cm.yaml"
             ]
         );
-        let local = LocalTree::read(&root.join("gen")).unwrap();
+        let local = LocalTree::read(&root.join("gen"), &Limits::default()).unwrap();
         assert!(local.tree.entries.iter().any(|e| e.path == "gen/out.yaml"));
         assert_eq!(local.relative("gen/out.yaml"), "out.yaml");
         assert_eq!(local.relative("base/cm.yaml"), "base/cm.yaml");
@@ -199,7 +213,7 @@ mod tests {
     fn a_directory_outside_git_is_its_own_repository() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.yaml"), "a").unwrap();
-        let local = LocalTree::read(dir.path()).unwrap();
+        let local = LocalTree::read(dir.path(), &Limits::default()).unwrap();
         assert_eq!(local.prefix, "");
         assert_eq!(local.tree.entries.len(), 1);
     }

@@ -32,6 +32,8 @@ pub(crate) enum Item<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct Layout<'a> {
     items: BTreeMap<String, Item<'a>>,
+    /// Files of the build left unread by the tree's reader (over a limit), and their sizes.
+    pub(crate) unread: Vec<(String, u64)>,
 }
 
 impl<'a> Layout<'a> {
@@ -65,10 +67,12 @@ impl<'a> Layout<'a> {
                 Some(EntryKind::File(bytes)) => {
                     self.items.insert(path, Item::File(bytes));
                 }
+                Some(EntryKind::Unread { size }) => self.unread.push((path, *size)),
                 Some(EntryKind::Symlink(target)) => match index.resolve(&path) {
                     Resolved::File(bytes) => {
                         self.items.insert(path, Item::File(bytes));
                     }
+                    Resolved::Unread(size) => self.unread.push((path, size)),
                     Resolved::Dir(real) => {
                         self.items.insert(path, Item::Link(target));
                         pending.push(real);

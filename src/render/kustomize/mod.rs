@@ -24,8 +24,8 @@ use sha2::{Digest, Sha256};
 pub use command::KustomizeCommand;
 
 use super::walk::{Index, KustomizationDir};
-use super::{KustomizeFailure, RenderError};
-use process::{Limits, RunError};
+use super::{KustomizeFailure, Limits, RenderError};
+use process::{Limits as RunLimits, RunError};
 
 /// How long one build may take before it is killed.
 pub const BUILD_TIMEOUT: Duration = Duration::from_secs(60);
@@ -51,11 +51,15 @@ impl KustomizeBuild {
     }
 }
 
-/// Builds one kustomization directory and returns kustomize's YAML stream.
+/// Builds one kustomization directory and returns kustomize's YAML stream,
+/// stopping kustomize once it prints more than `budget` bytes (what is left of
+/// the release's `limits`).
 pub(crate) fn build(
     index: &Index<'_>,
     unit: &KustomizationDir,
     command: &KustomizeCommand,
+    limits: &Limits,
+    budget: u64,
 ) -> Result<String, RenderError> {
     let fail = |failure: KustomizeFailure, message: String| RenderError::Kustomize {
         file: unit.file.clone(),
@@ -71,6 +75,9 @@ pub(crate) fn build(
         .program()
         .map_err(|m| fail(KustomizeFailure::Unavailable, m))?;
     let layout = materialize::Layout::of(index, &reach.dirs);
+    if let Some((file, size)) = layout.unread.first() {
+        return Err(limits.unread(file, *size));
+    }
     let key: [u8; 32] = Sha256::new()
         .chain_update(command.to_string())
         .chain_update([0])
@@ -104,43 +111,47 @@ pub(crate) fn build(
             )
         })?;
 
-    let limits = Limits {
+    let bounded = budget < MAX_OUTPUT as u64;
+    let run_limits = RunLimits {
         timeout: BUILD_TIMEOUT,
-        max_output: MAX_OUTPUT,
+        max_output: if bounded { budget as usize } else { MAX_OUTPUT },
     };
     let root = repo.join(&unit.real);
-    let out =
-        process::run(&program, &command.build_args(&root), &home, &limits).map_err(
-            |e| match e {
-                RunError::Spawn(e) => fail(
-                    KustomizeFailure::Unavailable,
-                    format!("starting `{command}`: {e}"),
-                ),
-                RunError::TimedOut(after) => fail(
-                    KustomizeFailure::Failed,
-                    format!("`{command}` did not finish within {after:?}; it was stopped"),
-                ),
-                RunError::TooLarge(bytes) => fail(
-                    KustomizeFailure::Failed,
-                    format!(
-                        "`{command}` printed more than {} MiB; it was stopped",
-                        bytes / (1024 * 1024)
-                    ),
-                ),
-                RunError::Failed { status, stderr } => {
-                    let said = redact::message(&stderr, &repo, &reach.secrets);
-                    let said = if said.is_empty() {
-                        format!("exited with {status}")
-                    } else {
-                        said
-                    };
-                    fail(
-                        KustomizeFailure::Failed,
-                        format!("kustomize build failed: {said}"),
-                    )
-                }
+    let out = process::run(&program, &command.build_args(&root), &home, &run_limits).map_err(
+        |e| match e {
+            RunError::TooLarge(_) if bounded => RenderError::ReleaseTooLarge {
+                file: unit.file.clone(),
+                limit: limits.max_release_bytes,
             },
-        )?;
+            RunError::Spawn(e) => fail(
+                KustomizeFailure::Unavailable,
+                format!("starting `{command}`: {e}"),
+            ),
+            RunError::TimedOut(after) => fail(
+                KustomizeFailure::Failed,
+                format!("`{command}` did not finish within {after:?}; it was stopped"),
+            ),
+            RunError::TooLarge(bytes) => fail(
+                KustomizeFailure::Failed,
+                format!(
+                    "`{command}` printed more than {} MiB; it was stopped",
+                    bytes / (1024 * 1024)
+                ),
+            ),
+            RunError::Failed { status, stderr } => {
+                let said = redact::message(&stderr, &repo, &reach.secrets);
+                let said = if said.is_empty() {
+                    format!("exited with {status}")
+                } else {
+                    said
+                };
+                fail(
+                    KustomizeFailure::Failed,
+                    format!("kustomize build failed: {said}"),
+                )
+            }
+        },
+    )?;
     let stream = String::from_utf8(out).map_err(|_| {
         fail(
             KustomizeFailure::Failed,
