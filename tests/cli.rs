@@ -342,3 +342,87 @@ fn plan_shows_autoscaler_retargets_and_the_pre_promotion_test() {
         "{stdout}"
     );
 }
+
+#[test]
+fn plan_refuses_a_commit_over_the_limits_naming_the_file_and_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let config = |name: &str, data: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  blob: {data}\n"
+        )
+    };
+    std::fs::write(root.join("a.yaml"), config("a", "small")).unwrap();
+    std::fs::write(
+        root.join("big.yaml"),
+        config("big", &"x".repeat(200 * 1024)),
+    )
+    .unwrap();
+    let target = root.to_str().unwrap();
+
+    // Default limits: 200 KiB is fine.
+    let out = kubemint(&["plan", target]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = kubemint(&["plan", target, "--max-file-size", "64Ki"]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(
+            "big.yaml is 200.1 KiB, over the limit of 64.0 KiB for one file (--max-file-size)"
+        ),
+        "{stderr}"
+    );
+
+    let out = kubemint(&["plan", target, "--max-release-size", "100Ki"]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(
+            "big.yaml: the commit holds more than 100.0 KiB of manifests (--max-release-size)"
+        ),
+        "{stderr}"
+    );
+
+    let out = kubemint(&["plan", target, "--max-objects", "1"]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("big.yaml: the release has more than 1 objects (--max-objects)"),
+        "{stderr}"
+    );
+
+    // A commit of a git repository: the blob is never inflated, only its header read.
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .args(args)
+            .current_dir(root)
+            .env("HOME", root)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "-A"]);
+    git(&[
+        "-c",
+        "user.name=T",
+        "-c",
+        "user.email=t@e",
+        "commit",
+        "-q",
+        "-m",
+        "big",
+    ]);
+    let out = kubemint(&["plan", target, "--ref", "main", "--max-file-size", "64Ki"]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("big.yaml is 200.1 KiB"), "{stderr}");
+    let out = kubemint(&["plan", target, "--max-file-size", "lots"]);
+    assert!(
+        text(&out.stderr).contains("is not a size"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -168,7 +168,7 @@ impl Env {
 
     /// The revision of `workload` in the working tree, as kubemint computes it.
     fn revision(&self, workload: &str) -> String {
-        let tree = RepoTree::from_dir(self.repo.path()).unwrap();
+        let tree = RepoTree::from_dir(self.repo.path(), &Default::default()).unwrap();
         let options = RenderOptions {
             path: OVERLAY.into(),
             namespace: Some(self.ns.clone()),

@@ -7,17 +7,14 @@
 mod fixture;
 mod support;
 
-use std::time::Duration;
-
 use fixture::release::{commit, workload};
 use fixture::tenancy::{deployer_rules, service_account};
-use fixture::{apply_channel_with, condition, install_crd, GitRepo, Operator};
+use fixture::{apply_channel_with, condition, install_crd, wait_refused, GitRepo, Operator};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::Client;
 use serde_json::{json, Value};
-use support::eventually;
 
 /// Reads everything, writes Services and ReplicaSets, but may not write ConfigMaps.
 fn no_configmap_rules() -> Value {
@@ -38,31 +35,6 @@ async fn tenant(prefix: &str, flags: &[&str]) -> (Client, String, GitRepo, Strin
     let sha = commit(&repo, &workload("web", "nginx:1.0", "one"), "web 1.0");
     let op = Operator::start_with(cluster.kubeconfig(), &ns, "", flags);
     (client, ns, repo, sha, op)
-}
-
-/// Waits until the channel's Ready condition is False with `reason`, and returns its message.
-async fn wait_refused(
-    client: &Client,
-    ns: &str,
-    name: &str,
-    reason: &str,
-    op: &Operator,
-) -> String {
-    eventually(
-        Duration::from_secs(90),
-        &format!("channel {ns}/{name} refused with {reason}"),
-        || async {
-            let ch = fixture::channel(client, ns, name).await;
-            match condition(&ch, "Ready") {
-                Some((status, r, message)) if status == "False" && r == reason => Ok(message),
-                other => Err(format!(
-                    "Ready: {other:?}\noperator log:\n{}",
-                    op.log_text()
-                )),
-            }
-        },
-    )
-    .await
 }
 
 async fn nothing_applied(client: &Client, ns: &str) {

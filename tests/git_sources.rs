@@ -356,7 +356,10 @@ async fn refs_polling_and_force_push_over_git_daemon() {
         .unwrap();
     assert_eq!(got.commit.sha, rewritten);
     assert_eq!(got.rewritten_from.as_deref(), Some(fourth.as_str()));
-    let tree = cache.tree(&url, &rewritten).await.unwrap();
+    let tree = cache
+        .tree(&url, &rewritten, &Default::default())
+        .await
+        .unwrap();
     drop(tree);
 }
 

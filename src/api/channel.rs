@@ -11,6 +11,9 @@ pub const GROUP: &str = "kubemint.io";
 pub const RECONCILE_ANNOTATION: &str = "kubemint.io/reconcile";
 /// Annotation whose new value retries a failed release of the same commit.
 pub const RETRY_ANNOTATION: &str = "kubemint.io/retry";
+/// Annotation approving a commit that the prune guard holds: its value is the
+/// commit's full sha.
+pub const APPROVE_PRUNE_ANNOTATION: &str = "kubemint.io/approve-prune";
 /// Finalizer that deletes what a channel delivered when it is deleted with `prune: true`.
 pub const FINALIZER: &str = "kubemint.io/finalizer";
 
@@ -44,6 +47,9 @@ pub struct ChannelSpec {
     /// Delete objects that the applied commit no longer declares (and everything on channel deletion).
     #[serde(default = "default_true")]
     pub prune: bool,
+    /// Holds a commit that would prune a large part of what the channel delivered.
+    #[serde(default)]
+    pub prune_guard: PruneGuardSpec,
     /// Stop reconciling without deleting anything.
     #[serde(default)]
     pub suspend: bool,
@@ -61,6 +67,30 @@ pub struct ChannelSpec {
     /// What kubemint writes back into git as the audit trail.
     #[serde(default)]
     pub audit: AuditSpec,
+}
+
+/// The prune guard: a commit that would delete more than `maxFraction` of the
+/// channel's inventory is held until `kubemint.io/approve-prune` names it.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneGuardSpec {
+    /// Largest fraction of the inventory (0 to 1) a commit may prune without
+    /// approval; 1 turns the guard off.
+    #[serde(default = "default_max_prune_fraction")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub max_fraction: f64,
+}
+
+impl Default for PruneGuardSpec {
+    fn default() -> Self {
+        PruneGuardSpec {
+            max_fraction: default_max_prune_fraction(),
+        }
+    }
+}
+
+fn default_max_prune_fraction() -> f64 {
+    0.5
 }
 
 /// The audit trail kubemint writes into the channel's repository.

@@ -38,6 +38,18 @@ pub enum Error {
         /// The channel's namespace.
         namespace: String,
     },
+    /// The prune guard holds the commit until a person approves it.
+    #[error("commit {} would prune {}, more than spec.pruneGuard.maxFraction ({:.0}%): held, nothing of it was applied. If that is intended: kubectl annotate channel {channel} -n {namespace} {}={commit} --overwrite", crate::source::short_sha(.commit), .hold.describe(), .hold.max_fraction * 100.0, crate::api::APPROVE_PRUNE_ANNOTATION)]
+    PruneHeld {
+        /// The commit held.
+        commit: String,
+        /// What it would prune.
+        hold: crate::rollout::PruneHold,
+        /// The channel's name.
+        channel: String,
+        /// Its namespace.
+        namespace: String,
+    },
     /// Reading or writing the channel itself failed.
     #[error("updating the channel failed: {}", crate::cluster::api_message(.0))]
     Kube(#[source] kube::Error),
@@ -57,6 +69,7 @@ impl Error {
             Error::Unsynced(_) => "WatchNotSynced",
             Error::Impersonation(_) => "ImpersonationFailed",
             Error::CrossNamespace { .. } => "CrossNamespaceRefused",
+            Error::PruneHeld { .. } => "PruneHeld",
             Error::Kube(_) => "ChannelUpdateFailed",
         }
     }
@@ -65,7 +78,10 @@ impl Error {
     /// otherwise the same commit is retried with backoff.
     pub fn is_stalled(&self) -> bool {
         match self {
-            Error::Render(_) | Error::InvalidSpec(_) | Error::CrossNamespace { .. } => true,
+            Error::Render(_)
+            | Error::InvalidSpec(_)
+            | Error::CrossNamespace { .. }
+            | Error::PruneHeld { .. } => true,
             Error::Cluster(e) => e.is_permanent(),
             Error::Source(e) if e.is_permanent() => true,
             Error::Source(_) | Error::Kube(_) | Error::Unsynced(_) | Error::Impersonation(_) => {

@@ -21,7 +21,8 @@ use super::prepare::{prepare, Rendered};
 use super::status::{self, remove_condition, set_condition, READY, RECONCILING, STALLED};
 use super::{source, tenancy, Error};
 use crate::api::{
-    Channel, ChannelStatus, CommitInfo, FINALIZER, RECONCILE_ANNOTATION, RETRY_ANNOTATION,
+    Channel, ChannelStatus, CommitInfo, APPROVE_PRUNE_ANNOTATION, FINALIZER, RECONCILE_ANNOTATION,
+    RETRY_ANNOTATION,
 };
 use crate::cluster;
 use crate::rollout::{self, prune_set, Phase, Plan};
@@ -71,10 +72,11 @@ fn key_of(channel: &Channel) -> String {
 fn trigger_of(channel: &Channel) -> String {
     let annotation = |name: &str| channel.annotations().get(name).cloned().unwrap_or_default();
     format!(
-        "{}|{}|{}",
+        "{}|{}|{}|{}",
         channel.metadata.generation.unwrap_or_default(),
         annotation(RECONCILE_ANNOTATION),
-        annotation(RETRY_ANNOTATION)
+        annotation(RETRY_ANNOTATION),
+        annotation(APPROVE_PRUNE_ANNOTATION)
     )
 }
 
@@ -497,7 +499,32 @@ async fn render(
             });
         }
     }
+    if channel.spec.prune {
+        let hold = rollout::prune_hold(
+            &channel.inventory_entries(),
+            &rendered.desired.inventory(),
+            channel.spec.prune_guard.max_fraction,
+            prune_approved(channel, sha),
+        );
+        if let Some(hold) = hold {
+            return Err(Error::PruneHeld {
+                commit: sha.to_string(),
+                hold,
+                channel: channel.name_any(),
+                namespace: channel.namespace().unwrap_or_default(),
+            });
+        }
+    }
     Ok(rendered)
+}
+
+/// Whether `kubemint.io/approve-prune` names commit `sha` (in full, or at least 7 digits of it).
+fn prune_approved(channel: &Channel, sha: &str) -> bool {
+    channel
+        .annotations()
+        .get(APPROVE_PRUNE_ANNOTATION)
+        .map(|a| a.trim())
+        .is_some_and(|a| a.len() >= 7 && sha.starts_with(a))
 }
 
 /// Events for what the pass did.

@@ -2,6 +2,7 @@
 //! what it looks like as desired state, and the plan of each pass. No client here.
 
 mod desired;
+mod guard;
 mod mint;
 mod observed;
 mod plan;
@@ -12,6 +13,7 @@ pub use desired::{
     annotated, manifest_hash, DesiredHook, DesiredObject, DesiredRelease, DesiredRevision,
     APPLIED_HASH_ANNOTATION, CHANNEL_LABEL, COMMIT_ANNOTATION, PREVIEW_LABEL, RELEASE_ANNOTATION,
 };
+pub use guard::{prune_hold, PruneHold};
 pub use mint::{
     is_hook, is_minted, mint, Autoscaler, Minted, Revision, WorkloadKey, CONFIG_COPY_LABEL,
     HOOK_ANNOTATION, REVISION_LABEL, STRATEGY_ANNOTATION, WORKLOAD_LABEL,

@@ -1,0 +1,262 @@
+//! One tenant's commit cannot exhaust the operator, and cannot delete most of
+//! what a channel delivered by accident (issue 13): the limits of one commit
+//! (`--max-file-size`, `--max-release-size`, `--max-objects`), the checks of a
+//! Deployment that is never sent as declared, and the prune guard.
+
+mod fixture;
+mod support;
+
+use fixture::release::{config, workload};
+use fixture::{
+    apply_channel, channel_events, condition, install_crd, wait_applied, wait_refused, GitRepo,
+    Operator,
+};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::Client;
+use serde_json::json;
+
+/// Peak resident memory of a process, from /proc (printed as a figure, not asserted).
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// The ConfigMaps of the channel in `ns`, by name.
+async fn config_names(client: &Client, ns: &str) -> Vec<String> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let ours = ListParams::default().labels("app.kubernetes.io/managed-by=kubemint");
+    let mut names: Vec<String> = api
+        .list(&ours)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .filter(|n| !n.contains("-config-")) // immutable copies
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn each_limit_rejects_a_commit_whole_naming_the_file_and_the_limit() {
+    let cluster = support::cluster();
+    let client = cluster.client().await;
+    install_crd(&client).await;
+    let ns = cluster.namespace("limits").await;
+    let op = Operator::start_with(
+        cluster.kubeconfig(),
+        &ns,
+        "",
+        &[
+            "--max-file-size",
+            "1Mi",
+            "--max-release-size",
+            "2Mi",
+            "--max-objects",
+            "20",
+        ],
+    );
+    let repo = GitRepo::new();
+    let files = workload("web", "nginx:1.0", "one");
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let good = repo.commit(&refs, &[], "web 1.0");
+    apply_channel(&client, &ns, "web", &repo.url(), ".").await;
+    wait_applied(&client, &ns, "web", &good, &op).await;
+    let before = peak_rss_mib(op.pid());
+
+    // One file of 40 MiB: refused without being read.
+    let blob = format!("{}  blob: {}\n", config("big", "x"), "x".repeat(40 << 20));
+    let big = repo.commit(&[("big.yaml", blob.as_str())], &[], "a 40 MiB manifest");
+    let message = wait_refused(&client, &ns, "web", "FileTooLarge", &op).await;
+    assert!(
+        message.starts_with(
+            "big.yaml is 40.0 MiB, over the limit of 1.0 MiB for one file (--max-file-size)"
+        ),
+        "{message}"
+    );
+    let ch = fixture::channel(&client, &ns, "web").await;
+    let status = ch.status.as_ref().unwrap();
+    assert_eq!(status.last_attempted_commit.as_ref().unwrap().sha, big);
+    assert_eq!(
+        status.last_applied_commit.as_ref().unwrap().sha,
+        good,
+        "the previous release stays"
+    );
+    assert_eq!(condition(&ch, "Stalled").unwrap().0, "True");
+    println!(
+        "operator peak RSS: {before:.1} MiB after the first delivery, {:.1} MiB after refusing a 40 MiB manifest",
+        peak_rss_mib(op.pid())
+    );
+
+    // Three files of 800 KiB: each under the file limit, together over the release's.
+    let part = format!("{}  blob: {}\n", config("part", "x"), "y".repeat(800 << 10));
+    let parts: Vec<(String, String)> = (0..3)
+        .map(|i| {
+            (
+                format!("parts/{i}.yaml"),
+                part.replace("part-config", &format!("part{i}-config")),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = parts
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    repo.commit(&refs, &["big.yaml"], "2.4 MiB of manifests");
+    let message = wait_refused(&client, &ns, "web", "ReleaseTooLarge", &op).await;
+    assert!(
+        message.starts_with(
+            "parts/2.yaml: the commit holds more than 2.0 MiB of manifests (--max-release-size)"
+        ),
+        "{message}"
+    );
+
+    // 25 objects in one List: over --max-objects 20.
+    let items: Vec<serde_json::Value> = (0..25)
+        .map(|i| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("many-{i}")}}))
+        .collect();
+    let list = serde_json::to_string(&json!({"apiVersion": "v1", "kind": "List", "items": items}))
+        .unwrap();
+    let removed: Vec<String> = (0..3).map(|i| format!("parts/{i}.yaml")).collect();
+    let removed: Vec<&str> = removed.iter().map(String::as_str).collect();
+    repo.commit(&[("many.json", list.as_str())], &removed, "25 objects");
+    let message = wait_refused(&client, &ns, "web", "TooManyObjects", &op).await;
+    assert!(
+        message.starts_with("many.json: the release has more than 20 objects (--max-objects)"),
+        "{message}"
+    );
+
+    // A Deployment without a selector: its minted ReplicaSet would pass, the
+    // API server would refuse the Deployment; so does kubemint.
+    let deployment = std::fs::read_to_string(repo.path().join("web/deployment.yaml")).unwrap();
+    let no_selector: String = deployment
+        .lines()
+        .filter(|l| !l.contains("selector") && !l.contains("matchLabels"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(no_selector, deployment);
+    repo.commit(
+        &[("web/deployment.yaml", no_selector.as_str())],
+        &["many.json"],
+        "no selector",
+    );
+    let message = wait_refused(&client, &ns, "web", "ValidationFailed", &op).await;
+    assert!(
+        message.contains("web/deployment.yaml")
+            && message.contains("Deployment web: spec.selector is required"),
+        "{message}"
+    );
+
+    // Nothing of the refused commits reached the cluster; a good commit goes through.
+    assert_eq!(config_names(&client, &ns).await, ["web-config"]);
+    let fixed = repo.commit(
+        &[("web/deployment.yaml", deployment.as_str())],
+        &[],
+        "selector back",
+    );
+    wait_applied(&client, &ns, "web", &fixed, &op).await;
+}
+
+#[tokio::test]
+async fn the_prune_guard_holds_a_large_prune_until_the_commit_is_approved() {
+    let cluster = support::cluster();
+    let client = cluster.client().await;
+    install_crd(&client).await;
+    let ns = cluster.namespace("prune-guard").await;
+    let op = Operator::start(cluster.kubeconfig(), &ns);
+    let repo = GitRepo::new();
+    let configs: Vec<(String, String)> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|n| (format!("{n}.yaml"), config(n, n)))
+        .collect();
+    let refs: Vec<(&str, &str)> = configs
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let first = repo.commit(&refs, &[], "four configs");
+    apply_channel(&client, &ns, "cfg", &repo.url(), ".").await;
+    wait_applied(&client, &ns, "cfg", &first, &op).await;
+    let all = ["a-config", "b-config", "c-config", "d-config"];
+    assert_eq!(config_names(&client, &ns).await, all);
+
+    // One of four (25%) is within the default maxFraction of 0.5.
+    let second = repo.commit(&[], &["d.yaml"], "drop d");
+    wait_applied(&client, &ns, "cfg", &second, &op).await;
+    assert_eq!(config_names(&client, &ns).await, all[..3]);
+
+    // Two of the three left (67%) is held: nothing deleted, a condition and an event.
+    let third = repo.commit(&[], &["b.yaml", "c.yaml"], "drop b and c");
+    let message = wait_refused(&client, &ns, "cfg", "PruneHeld", &op).await;
+    assert!(
+        message.starts_with(&format!(
+            "commit {} would prune 2 of 3 objects (67%), more than spec.pruneGuard.maxFraction (50%)",
+            &third[..12]
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "kubectl annotate channel cfg -n {ns} kubemint.io/approve-prune={third}"
+        )),
+        "{message}"
+    );
+    let ch = fixture::channel(&client, &ns, "cfg").await;
+    assert_eq!(condition(&ch, "Stalled").unwrap().0, "True");
+    assert_eq!(
+        ch.status
+            .as_ref()
+            .unwrap()
+            .last_applied_commit
+            .as_ref()
+            .unwrap()
+            .sha,
+        second
+    );
+    let events = channel_events(&client, &ns, "cfg").await;
+    assert!(
+        events
+            .iter()
+            .any(|(t, r, m)| t == "Warning" && r == "PruneHeld" && m.contains("2 of 3")),
+        "{events:?}"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await; // a few polls
+    assert_eq!(
+        config_names(&client, &ns).await,
+        all[..3],
+        "held: nothing pruned"
+    );
+
+    // An approval of another commit does not count; of this one, it goes ahead.
+    let channels: Api<kubemint::controller::Channel> = Api::namespaced(client.clone(), &ns);
+    let approve =
+        |sha: &str| json!({"metadata": {"annotations": {"kubemint.io/approve-prune": sha}}});
+    channels
+        .patch(
+            "cfg",
+            &PatchParams::default(),
+            &Patch::Merge(&approve(&second)),
+        )
+        .await
+        .unwrap();
+    wait_refused(&client, &ns, "cfg", "PruneHeld", &op).await;
+    assert_eq!(config_names(&client, &ns).await, all[..3]);
+    channels
+        .patch(
+            "cfg",
+            &PatchParams::default(),
+            &Patch::Merge(&approve(&third)),
+        )
+        .await
+        .unwrap();
+    wait_applied(&client, &ns, "cfg", &third, &op).await;
+    assert_eq!(config_names(&client, &ns).await, ["a-config"]);
+}
