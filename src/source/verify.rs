@@ -491,4 +491,199 @@ mod tests {
             )
             .is_err());
     }
+
+    /// A GnuPG home of its own, with an optionally faked clock (`--faked-system-time`),
+    /// so that keys can expire and be revoked between two signatures.
+    struct Gpg {
+        home: tempfile::TempDir,
+    }
+
+    impl Gpg {
+        fn new() -> Self {
+            Gpg {
+                home: tempfile::tempdir().unwrap(),
+            }
+        }
+
+        fn run(&self, at: Option<&str>, args: &[&str], stdin: &[u8]) -> String {
+            use std::io::Write;
+            let mut cmd = std::process::Command::new("gpg");
+            cmd.env("GNUPGHOME", self.home.path()).args([
+                "--batch",
+                "--quiet",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+            ]);
+            if let Some(at) = at {
+                cmd.arg(format!("--faked-system-time={at}!"));
+            }
+            let mut child = cmd
+                .args(args)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("gpg");
+            child.stdin.take().unwrap().write_all(stdin).unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "gpg {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).to_string()
+        }
+
+        /// A new ed25519 key with `usage` (`sign`, `cert`); returns (fingerprint, key id).
+        fn generate(&self, uid: &str, usage: &str, at: Option<&str>) -> (String, String) {
+            self.run(
+                at,
+                &["--quick-gen-key", uid, "ed25519", usage, "never"],
+                b"",
+            );
+            let listing = self.run(None, &["--with-colons", "--list-keys", uid], b"");
+            let field = |prefix: &str, n: usize| {
+                listing
+                    .lines()
+                    .find(|l| l.starts_with(prefix))
+                    .and_then(|l| l.split(':').nth(n))
+                    .unwrap()
+                    .to_string()
+            };
+            (field("fpr:", 9), field("pub:", 4))
+        }
+
+        /// The key id of the last subkey of `fpr`.
+        fn last_subkey(&self, fpr: &str) -> String {
+            let listing = self.run(None, &["--with-colons", "--list-keys", fpr], b"");
+            let line = listing.lines().filter(|l| l.starts_with("sub:")).last();
+            line.and_then(|l| l.split(':').nth(4)).unwrap().to_string()
+        }
+
+        /// An armored detached signature of `data` by `key` (append `!` for a subkey).
+        fn sign(&self, key: &str, data: &[u8], at: Option<&str>) -> Vec<u8> {
+            self.run(at, &["--armor", "--detach-sign", "-u", key], data)
+                .into_bytes()
+        }
+
+        /// Runs `--edit-key fpr` with `commands`, one a line.
+        fn edit(&self, fpr: &str, commands: &str, at: Option<&str>) {
+            self.run(
+                at,
+                &["--command-fd", "0", "--status-fd", "2", "--edit-key", fpr],
+                commands.as_bytes(),
+            );
+        }
+
+        fn trusted(&self, fpr: &str) -> TrustedKeys {
+            let public = self.run(None, &["--armor", "--export", fpr], b"");
+            let data: BTreeMap<String, Vec<u8>> =
+                [("team.asc".to_string(), public.into_bytes())].into();
+            TrustedKeys::from_secret_data(&data).expect("the exported key reads back")
+        }
+    }
+
+    impl Drop for Gpg {
+        fn drop(&mut self) {
+            // The agent this home started, and only it.
+            let _ = std::process::Command::new("gpgconf")
+                .env("GNUPGHOME", self.home.path())
+                .args(["--kill", "gpg-agent"])
+                .status();
+        }
+    }
+
+    const DATA: &[u8] = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n\nsigned commit\n";
+
+    #[test]
+    fn a_key_vouches_for_what_it_signed_before_it_expired_but_not_after() {
+        let gpg = Gpg::new();
+        let (fpr, key_id) = gpg.generate("Old <old@example.com>", "sign", Some("20200101T000000"));
+        let early = gpg.sign(&fpr, DATA, Some("20200102T000000"));
+        let late = gpg.sign(&fpr, DATA, Some("20200104T000000"));
+        // Later, the key is given two days: it expired on 2020-01-03 at 01:00.
+        gpg.run(
+            Some("20200101T010000"),
+            &["--quick-set-expire", &fpr, "2d"],
+            b"",
+        );
+        let keys = gpg.trusted(&fpr);
+        assert_eq!(keys.check(&early, DATA), Ok(format!("openpgp {fpr}")));
+        let err = keys.check(&late, DATA).unwrap_err();
+        assert!(
+            err.contains(&key_id) && err.contains("expired at 2020-01-03T01:00:00Z"),
+            "{err}"
+        );
+        assert!(keys.check(&early, b"other data").is_err());
+    }
+
+    #[test]
+    fn a_revoked_key_signs_nothing() {
+        let gpg = Gpg::new();
+        let (fpr, key_id) = gpg.generate("Gone <gone@example.com>", "sign", None);
+        let signature = gpg.sign(&fpr, DATA, None);
+        assert!(gpg.trusted(&fpr).check(&signature, DATA).is_ok());
+        // GnuPG wrote a revocation certificate at creation; importing it revokes the key.
+        let certificate = std::fs::read_to_string(
+            gpg.home
+                .path()
+                .join("openpgp-revocs.d")
+                .join(format!("{fpr}.rev")),
+        )
+        .unwrap()
+        .replace(":-----BEGIN", "-----BEGIN");
+        gpg.run(None, &["--import"], certificate.as_bytes());
+        let err = gpg.trusted(&fpr).check(&signature, DATA).unwrap_err();
+        assert!(
+            err.contains(&key_id) && err.contains("revoked (no reason given)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_retired_subkey_keeps_its_earlier_signatures() {
+        let gpg = Gpg::new();
+        let at = Some("20200101T000000");
+        let (fpr, _) = gpg.generate("Team <team@example.com>", "cert", at);
+        gpg.run(
+            at,
+            &["--quick-add-key", &fpr, "ed25519", "sign", "never"],
+            b"",
+        );
+        let sub = gpg.last_subkey(&fpr);
+        let early = gpg.sign(&format!("{sub}!"), DATA, Some("20200102T000000"));
+        let late = gpg.sign(&format!("{sub}!"), DATA, Some("20200104T000000"));
+        let keys = gpg.trusted(&fpr);
+        assert_eq!(keys.check(&late, DATA), Ok(format!("openpgp {fpr}")));
+        // Revoked on 2020-01-03 as "no longer used" (reason 3).
+        gpg.edit(
+            &fpr,
+            "key 1\nrevkey\ny\n3\n\ny\nsave\n",
+            Some("20200103T000000"),
+        );
+        let keys = gpg.trusted(&fpr);
+        assert_eq!(keys.check(&early, DATA), Ok(format!("openpgp {fpr}")));
+        let err = keys.check(&late, DATA).unwrap_err();
+        assert!(
+            err.contains(&format!("subkey of {fpr} {sub}"))
+                && err.contains("revoked (retired since 2020-01-03T00:00:00Z)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_key_without_the_signing_flag_is_refused() {
+        let gpg = Gpg::new();
+        let (fpr, key_id) = gpg.generate("Cert <cert@example.com>", "sign", None);
+        let signature = gpg.sign(&fpr, DATA, None);
+        // The newest self-signature allows certifying only.
+        gpg.edit(&fpr, "change-usage\nS\nQ\nsave\n", None);
+        let err = gpg.trusted(&fpr).check(&signature, DATA).unwrap_err();
+        assert!(
+            err.contains(&key_id) && err.contains("not a signing key"),
+            "{err}"
+        );
+    }
 }
