@@ -285,12 +285,12 @@ fn main() -> ExitCode {
             signing_format,
             all_paths,
         } => {
-            let signing = (sign || signing_key.is_some() || signing_format.is_some()).then(|| {
+            let signing = (sign || signing_key.is_some() || signing_format.is_some()).then_some(
                 kubemint::revert::SigningRequest {
                     format: signing_format,
                     key: signing_key,
-                }
-            });
+                },
+            );
             let target = match (release, commit) {
                 (Some(id), _) => Target::Release(id),
                 (None, Some(sha)) => Target::Commit(sha),

@@ -558,7 +558,7 @@ mod tests {
         /// The key id of the last subkey of `fpr`.
         fn last_subkey(&self, fpr: &str) -> String {
             let listing = self.run(None, &["--with-colons", "--list-keys", fpr], b"");
-            let line = listing.lines().filter(|l| l.starts_with("sub:")).last();
+            let line = listing.lines().rfind(|l| l.starts_with("sub:"));
             line.and_then(|l| l.split(':').nth(4)).unwrap().to_string()
         }
 
