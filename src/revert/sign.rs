@@ -295,4 +295,70 @@ mod tests {
         };
         assert_eq!(literal.key_label(), "key::ssh-ed25519 (from ssh-agent)");
     }
+
+    #[test]
+    fn an_openpgp_signature_is_made_with_gpg_and_verifies() {
+        use std::os::unix::fs::PermissionsExt;
+        let home = tempfile::tempdir().unwrap();
+        let gpg = |args: &[&str]| {
+            let out = Command::new("gpg")
+                .env("GNUPGHOME", home.path())
+                .args([
+                    "--batch",
+                    "--quiet",
+                    "--pinentry-mode",
+                    "loopback",
+                    "--passphrase",
+                    "",
+                ])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).to_string()
+        };
+        gpg(&[
+            "--quick-gen-key",
+            "Ada <ada@example.com>",
+            "ed25519",
+            "sign",
+            "never",
+        ]);
+        let public = gpg(&["--armor", "--export", "ada@example.com"]);
+        // gpg.program pointing at a wrapper, as a user's config may: this home, not ~/.gnupg.
+        let wrapper = home.path().join("gpg-here");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec gpg --homedir '{}' --batch --pinentry-mode loopback --passphrase '' \"$@\"\n",
+                home.path().display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (_d, git) = config(&format!("[gpg]\n\tprogram = {}\n", wrapper.display()));
+        let signer = resolve(&SigningRequest::default(), &git, "ada@example.com").unwrap();
+        let data = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n\nRevert\n";
+        let signature = sign(&signer, data).unwrap();
+        let keys = crate::source::TrustedKeys::from_secret_data(
+            &[("ada.asc".to_string(), public.into_bytes())].into(),
+        )
+        .unwrap();
+        assert!(keys.check(signature.as_bytes(), data).is_ok());
+        // Nobody's key: gpg's reason, no key material.
+        let nobody = Signer {
+            key: "<nobody@example.com>".into(),
+            ..signer
+        };
+        let err = sign(&nobody, data).unwrap_err().to_string();
+        assert!(err.contains("nobody@example.com"), "{err}");
+        let _ = Command::new("gpgconf")
+            .env("GNUPGHOME", home.path())
+            .args(["--kill", "gpg-agent"])
+            .status();
+    }
 }
