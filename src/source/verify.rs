@@ -348,7 +348,14 @@ pub fn verify_range(
                     walk.hide(oid).map_err(cache)?;
                 }
             }
-            walk.collect::<Result<_, _>>().map_err(cache)?
+            // libgit2 stops with "object not found" at a shallow boundary's parent.
+            walk.collect::<Result<_, _>>().map_err(|e| {
+                if repo.is_shallow() {
+                    shallow_error(repo, "the walk reached a missing parent".into())
+                } else {
+                    cache(e)
+                }
+            })?
         }
     };
     if range != Range::Tip {
@@ -413,13 +420,17 @@ fn refuse_shallow_walk(repo: &Repository, walked: &[Oid]) -> Result<(), SourceEr
         .filter_map(|l| Oid::from_str(l.trim()).ok())
         .collect();
     match walked.iter().find(|c| boundary.contains(c)) {
-        Some(commit) => Err(SourceError::Cache {
-            path: repo.path().display().to_string(),
-            message: format!(
-                "the cache is shallow at {commit}: the history to verify is incomplete; fetch it without depth"
-            ),
-        }),
+        Some(commit) => Err(shallow_error(repo, format!("it ends at {commit}"))),
         None => Ok(()),
+    }
+}
+
+fn shallow_error(repo: &Repository, detail: String) -> SourceError {
+    SourceError::Cache {
+        path: repo.path().display().to_string(),
+        message: format!(
+            "the cache is shallow ({detail}): the history to verify is incomplete, so nothing is accepted; the next fetch with verify mode AllCommits deepens it"
+        ),
     }
 }
 
