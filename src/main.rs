@@ -240,6 +240,21 @@ enum Command {
         /// Clone into this directory (default: a new directory under $TMPDIR, kept).
         #[arg(long)]
         workdir: Option<PathBuf>,
+        /// Sign the commit, as `git commit -S` does (with ssh-keygen or gpg), so that a
+        /// channel with spec.git.verify accepts it.
+        #[arg(long)]
+        sign: bool,
+        /// The signing key (implies --sign): an SSH key file, or an OpenPGP key id
+        /// (default: git config user.signingkey).
+        #[arg(long, value_name = "PATH_OR_KEY_ID")]
+        signing_key: Option<String>,
+        /// ssh or openpgp (implies --sign; default: git config gpg.format, else openpgp).
+        #[arg(long, value_name = "FORMAT")]
+        signing_format: Option<kubemint::revert::SigningFormat>,
+        /// Revert the commits' changes everywhere in the repository, not only under
+        /// the channel's spec.git.path (e.g. a kustomize base outside it).
+        #[arg(long)]
+        all_paths: bool,
     },
     /// Print the Channel CustomResourceDefinition.
     Crd,
@@ -291,7 +306,17 @@ fn main() -> ExitCode {
             author_email,
             push,
             workdir,
+            sign,
+            signing_key,
+            signing_format,
+            all_paths,
         } => {
+            let signing = (sign || signing_key.is_some() || signing_format.is_some()).then_some(
+                kubemint::revert::SigningRequest {
+                    format: signing_format,
+                    key: signing_key,
+                },
+            );
             let target = match (release, commit) {
                 (Some(id), _) => Target::Release(id),
                 (None, Some(sha)) => Target::Commit(sha),
@@ -303,6 +328,8 @@ fn main() -> ExitCode {
                 author: author_name.zip(author_email),
                 push,
                 workdir,
+                signing,
+                all_paths,
             };
             tokio::runtime::Runtime::new()
                 .context("starting the async runtime")
@@ -447,6 +474,8 @@ struct RevertOptions {
     author: Option<(String, String)>,
     push: bool,
     workdir: Option<PathBuf>,
+    signing: Option<kubemint::revert::SigningRequest>,
+    all_paths: bool,
 }
 
 async fn revert(
@@ -479,6 +508,8 @@ async fn revert(
         workdir: options.workdir,
         push: options.push,
         automatic: None,
+        path: (!options.all_paths).then(|| channel.spec.git.path.clone()),
+        signing: options.signing,
     })
     .await?;
     println!("Reverted {what} on branch {branch}");

@@ -12,6 +12,11 @@ use std::path::{Path, PathBuf};
 
 use git2::{build::RepoBuilder, Oid, Repository, Signature};
 
+mod sign;
+pub mod subtree;
+
+pub use sign::{SigningFormat, SigningRequest};
+
 use crate::api::{ChannelStatus, ReleasePhase};
 use crate::controller::Channel;
 use crate::source::auth::fetch_options;
@@ -108,6 +113,18 @@ pub enum RevertError {
         /// The release (or commit) it reverted.
         release: String,
     },
+    /// The revert commit could not be signed (`--sign`).
+    #[error("signing the revert commit: {message}; nothing was committed or pushed")]
+    Signing {
+        /// What went wrong, naming the tool and the key path or id, never key material.
+        message: String,
+    },
+    /// `spec.git.path` leaves the repository.
+    #[error("spec.git.path '{path}' climbs out of the repository; fix the channel")]
+    InvalidPath {
+        /// The path as written.
+        path: String,
+    },
     /// Loop guard: the release was reverted already.
     #[error("release {release} was reverted already by commit {commit}; not reverting it twice")]
     AlreadyReverted {
@@ -134,6 +151,8 @@ impl RevertError {
             RevertError::Task(_) => "RevertTaskFailed",
             RevertError::RevertOfRevert { .. } => "RevertOfRevert",
             RevertError::AlreadyReverted { .. } => "AlreadyReverted",
+            RevertError::Signing { .. } => "RevertSigningFailed",
+            RevertError::InvalidPath { .. } => "InvalidPath",
         }
     }
 }
@@ -344,6 +363,11 @@ pub struct RevertRequest {
     /// An automatic revert of this release: the loop guard applies and the
     /// message gets the `Kubemint-Reverts-Release` trailer.
     pub automatic: Option<String>,
+    /// Only changes under this directory are reverted (the channel's
+    /// `spec.git.path`); `None` or `.`: the whole repository.
+    pub path: Option<String>,
+    /// Sign the commit (`--sign`), as `git commit -S` would.
+    pub signing: Option<SigningRequest>,
 }
 
 /// The commit made.
@@ -481,10 +505,25 @@ fn revert_blocking(request: &RevertRequest) -> Result<Reverted, RevertError> {
         let since = messages(head.id(), None, 2_000)?;
         loop_guard(release, &failing, &since)?;
     }
-    let to_tree = to.tree().map_err(git_error("reading"))?;
+    let parts = match &request.path {
+        Some(path) => subtree::components(path)
+            .ok_or_else(|| RevertError::InvalidPath { path: path.clone() })?,
+        None => Vec::new(),
+    };
+    let prefix = if parts.is_empty() {
+        String::new()
+    } else {
+        format!("{}/", parts.join("/"))
+    };
     let head_tree = head.tree().map_err(git_error("reading"))?;
+    // Merged within the channel's directory only: what the commits changed
+    // elsewhere (another team's directory in a monorepo) stays as it is.
+    let to_tree = to.tree().map_err(git_error("reading"))?;
+    let to_tree = subtree::at(&repo, &to_tree, &parts).map_err(git_error("reading"))?;
+    let head_sub = subtree::at(&repo, &head_tree, &parts).map_err(git_error("reading"))?;
+    let base_tree = subtree::at(&repo, &base_tree, &parts).map_err(git_error("reading"))?;
     let mut index = repo
-        .merge_trees(&to_tree, &head_tree, &base_tree, None)
+        .merge_trees(&to_tree, &head_sub, &base_tree, None)
         .map_err(git_error("merging in the clone of"))?;
     if index.has_conflicts() {
         let mut paths: Vec<String> = index
@@ -492,7 +531,7 @@ fn revert_blocking(request: &RevertRequest) -> Result<Reverted, RevertError> {
             .map_err(git_error("reading conflicts in the clone of"))?
             .filter_map(Result::ok)
             .filter_map(|c| c.our.or(c.their).or(c.ancestor))
-            .map(|e| String::from_utf8_lossy(&e.path).to_string())
+            .map(|e| format!("{prefix}{}", String::from_utf8_lossy(&e.path)))
             .collect();
         paths.sort();
         paths.dedup();
@@ -501,9 +540,15 @@ fn revert_blocking(request: &RevertRequest) -> Result<Reverted, RevertError> {
             paths,
         });
     }
-    let tree_id = index
+    let sub_id = index
         .write_tree_to(&repo)
         .map_err(git_error("writing in the clone of"))?;
+    let tree_id = if parts.is_empty() {
+        sub_id
+    } else {
+        subtree::replace(&repo, &head_tree, &parts, sub_id)
+            .map_err(git_error("writing in the clone of"))?
+    };
     if tree_id == head_tree.id() {
         return Err(RevertError::NothingToRevert {
             what: request.change.what.clone(),
@@ -526,17 +571,29 @@ fn revert_blocking(request: &RevertRequest) -> Result<Reverted, RevertError> {
         Some(release) => format!("{REVERTS_RELEASE_TRAILER}: {release}"),
         None => revert_trailer(&request.change),
     };
+    if !prefix.is_empty() {
+        message.push_str(&format!(
+            "\nOnly changes under {prefix} are reverted; the rest of these commits stays.\n"
+        ));
+    }
     message.push_str(&format!("\n{trailer}\n"));
-    let sha = repo
-        .commit(
-            Some("HEAD"),
-            &signature,
-            &signature,
-            &message,
-            &tree,
-            &[&head],
-        )
-        .map_err(git_error("committing in the clone of"))?;
+    let sha = match &request.signing {
+        None => repo
+            .commit(
+                Some("HEAD"),
+                &signature,
+                &signature,
+                &message,
+                &tree,
+                &[&head],
+            )
+            .map_err(git_error("committing in the clone of"))?,
+        Some(signing) => commit_signed(&repo, signing, &signature, &message, &tree, &head)
+            .map_err(|e| match e {
+                Signed::Git(e) => git_error("committing in the clone of")(e),
+                Signed::Signing(e) => e,
+            })?,
+    };
     repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
         .map_err(git_error("checking out in the clone of"))?;
     if request.push {
@@ -548,6 +605,40 @@ fn revert_blocking(request: &RevertRequest) -> Result<Reverted, RevertError> {
         clone: clone_dir,
         pushed: request.push,
     })
+}
+
+enum Signed {
+    Git(git2::Error),
+    Signing(RevertError),
+}
+
+impl From<git2::Error> for Signed {
+    fn from(e: git2::Error) -> Self {
+        Signed::Git(e)
+    }
+}
+
+/// `git commit -S`: the commit's buffer, signed by the standard tool, written
+/// with its `gpgsig` header, then the branch moved to it.
+fn commit_signed(
+    repo: &Repository,
+    signing: &SigningRequest,
+    signature: &Signature<'_>,
+    message: &str,
+    tree: &git2::Tree<'_>,
+    head: &git2::Commit<'_>,
+) -> Result<Oid, Signed> {
+    let buffer = repo.commit_create_buffer(signature, signature, message, tree, &[head])?;
+    let config = repo.config()?;
+    let signer = sign::resolve(signing, &config, signature.email().unwrap_or_default())
+        .map_err(Signed::Signing)?;
+    let armored = sign::sign(&signer, &buffer).map_err(Signed::Signing)?;
+    let content = buffer
+        .as_str()
+        .map_err(|_| git2::Error::from_str("the commit buffer is not UTF-8"))?;
+    let oid = repo.commit_signed(content, &armored, Some("gpgsig"))?;
+    repo.head()?.set_target(oid, "kubemint revert (signed)")?;
+    Ok(oid)
 }
 
 /// Pushes the branch; a ref the remote rejects is an error, not a silent no-op.

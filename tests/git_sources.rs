@@ -11,6 +11,7 @@ use gitserver::{
     HTTP_USER, SSH_USER,
 };
 use kubemint::controller::crd::VerifyMode;
+use kubemint::source::verify::Policy;
 use kubemint::source::{
     FetchRequest, GitCache, GitCredentials, RefRequest, SourceError, TrustedKeys,
 };
@@ -392,7 +393,7 @@ async fn signed_commits_gpg_and_ssh() {
     let c1 = upstream.commit_with("a.yaml", "1", "gpg signed", &[&flags[0]]);
     cache.fetch(&full(branch("main"))).await.unwrap();
     let ok = cache
-        .verify(&url, VerifyMode::Head, None, &c1, &keys)
+        .verify(&url, &Policy::mode(VerifyMode::Head), None, &c1, &keys)
         .await
         .unwrap();
     assert!(ok[0].signer.starts_with("openpgp"), "{ok:?}");
@@ -406,7 +407,7 @@ async fn signed_commits_gpg_and_ssh() {
     upstream.git(&["config", "--unset", "user.signingkey"]);
     cache.fetch(&full(branch("main"))).await.unwrap();
     let ok = cache
-        .verify(&url, VerifyMode::Head, Some(&c1), &c2, &keys)
+        .verify(&url, &Policy::mode(VerifyMode::Head), Some(&c1), &c2, &keys)
         .await
         .unwrap();
     assert!(ok[0].signer.contains("ada@example.com"), "{ok:?}");
@@ -415,7 +416,7 @@ async fn signed_commits_gpg_and_ssh() {
     let c3 = upstream.commit("a.yaml", "3", "unsigned");
     cache.fetch(&full(branch("main"))).await.unwrap();
     let err = cache
-        .verify(&url, VerifyMode::Head, Some(&c2), &c3, &keys)
+        .verify(&url, &Policy::mode(VerifyMode::Head), Some(&c2), &c3, &keys)
         .await
         .unwrap_err();
     assert!(
@@ -428,11 +429,17 @@ async fn signed_commits_gpg_and_ssh() {
     let c4 = upstream.commit_with("a.yaml", "4", "gpg signed again", &[&flags[0]]);
     cache.fetch(&full(branch("main"))).await.unwrap();
     cache
-        .verify(&url, VerifyMode::Head, Some(&c2), &c4, &keys)
+        .verify(&url, &Policy::mode(VerifyMode::Head), Some(&c2), &c4, &keys)
         .await
         .unwrap();
     let err = cache
-        .verify(&url, VerifyMode::AllCommits, Some(&c2), &c4, &keys)
+        .verify(
+            &url,
+            &Policy::mode(VerifyMode::AllCommits),
+            Some(&c2),
+            &c4,
+            &keys,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -441,13 +448,25 @@ async fn signed_commits_gpg_and_ssh() {
     );
     // From c3 on, every commit (just c4) is signed.
     let ok = cache
-        .verify(&url, VerifyMode::AllCommits, Some(&c3), &c4, &keys)
+        .verify(
+            &url,
+            &Policy::mode(VerifyMode::AllCommits),
+            Some(&c3),
+            &c4,
+            &keys,
+        )
         .await
         .unwrap();
     assert_eq!(ok.len(), 1);
     // All of c1..c2 signed (gpg and ssh).
     let ok = cache
-        .verify(&url, VerifyMode::AllCommits, Some(&c1), &c2, &keys)
+        .verify(
+            &url,
+            &Policy::mode(VerifyMode::AllCommits),
+            Some(&c1),
+            &c2,
+            &keys,
+        )
         .await
         .unwrap();
     assert_eq!(ok.len(), 1);
@@ -457,7 +476,7 @@ async fn signed_commits_gpg_and_ssh() {
     let c5 = upstream.commit_with("a.yaml", "5", "stranger", &[&gpg_sign_flags(&stranger)[0]]);
     cache.fetch(&full(branch("main"))).await.unwrap();
     let err = cache
-        .verify(&url, VerifyMode::Head, Some(&c4), &c5, &keys)
+        .verify(&url, &Policy::mode(VerifyMode::Head), Some(&c4), &c5, &keys)
         .await
         .unwrap_err();
     assert!(

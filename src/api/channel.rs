@@ -221,9 +221,15 @@ pub struct GitSpec {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifySpec {
-    /// `HEAD`: the tip must be signed; `AllCommits`: every commit since the last applied one.
+    /// `HEAD`: the tip must be signed; `AllCommits`: every commit since the last applied one
+    /// (on a first delivery: since `since`, or the whole history).
     #[serde(default)]
     pub mode: VerifyMode,
+    /// Trust anchor of `AllCommits`: a commit id. It and its ancestors are trusted (history
+    /// from before signing began); every commit after it must be signed, and the tip must
+    /// descend from it. Ignored with `HEAD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
     /// Secret with trusted keys: OpenPGP public keys (`*.asc`/`*.gpg` keys) and/or an SSH `allowed_signers` key.
     pub secret_ref: SecretRef,
 }
@@ -235,7 +241,7 @@ pub enum VerifyMode {
     #[default]
     #[serde(rename = "HEAD")]
     Head,
-    /// Every commit between the last applied commit and the new tip.
+    /// Every commit between the last applied commit (or `since`) and the new tip.
     AllCommits,
 }
 

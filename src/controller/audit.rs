@@ -322,6 +322,8 @@ pub async fn auto_revert(
             workdir: Some(scratch.path().join("clone")),
             push: true,
             automatic: Some(release.to_string()),
+            path: Some(channel.spec.git.path.clone()),
+            signing: None,
         })
         .await;
         drop(scratch);

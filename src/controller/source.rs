@@ -4,9 +4,10 @@
 use kube::{Client, ResourceExt};
 
 use super::Error;
-use crate::api::{Channel, VerifyMode};
+use crate::api::Channel;
 use crate::cluster::{self, secret_data, ClusterError};
 use crate::render::{self, KustomizeCommand, Limits, Release, RenderOptions};
+use crate::source::verify::Policy;
 use crate::source::{
     CommitMeta, FetchRequest, GitCache, GitCredentials, RefRequest, SourceError, TransferStats,
     TrustedKeys,
@@ -40,19 +41,16 @@ pub async fn fetch(git: &GitCache, client: &Client, channel: &Channel) -> Result
     let ns = channel.namespace().unwrap_or_default();
     let reference = RefRequest::from_spec(&spec.reference)?;
     let credentials = credentials(client, channel).await?;
-    let all_commits = spec
-        .verify
-        .as_ref()
-        .is_some_and(|v| v.mode == VerifyMode::AllCommits);
+    let policy = spec.verify.as_ref().map(Policy::from);
     let request = FetchRequest {
         url: spec.url.clone(),
         reference,
         credentials,
-        shallow: !all_commits,
+        shallow: !policy.as_ref().is_some_and(Policy::needs_history),
     };
     let outcome = git.fetch(&request).await?;
     let mut signers = Vec::new();
-    if let Some(verify) = &spec.verify {
+    if let (Some(verify), Some(policy)) = (&spec.verify, &policy) {
         let data = secret_data(client, &ns, &verify.secret_ref.name)
             .await
             .map_err(|e| secret_error(e, |message| SourceError::InvalidKeys { message }))?;
@@ -65,7 +63,7 @@ pub async fn fetch(git: &GitCache, client: &Client, channel: &Channel) -> Result
         let verified = git
             .verify(
                 &spec.url,
-                verify.mode,
+                policy,
                 last_applied.as_deref(),
                 &outcome.commit.sha,
                 &keys,

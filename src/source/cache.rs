@@ -15,9 +15,8 @@ use std::rc::Rc;
 
 use super::auth::{fetch_options, remote_callbacks, GitCredentials};
 use super::refs::{peel_advertisement, resolve, RefRequest};
-use super::verify::{verify_range, TrustedKeys, Verified};
+use super::verify::{verify_range, Policy, TrustedKeys, Verified};
 use super::{redact_url, sanitize, tree_at, SourceError};
-use crate::api::VerifyMode;
 use crate::render::{Limits, RepoTree};
 
 /// What to fetch, from where, with which credentials.
@@ -143,12 +142,12 @@ impl GitCache {
             .map_err(|e| SourceError::Task(e.to_string()))?
     }
 
-    /// Checks the signatures of the commits that `mode` requires, from `last_applied`
+    /// Checks the signatures of the commits that `policy` requires, from `last_applied`
     /// (exclusive) to `tip`, in the cached repository of `url`.
     pub async fn verify(
         &self,
         url: &str,
-        mode: VerifyMode,
+        policy: &Policy,
         last_applied: Option<&str>,
         tip: &str,
         keys: &TrustedKeys,
@@ -156,14 +155,15 @@ impl GitCache {
         let dir = self.repo_dir(url);
         let lock = self.lock_for(&dir);
         let _guard = lock.lock().await;
-        let (last, tip, keys) = (
+        let (policy, last, tip, keys) = (
+            policy.clone(),
             last_applied.map(str::to_string),
             tip.to_string(),
             keys.clone(),
         );
         tokio::task::spawn_blocking(move || {
             let repo = Repository::open_bare(&dir).map_err(|e| cache_error(&dir, e))?;
-            verify_range(&repo, mode, last.as_deref(), &tip, &keys)
+            verify_range(&repo, &policy, last.as_deref(), &tip, &keys)
         })
         .await
         .map_err(|e| SourceError::Task(e.to_string()))?
@@ -246,13 +246,17 @@ fn fetch_blocking(dir: &Path, request: &FetchRequest) -> Result<FetchOutcome, So
 
     if let RefRequest::Commit(id) = &request.reference {
         // A pinned commit never moves: once cached, no network at all.
-        if let Some(commit) = find_commit(&repo, id) {
+        let deepen = !request.shallow && repo.is_shallow();
+        if let Some(commit) = find_commit(&repo, id).filter(|_| !deepen) {
             return pinned_outcome(&repo, dir, commit, stats, started);
         }
         let received = Rc::new(Cell::new(0usize));
         let mut options = counting_fetch_options(creds, url, received.clone());
         options.download_tags(git2::AutotagOption::None);
         options.update_fetchhead(false);
+        if deepen {
+            options.depth(i32::MAX); // unshallow: history is needed (AllCommits)
+        }
         let refspecs = [
             "+refs/heads/*:refs/kubemint/refs/heads/*",
             "+refs/tags/*:refs/kubemint/refs/tags/*",
@@ -282,7 +286,10 @@ fn fetch_blocking(dir: &Path, request: &FetchRequest) -> Result<FetchOutcome, So
         .ok()
         .filter(|oid| repo.find_commit(*oid).is_ok());
 
-    if repo.find_commit(resolved.commit).is_err() {
+    // A cache made shallow by a HEAD-mode fetch lacks the history AllCommits
+    // verifies: deepen it even when the tip is already there.
+    let deepen = !request.shallow && repo.is_shallow();
+    if repo.find_commit(resolved.commit).is_err() || deepen {
         let received = Rc::new(Cell::new(0usize));
         let mut options = counting_fetch_options(creds, url, received.clone());
         options.download_tags(git2::AutotagOption::None);
@@ -293,7 +300,7 @@ fn fetch_blocking(dir: &Path, request: &FetchRequest) -> Result<FetchOutcome, So
             && repo.is_empty().unwrap_or(false)
         {
             options.depth(1);
-        } else if !request.shallow && repo.is_shallow() {
+        } else if deepen {
             options.depth(i32::MAX); // unshallow: history is needed (AllCommits)
         }
         let refspec = format!("+{}:{local}", resolved.name);

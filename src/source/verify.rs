@@ -6,6 +6,9 @@
 //! - every key ending in `.asc`, `.gpg` or `.pgp`: OpenPGP public keys, armored or binary;
 //! - `allowed_signers`: an OpenSSH allowed-signers file (`principals [options] key`);
 //!   `namespaces=` is honoured, `cert-authority` entries are not supported.
+//!
+//! An OpenPGP signature counts only if the key that made it may sign (see
+//! [`openpgp`]: flags, expiry at the signature's time, revocations).
 
 use std::collections::BTreeMap;
 
@@ -14,7 +17,11 @@ use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey};
 use pgp::types::KeyDetails;
 
 use super::SourceError;
-use crate::api::VerifyMode;
+use crate::api::{VerifyMode, VerifySpec};
+
+pub mod openpgp;
+
+use openpgp::Signer;
 
 /// The SSHSIG namespace git signs commits in.
 const GIT_NAMESPACE: &str = "git";
@@ -139,17 +146,43 @@ impl TrustedKeys {
     fn check_pgp(&self, text: &str, signed: &[u8]) -> Result<String, String> {
         let (sig, _) = DetachedSignature::from_string(text)
             .map_err(|e| format!("malformed OpenPGP signature: {e}"))?;
-        for key in &self.pgp {
-            if sig.verify(&key.primary_key, signed).is_ok() {
-                return Ok(format!("openpgp {:X}", key.primary_key.fingerprint()));
+        let created = sig
+            .signature
+            .created()
+            .map(|t| t.as_secs())
+            .ok_or_else(|| "OpenPGP signature without a creation time".to_string())?;
+        // The first key whose signature matches but may not sign says why; a
+        // matching key elsewhere that may sign still wins.
+        let mut refused = None;
+        for cert in &self.pgp {
+            let mut candidates = vec![(Signer::Primary, cert.primary_key.legacy_key_id())];
+            if sig.verify(&cert.primary_key, signed).is_err() {
+                candidates.clear();
             }
-            for sub in &key.public_subkeys {
+            for sub in &cert.public_subkeys {
                 if sig.verify(&sub.key, signed).is_ok() {
-                    return Ok(format!("openpgp {:X}", key.primary_key.fingerprint()));
+                    candidates.push((Signer::Subkey(sub), sub.key.legacy_key_id()));
+                }
+            }
+            for (signer, key_id) in candidates {
+                match openpgp::usable_at(cert, signer, created) {
+                    Ok(()) => return Ok(format!("openpgp {:X}", cert.primary_key.fingerprint())),
+                    Err(problem) => {
+                        let which = match signer {
+                            Signer::Primary => "key".to_string(),
+                            Signer::Subkey(_) => {
+                                format!("subkey of {:X}", cert.primary_key.fingerprint())
+                            }
+                        };
+                        refused.get_or_insert(format!(
+                            "signed by OpenPGP {which} {}, but {problem}; sign with a valid signing key or update the trusted keys",
+                            key_id.to_string().to_uppercase()
+                        ));
+                    }
                 }
             }
         }
-        Err("not signed by a trusted OpenPGP key".into())
+        Err(refused.unwrap_or_else(|| "not signed by a trusted OpenPGP key".into()))
     }
 }
 
@@ -205,33 +238,82 @@ fn option_value(options: &str, name: &str) -> Option<String> {
     }
 }
 
-/// Which commits must be signed, given the mode, the last applied commit and
-/// whether it is an ancestor of the tip.
+/// What `spec.git.verify` asks for, beyond the keys.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Policy {
+    /// Which commits must be signed.
+    pub mode: VerifyMode,
+    /// `spec.git.verify.since`: the trust anchor of `AllCommits`. It and its
+    /// ancestors are trusted; the tip must descend from it.
+    pub since: Option<String>,
+}
+
+impl Policy {
+    /// A policy of `mode` without an anchor.
+    pub fn mode(mode: VerifyMode) -> Self {
+        Policy { mode, since: None }
+    }
+
+    /// Whether checking it needs the history, not only the tip (no shallow cache).
+    pub fn needs_history(&self) -> bool {
+        self.mode == VerifyMode::AllCommits
+    }
+}
+
+impl From<&VerifySpec> for Policy {
+    fn from(spec: &VerifySpec) -> Self {
+        Policy {
+            mode: spec.mode,
+            since: spec
+                .since
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        }
+    }
+}
+
+/// Which commits must be signed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Range {
     /// Only the tip.
     Tip,
-    /// Commits reachable from the tip but not from the last applied commit.
-    Since(String),
-    /// Every commit reachable from the tip (the last applied commit is unknown here).
+    /// Commits reachable from the tip but from none of these trusted commits
+    /// (the last delivered commit, the trust anchor).
+    Since(Vec<String>),
+    /// Every commit reachable from the tip.
     All,
 }
 
-/// Decides the range to verify. Without a last applied commit (first delivery),
-/// `AllCommits` checks the tip only, as there is no "since".
-pub fn range_to_verify(mode: VerifyMode, last_applied: Option<&str>, last_is_known: bool) -> Range {
-    match (mode, last_applied) {
-        (VerifyMode::Head, _) | (VerifyMode::AllCommits, None) => Range::Tip,
-        (VerifyMode::AllCommits, Some(last)) if last_is_known => Range::Since(last.to_string()),
-        (VerifyMode::AllCommits, Some(_)) => Range::All,
+/// Decides the range to verify. `AllCommits` trusts the last delivered commit
+/// (when the cache has it) and the anchor; with neither (a first delivery
+/// without `since`), the whole history must be signed.
+pub fn range_to_verify(policy: &Policy, last_applied: Option<&str>, last_is_known: bool) -> Range {
+    if policy.mode == VerifyMode::Head {
+        return Range::Tip;
+    }
+    let trusted: Vec<String> = last_applied
+        .filter(|_| last_is_known)
+        .into_iter()
+        .chain(policy.since.as_deref())
+        .map(str::to_string)
+        .collect();
+    if trusted.is_empty() {
+        Range::All
+    } else {
+        Range::Since(trusted)
     }
 }
 
-/// Verifies the commits that `mode` requires, oldest first; the first failure
-/// names its commit. Nothing is accepted partially.
+/// Verifies the commits that `policy` requires, oldest first; the first failure
+/// names its commit. Nothing is accepted partially. With an anchor, a tip that
+/// does not descend from it is refused. Commits the cache lacks because it is
+/// shallow are never skipped silently: fetch with the history first
+/// ([`Policy::needs_history`]).
 pub fn verify_range(
     repo: &Repository,
-    mode: VerifyMode,
+    policy: &Policy,
     last_applied: Option<&str>,
     tip: &str,
     keys: &TrustedKeys,
@@ -243,19 +325,42 @@ pub fn verify_range(
     let tip = Oid::from_str(tip).map_err(cache)?;
     let last_oid = last_applied.and_then(|l| Oid::from_str(l).ok());
     let known = last_oid.is_some_and(|o| repo.find_commit(o).is_ok());
-    let commits: Vec<Oid> = match range_to_verify(mode, last_applied, known) {
+    let range = range_to_verify(policy, last_applied, known);
+    if range != Range::Tip {
+        if let Some(anchor) = &policy.since {
+            check_anchor(repo, anchor, tip)?;
+        }
+    }
+    let commits: Vec<Oid> = match &range {
         Range::Tip => vec![tip],
-        range => {
+        Range::Since(_) | Range::All => {
             let mut walk = repo.revwalk().map_err(cache)?;
             walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::REVERSE)
                 .map_err(cache)?;
             walk.push(tip).map_err(cache)?;
-            if let (Range::Since(_), Some(last)) = (&range, last_oid) {
-                walk.hide(last).map_err(cache)?;
+            if let Range::Since(trusted) = &range {
+                for sha in trusted {
+                    let oid = repo
+                        .revparse_single(sha)
+                        .and_then(|o| o.peel_to_commit())
+                        .map_err(cache)?
+                        .id();
+                    walk.hide(oid).map_err(cache)?;
+                }
             }
-            walk.collect::<Result<_, _>>().map_err(cache)?
+            // libgit2 stops with "object not found" at a shallow boundary's parent.
+            walk.collect::<Result<_, _>>().map_err(|e| {
+                if repo.is_shallow() {
+                    shallow_error(repo, "the walk reached a missing parent".into())
+                } else {
+                    cache(e)
+                }
+            })?
         }
     };
+    if range != Range::Tip {
+        refuse_shallow_walk(repo, &commits)?;
+    }
     let mut out = Vec::with_capacity(commits.len());
     for oid in commits {
         let failed = |reason: String| SourceError::SignatureVerificationFailed {
@@ -278,6 +383,57 @@ pub fn verify_range(
     Ok(out)
 }
 
+/// The anchor must be a commit of the history, and the tip must be it or descend from it.
+fn check_anchor(repo: &Repository, anchor: &str, tip: Oid) -> Result<(), SourceError> {
+    let refuse = |reason: String| SourceError::SignatureVerificationFailed {
+        commit: tip.to_string(),
+        reason,
+    };
+    let Some(anchor_oid) = repo
+        .revparse_single(anchor)
+        .and_then(|o| o.peel_to_commit())
+        .ok()
+        .map(|c| c.id())
+    else {
+        return Err(refuse(format!(
+            "the trust anchor spec.git.verify.since '{anchor}' is not a commit of the repository; set it to a full commit id from the branch's history"
+        )));
+    };
+    let descends = anchor_oid == tip || repo.graph_descendant_of(tip, anchor_oid).unwrap_or(false);
+    if descends {
+        Ok(())
+    } else {
+        Err(refuse(format!(
+            "it does not descend from the trust anchor spec.git.verify.since {anchor_oid} (history rewritten, or the anchor is on another branch); nothing is delivered until the tip descends from the anchor or the anchor is changed"
+        )))
+    }
+}
+
+/// A shallow cache shows its oldest commits without parents: a walk that
+/// reaches one would verify less than asked. Refuse instead of skipping.
+fn refuse_shallow_walk(repo: &Repository, walked: &[Oid]) -> Result<(), SourceError> {
+    let Ok(text) = std::fs::read_to_string(repo.path().join("shallow")) else {
+        return Ok(());
+    };
+    let boundary: std::collections::HashSet<Oid> = text
+        .lines()
+        .filter_map(|l| Oid::from_str(l.trim()).ok())
+        .collect();
+    match walked.iter().find(|c| boundary.contains(c)) {
+        Some(commit) => Err(shallow_error(repo, format!("it ends at {commit}"))),
+        None => Ok(()),
+    }
+}
+
+fn shallow_error(repo: &Repository, detail: String) -> SourceError {
+    SourceError::Cache {
+        path: repo.path().display().to_string(),
+        message: format!(
+            "the cache is shallow ({detail}): the history to verify is incomplete, so nothing is accepted; the next fetch with verify mode AllCommits deepens it"
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,13 +444,30 @@ mod tests {
     #[test]
     fn ranges() {
         use VerifyMode::*;
-        assert_eq!(range_to_verify(Head, Some("a"), true), Range::Tip);
-        assert_eq!(range_to_verify(AllCommits, None, false), Range::Tip);
+        let head = Policy::mode(Head);
+        let all = Policy::mode(AllCommits);
+        let anchored = Policy {
+            mode: AllCommits,
+            since: Some("anchor".into()),
+        };
+        let since = |v: &[&str]| Range::Since(v.iter().map(|s| s.to_string()).collect());
+        assert_eq!(range_to_verify(&head, Some("a"), true), Range::Tip);
+        assert_eq!(range_to_verify(&head, None, false), Range::Tip);
+        // First delivery: the whole history, or from the anchor on.
+        assert_eq!(range_to_verify(&all, None, false), Range::All);
+        assert_eq!(range_to_verify(&anchored, None, false), since(&["anchor"]));
+        // Later: from the last delivered commit (and never before the anchor).
+        assert_eq!(range_to_verify(&all, Some("a"), true), since(&["a"]));
         assert_eq!(
-            range_to_verify(AllCommits, Some("a"), true),
-            Range::Since("a".into())
+            range_to_verify(&anchored, Some("a"), true),
+            since(&["a", "anchor"])
         );
-        assert_eq!(range_to_verify(AllCommits, Some("a"), false), Range::All);
+        // The last delivered commit is gone (history rewritten): as a first delivery.
+        assert_eq!(range_to_verify(&all, Some("a"), false), Range::All);
+        assert_eq!(
+            range_to_verify(&anchored, Some("a"), false),
+            since(&["anchor"])
+        );
     }
 
     #[test]
@@ -328,5 +501,200 @@ mod tests {
                 b"data"
             )
             .is_err());
+    }
+
+    /// A GnuPG home of its own, with an optionally faked clock (`--faked-system-time`),
+    /// so that keys can expire and be revoked between two signatures.
+    struct Gpg {
+        home: tempfile::TempDir,
+    }
+
+    impl Gpg {
+        fn new() -> Self {
+            Gpg {
+                home: tempfile::tempdir().unwrap(),
+            }
+        }
+
+        fn run(&self, at: Option<&str>, args: &[&str], stdin: &[u8]) -> String {
+            use std::io::Write;
+            let mut cmd = std::process::Command::new("gpg");
+            cmd.env("GNUPGHOME", self.home.path()).args([
+                "--batch",
+                "--quiet",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+            ]);
+            if let Some(at) = at {
+                cmd.arg(format!("--faked-system-time={at}!"));
+            }
+            let mut child = cmd
+                .args(args)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("gpg");
+            child.stdin.take().unwrap().write_all(stdin).unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "gpg {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).to_string()
+        }
+
+        /// A new ed25519 key with `usage` (`sign`, `cert`); returns (fingerprint, key id).
+        fn generate(&self, uid: &str, usage: &str, at: Option<&str>) -> (String, String) {
+            self.run(
+                at,
+                &["--quick-gen-key", uid, "ed25519", usage, "never"],
+                b"",
+            );
+            let listing = self.run(None, &["--with-colons", "--list-keys", uid], b"");
+            let field = |prefix: &str, n: usize| {
+                listing
+                    .lines()
+                    .find(|l| l.starts_with(prefix))
+                    .and_then(|l| l.split(':').nth(n))
+                    .unwrap()
+                    .to_string()
+            };
+            (field("fpr:", 9), field("pub:", 4))
+        }
+
+        /// The key id of the last subkey of `fpr`.
+        fn last_subkey(&self, fpr: &str) -> String {
+            let listing = self.run(None, &["--with-colons", "--list-keys", fpr], b"");
+            let line = listing.lines().rfind(|l| l.starts_with("sub:"));
+            line.and_then(|l| l.split(':').nth(4)).unwrap().to_string()
+        }
+
+        /// An armored detached signature of `data` by `key` (append `!` for a subkey).
+        fn sign(&self, key: &str, data: &[u8], at: Option<&str>) -> Vec<u8> {
+            self.run(at, &["--armor", "--detach-sign", "-u", key], data)
+                .into_bytes()
+        }
+
+        /// Runs `--edit-key fpr` with `commands`, one a line.
+        fn edit(&self, fpr: &str, commands: &str, at: Option<&str>) {
+            self.run(
+                at,
+                &["--command-fd", "0", "--status-fd", "2", "--edit-key", fpr],
+                commands.as_bytes(),
+            );
+        }
+
+        fn trusted(&self, fpr: &str) -> TrustedKeys {
+            let public = self.run(None, &["--armor", "--export", fpr], b"");
+            let data: BTreeMap<String, Vec<u8>> =
+                [("team.asc".to_string(), public.into_bytes())].into();
+            TrustedKeys::from_secret_data(&data).expect("the exported key reads back")
+        }
+    }
+
+    impl Drop for Gpg {
+        fn drop(&mut self) {
+            // The agent this home started, and only it.
+            let _ = std::process::Command::new("gpgconf")
+                .env("GNUPGHOME", self.home.path())
+                .args(["--kill", "gpg-agent"])
+                .status();
+        }
+    }
+
+    const DATA: &[u8] = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n\nsigned commit\n";
+
+    #[test]
+    fn a_key_vouches_for_what_it_signed_before_it_expired_but_not_after() {
+        let gpg = Gpg::new();
+        let (fpr, key_id) = gpg.generate("Old <old@example.com>", "sign", Some("20200101T000000"));
+        let early = gpg.sign(&fpr, DATA, Some("20200102T000000"));
+        let late = gpg.sign(&fpr, DATA, Some("20200104T000000"));
+        // Later, the key is given two days: it expired on 2020-01-03 at 01:00.
+        gpg.run(
+            Some("20200101T010000"),
+            &["--quick-set-expire", &fpr, "2d"],
+            b"",
+        );
+        let keys = gpg.trusted(&fpr);
+        assert_eq!(keys.check(&early, DATA), Ok(format!("openpgp {fpr}")));
+        let err = keys.check(&late, DATA).unwrap_err();
+        assert!(
+            err.contains(&key_id) && err.contains("expired at 2020-01-03T01:00:00Z"),
+            "{err}"
+        );
+        assert!(keys.check(&early, b"other data").is_err());
+    }
+
+    #[test]
+    fn a_revoked_key_signs_nothing() {
+        let gpg = Gpg::new();
+        let (fpr, key_id) = gpg.generate("Gone <gone@example.com>", "sign", None);
+        let signature = gpg.sign(&fpr, DATA, None);
+        assert!(gpg.trusted(&fpr).check(&signature, DATA).is_ok());
+        // GnuPG wrote a revocation certificate at creation; importing it revokes the key.
+        let certificate = std::fs::read_to_string(
+            gpg.home
+                .path()
+                .join("openpgp-revocs.d")
+                .join(format!("{fpr}.rev")),
+        )
+        .unwrap()
+        .replace(":-----BEGIN", "-----BEGIN");
+        gpg.run(None, &["--import"], certificate.as_bytes());
+        let err = gpg.trusted(&fpr).check(&signature, DATA).unwrap_err();
+        assert!(
+            err.contains(&key_id) && err.contains("revoked (no reason given)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_retired_subkey_keeps_its_earlier_signatures() {
+        let gpg = Gpg::new();
+        let at = Some("20200101T000000");
+        let (fpr, _) = gpg.generate("Team <team@example.com>", "cert", at);
+        gpg.run(
+            at,
+            &["--quick-add-key", &fpr, "ed25519", "sign", "never"],
+            b"",
+        );
+        let sub = gpg.last_subkey(&fpr);
+        let early = gpg.sign(&format!("{sub}!"), DATA, Some("20200102T000000"));
+        let late = gpg.sign(&format!("{sub}!"), DATA, Some("20200104T000000"));
+        let keys = gpg.trusted(&fpr);
+        assert_eq!(keys.check(&late, DATA), Ok(format!("openpgp {fpr}")));
+        // Revoked on 2020-01-03 as "no longer used" (reason 3).
+        gpg.edit(
+            &fpr,
+            "key 1\nrevkey\ny\n3\n\ny\nsave\n",
+            Some("20200103T000000"),
+        );
+        let keys = gpg.trusted(&fpr);
+        assert_eq!(keys.check(&early, DATA), Ok(format!("openpgp {fpr}")));
+        let err = keys.check(&late, DATA).unwrap_err();
+        assert!(
+            err.contains(&format!("subkey of {fpr} {sub}"))
+                && err.contains("revoked (retired since 2020-01-03T00:00:00Z)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_key_without_the_signing_flag_is_refused() {
+        let gpg = Gpg::new();
+        let (fpr, key_id) = gpg.generate("Cert <cert@example.com>", "sign", None);
+        let signature = gpg.sign(&fpr, DATA, None);
+        // The newest self-signature allows certifying only.
+        gpg.edit(&fpr, "change-usage\nS\nQ\nsave\n", None);
+        let err = gpg.trusted(&fpr).check(&signature, DATA).unwrap_err();
+        assert!(
+            err.contains(&key_id) && err.contains("not a signing key"),
+            "{err}"
+        );
     }
 }

@@ -1,0 +1,357 @@
+//! End-to-end, with real git servers on loopback and the real `kubemint run`:
+//! signatures that hold from a trust anchor (`spec.git.verify.since`), a
+//! rollback that a verifying channel accepts because `kubemint revert --sign`
+//! signed it, and a revert in a monorepo that leaves other directories alone.
+
+mod fixture;
+mod gitserver;
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use fixture::{
+    apply_channel_with, channel, condition, install_crd, kubemint, wait_applied, Operator, Run,
+};
+use gitserver::{GitDaemon, HttpServer, SshSigningKey, Upstream, HTTP_PASSWORD, HTTP_USER};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, PostParams};
+use kube::Client;
+use serde_json::json;
+use support::eventually;
+
+fn config_map(value: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: greeting\ndata:\n  GREETING: \"{value}\"\n")
+}
+
+async fn create_secret(client: &Client, ns: &str, name: &str, data: serde_json::Value) {
+    let secret: Secret =
+        serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data})).unwrap();
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+}
+
+async fn greeting(client: &Client, ns: &str) -> Option<String> {
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .get_opt("greeting")
+        .await
+        .unwrap()?;
+    cm.data?.get("GREETING").cloned()
+}
+
+/// Waits until the channel is Stalled by a signature check that names `commit`; returns the message.
+async fn wait_refused(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    commit: &str,
+    op: &Operator,
+) -> String {
+    eventually(
+        Duration::from_secs(60),
+        "stalled by signature verification",
+        || async {
+            let ch = channel(client, ns, name).await;
+            match condition(&ch, "Stalled") {
+                Some((status, reason, message))
+                    if status == "True"
+                        && reason == "SignatureVerificationFailed"
+                        && message.contains(commit) =>
+                {
+                    Ok(message)
+                }
+                other => Err(format!("{other:?}\n{}", op.log_text())),
+            }
+        },
+    )
+    .await
+}
+
+fn last_applied(ch: &kubemint::controller::Channel) -> Option<String> {
+    ch.status
+        .as_ref()?
+        .last_applied_commit
+        .as_ref()
+        .map(|c| c.sha.clone())
+}
+
+/// Commits in `upstream` are signed with `signer` from now on (`gpg.format ssh`).
+fn sign_commits(upstream: &Upstream, signer: &SshSigningKey) {
+    upstream.git(&["config", "gpg.format", "ssh"]);
+    upstream.git(&[
+        "config",
+        "user.signingkey",
+        &signer.key_path().display().to_string(),
+    ]);
+    upstream.git(&["config", "commit.gpgsign", "true"]);
+}
+
+#[tokio::test]
+async fn all_commits_from_a_trust_anchor_then_an_unsigned_commit_is_refused() {
+    let cluster = support::cluster();
+    let client = cluster.client().await;
+    install_crd(&client).await;
+    let ns = cluster.namespace("anchor").await;
+    let signer = SshSigningKey::generate();
+    let upstream = Upstream::new();
+    // The history from before the team signed its commits...
+    let first = upstream.commit("deploy/cm.yaml", &config_map("one"), "one, unsigned");
+    let anchor = upstream.commit("deploy/cm.yaml", &config_map("two"), "two, unsigned");
+    // ...and from the day it did.
+    sign_commits(&upstream, &signer);
+    upstream.commit("deploy/cm.yaml", &config_map("three"), "three, signed");
+    let four = upstream.commit("deploy/cm.yaml", &config_map("four"), "four, signed");
+    let daemon = GitDaemon::start(upstream.root());
+    let url = daemon.url("work");
+    create_secret(
+        &client,
+        &ns,
+        "signers",
+        json!({"allowed_signers": signer.allowed_signers("ada@example.com")}),
+    )
+    .await;
+    let op = Operator::start(cluster.kubeconfig(), &ns);
+
+    // Without an anchor a first delivery needs the whole history signed.
+    let verify = |since: Option<&str>| {
+        let mut v = json!({"mode": "AllCommits", "secretRef": {"name": "signers"}});
+        if let Some(s) = since {
+            v["since"] = json!(s);
+        }
+        json!({"git": {"verify": v}})
+    };
+    apply_channel_with(&client, &ns, "app", &url, "deploy", verify(None)).await;
+    let message = wait_refused(&client, &ns, "app", &first, &op).await;
+    assert!(message.contains("not signed"), "{message}");
+    assert_eq!(
+        greeting(&client, &ns).await,
+        None,
+        "delivered unverified history"
+    );
+
+    // From the anchor on, every commit is signed: delivered.
+    apply_channel_with(&client, &ns, "app", &url, "deploy", verify(Some(&anchor))).await;
+    wait_applied(&client, &ns, "app", &four, &op).await;
+    assert_eq!(greeting(&client, &ns).await.as_deref(), Some("four"));
+
+    // An unsigned commit pushed after it is refused; the release stays.
+    upstream.git(&["config", "commit.gpgsign", "false"]);
+    let five = upstream.commit("deploy/cm.yaml", &config_map("five"), "five, unsigned");
+    let message = wait_refused(&client, &ns, "app", &five, &op).await;
+    assert!(message.contains("not signed"), "{message}");
+    let ch = channel(&client, &ns, "app").await;
+    assert_eq!(last_applied(&ch).as_deref(), Some(four.as_str()));
+    assert_eq!(greeting(&client, &ns).await.as_deref(), Some("four"));
+}
+
+/// `kubemint revert app -n <ns> <args>` as Grace, pushing with the channel's
+/// credentials; fails the test if any of `secrets` (or the HTTP password) is printed.
+fn revert_app(kubeconfig: &Path, ns: &str, args: &[&str], secrets: &[&str]) -> Run {
+    let mut all = vec!["revert", "app", "-n", ns];
+    all.extend_from_slice(args);
+    all.extend([
+        "--author-name",
+        "Grace Hopper",
+        "--author-email",
+        "grace@example.com",
+    ]);
+    let mut hidden = vec![HTTP_PASSWORD];
+    hidden.extend_from_slice(secrets);
+    let run = kubemint(kubeconfig, &all, &hidden);
+    println!("$ kubemint {}\n{}{}", all.join(" "), run.stdout, run.stderr);
+    run
+}
+
+/// The 40-hex commit id on the line `  commit <sha> ...` of revert's output.
+fn new_commit(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("commit "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no commit in:\n{stdout}"))
+        .to_string()
+}
+
+/// An upstream served over HTTP with basic auth, accepting pushes, and the
+/// channel's credentials Secret `git-creds`.
+async fn pushable(client: &Client, ns: &str) -> (Upstream, HttpServer) {
+    let upstream = Upstream::new();
+    upstream.git(&["config", "receive.denyCurrentBranch", "updateInstead"]);
+    let server = HttpServer::start(upstream.root());
+    create_secret(
+        client,
+        ns,
+        "git-creds",
+        json!({"username": HTTP_USER, "password": HTTP_PASSWORD}),
+    )
+    .await;
+    (upstream, server)
+}
+
+#[tokio::test]
+async fn a_signed_revert_is_accepted_where_an_unsigned_one_is_refused() {
+    let cluster = support::cluster();
+    let client = cluster.client().await;
+    install_crd(&client).await;
+    let ns = cluster.namespace("signrevert").await;
+    let kubeconfig = cluster.kubeconfig();
+    let (upstream, server) = pushable(&client, &ns).await;
+    let signer = SshSigningKey::generate();
+    let anchor = upstream.commit("README.md", "deploy/ holds the manifests\n", "start");
+    sign_commits(&upstream, &signer);
+    upstream.commit("deploy/cm.yaml", &config_map("one"), "one");
+    let two = upstream.commit("deploy/cm.yaml", &config_map("two"), "two");
+    create_secret(
+        &client,
+        &ns,
+        "signers",
+        json!({"allowed_signers": signer.allowed_signers("grace@example.com")}),
+    )
+    .await;
+    let git = json!({"git": {"secretRef": {"name": "git-creds"},
+        "verify": {"mode": "AllCommits", "since": anchor, "secretRef": {"name": "signers"}}}});
+    apply_channel_with(&client, &ns, "app", &server.url("work"), "deploy", git).await;
+    let op = Operator::start(kubeconfig, &ns);
+    wait_applied(&client, &ns, "app", &two, &op).await;
+    let private_key = std::fs::read_to_string(signer.key_path()).unwrap();
+    let key_line = private_key.lines().nth(1).unwrap().to_string();
+
+    // Without --sign, the channel's own rollback is refused like any unsigned commit.
+    let run = revert_app(kubeconfig, &ns, &["--push"], &[]);
+    assert!(run.ok, "{}", run.stderr);
+    let unsigned = new_commit(&run.stdout);
+    let message = wait_refused(&client, &ns, "app", &unsigned, &op).await;
+    assert!(message.contains("not signed"), "{message}");
+    assert_eq!(greeting(&client, &ns).await.as_deref(), Some("two"));
+    // Take it back (as a maintainer would), and sign the rollback.
+    upstream.git(&["reset", "-q", "--hard", &two]);
+
+    let key = signer.key_path().display().to_string();
+    let run = revert_app(
+        kubeconfig,
+        &ns,
+        &[
+            "--push",
+            "--sign",
+            "--signing-format",
+            "ssh",
+            "--signing-key",
+            &key,
+        ],
+        &[&key_line],
+    );
+    assert!(run.ok, "{}", run.stderr);
+    let signed = new_commit(&run.stdout);
+    assert_eq!(upstream.git(&["rev-parse", "main"]), signed);
+    assert_eq!(upstream.git(&["rev-parse", "main^"]), two);
+    // Real git agrees the signature is good.
+    let allowed = upstream.root().join("allowed_signers");
+    std::fs::write(&allowed, signer.allowed_signers("grace@example.com")).unwrap();
+    upstream.git(&[
+        "config",
+        "gpg.ssh.allowedSignersFile",
+        &allowed.display().to_string(),
+    ]);
+    upstream.git(&["verify-commit", &signed]);
+    wait_applied(&client, &ns, "app", &signed, &op).await;
+    assert_eq!(greeting(&client, &ns).await.as_deref(), Some("one"));
+    assert!(
+        !op.log_text().contains(&key_line),
+        "the key reached the log"
+    );
+
+    // A key that cannot sign: nothing is committed or pushed, the message names the key file.
+    let run = revert_app(
+        kubeconfig,
+        &ns,
+        &[
+            "--push",
+            "--signing-format",
+            "ssh",
+            "--signing-key",
+            "/nonexistent/key",
+        ],
+        &[],
+    );
+    assert!(!run.ok);
+    assert!(
+        run.stderr.contains("signing the revert commit") && run.stderr.contains("/nonexistent/key"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(upstream.git(&["rev-parse", "main"]), signed);
+}
+
+#[tokio::test]
+async fn revert_in_a_monorepo_leaves_other_paths_alone() {
+    let cluster = support::cluster();
+    let client = cluster.client().await;
+    install_crd(&client).await;
+    let ns = cluster.namespace("monorevert").await;
+    let kubeconfig = cluster.kubeconfig();
+    let (upstream, server) = pushable(&client, &ns).await;
+    let files = |cm: &str, team: &str| {
+        vec![
+            ("deploy/cm.yaml".to_string(), config_map(cm)),
+            ("billing/app.yaml".to_string(), format!("team: {team}\n")),
+        ]
+    };
+    upstream.commit_files(&files("one", "1"), "one; billing 1");
+    // One commit changes this channel's directory and another team's.
+    let two = upstream.commit_files(&files("two", "2"), "two; billing 2");
+    apply_channel_with(
+        &client,
+        &ns,
+        "app",
+        &server.url("work"),
+        "./deploy/",
+        json!({"git": {"secretRef": {"name": "git-creds"}}}),
+    )
+    .await;
+    let op = Operator::start(kubeconfig, &ns);
+    wait_applied(&client, &ns, "app", &two, &op).await;
+
+    let run = revert_app(kubeconfig, &ns, &["--push"], &[]);
+    assert!(run.ok, "{}", run.stderr);
+    let revert = new_commit(&run.stdout);
+    assert_eq!(
+        upstream.git(&["show", "main:deploy/cm.yaml"]),
+        config_map("one").trim()
+    );
+    assert_eq!(upstream.git(&["show", "main:billing/app.yaml"]), "team: 2");
+    let body = upstream.git(&["log", "-1", "--format=%b"]);
+    assert!(
+        body.contains("Only changes under deploy/ are reverted"),
+        "{body}"
+    );
+    wait_applied(&client, &ns, "app", &revert, &op).await;
+    assert_eq!(greeting(&client, &ns).await.as_deref(), Some("one"));
+
+    // Within the path there is nothing left to undo of that commit...
+    let run = revert_app(kubeconfig, &ns, &["--commit", &two], &[]);
+    assert!(!run.ok);
+    assert!(run.stderr.contains("changes nothing"), "{}", run.stderr);
+    // ...but --all-paths reverts it everywhere.
+    let workdir = tempfile::tempdir().unwrap();
+    let clone = workdir.path().join("clone");
+    let run = revert_app(
+        kubeconfig,
+        &ns,
+        &[
+            "--commit",
+            &two,
+            "--all-paths",
+            "--workdir",
+            clone.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(clone.join("billing/app.yaml")).unwrap(),
+        "team: 1\n"
+    );
+    assert_eq!(upstream.git(&["show", "main:billing/app.yaml"]), "team: 2");
+}
