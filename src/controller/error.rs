@@ -38,6 +38,12 @@ pub enum Error {
         /// The channel's namespace.
         namespace: String,
     },
+    /// A local path or `file://` URL in `spec.git.url`, without `--allow-local-sources`.
+    #[error("spec.git.url {url} is a local path, which this operator refuses: a channel could read any repository on the operator's filesystem; use a network URL (https://, ssh://, git://), or run kubemint with --allow-local-sources (chart value allowLocalSources) when a sidecar keeps the repository on a volume shared with the operator")]
+    LocalSourceRefused {
+        /// The URL, redacted.
+        url: String,
+    },
     /// Reading or writing the channel itself failed.
     #[error("updating the channel failed: {}", crate::cluster::api_message(.0))]
     Kube(#[source] kube::Error),
@@ -57,6 +63,7 @@ impl Error {
             Error::Unsynced(_) => "WatchNotSynced",
             Error::Impersonation(_) => "ImpersonationFailed",
             Error::CrossNamespace { .. } => "CrossNamespaceRefused",
+            Error::LocalSourceRefused { .. } => "LocalSourceRefused",
             Error::Kube(_) => "ChannelUpdateFailed",
         }
     }
@@ -65,7 +72,10 @@ impl Error {
     /// otherwise the same commit is retried with backoff.
     pub fn is_stalled(&self) -> bool {
         match self {
-            Error::Render(_) | Error::InvalidSpec(_) | Error::CrossNamespace { .. } => true,
+            Error::Render(_)
+            | Error::InvalidSpec(_)
+            | Error::CrossNamespace { .. }
+            | Error::LocalSourceRefused { .. } => true,
             Error::Cluster(e) => e.is_permanent(),
             Error::Source(e) if e.is_permanent() => true,
             Error::Source(_) | Error::Kube(_) | Error::Unsynced(_) | Error::Impersonation(_) => {

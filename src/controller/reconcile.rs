@@ -103,6 +103,13 @@ fn timing(channel: &Channel) -> Result<Timing, Error> {
 
 async fn sync(channel: &Channel, ctx: &Arc<Context>) -> Result<Action, Error> {
     let key = key_of(channel);
+    let policy = ctx.tenancy.policy();
+    if let Some(refused) = tenancy::local_source_refusal(&channel.spec.git.url, policy) {
+        // Refused before anything reads the path: no fetch, no watch of it.
+        ctx.metrics.count("error", refused.reason());
+        record_failure(ctx, channel, &refused, None).await;
+        return Ok(Action::await_change());
+    }
     watch_local_repository(channel, ctx);
     if channel.spec.suspend {
         let mut status = channel.status.clone().unwrap_or_default();
