@@ -131,8 +131,7 @@ pub async fn diff(
             let cache = tempfile::tempdir().map_err(DiffError::Cache)?;
             let git = GitCache::new(cache.path());
             let fetched = controller::source::fetch(&git, client, channel).await?;
-            let release =
-                controller::source::render(&git, channel, &fetched.commit.sha, kustomize).await?;
+            let release = controller::source::render(&git, channel, &fetched, kustomize).await?;
             let described = format!(
                 "commit {} \"{}\" ({})",
                 short_sha(&fetched.commit.sha),

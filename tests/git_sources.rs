@@ -34,7 +34,8 @@ fn branch(name: &str) -> RefRequest {
 }
 
 fn object_count(cache: &GitCache, url: &str) -> usize {
-    let repo = git2::Repository::open_bare(cache.repo_dir(url)).unwrap();
+    let dir = cache.repo_dir(url, &GitCredentials::none()).unwrap();
+    let repo = git2::Repository::open_bare(dir).unwrap();
     let mut n = 0;
     repo.odb()
         .unwrap()
@@ -356,7 +357,7 @@ async fn refs_polling_and_force_push_over_git_daemon() {
         .unwrap();
     assert_eq!(got.commit.sha, rewritten);
     assert_eq!(got.rewritten_from.as_deref(), Some(fourth.as_str()));
-    let tree = cache.tree(&url, &rewritten).await.unwrap();
+    let tree = cache.tree(&url, &anon(), &rewritten).await.unwrap();
     drop(tree);
 }
 
@@ -389,7 +390,14 @@ async fn signed_commits_gpg_and_ssh() {
     let c1 = upstream.commit_with("a.yaml", "1", "gpg signed", &[&flags[0]]);
     cache.fetch(&full(branch("main"))).await.unwrap();
     let ok = cache
-        .verify(&url, VerifyMode::Head, None, &c1, &keys)
+        .verify(
+            &url,
+            &GitCredentials::none(),
+            VerifyMode::Head,
+            None,
+            &c1,
+            &keys,
+        )
         .await
         .unwrap();
     assert!(ok[0].signer.starts_with("openpgp"), "{ok:?}");
@@ -403,7 +411,14 @@ async fn signed_commits_gpg_and_ssh() {
     upstream.git(&["config", "--unset", "user.signingkey"]);
     cache.fetch(&full(branch("main"))).await.unwrap();
     let ok = cache
-        .verify(&url, VerifyMode::Head, Some(&c1), &c2, &keys)
+        .verify(
+            &url,
+            &GitCredentials::none(),
+            VerifyMode::Head,
+            Some(&c1),
+            &c2,
+            &keys,
+        )
         .await
         .unwrap();
     assert!(ok[0].signer.contains("ada@example.com"), "{ok:?}");
@@ -412,7 +427,14 @@ async fn signed_commits_gpg_and_ssh() {
     let c3 = upstream.commit("a.yaml", "3", "unsigned");
     cache.fetch(&full(branch("main"))).await.unwrap();
     let err = cache
-        .verify(&url, VerifyMode::Head, Some(&c2), &c3, &keys)
+        .verify(
+            &url,
+            &GitCredentials::none(),
+            VerifyMode::Head,
+            Some(&c2),
+            &c3,
+            &keys,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -425,11 +447,25 @@ async fn signed_commits_gpg_and_ssh() {
     let c4 = upstream.commit_with("a.yaml", "4", "gpg signed again", &[&flags[0]]);
     cache.fetch(&full(branch("main"))).await.unwrap();
     cache
-        .verify(&url, VerifyMode::Head, Some(&c2), &c4, &keys)
+        .verify(
+            &url,
+            &GitCredentials::none(),
+            VerifyMode::Head,
+            Some(&c2),
+            &c4,
+            &keys,
+        )
         .await
         .unwrap();
     let err = cache
-        .verify(&url, VerifyMode::AllCommits, Some(&c2), &c4, &keys)
+        .verify(
+            &url,
+            &GitCredentials::none(),
+            VerifyMode::AllCommits,
+            Some(&c2),
+            &c4,
+            &keys,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -438,13 +474,27 @@ async fn signed_commits_gpg_and_ssh() {
     );
     // From c3 on, every commit (just c4) is signed.
     let ok = cache
-        .verify(&url, VerifyMode::AllCommits, Some(&c3), &c4, &keys)
+        .verify(
+            &url,
+            &GitCredentials::none(),
+            VerifyMode::AllCommits,
+            Some(&c3),
+            &c4,
+            &keys,
+        )
         .await
         .unwrap();
     assert_eq!(ok.len(), 1);
     // All of c1..c2 signed (gpg and ssh).
     let ok = cache
-        .verify(&url, VerifyMode::AllCommits, Some(&c1), &c2, &keys)
+        .verify(
+            &url,
+            &GitCredentials::none(),
+            VerifyMode::AllCommits,
+            Some(&c1),
+            &c2,
+            &keys,
+        )
         .await
         .unwrap();
     assert_eq!(ok.len(), 1);
@@ -454,7 +504,14 @@ async fn signed_commits_gpg_and_ssh() {
     let c5 = upstream.commit_with("a.yaml", "5", "stranger", &[&gpg_sign_flags(&stranger)[0]]);
     cache.fetch(&full(branch("main"))).await.unwrap();
     let err = cache
-        .verify(&url, VerifyMode::Head, Some(&c4), &c5, &keys)
+        .verify(
+            &url,
+            &GitCredentials::none(),
+            VerifyMode::Head,
+            Some(&c4),
+            &c5,
+            &keys,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -462,4 +519,77 @@ async fn signed_commits_gpg_and_ssh() {
             .contains("not signed by a trusted OpenPGP key"),
         "{err}"
     );
+}
+
+/// A commit fetched with one tenant's credentials is not served, from the
+/// cache, to a fetch of the same URL with other credentials or none (issue 13):
+/// that fetch goes to the server, which refuses it.
+#[tokio::test]
+async fn a_cached_commit_is_served_only_to_the_credentials_that_fetched_it() {
+    let upstream = Upstream::new();
+    let sha = upstream.commit("deploy/a.yaml", "private: data\n", "first");
+    let server = HttpServer::start(upstream.root());
+    let url = server.url("work");
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = GitCache::new(cache_dir.path());
+    let a_secret = secret(&[("username", HTTP_USER), ("password", HTTP_PASSWORD)]);
+    let a = GitCredentials::from_secret("team-a", "git", &a_secret).unwrap();
+    let pinned = |creds: GitCredentials| request(&url, RefRequest::Commit(sha.clone()), creds);
+
+    // Tenant A fetches its branch; its pinned commit is then served without network.
+    cache
+        .fetch(&request(&url, branch("main"), a.clone()))
+        .await
+        .expect("A's fetch");
+    let again = cache.fetch(&pinned(a.clone())).await.unwrap();
+    assert_eq!(
+        (again.commit.sha.as_str(), again.stats.round_trips),
+        (sha.as_str(), 0)
+    );
+    assert!(cache.tree(&url, &a, &sha).await.is_ok());
+
+    // Others naming A's URL and commit must fetch for themselves, and fail.
+    let wrong = secret(&[("username", HTTP_USER), ("password", "not-the-password")]);
+    let copied = GitCredentials::from_secret("team-b", "git", &a_secret).unwrap();
+    for (who, creds) in [
+        ("anonymous", GitCredentials::none()),
+        (
+            "wrong password",
+            GitCredentials::from_secret("team-b", "git", &wrong).unwrap(),
+        ),
+        (
+            "A's Secret name, other content",
+            GitCredentials::from_secret("team-a", "git", &wrong).unwrap(),
+        ),
+    ] {
+        let err = cache.fetch(&pinned(creds.clone())).await.unwrap_err();
+        assert!(
+            matches!(err, SourceError::Unreachable { .. }),
+            "{who}: {err}"
+        );
+        let tree = cache.tree(&url, &creds, &sha).await;
+        assert!(tree.is_err(), "{who} reads A's tree from the cache");
+    }
+    // The same credentials in B's own Secret do work, by fetching (one round trip).
+    let b = cache.fetch(&pinned(copied)).await.expect("B's own fetch");
+    assert_eq!(
+        (b.commit.sha.as_str(), b.stats.round_trips),
+        (sha.as_str(), 1)
+    );
+
+    // A still polls its branch in one round trip, served from its entry.
+    let poll = cache
+        .fetch(&request(&url, branch("main"), a.clone()))
+        .await
+        .unwrap();
+    assert!(poll.unchanged());
+    assert_eq!((poll.stats.round_trips, poll.stats.received_bytes), (1, 0));
+
+    // Entry names are salted digests: no URL, user or password in any path.
+    for entry in std::fs::read_dir(cache_dir.path()).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().to_string();
+        for secret in [HTTP_USER, HTTP_PASSWORD, "work", "127.0.0.1"] {
+            assert!(!name.contains(secret), "{name}");
+        }
+    }
 }

@@ -248,7 +248,7 @@ async fn pass(
             Some(r) if !moved && same_trigger && !r.unresolved => r,
             _ => {
                 let r = Arc::new(
-                    render(ctx, channel, &fetched.commit.sha, info.clone())
+                    render(ctx, channel, &fetched, info.clone())
                         .await
                         .map_err(|e| (e, Some(info.clone())))?,
                 );
@@ -484,10 +484,10 @@ async fn log_new_commit(channel: &Channel, ctx: &Context, fetched: &source::Fetc
 async fn render(
     ctx: &Context,
     channel: &Channel,
-    sha: &str,
+    fetched: &source::Fetched,
     commit: CommitInfo,
 ) -> Result<Rendered, Error> {
-    let release = source::render(&ctx.git, channel, sha, ctx.kustomize.as_ref()).await?;
+    let release = source::render(&ctx.git, channel, fetched, ctx.kustomize.as_ref()).await?;
     let access = ctx.access(channel)?;
     let rendered = prepare(&access.client, &ctx.resolver, channel, &release, commit).await?;
     if ctx.tenancy.policy().no_cross_namespace_refs {
