@@ -103,6 +103,9 @@ pub struct CommitMeta {
     pub time: String,
 }
 
+/// A cache entry in memory: the URL and who fetched it.
+type EntryKey = (String, CredentialsIdentity);
+
 /// Bare repositories under one directory, one per remote URL and credentials
 /// identity (see [`super::cache_key`]); safe to share between tasks.
 ///
@@ -114,7 +117,7 @@ pub struct CommitMeta {
 pub struct GitCache {
     root: PathBuf,
     // One lock per entry: git2 must not fetch into one repository twice at once.
-    locks: Arc<Mutex<HashMap<(String, CredentialsIdentity), Arc<tokio::sync::Mutex<()>>>>>,
+    locks: Arc<Mutex<HashMap<EntryKey, Arc<tokio::sync::Mutex<()>>>>>,
     salt: Arc<Mutex<Option<[u8; SALT_LEN]>>>,
 }
 
