@@ -1,5 +1,6 @@
-//! A cache of bare repositories, one per remote URL, kept between reconciles so
-//! that a poll fetches only what is new (and nothing when the ref has not moved).
+//! A cache of bare repositories, one per remote URL and credentials identity,
+//! kept between reconciles so that a poll fetches only what is new (and nothing
+//! when the ref has not moved), and never serves one tenant what another fetched.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
