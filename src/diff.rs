@@ -133,8 +133,7 @@ pub async fn diff(
             let git = GitCache::new(cache.path());
             let fetched = controller::source::fetch(&git, client, channel).await?;
             let release =
-                controller::source::render(&git, channel, &fetched.commit.sha, kustomize, limits)
-                    .await?;
+                controller::source::render(&git, channel, &fetched, kustomize, limits).await?;
             let described = format!(
                 "commit {} \"{}\" ({})",
                 short_sha(&fetched.commit.sha),

@@ -98,6 +98,10 @@ struct TenancyArgs {
     /// A channel may only deliver into its own namespace (and use Secrets there).
     #[arg(long, env = "KUBEMINT_NO_CROSS_NAMESPACE_REFS")]
     no_cross_namespace_refs: bool,
+    /// Accept local paths and file:// URLs as a channel's spec.git.url (refused
+    /// by default: they read the operator's own filesystem).
+    #[arg(long, env = "KUBEMINT_ALLOW_LOCAL_SOURCES")]
+    allow_local_sources: bool,
 }
 
 impl From<TenancyArgs> for kubemint::controller::tenancy::Policy {
@@ -105,6 +109,7 @@ impl From<TenancyArgs> for kubemint::controller::tenancy::Policy {
         kubemint::controller::tenancy::Policy {
             default_service_account: args.default_service_account,
             no_cross_namespace_refs: args.no_cross_namespace_refs,
+            allow_local_sources: args.allow_local_sources,
         }
     }
 }

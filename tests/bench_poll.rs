@@ -55,6 +55,10 @@ async fn bench(name: &str, url: &str, creds: GitCredentials) {
         last = poll.stats;
     }
     row("no-change poll (last)", &last);
+    // The cache entry is per URL and credentials: a no-change poll of the same
+    // channel still finds its own entry, and costs one ref advertisement.
+    assert_eq!(last.round_trips, 1, "a no-change poll is one round trip");
+    assert_eq!(last.received_bytes, 0, "a no-change poll receives no pack");
     println!(
         "  {:<28} {:>10} B {:>29.2} ms (mean of {POLLS})",
         "no-change poll (mean)",

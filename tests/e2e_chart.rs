@@ -26,8 +26,14 @@ use support::eventually;
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/kubemint");
 
-/// The python of the virtualenv holding helm-python-sdk (tests/chart/install.sh).
+/// The python of the virtualenv holding helm-python-sdk (tests/chart/install.sh),
+/// installed once per test process: concurrent installs would remove each other's.
 fn helm_python() -> PathBuf {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(install_helm_python).clone()
+}
+
+fn install_helm_python() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("bash")
         .arg(root.join("tests/chart/install.sh"))
@@ -107,6 +113,48 @@ fn the_chart_lints_and_install_yaml_is_its_render() {
     assert!(admin
         .iter()
         .any(|d| d["kind"] == "ClusterRoleBinding" && d["roleRef"]["name"] == "cluster-admin"));
+}
+
+/// The arguments of the chart's operator container.
+fn operator_args(rendered: &[Value]) -> Vec<String> {
+    let deployment = rendered
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("the operator Deployment");
+    serde_json::from_value(deployment["spec"]["template"]["spec"]["containers"][0]["args"].clone())
+        .expect("container args")
+}
+
+#[test]
+fn the_chart_s_tenancy_values_are_flags_that_kubemint_run_knows() {
+    // Strict by default: local sources refused.
+    let default = operator_args(&render("kubemint", "kubemint-system", json!({})));
+    assert!(
+        !default.iter().any(|a| a == "--allow-local-sources"),
+        "{default:?}"
+    );
+    let values = json!({"allowLocalSources": true, "noCrossNamespaceRefs": true,
+                        "defaultServiceAccount": "kubemint-deployer"});
+    let args = operator_args(&render("kubemint", "kubemint-system", values));
+    for flag in [
+        "--allow-local-sources",
+        "--no-cross-namespace-refs",
+        "--default-service-account=kubemint-deployer",
+    ] {
+        assert!(args.iter().any(|a| a == flag), "{flag} not in {args:?}");
+    }
+    // The binary accepts every argument the chart renders (clap rejects an
+    // unknown one before it gets to --help).
+    let out = Command::new(env!("CARGO_BIN_EXE_kubemint"))
+        .args(&args)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubemint {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A kubeconfig like the admin's, authenticated with `token` instead.

@@ -155,3 +155,43 @@ async fn no_cross_namespace_refs_keeps_a_channel_in_its_namespace() {
     apply_channel_with(&client, &ns, "home", &repo.url(), ".", json!({})).await;
     fixture::wait_applied(&client, &ns, "home", sha.trim(), &op).await;
 }
+
+#[tokio::test]
+async fn local_sources_are_refused_without_allow_local_sources() {
+    let cluster = support::cluster();
+    let client = cluster.client().await;
+    install_crd(&client).await;
+    let ns = cluster.namespace("local-refused").await;
+    let repo = GitRepo::new();
+    commit(&repo, &workload("web", "nginx:1.0", "one"), "web 1.0");
+    // The defaults of a real install: no --allow-local-sources.
+    let op = Operator::start_strict(cluster.kubeconfig(), &ns);
+
+    let path = repo.path().display().to_string();
+    for (name, url) in [("by-url", repo.url()), ("by-path", path)] {
+        apply_channel_with(&client, &ns, name, &url, ".", json!({})).await;
+        let message = wait_refused(&client, &ns, name, "LocalSourceRefused", &op).await;
+        assert!(message.contains(&url), "{message}");
+        assert!(message.contains("--allow-local-sources"), "{message}");
+        let ch = fixture::channel(&client, &ns, name).await;
+        let stalled = condition(&ch, "Stalled").expect("a Stalled condition");
+        assert_eq!(
+            (stalled.0.as_str(), stalled.1.as_str()),
+            ("True", "LocalSourceRefused")
+        );
+        // Refused before any fetch: no commit was ever looked at.
+        let status = ch.status.unwrap();
+        assert!(status.last_attempted_commit.is_none(), "{status:?}");
+        assert!(status.last_applied_commit.is_none(), "{status:?}");
+        let events = fixture::channel_events(&client, &ns, name).await;
+        assert!(
+            events
+                .iter()
+                .any(|(t, r, _)| t == "Warning" && r == "LocalSourceRefused"),
+            "{events:?}"
+        );
+    }
+    nothing_applied(&client, &ns).await;
+    let log = op.log_text();
+    assert!(!log.contains("new commit fetched"), "{log}");
+}

@@ -35,7 +35,8 @@ fn branch(name: &str) -> RefRequest {
 }
 
 fn object_count(cache: &GitCache, url: &str) -> usize {
-    let repo = git2::Repository::open_bare(cache.repo_dir(url)).unwrap();
+    let dir = cache.repo_dir(url, &GitCredentials::none()).unwrap();
+    let repo = git2::Repository::open_bare(dir).unwrap();
     let mut n = 0;
     repo.odb()
         .unwrap()
@@ -358,7 +359,7 @@ async fn refs_polling_and_force_push_over_git_daemon() {
     assert_eq!(got.commit.sha, rewritten);
     assert_eq!(got.rewritten_from.as_deref(), Some(fourth.as_str()));
     let tree = cache
-        .tree(&url, &rewritten, &Default::default())
+        .tree(&url, &anon(), &rewritten, &Default::default())
         .await
         .unwrap();
     drop(tree);
@@ -393,7 +394,14 @@ async fn signed_commits_gpg_and_ssh() {
     let c1 = upstream.commit_with("a.yaml", "1", "gpg signed", &[&flags[0]]);
     cache.fetch(&full(branch("main"))).await.unwrap();
     let ok = cache
-        .verify(&url, &Policy::mode(VerifyMode::Head), None, &c1, &keys)
+        .verify(
+            &url,
+            &GitCredentials::none(),
+            &Policy::mode(VerifyMode::Head),
+            None,
+            &c1,
+            &keys,
+        )
         .await
         .unwrap();
     assert!(ok[0].signer.starts_with("openpgp"), "{ok:?}");
@@ -407,7 +415,14 @@ async fn signed_commits_gpg_and_ssh() {
     upstream.git(&["config", "--unset", "user.signingkey"]);
     cache.fetch(&full(branch("main"))).await.unwrap();
     let ok = cache
-        .verify(&url, &Policy::mode(VerifyMode::Head), Some(&c1), &c2, &keys)
+        .verify(
+            &url,
+            &GitCredentials::none(),
+            &Policy::mode(VerifyMode::Head),
+            Some(&c1),
+            &c2,
+            &keys,
+        )
         .await
         .unwrap();
     assert!(ok[0].signer.contains("ada@example.com"), "{ok:?}");
@@ -416,7 +431,14 @@ async fn signed_commits_gpg_and_ssh() {
     let c3 = upstream.commit("a.yaml", "3", "unsigned");
     cache.fetch(&full(branch("main"))).await.unwrap();
     let err = cache
-        .verify(&url, &Policy::mode(VerifyMode::Head), Some(&c2), &c3, &keys)
+        .verify(
+            &url,
+            &GitCredentials::none(),
+            &Policy::mode(VerifyMode::Head),
+            Some(&c2),
+            &c3,
+            &keys,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -429,12 +451,20 @@ async fn signed_commits_gpg_and_ssh() {
     let c4 = upstream.commit_with("a.yaml", "4", "gpg signed again", &[&flags[0]]);
     cache.fetch(&full(branch("main"))).await.unwrap();
     cache
-        .verify(&url, &Policy::mode(VerifyMode::Head), Some(&c2), &c4, &keys)
+        .verify(
+            &url,
+            &GitCredentials::none(),
+            &Policy::mode(VerifyMode::Head),
+            Some(&c2),
+            &c4,
+            &keys,
+        )
         .await
         .unwrap();
     let err = cache
         .verify(
             &url,
+            &GitCredentials::none(),
             &Policy::mode(VerifyMode::AllCommits),
             Some(&c2),
             &c4,
@@ -450,6 +480,7 @@ async fn signed_commits_gpg_and_ssh() {
     let ok = cache
         .verify(
             &url,
+            &GitCredentials::none(),
             &Policy::mode(VerifyMode::AllCommits),
             Some(&c3),
             &c4,
@@ -462,6 +493,7 @@ async fn signed_commits_gpg_and_ssh() {
     let ok = cache
         .verify(
             &url,
+            &GitCredentials::none(),
             &Policy::mode(VerifyMode::AllCommits),
             Some(&c1),
             &c2,
@@ -476,7 +508,14 @@ async fn signed_commits_gpg_and_ssh() {
     let c5 = upstream.commit_with("a.yaml", "5", "stranger", &[&gpg_sign_flags(&stranger)[0]]);
     cache.fetch(&full(branch("main"))).await.unwrap();
     let err = cache
-        .verify(&url, &Policy::mode(VerifyMode::Head), Some(&c4), &c5, &keys)
+        .verify(
+            &url,
+            &GitCredentials::none(),
+            &Policy::mode(VerifyMode::Head),
+            Some(&c4),
+            &c5,
+            &keys,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -484,4 +523,80 @@ async fn signed_commits_gpg_and_ssh() {
             .contains("not signed by a trusted OpenPGP key"),
         "{err}"
     );
+}
+
+/// A commit fetched with one tenant's credentials is not served, from the
+/// cache, to a fetch of the same URL with other credentials or none (issue 13):
+/// that fetch goes to the server, which refuses it.
+#[tokio::test]
+async fn a_cached_commit_is_served_only_to_the_credentials_that_fetched_it() {
+    let upstream = Upstream::new();
+    let sha = upstream.commit("deploy/a.yaml", "private: data\n", "first");
+    let server = HttpServer::start(upstream.root());
+    let url = server.url("work");
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = GitCache::new(cache_dir.path());
+    let a_secret = secret(&[("username", HTTP_USER), ("password", HTTP_PASSWORD)]);
+    let a = GitCredentials::from_secret("team-a", "git", &a_secret).unwrap();
+    let pinned = |creds: GitCredentials| request(&url, RefRequest::Commit(sha.clone()), creds);
+
+    // Tenant A fetches its branch; its pinned commit is then served without network.
+    cache
+        .fetch(&request(&url, branch("main"), a.clone()))
+        .await
+        .expect("A's fetch");
+    let again = cache.fetch(&pinned(a.clone())).await.unwrap();
+    assert_eq!(
+        (again.commit.sha.as_str(), again.stats.round_trips),
+        (sha.as_str(), 0)
+    );
+    assert!(cache
+        .tree(&url, &a, &sha, &Default::default())
+        .await
+        .is_ok());
+
+    // Others naming A's URL and commit must fetch for themselves, and fail.
+    let wrong = secret(&[("username", HTTP_USER), ("password", "not-the-password")]);
+    let copied = GitCredentials::from_secret("team-b", "git", &a_secret).unwrap();
+    for (who, creds) in [
+        ("anonymous", GitCredentials::none()),
+        (
+            "wrong password",
+            GitCredentials::from_secret("team-b", "git", &wrong).unwrap(),
+        ),
+        (
+            "A's Secret name, other content",
+            GitCredentials::from_secret("team-a", "git", &wrong).unwrap(),
+        ),
+    ] {
+        let err = cache.fetch(&pinned(creds.clone())).await.unwrap_err();
+        assert!(
+            matches!(err, SourceError::Unreachable { .. }),
+            "{who}: {err}"
+        );
+        let tree = cache.tree(&url, &creds, &sha, &Default::default()).await;
+        assert!(tree.is_err(), "{who} reads A's tree from the cache");
+    }
+    // The same credentials in B's own Secret do work, by fetching (one round trip).
+    let b = cache.fetch(&pinned(copied)).await.expect("B's own fetch");
+    assert_eq!(
+        (b.commit.sha.as_str(), b.stats.round_trips),
+        (sha.as_str(), 1)
+    );
+
+    // A still polls its branch in one round trip, served from its entry.
+    let poll = cache
+        .fetch(&request(&url, branch("main"), a.clone()))
+        .await
+        .unwrap();
+    assert!(poll.unchanged());
+    assert_eq!((poll.stats.round_trips, poll.stats.received_bytes), (1, 0));
+
+    // Entry names are salted digests: no URL, user or password in any path.
+    for entry in std::fs::read_dir(cache_dir.path()).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().to_string();
+        for secret in [HTTP_USER, HTTP_PASSWORD, "work", "127.0.0.1"] {
+            assert!(!name.contains(secret), "{name}");
+        }
+    }
 }

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use gitserver::{GitDaemon, SshSigningKey, Upstream};
 use kubemint::controller::crd::VerifyMode;
 use kubemint::source::verify::Policy;
-use kubemint::source::{FetchRequest, GitCache, RefRequest, SourceError, TrustedKeys};
+use kubemint::source::{
+    FetchRequest, GitCache, GitCredentials, RefRequest, SourceError, TrustedKeys,
+};
 
 fn keys(signer: &SshSigningKey) -> TrustedKeys {
     let data: BTreeMap<String, Vec<u8>> = [(
@@ -67,7 +69,7 @@ async fn all_commits_from_a_trust_anchor_deepening_a_shallow_cache() {
     // A HEAD-mode channel on the same URL fetched first: depth 1.
     cache.fetch(&fetch(&url, true)).await.unwrap();
     let shallow = || {
-        git2::Repository::open_bare(cache.repo_dir(&url))
+        git2::Repository::open_bare(cache.repo_dir(&url, &GitCredentials::none()).unwrap())
             .unwrap()
             .is_shallow()
     };
@@ -76,6 +78,7 @@ async fn all_commits_from_a_trust_anchor_deepening_a_shallow_cache() {
     let err = cache
         .verify(
             &url,
+            &GitCredentials::none(),
             &Policy::mode(VerifyMode::AllCommits),
             None,
             &c4,
@@ -92,7 +95,14 @@ async fn all_commits_from_a_trust_anchor_deepening_a_shallow_cache() {
 
     // First delivery with the anchor: the commits after it, oldest first.
     let ok = cache
-        .verify(&url, &anchored(&anchor), None, &c4, &keys)
+        .verify(
+            &url,
+            &GitCredentials::none(),
+            &anchored(&anchor),
+            None,
+            &c4,
+            &keys,
+        )
         .await
         .unwrap();
     let verified: Vec<&str> = ok.iter().map(|v| v.commit.as_str()).collect();
@@ -102,6 +112,7 @@ async fn all_commits_from_a_trust_anchor_deepening_a_shallow_cache() {
     let err = cache
         .verify(
             &url,
+            &GitCredentials::none(),
             &Policy::mode(VerifyMode::AllCommits),
             None,
             &c4,
@@ -112,11 +123,25 @@ async fn all_commits_from_a_trust_anchor_deepening_a_shallow_cache() {
     assert_eq!(failed_commit(&err), c1);
     // An abbreviated anchor works too; the anchor itself may be the tip.
     cache
-        .verify(&url, &anchored(&anchor[..12]), None, &c4, &keys)
+        .verify(
+            &url,
+            &GitCredentials::none(),
+            &anchored(&anchor[..12]),
+            None,
+            &c4,
+            &keys,
+        )
         .await
         .unwrap();
     let none = cache
-        .verify(&url, &anchored(&anchor), None, &anchor, &keys)
+        .verify(
+            &url,
+            &GitCredentials::none(),
+            &anchored(&anchor),
+            None,
+            &anchor,
+            &keys,
+        )
         .await
         .unwrap();
     assert!(none.is_empty());
@@ -125,7 +150,14 @@ async fn all_commits_from_a_trust_anchor_deepening_a_shallow_cache() {
     let c5 = upstream.commit("deploy/a.yaml", "5", "unsigned five");
     cache.fetch(&fetch(&url, false)).await.unwrap();
     let err = cache
-        .verify(&url, &anchored(&anchor), Some(&c4), &c5, &keys)
+        .verify(
+            &url,
+            &GitCredentials::none(),
+            &anchored(&anchor),
+            Some(&c4),
+            &c5,
+            &keys,
+        )
         .await
         .unwrap_err();
     assert_eq!(failed_commit(&err), c5);
@@ -139,7 +171,14 @@ async fn all_commits_from_a_trust_anchor_deepening_a_shallow_cache() {
     let moved = cache.fetch(&fetch(&url, false)).await.unwrap();
     assert_eq!(moved.commit.sha, side);
     let err = cache
-        .verify(&url, &anchored(&anchor), Some(&c5), &side, &keys)
+        .verify(
+            &url,
+            &GitCredentials::none(),
+            &anchored(&anchor),
+            Some(&c5),
+            &side,
+            &keys,
+        )
         .await
         .unwrap_err();
     assert_eq!(failed_commit(&err), side);
@@ -153,6 +192,7 @@ async fn all_commits_from_a_trust_anchor_deepening_a_shallow_cache() {
     let err = cache
         .verify(
             &url,
+            &GitCredentials::none(),
             &anchored("0123456789abcdef0123456789abcdef01234567"),
             None,
             &side,

@@ -50,6 +50,12 @@ pub enum Error {
         /// Its namespace.
         namespace: String,
     },
+    /// A local path or `file://` URL in `spec.git.url`, without `--allow-local-sources`.
+    #[error("spec.git.url {url} is a local path, which this operator refuses: a channel could read any repository on the operator's filesystem; use a network URL (https://, ssh://, git://), or run kubemint with --allow-local-sources (chart value allowLocalSources) when a sidecar keeps the repository on a volume shared with the operator")]
+    LocalSourceRefused {
+        /// The URL, redacted.
+        url: String,
+    },
     /// Reading or writing the channel itself failed.
     #[error("updating the channel failed: {}", crate::cluster::api_message(.0))]
     Kube(#[source] kube::Error),
@@ -70,6 +76,7 @@ impl Error {
             Error::Impersonation(_) => "ImpersonationFailed",
             Error::CrossNamespace { .. } => "CrossNamespaceRefused",
             Error::PruneHeld { .. } => "PruneHeld",
+            Error::LocalSourceRefused { .. } => "LocalSourceRefused",
             Error::Kube(_) => "ChannelUpdateFailed",
         }
     }
@@ -81,7 +88,8 @@ impl Error {
             Error::Render(_)
             | Error::InvalidSpec(_)
             | Error::CrossNamespace { .. }
-            | Error::PruneHeld { .. } => true,
+            | Error::PruneHeld { .. }
+            | Error::LocalSourceRefused { .. } => true,
             Error::Cluster(e) => e.is_permanent(),
             Error::Source(e) if e.is_permanent() => true,
             Error::Source(_) | Error::Kube(_) | Error::Unsynced(_) | Error::Impersonation(_) => {

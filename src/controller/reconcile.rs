@@ -105,6 +105,13 @@ fn timing(channel: &Channel) -> Result<Timing, Error> {
 
 async fn sync(channel: &Channel, ctx: &Arc<Context>) -> Result<Action, Error> {
     let key = key_of(channel);
+    let policy = ctx.tenancy.policy();
+    if let Some(refused) = tenancy::local_source_refusal(&channel.spec.git.url, policy) {
+        // Refused before anything reads the path: no fetch, no watch of it.
+        ctx.metrics.count("error", refused.reason());
+        record_failure(ctx, channel, &refused, None).await;
+        return Ok(Action::await_change());
+    }
     watch_local_repository(channel, ctx);
     if channel.spec.suspend {
         let mut status = channel.status.clone().unwrap_or_default();
@@ -243,7 +250,7 @@ async fn pass(
             Some(r) if !moved && same_trigger && !r.unresolved => r,
             _ => {
                 let r = Arc::new(
-                    render(ctx, channel, &fetched.commit.sha, info.clone())
+                    render(ctx, channel, &fetched, info.clone())
                         .await
                         .map_err(|e| (e, Some(info.clone())))?,
                 );
@@ -479,11 +486,18 @@ async fn log_new_commit(channel: &Channel, ctx: &Context, fetched: &source::Fetc
 async fn render(
     ctx: &Context,
     channel: &Channel,
-    sha: &str,
+    fetched: &source::Fetched,
     commit: CommitInfo,
 ) -> Result<Rendered, Error> {
-    let release =
-        source::render(&ctx.git, channel, sha, ctx.kustomize.as_ref(), &ctx.limits).await?;
+    let sha = fetched.commit.sha.as_str();
+    let release = source::render(
+        &ctx.git,
+        channel,
+        fetched,
+        ctx.kustomize.as_ref(),
+        &ctx.limits,
+    )
+    .await?;
     let access = ctx.access(channel)?;
     let rendered = prepare(&access.client, &ctx.resolver, channel, &release, commit).await?;
     if ctx.tenancy.policy().no_cross_namespace_refs {

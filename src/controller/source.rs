@@ -31,6 +31,9 @@ pub struct Fetched {
     pub signers: Vec<String>,
     /// Network cost of this poll.
     pub stats: TransferStats,
+    /// The credentials it was fetched with: the cache serves its tree to
+    /// these only (see [`crate::source::cache_key`]).
+    pub credentials: GitCredentials,
 }
 
 /// Fetches the commit that `spec.git.ref` points to into the cache, with the
@@ -45,7 +48,7 @@ pub async fn fetch(git: &GitCache, client: &Client, channel: &Channel) -> Result
     let request = FetchRequest {
         url: spec.url.clone(),
         reference,
-        credentials,
+        credentials: credentials.clone(),
         shallow: !policy.as_ref().is_some_and(Policy::needs_history),
     };
     let outcome = git.fetch(&request).await?;
@@ -63,6 +66,7 @@ pub async fn fetch(git: &GitCache, client: &Client, channel: &Channel) -> Result
         let verified = git
             .verify(
                 &spec.url,
+                &credentials,
                 policy,
                 last_applied.as_deref(),
                 &outcome.commit.sha,
@@ -79,6 +83,7 @@ pub async fn fetch(git: &GitCache, client: &Client, channel: &Channel) -> Result
         rewritten_from: outcome.rewritten_from,
         signers,
         stats: outcome.stats,
+        credentials,
     })
 }
 
@@ -86,7 +91,9 @@ pub async fn fetch(git: &GitCache, client: &Client, channel: &Channel) -> Result
 pub async fn credentials(client: &Client, channel: &Channel) -> Result<GitCredentials, Error> {
     let ns = channel.namespace().unwrap_or_default();
     Ok(match &channel.spec.git.secret_ref {
-        Some(r) => GitCredentials::from_secret_data(
+        Some(r) => GitCredentials::from_secret(
+            &ns,
+            &r.name,
             &secret_data(client, &ns, &r.name)
                 .await
                 .map_err(|e| secret_error(e, |message| SourceError::Credentials { message }))?,
@@ -104,16 +111,17 @@ fn secret_error(err: ClusterError, permanent: impl FnOnce(String) -> SourceError
     }
 }
 
-/// Renders commit `sha` (already fetched into `git`) at the channel's `spec.git.path`,
+/// Renders the commit of `fetched` (fetched into `git`) at the channel's `spec.git.path`,
 /// building kustomizations with `kustomize` (`None`: the default command).
 pub async fn render(
     git: &GitCache,
     channel: &Channel,
-    sha: &str,
+    fetched: &Fetched,
     kustomize: Option<&KustomizeCommand>,
     limits: &Limits,
 ) -> Result<Release, Error> {
-    let tree = git.tree(&channel.spec.git.url, sha, limits).await?;
+    let (url, sha) = (&channel.spec.git.url, &fetched.commit.sha);
+    let tree = git.tree(url, &fetched.credentials, sha, limits).await?;
     let options = RenderOptions {
         path: channel.spec.git.path.clone(),
         namespace: Some(channel.target_namespace()),

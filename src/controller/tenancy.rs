@@ -26,6 +26,8 @@ pub struct Policy {
     pub default_service_account: Option<String>,
     /// `--no-cross-namespace-refs`: a channel delivers only into its own namespace.
     pub no_cross_namespace_refs: bool,
+    /// `--allow-local-sources`: a channel may name a local path or `file://` URL.
+    pub allow_local_sources: bool,
 }
 
 /// A client and the watches made with it, for one identity.
@@ -110,6 +112,27 @@ pub fn service_account<'c>(channel: &'c Channel, policy: &'c Policy) -> Option<&
 /// The user name of ServiceAccount `name` in `namespace`.
 pub fn impersonated_user(namespace: &str, name: &str) -> String {
     format!("system:serviceaccount:{namespace}:{name}")
+}
+
+/// Whether `url` names the operator's own filesystem: a path or a `file:` URL
+/// (in any case, as a user may write it).
+pub fn is_local_source(url: &str) -> bool {
+    let url = url.trim_start();
+    crate::source::local_path(url).is_some()
+        || url
+            .get(..5)
+            .is_some_and(|s| s.eq_ignore_ascii_case("file:"))
+}
+
+/// The refusal of a local `spec.git.url` when the operator runs without
+/// `--allow-local-sources`: otherwise any tenant could read any repository the
+/// operator's filesystem holds (another tenant's volume, the cache itself).
+pub fn local_source_refusal(url: &str, policy: &Policy) -> Option<super::Error> {
+    (!policy.allow_local_sources && is_local_source(url)).then(|| {
+        super::Error::LocalSourceRefused {
+            url: crate::source::redact_url(url),
+        }
+    })
 }
 
 /// Where a channel delivers something outside its own namespace, when
@@ -229,6 +252,41 @@ mod tests {
             impersonated_user("shop", "ci"),
             "system:serviceaccount:shop:ci"
         );
+    }
+
+    #[test]
+    fn local_sources_are_refused_unless_allowed() {
+        let strict = Policy::default();
+        for url in [
+            "file:///srv/git/deploy",
+            "FILE:///srv/git/deploy",
+            "/srv/git/deploy",
+            "./deploy",
+            "deploy",
+            " file:///srv/git/deploy",
+        ] {
+            assert!(is_local_source(url), "{url}");
+            let refused = local_source_refusal(url, &strict).expect(url);
+            assert_eq!(refused.reason(), "LocalSourceRefused");
+            assert!(refused.is_stalled());
+            let message = refused.to_string();
+            assert!(message.contains(url.trim()), "{message}");
+            assert!(message.contains("--allow-local-sources"), "{message}");
+        }
+        for url in [
+            "https://git.example.com/deploy.git",
+            "ssh://git@host:22/deploy.git",
+            "git@github.com:acme/deploy.git",
+            "git://127.0.0.1:9418/deploy",
+        ] {
+            assert!(!is_local_source(url), "{url}");
+            assert!(local_source_refusal(url, &strict).is_none(), "{url}");
+        }
+        let allowed = Policy {
+            allow_local_sources: true,
+            ..Policy::default()
+        };
+        assert!(local_source_refusal("file:///srv/git/deploy", &allowed).is_none());
     }
 
     #[test]

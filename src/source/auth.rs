@@ -28,6 +28,7 @@ use git2::{CertificateCheckStatus, Cred, CredentialType, RemoteCallbacks};
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
+use super::cache_key::CredentialsIdentity;
 use super::SourceError;
 
 /// Credentials for one remote. `Debug` shows which kinds are present, never their values.
@@ -40,6 +41,9 @@ pub struct GitCredentials {
     password: Option<String>,
     bearer_token: Option<String>,
     ca_cert: Option<Vec<u8>>,
+    /// Whose credentials these are: the cache serves a fetch only what was
+    /// fetched with the same identity.
+    who: CredentialsIdentity,
 }
 
 impl fmt::Debug for GitCredentials {
@@ -56,6 +60,7 @@ impl fmt::Debug for GitCredentials {
             .field("password", &shown(self.password.is_some()))
             .field("bearer_token", &shown(self.bearer_token.is_some()))
             .field("ca_cert", &self.ca_cert.is_some())
+            .field("who", &self.who)
             .finish()
     }
 }
@@ -67,7 +72,22 @@ impl GitCredentials {
         GitCredentials::default()
     }
 
-    /// Reads the keys of a Secret's `data`. Unknown keys are ignored.
+    /// Reads the keys of Secret `namespace/name`'s `data`, as
+    /// [`GitCredentials::from_secret_data`] does; their cache identity is that
+    /// Secret's (its name and content).
+    pub fn from_secret(
+        namespace: &str,
+        name: &str,
+        data: &BTreeMap<String, Vec<u8>>,
+    ) -> Result<Self, SourceError> {
+        Ok(GitCredentials {
+            who: CredentialsIdentity::of_secret(namespace, name, data),
+            ..Self::from_secret_data(data)?
+        })
+    }
+
+    /// Reads the keys of a Secret's `data`. Unknown keys are ignored. Their
+    /// cache identity is their content (see [`GitCredentials::from_secret`]).
     ///
     /// Errors name the missing or malformed key, never a value.
     pub fn from_secret_data(data: &BTreeMap<String, Vec<u8>>) -> Result<Self, SourceError> {
@@ -90,6 +110,7 @@ impl GitCredentials {
             password: text("password")?,
             bearer_token: text("bearerToken")?.map(|t| t.trim().to_string()),
             ca_cert: data.get("ca.crt").cloned(),
+            who: CredentialsIdentity::of_secret("", "", data),
         };
         if creds.password.is_some() && creds.username.is_none() {
             return Err(SourceError::Credentials {
@@ -109,6 +130,11 @@ impl GitCredentials {
             }
         }
         Ok(creds)
+    }
+
+    /// Who these credentials are, for the cache: anonymous, or their Secret.
+    pub fn cache_identity(&self) -> &CredentialsIdentity {
+        &self.who
     }
 
     /// Extra HTTP headers for fetch and push options (`Authorization: Bearer ...`).

@@ -1,5 +1,6 @@
-//! A cache of bare repositories, one per remote URL, kept between reconciles so
-//! that a poll fetches only what is new (and nothing when the ref has not moved).
+//! A cache of bare repositories, one per remote URL and credentials identity,
+//! kept between reconciles so that a poll fetches only what is new (and nothing
+//! when the ref has not moved), and never serves one tenant what another fetched.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -8,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use git2::{Oid, Remote, Repository};
-use sha2::{Digest, Sha256};
 
 use std::cell::Cell;
 use std::rc::Rc;
 
 use super::auth::{fetch_options, remote_callbacks, GitCredentials};
+use super::cache_key::{entry_name, load_or_create_salt, CredentialsIdentity, SALT_LEN};
 use super::refs::{peel_advertisement, resolve, RefRequest};
 use super::verify::{verify_range, Policy, TrustedKeys, Verified};
 use super::{redact_url, sanitize, tree_at, SourceError};
@@ -102,12 +103,22 @@ pub struct CommitMeta {
     pub time: String,
 }
 
-/// Bare repositories under one directory, keyed by URL; safe to share between tasks.
+/// A cache entry in memory: the URL and who fetched it.
+type EntryKey = (String, CredentialsIdentity);
+
+/// Bare repositories under one directory, one per remote URL and credentials
+/// identity (see [`super::cache_key`]); safe to share between tasks.
+///
+/// A commit or ref in an entry is served only to fetches with the same URL and
+/// the same credentials: a channel naming another tenant's private URL and a
+/// commit that tenant fetched gets an entry of its own, and so has to fetch
+/// the commit itself, with its own credentials.
 #[derive(Clone)]
 pub struct GitCache {
     root: PathBuf,
-    // One lock per repository: git2 must not fetch into one repository twice at once.
-    locks: Arc<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>>,
+    // One lock per entry: git2 must not fetch into one repository twice at once.
+    locks: Arc<Mutex<HashMap<EntryKey, Arc<tokio::sync::Mutex<()>>>>>,
+    salt: Arc<Mutex<Option<[u8; SALT_LEN]>>>,
 }
 
 impl GitCache {
@@ -116,6 +127,7 @@ impl GitCache {
         GitCache {
             root: root.into(),
             locks: Arc::default(),
+            salt: Arc::default(),
         }
     }
 
@@ -126,35 +138,39 @@ impl GitCache {
         Ok(self.fetch(&request).await?.commit)
     }
 
-    /// Resolves `request.reference` on the remote and brings the cache up to date with it.
+    /// Resolves `request.reference` on the remote and brings the cache entry of
+    /// `request.url` and `request.credentials` up to date with it.
     ///
-    /// When the remote ref still points to a commit the cache has, this is one
+    /// When the remote ref still points to a commit the entry has, this is one
     /// ref advertisement and no pack transfer. Otherwise only the missing objects
-    /// are fetched (shallow, depth 1, into an empty cache when `request.shallow`).
-    /// A pinned commit that is already cached needs no network at all.
+    /// are fetched (shallow, depth 1, into an empty entry when `request.shallow`).
+    /// A pinned commit that is already in the entry needs no network at all.
     pub async fn fetch(&self, request: &FetchRequest) -> Result<FetchOutcome, SourceError> {
-        let dir = self.repo_dir(&request.url);
-        let lock = self.lock_for(&dir);
+        let lock = self.lock_for(&request.url, &request.credentials);
         let _guard = lock.lock().await;
-        let request = request.clone();
-        tokio::task::spawn_blocking(move || fetch_blocking(&dir, &request))
-            .await
-            .map_err(|e| SourceError::Task(e.to_string()))?
+        let (cache, request) = (self.clone(), request.clone());
+        tokio::task::spawn_blocking(move || {
+            let dir = cache.repo_dir(&request.url, &request.credentials)?;
+            fetch_blocking(&dir, &request)
+        })
+        .await
+        .map_err(|e| SourceError::Task(e.to_string()))?
     }
 
     /// Checks the signatures of the commits that `policy` requires, from `last_applied`
-    /// (exclusive) to `tip`, in the cached repository of `url`.
+    /// (exclusive) to `tip`, in the entry of `url` fetched with `credentials`.
     pub async fn verify(
         &self,
         url: &str,
+        credentials: &GitCredentials,
         policy: &Policy,
         last_applied: Option<&str>,
         tip: &str,
         keys: &TrustedKeys,
     ) -> Result<Vec<Verified>, SourceError> {
-        let dir = self.repo_dir(url);
-        let lock = self.lock_for(&dir);
+        let lock = self.lock_for(url, credentials);
         let _guard = lock.lock().await;
+        let (cache, url, credentials) = (self.clone(), url.to_string(), credentials.clone());
         let (policy, last, tip, keys) = (
             policy.clone(),
             last_applied.map(str::to_string),
@@ -162,6 +178,7 @@ impl GitCache {
             keys.clone(),
         );
         tokio::task::spawn_blocking(move || {
+            let dir = cache.repo_dir(&url, &credentials)?;
             let repo = Repository::open_bare(&dir).map_err(|e| cache_error(&dir, e))?;
             verify_range(&repo, &policy, last.as_deref(), &tip, &keys)
         })
@@ -169,22 +186,21 @@ impl GitCache {
         .map_err(|e| SourceError::Task(e.to_string()))?
     }
 
-    /// The tree of `sha`, which must have been fetched from `url` before;
-    /// files over `limits` are left unread.
+    /// The tree of `sha`, which must have been fetched from `url` with
+    /// `credentials` before; files over `limits` are left unread.
     pub async fn tree(
         &self,
         url: &str,
+        credentials: &GitCredentials,
         sha: &str,
         limits: &Limits,
     ) -> Result<RepoTree, SourceError> {
+        let (cache, url, credentials) = (self.clone(), url.to_string(), credentials.clone());
         let limits = *limits;
-        let dir = self.repo_dir(url);
         let sha = sha.to_string();
         tokio::task::spawn_blocking(move || {
-            let cache_err = |e: git2::Error| SourceError::Cache {
-                path: dir.display().to_string(),
-                message: e.message().to_string(),
-            };
+            let dir = cache.repo_dir(&url, &credentials)?;
+            let cache_err = |e: git2::Error| cache_error(&dir, e);
             let repo = Repository::open_bare(&dir).map_err(cache_err)?;
             let oid = Oid::from_str(&sha).map_err(cache_err)?;
             tree_at(&repo, oid, &limits).map_err(cache_err)
@@ -193,15 +209,36 @@ impl GitCache {
         .map_err(|e| SourceError::Task(e.to_string()))?
     }
 
-    /// Path of the bare repository that caches `url`.
-    pub fn repo_dir(&self, url: &str) -> PathBuf {
-        let digest = hex::encode(Sha256::digest(url.as_bytes()));
-        self.root.join(format!("{}.git", &digest[..16]))
+    /// Path of the bare repository that caches `url` fetched with
+    /// `credentials`. Reads (or, the first time, writes) the cache's salt:
+    /// blocking.
+    pub fn repo_dir(
+        &self,
+        url: &str,
+        credentials: &GitCredentials,
+    ) -> Result<PathBuf, SourceError> {
+        let salt = self.salt()?;
+        let name = entry_name(&salt, url, credentials.cache_identity());
+        Ok(self.root.join(format!("{name}.git")))
     }
 
-    fn lock_for(&self, dir: &Path) -> Arc<tokio::sync::Mutex<()>> {
+    fn salt(&self) -> Result<[u8; SALT_LEN], SourceError> {
+        let mut salt = self.salt.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(salt) = *salt {
+            return Ok(salt);
+        }
+        let made = load_or_create_salt(&self.root).map_err(|e| SourceError::Cache {
+            path: self.root.display().to_string(),
+            message: e.to_string(),
+        })?;
+        *salt = Some(made);
+        Ok(made)
+    }
+
+    fn lock_for(&self, url: &str, credentials: &GitCredentials) -> Arc<tokio::sync::Mutex<()>> {
+        let key = (url.to_string(), credentials.cache_identity().clone());
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.entry(dir.to_path_buf()).or_default().clone()
+        locks.entry(key).or_default().clone()
     }
 }
 
