@@ -364,32 +364,23 @@ fn plan_refuses_a_commit_over_the_limits_naming_the_file_and_the_limit() {
     let out = kubemint(&["plan", target]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
-    let out = kubemint(&["plan", target, "--max-file-size", "64Ki"]);
-    let stderr = text(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        stderr.contains(
-            "big.yaml is 200.1 KiB, over the limit of 64.0 KiB for one file (--max-file-size)"
-        ),
-        "{stderr}"
+    let refused = |args: &[&str], expected: &str| {
+        let out = kubemint(args);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    };
+    refused(
+        &["plan", target, "--max-file-size", "64Ki"],
+        "big.yaml is 200.1 KiB, over the limit of 64.0 KiB for one file (--max-file-size)",
     );
-
-    let out = kubemint(&["plan", target, "--max-release-size", "100Ki"]);
-    let stderr = text(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        stderr.contains(
-            "big.yaml: the commit holds more than 100.0 KiB of manifests (--max-release-size)"
-        ),
-        "{stderr}"
+    refused(
+        &["plan", target, "--max-release-size", "100Ki"],
+        "big.yaml: the commit holds more than 100.0 KiB of manifests (--max-release-size)",
     );
-
-    let out = kubemint(&["plan", target, "--max-objects", "1"]);
-    let stderr = text(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        stderr.contains("big.yaml: the release has more than 1 objects (--max-objects)"),
-        "{stderr}"
+    refused(
+        &["plan", target, "--max-objects", "1"],
+        "big.yaml: the release has more than 1 objects (--max-objects)",
     );
 
     // A commit of a git repository: the blob is never inflated, only its header read.
@@ -415,14 +406,12 @@ fn plan_refuses_a_commit_over_the_limits_naming_the_file_and_the_limit() {
         "-m",
         "big",
     ]);
-    let out = kubemint(&["plan", target, "--ref", "main", "--max-file-size", "64Ki"]);
-    let stderr = text(&out.stderr);
-    assert!(!out.status.success());
-    assert!(stderr.contains("big.yaml is 200.1 KiB"), "{stderr}");
-    let out = kubemint(&["plan", target, "--max-file-size", "lots"]);
-    assert!(
-        text(&out.stderr).contains("is not a size"),
-        "{}",
-        text(&out.stderr)
+    refused(
+        &["plan", target, "--ref", "main", "--max-file-size", "64Ki"],
+        "big.yaml is 200.1 KiB",
+    );
+    refused(
+        &["plan", target, "--max-file-size", "lots"],
+        "is not a size",
     );
 }

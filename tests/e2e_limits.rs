@@ -8,8 +8,8 @@ mod support;
 
 use fixture::release::{config, workload};
 use fixture::{
-    apply_channel, channel_events, condition, install_crd, wait_applied, wait_refused, GitRepo,
-    Operator,
+    apply_channel, channel_events, condition, install_crd, last_applied, wait_applied,
+    wait_refused, GitRepo, Operator,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams};
@@ -87,8 +87,8 @@ async fn each_limit_rejects_a_commit_whole_naming_the_file_and_the_limit() {
     let status = ch.status.as_ref().unwrap();
     assert_eq!(status.last_attempted_commit.as_ref().unwrap().sha, big);
     assert_eq!(
-        status.last_applied_commit.as_ref().unwrap().sha,
-        good,
+        last_applied(&ch),
+        Some(good.as_str()),
         "the previous release stays"
     );
     assert_eq!(condition(&ch, "Stalled").unwrap().0, "True");
@@ -211,16 +211,7 @@ async fn the_prune_guard_holds_a_large_prune_until_the_commit_is_approved() {
     );
     let ch = fixture::channel(&client, &ns, "cfg").await;
     assert_eq!(condition(&ch, "Stalled").unwrap().0, "True");
-    assert_eq!(
-        ch.status
-            .as_ref()
-            .unwrap()
-            .last_applied_commit
-            .as_ref()
-            .unwrap()
-            .sha,
-        second
-    );
+    assert_eq!(last_applied(&ch), Some(second.as_str()));
     let events = channel_events(&client, &ns, "cfg").await;
     assert!(
         events

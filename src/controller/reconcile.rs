@@ -513,7 +513,14 @@ async fn render(
             });
         }
     }
-    if channel.spec.prune {
+    // The guard is for commits: a spec change that re-renders the applied commit
+    // (a new targetNamespace, say) is the admin's own deliberate move.
+    let applied = channel
+        .status
+        .as_ref()
+        .and_then(|s| s.last_applied_commit.as_ref())
+        .map(|c| c.sha.as_str());
+    if channel.spec.prune && applied != Some(sha) {
         let hold = rollout::prune_hold(
             &channel.inventory_entries(),
             &rendered.desired.inventory(),
