@@ -13,7 +13,9 @@ use kube::Client;
 use serde_json::Value;
 use similar::TextDiff;
 
-use crate::api::{CommitInfo, InventoryEntry};
+use kube::ResourceExt;
+
+use crate::api::{CommitInfo, InventoryEntry, APPROVE_PRUNE_ANNOTATION};
 use crate::cluster::{self, ClusterError, Resolver};
 use crate::controller::observe::Observer;
 use crate::controller::{self, Channel};
@@ -108,6 +110,8 @@ pub struct Report {
     pub applied: Option<String>,
     /// Every object of the release, then drains and prunes.
     pub changes: Vec<ObjectChange>,
+    /// Why the controller would hold this source (the prune guard), if it would.
+    pub held: Option<String>,
 }
 
 impl Report {
@@ -161,7 +165,22 @@ pub async fn diff(
         }
     };
     let label = channel.label_value();
-    let changes = compare_with_cluster(client, channel, &release, &commit, &label).await?;
+    let (changes, hold) = compare_with_cluster(client, channel, &release, &commit, &label).await?;
+    let held = hold.map(|hold| {
+        let approve = match commit.as_str() {
+            "local" => "once committed, approve that commit".to_string(),
+            sha => format!(
+                "approve with: kubectl annotate channel {} -n {} {APPROVE_PRUNE_ANNOTATION}={sha}",
+                channel.name_any(),
+                channel.namespace().unwrap_or_default()
+            ),
+        };
+        format!(
+            "by the prune guard: it would prune {}, more than spec.pruneGuard.maxFraction ({:.0}%); {approve}",
+            hold.describe(),
+            hold.max_fraction * 100.0
+        )
+    });
     let status = channel.status.clone().unwrap_or_default();
     let applied = status.last_applied_commit.map(|c| {
         let release = status.active_release.unwrap_or_else(|| "none".into());
@@ -177,6 +196,7 @@ pub async fn diff(
         release: release.id,
         applied,
         changes,
+        held,
     })
 }
 
@@ -202,7 +222,7 @@ async fn compare_with_cluster(
     release: &Release,
     commit: &str,
     label: &str,
-) -> Result<Vec<ObjectChange>, DiffError> {
+) -> Result<(Vec<ObjectChange>, Option<rollout::PruneHold>), DiffError> {
     let resolver = Resolver::new(client.clone());
     let info = CommitInfo {
         sha: commit.to_string(),
@@ -322,7 +342,8 @@ async fn compare_with_cluster(
         file: None,
         diff: String::new(),
     }));
-    Ok(changes)
+    let hold = rollout::channel_prune_hold(channel, commit, &rendered.desired.inventory());
+    Ok((changes, hold))
 }
 
 /// `observed` with every revision the release wants running and ready.
@@ -543,6 +564,9 @@ pub fn describe(report: &Report) -> String {
         "Applied  {}",
         report.applied.as_deref().unwrap_or("nothing yet")
     );
+    if let Some(held) = &report.held {
+        let _ = writeln!(out, "Held     {held}");
+    }
     out.push('\n');
     for c in report
         .changes
@@ -710,6 +734,7 @@ mod tests {
                 change(Change::Prune, "Service/shop/old"),
                 change(Change::Retire, "apps/ReplicaSet/shop/worker-0"),
             ],
+            held: None,
         };
         let text = describe(&report);
         assert!(
@@ -739,5 +764,11 @@ mod tests {
         };
         assert!(!quiet.has_changes());
         assert!(describe(&quiet).contains("No changes"));
+        assert!(!describe(&quiet).contains("Held"));
+        let held = Report {
+            held: Some("by the prune guard: it would prune 3 of 4 objects (75%)".into()),
+            ..quiet
+        };
+        assert!(describe(&held).contains("\nHeld     by the prune guard: it would prune 3 of 4"));
     }
 }

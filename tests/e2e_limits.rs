@@ -219,6 +219,16 @@ async fn the_prune_guard_holds_a_large_prune_until_the_commit_is_approved() {
             .any(|(t, r, m)| t == "Warning" && r == "PruneHeld" && m.contains("2 of 3")),
         "{events:?}"
     );
+    // `kubemint diff` makes the same decision.
+    let diff = fixture::kubemint(cluster.kubeconfig(), &["diff", "cfg", "-n", &ns], &[]);
+    assert!(
+        diff.stdout.contains(&format!(
+            "Held     by the prune guard: it would prune 2 of 3 objects (67%), more than spec.pruneGuard.maxFraction (50%); approve with: kubectl annotate channel cfg -n {ns} kubemint.io/approve-prune={third}"
+        )),
+        "{}\n{}",
+        diff.stdout,
+        diff.stderr
+    );
     tokio::time::sleep(std::time::Duration::from_secs(5)).await; // a few polls
     assert_eq!(
         config_names(&client, &ns).await,

@@ -513,39 +513,15 @@ async fn render(
             });
         }
     }
-    // The guard is for commits: a spec change that re-renders the applied commit
-    // (a new targetNamespace, say) is the admin's own deliberate move.
-    let applied = channel
-        .status
-        .as_ref()
-        .and_then(|s| s.last_applied_commit.as_ref())
-        .map(|c| c.sha.as_str());
-    if channel.spec.prune && applied != Some(sha) {
-        let hold = rollout::prune_hold(
-            &channel.inventory_entries(),
-            &rendered.desired.inventory(),
-            channel.spec.prune_guard.max_fraction,
-            prune_approved(channel, sha),
-        );
-        if let Some(hold) = hold {
-            return Err(Error::PruneHeld {
-                commit: sha.to_string(),
-                hold,
-                channel: channel.name_any(),
-                namespace: channel.namespace().unwrap_or_default(),
-            });
-        }
+    if let Some(hold) = rollout::channel_prune_hold(channel, sha, &rendered.desired.inventory()) {
+        return Err(Error::PruneHeld {
+            commit: sha.to_string(),
+            hold,
+            channel: channel.name_any(),
+            namespace: channel.namespace().unwrap_or_default(),
+        });
     }
     Ok(rendered)
-}
-
-/// Whether `kubemint.io/approve-prune` names commit `sha` (in full, or at least 7 digits of it).
-fn prune_approved(channel: &Channel, sha: &str) -> bool {
-    channel
-        .annotations()
-        .get(APPROVE_PRUNE_ANNOTATION)
-        .map(|a| a.trim())
-        .is_some_and(|a| a.len() >= 7 && sha.starts_with(a))
 }
 
 /// Events for what the pass did.

@@ -2,7 +2,7 @@
 //! delivered that a person should confirm it first (a path renamed by
 //! mistake, a kustomization that lost its resources).
 
-use crate::api::InventoryEntry;
+use crate::api::{Channel, InventoryEntry, APPROVE_PRUNE_ANNOTATION};
 
 use super::prune_set;
 
@@ -50,6 +50,40 @@ pub fn prune_hold(
     })
 }
 
+/// The guard's decision for `channel` delivering commit `sha`, whose release's
+/// inventory is `next`: the same for a pass and for `kubemint diff`.
+///
+/// Only commits are held: a spec change that re-renders the applied commit (a
+/// new `targetNamespace`, say) is the admin's own deliberate move. Approval is
+/// `kubemint.io/approve-prune` naming the commit (in full, or 7 digits or more).
+pub fn channel_prune_hold(
+    channel: &Channel,
+    sha: &str,
+    next: &[InventoryEntry],
+) -> Option<PruneHold> {
+    let applied = channel
+        .status
+        .as_ref()
+        .and_then(|s| s.last_applied_commit.as_ref())
+        .map(|c| c.sha.as_str());
+    if !channel.spec.prune || applied == Some(sha) {
+        return None;
+    }
+    let approved = channel
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(APPROVE_PRUNE_ANNOTATION))
+        .map(|a| a.trim())
+        .is_some_and(|a| a.len() >= 7 && sha.starts_with(a));
+    prune_hold(
+        &channel.inventory_entries(),
+        next,
+        channel.spec.prune_guard.max_fraction,
+        approved,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +109,55 @@ mod tests {
         assert_eq!((hold.pruned, hold.total), (3, 4));
         assert_eq!(hold.describe(), "3 of 4 objects (75%)");
         assert_eq!(prune_hold(&before, &after, 0.5, true), None);
+    }
+
+    fn channel(applied: &str, approval: Option<&str>) -> Channel {
+        let mut ch = Channel::new(
+            "cfg",
+            serde_json::from_value(
+                serde_json::json!({"git": {"url": "https://example.com/r.git"}}),
+            )
+            .unwrap(),
+        );
+        if let Some(a) = approval {
+            ch.metadata.annotations =
+                Some([(APPROVE_PRUNE_ANNOTATION.to_string(), a.to_string())].into());
+        }
+        ch.status = Some(crate::api::ChannelStatus {
+            inventory: Some(crate::api::Inventory {
+                entries: entries(&["a", "b", "c", "d"]),
+            }),
+            last_applied_commit: Some(crate::api::CommitInfo {
+                sha: applied.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        ch
+    }
+
+    #[test]
+    fn a_channel_holds_a_new_commit_until_its_sha_is_approved() {
+        let next = entries(&["a"]);
+        let sha = "1f0c2a9e4b7d5c3a1f0c2a9e4b7d5c3a1f0c2a9e";
+        assert!(channel_prune_hold(&channel("0000", None), sha, &next).is_some());
+        assert!(channel_prune_hold(&channel("0000", Some("1f0c2a9")), sha, &next).is_none());
+        assert!(channel_prune_hold(&channel("0000", Some(sha)), sha, &next).is_none());
+        assert!(
+            channel_prune_hold(&channel("0000", Some("1f0c2a")), sha, &next).is_some(),
+            "6 digits are too few"
+        );
+        assert!(
+            channel_prune_hold(&channel("0000", Some("0000000")), sha, &next).is_some(),
+            "another commit's approval"
+        );
+        assert!(
+            channel_prune_hold(&channel(sha, None), sha, &next).is_none(),
+            "the applied commit re-rendered (a spec change)"
+        );
+        let mut no_prune = channel("0000", None);
+        no_prune.spec.prune = false;
+        assert!(channel_prune_hold(&no_prune, sha, &next).is_none());
     }
 
     #[test]

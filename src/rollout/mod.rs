@@ -13,7 +13,7 @@ pub use desired::{
     annotated, manifest_hash, DesiredHook, DesiredObject, DesiredRelease, DesiredRevision,
     APPLIED_HASH_ANNOTATION, CHANNEL_LABEL, COMMIT_ANNOTATION, PREVIEW_LABEL, RELEASE_ANNOTATION,
 };
-pub use guard::{prune_hold, PruneHold};
+pub use guard::{channel_prune_hold, prune_hold, PruneHold};
 pub use mint::{
     is_hook, is_minted, mint, Autoscaler, Minted, Revision, WorkloadKey, CONFIG_COPY_LABEL,
     HOOK_ANNOTATION, REVISION_LABEL, STRATEGY_ANNOTATION, WORKLOAD_LABEL,
