@@ -66,12 +66,24 @@ impl Scope {
 }
 
 /// A reflector's store and the last error of its watch, if it is failing.
+/// The watch runs while any clone of it is held.
 struct Watched<K: Resource + Clone + 'static>
 where
     K::DynamicType: Eq + Hash + Clone,
 {
     store: Store<K>,
     error: Arc<Mutex<Option<String>>>,
+    _task: Arc<StopOnDrop>,
+}
+
+/// Stops a watch's task when the last holder lets go (an observer of a
+/// ServiceAccount no channel acts as any more).
+struct StopOnDrop(tokio::task::AbortHandle);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl<K: Resource + Clone + 'static> Clone for Watched<K>
@@ -82,6 +94,7 @@ where
         Watched {
             store: self.store.clone(),
             error: self.error.clone(),
+            _task: self._task.clone(),
         }
     }
 }
@@ -521,8 +534,8 @@ impl Wake {
     }
 }
 
-/// Runs a reflector on its own task for the life of the process; every event
-/// wakes the channel of the object it touches.
+/// Runs a reflector on its own task while the returned [`Watched`] is held;
+/// every event wakes the channel of the object it touches.
 fn spawn<K, S>(stream: S, writer: reflector::store::Writer<K>, wake: Wake) -> Watched<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -533,7 +546,7 @@ where
     let error = Arc::new(Mutex::new(None));
     let failing = error.clone();
     let events = reflector::reflector(writer, stream.default_backoff());
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut events = std::pin::pin!(events);
         while let Some(event) = events.next().await {
             let outcome = match &event {
@@ -552,7 +565,11 @@ where
             }
         }
     });
-    Watched { store, error }
+    Watched {
+        store,
+        error,
+        _task: Arc::new(StopOnDrop(task.abort_handle())),
+    }
 }
 
 /// What a failing watch was told, as the API server put it (a 403 names the
@@ -563,5 +580,23 @@ fn watch_error(err: &watcher::Error) -> String {
         | watcher::Error::WatchStartFailed(e)
         | watcher::Error::WatchFailed(e) => crate::cluster::api_message(e),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_watch_task_stops_when_its_last_holder_lets_go() {
+        let task = tokio::spawn(futures::future::pending::<()>());
+        let held = Arc::new(StopOnDrop(task.abort_handle()));
+        let clone = held.clone();
+        drop(held);
+        tokio::task::yield_now().await;
+        assert!(!task.is_finished(), "a clone still holds it");
+        drop(clone);
+        let outcome = task.await;
+        assert!(outcome.is_err_and(|e| e.is_cancelled()));
     }
 }

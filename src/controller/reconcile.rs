@@ -785,6 +785,7 @@ async fn cleanup(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
     }
     ctx.forget(&key_of(channel));
     ctx.watches.forget(&key_of(channel));
+    ctx.tenancy.release(channel);
     Ok(Action::await_change())
 }
 

@@ -7,7 +7,7 @@
 //! The operator's own identity then only reads channels and the Secrets they
 //! name, and writes their status and events.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use kube::runtime::reflector::ObjectRef;
@@ -47,7 +47,13 @@ pub struct Tenancy {
     policy: Policy,
     operator: Access,
     wake: mpsc::UnboundedSender<ObjectRef<Channel>>,
-    tenants: Mutex<HashMap<(String, String), Access>>,
+    tenants: Mutex<HashMap<(String, String), Tenant>>,
+}
+
+/// One impersonated identity and the channels (`namespace/name`) acting as it.
+struct Tenant {
+    access: Access,
+    channels: BTreeSet<String>,
 }
 
 impl Tenancy {
@@ -75,13 +81,18 @@ impl Tenancy {
     /// The identity `channel` acts as.
     pub fn access(&self, channel: &Channel) -> Result<Access, kube::Error> {
         let namespace = channel.namespace().unwrap_or_default();
-        let Some(account) = service_account(channel, &self.policy) else {
+        let user = format!("{namespace}/{}", channel.name_any());
+        let account = service_account(channel, &self.policy);
+        let key = account.map(|a| (namespace.clone(), a.to_string()));
+        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        // A channel that changed its ServiceAccount no longer holds the old one.
+        forget(&mut tenants, &user, key.as_ref());
+        let (Some(account), Some(key)) = (account, key) else {
             return Ok(self.operator.clone());
         };
-        let key = (namespace.clone(), account.to_string());
-        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(access) = tenants.get(&key) {
-            return Ok(access.clone());
+        if let Some(tenant) = tenants.get_mut(&key) {
+            tenant.channels.insert(user);
+            return Ok(tenant.access.clone());
         }
         let mut config = self.base.clone();
         config.auth_info.impersonate = Some(impersonated_user(&namespace, account));
@@ -94,9 +105,46 @@ impl Tenancy {
             client,
             service_account: Some(format!("{namespace}/{account}")),
         };
-        tenants.insert(key, access.clone());
+        tenants.insert(
+            key,
+            Tenant {
+                access: access.clone(),
+                channels: BTreeSet::from([user]),
+            },
+        );
         Ok(access)
     }
+
+    /// A deleted channel: the identity it acted as, and its watches, go once
+    /// no other channel acts as it.
+    pub fn release(&self, channel: &Channel) {
+        let user = format!(
+            "{}/{}",
+            channel.namespace().unwrap_or_default(),
+            channel.name_any()
+        );
+        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        forget(&mut tenants, &user, None);
+    }
+
+    /// How many impersonated identities are held.
+    pub fn tenants(&self) -> usize {
+        self.tenants.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// Takes `user` off every identity but `keep`, and drops those left unused.
+fn forget(
+    tenants: &mut HashMap<(String, String), Tenant>,
+    user: &str,
+    keep: Option<&(String, String)>,
+) {
+    tenants.retain(|key, tenant| {
+        if Some(key) != keep {
+            tenant.channels.remove(user);
+        }
+        !tenant.channels.is_empty() || Some(key) == keep
+    });
 }
 
 /// The ServiceAccount `channel` impersonates, if any.
@@ -237,6 +285,48 @@ mod tests {
             revisions: vec![],
             hooks: vec![],
         }
+    }
+
+    #[tokio::test]
+    async fn an_identity_is_shared_by_its_channels_and_dropped_with_the_last() {
+        let base = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let (wake, _woken) = mpsc::unbounded_channel();
+        let client = Client::try_from(base.clone()).unwrap();
+        let operator = Access {
+            observer: Observer::start(client.clone(), wake.clone(), None),
+            client,
+            service_account: None,
+        };
+        let tenancy = Tenancy::new(base, Policy::default(), operator, wake);
+        let named = |name: &str, account: Option<&str>| {
+            let mut c = channel(account);
+            c.metadata.name = Some(name.into());
+            c
+        };
+        let (web, api) = (
+            named("web", Some("deployer")),
+            named("api", Some("deployer")),
+        );
+        let shared = tenancy.access(&web).unwrap();
+        assert_eq!(shared.service_account.as_deref(), Some("shop/deployer"));
+        assert!(Arc::ptr_eq(
+            &shared.observer,
+            &tenancy.access(&api).unwrap().observer
+        ));
+        assert!(tenancy
+            .access(&named("cron", None))
+            .unwrap()
+            .service_account
+            .is_none());
+        assert_eq!(tenancy.tenants(), 1);
+
+        // `web` moves to another account: `deployer` stays for `api`.
+        tenancy.access(&named("web", Some("web-deployer"))).unwrap();
+        assert_eq!(tenancy.tenants(), 2);
+        tenancy.release(&api);
+        assert_eq!(tenancy.tenants(), 1, "deployer had no channel left");
+        tenancy.release(&web);
+        assert_eq!(tenancy.tenants(), 0);
     }
 
     #[test]
