@@ -5,7 +5,9 @@
 //! Trusted keys come from the Secret in `spec.git.verify.secretRef`:
 //! - every key ending in `.asc`, `.gpg` or `.pgp`: OpenPGP public keys, armored or binary;
 //! - `allowed_signers`: an OpenSSH allowed-signers file (`principals [options] key`);
-//!   `namespaces=` is honoured, `cert-authority` entries are not supported.
+//!   `namespaces=`, `valid-after=` and `valid-before=` are honoured (the time
+//!   checked is the commit's, as git does; times without a `Z` are read as
+//!   UTC), `cert-authority` entries are not supported.
 //!
 //! An OpenPGP signature counts only if the key that made it may sign (see
 //! [`openpgp`]: flags, expiry at the signature's time, revocations).
@@ -49,6 +51,10 @@ pub struct AllowedSigner {
     pub principals: String,
     /// Namespaces the key may sign in; empty means any.
     pub namespaces: Vec<String>,
+    /// `valid-after`: signatures from before this time (Unix seconds) are refused.
+    pub valid_after: Option<i64>,
+    /// `valid-before`: signatures from this time on are refused.
+    pub valid_before: Option<i64>,
     /// The public key.
     pub key: ssh_key::PublicKey,
 }
@@ -103,13 +109,20 @@ impl TrustedKeys {
         Ok(keys)
     }
 
-    /// Checks a commit signature (`gpgsig` header) over the signed commit data.
-    /// Returns who signed, or why the signature is not accepted.
+    /// Checks a commit signature (`gpgsig` header) over the signed commit data,
+    /// as of now. Returns who signed, or why the signature is not accepted.
     pub fn check(&self, signature: &[u8], signed: &[u8]) -> Result<String, String> {
+        let now = k8s_openapi::jiff::Timestamp::now().as_second();
+        self.check_at(signature, signed, now)
+    }
+
+    /// [`TrustedKeys::check`] for a commit made at `time` (Unix seconds): the
+    /// time an SSH key's `valid-after`/`valid-before` window is checked against.
+    pub fn check_at(&self, signature: &[u8], signed: &[u8], time: i64) -> Result<String, String> {
         let text =
             std::str::from_utf8(signature).map_err(|_| "signature is not text".to_string())?;
         if text.contains("-----BEGIN SSH SIGNATURE-----") {
-            self.check_ssh(text, signed)
+            self.check_ssh(text, signed, time)
         } else if text.contains("-----BEGIN PGP SIGNATURE-----") {
             self.check_pgp(text, signed)
         } else {
@@ -117,7 +130,7 @@ impl TrustedKeys {
         }
     }
 
-    fn check_ssh(&self, text: &str, signed: &[u8]) -> Result<String, String> {
+    fn check_ssh(&self, text: &str, signed: &[u8], time: i64) -> Result<String, String> {
         let sig = ssh_key::SshSig::from_pem(text.trim())
             .map_err(|e| format!("malformed SSH signature: {e}"))?;
         if sig.namespace() != GIT_NAMESPACE {
@@ -126,12 +139,23 @@ impl TrustedKeys {
                 sig.namespace()
             ));
         }
-        let signer = self
+        let matching: Vec<&AllowedSigner> = self
             .ssh
             .iter()
             .filter(|s| s.namespaces.is_empty() || s.namespaces.iter().any(|n| n == GIT_NAMESPACE))
-            .find(|s| s.key.key_data() == sig.public_key())
-            .ok_or_else(|| "signed by an SSH key that is not in allowed_signers".to_string())?;
+            .filter(|s| s.key.key_data() == sig.public_key())
+            .collect();
+        if matching.is_empty() {
+            return Err("signed by an SSH key that is not in allowed_signers".to_string());
+        }
+        let signer = matching.iter().find(|s| s.valid_at(time)).ok_or_else(|| {
+            format!(
+                "signed by SSH key {} at {}, outside the validity allowed_signers gives it ({})",
+                matching[0].key.fingerprint(Default::default()),
+                show_time(time),
+                matching[0].window()
+            )
+        })?;
         signer
             .key
             .verify(GIT_NAMESPACE, signed, &sig)
@@ -211,16 +235,80 @@ pub fn parse_allowed_signers(text: &str) -> Result<Vec<AllowedSigner>, String> {
         let namespaces = option_value(&options, "namespaces")
             .map(|v| v.split(',').map(str::to_string).collect())
             .unwrap_or_default();
+        let time = |name: &str| -> Result<Option<i64>, String> {
+            option_value(&options, name)
+                .map(|v| {
+                    parse_signer_time(&v).ok_or_else(|| {
+                        format!(
+                            "allowed_signers line {}: {name}={v:?} is not YYYYMMDD[HHMM[SS]][Z]",
+                            n + 1
+                        )
+                    })
+                })
+                .transpose()
+        };
+        let (valid_after, valid_before) = (time("valid-after")?, time("valid-before")?);
         let key =
             ssh_key::PublicKey::from_openssh(&format!("{} {}", fields[key_at], fields[key_at + 1]))
                 .map_err(|e| format!("allowed_signers line {}: {e}", n + 1))?;
         out.push(AllowedSigner {
             principals: fields[0].to_string(),
             namespaces,
+            valid_after,
+            valid_before,
             key,
         });
     }
     Ok(out)
+}
+
+impl AllowedSigner {
+    /// Whether a signature made at `time` is within the line's validity.
+    fn valid_at(&self, time: i64) -> bool {
+        self.valid_after.is_none_or(|t| time >= t) && self.valid_before.is_none_or(|t| time < t)
+    }
+
+    fn window(&self) -> String {
+        let after = self
+            .valid_after
+            .map(|t| format!("valid-after {}", show_time(t)));
+        let before = self
+            .valid_before
+            .map(|t| format!("valid-before {}", show_time(t)));
+        after
+            .into_iter()
+            .chain(before)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// An allowed-signers time, `YYYYMMDD[HHMM[SS]]` with an optional `Z`, as UTC seconds.
+fn parse_signer_time(text: &str) -> Option<i64> {
+    let digits = text.strip_suffix(['Z', 'z']).unwrap_or(text);
+    if !matches!(digits.len(), 8 | 12 | 14) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let part = |from: usize, to: usize| digits.get(from..to).map_or(Some(0), |p| p.parse().ok());
+    use k8s_openapi::jiff::civil::{Date, Time};
+    // `Date::new` and `Time::new` refuse out-of-range fields (month 13) rather than panic.
+    let date = Date::new(
+        digits[0..4].parse().ok()?,
+        digits[4..6].parse().ok()?,
+        digits[6..8].parse().ok()?,
+    )
+    .ok()?;
+    let time = Time::new(part(8, 10)?, part(10, 12)?, part(12, 14)?, 0).ok()?;
+    let at = date
+        .to_datetime(time)
+        .to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC)
+        .ok()?;
+    Some(at.timestamp().as_second())
+}
+
+fn show_time(seconds: i64) -> String {
+    k8s_openapi::jiff::Timestamp::from_second(seconds)
+        .map_or_else(|_| seconds.to_string(), |t| t.to_string())
 }
 
 fn is_key_type(field: &str) -> bool {
@@ -374,7 +462,13 @@ pub fn verify_range(
             }
             Err(e) => return Err(cache(e)),
         };
-        let signer = keys.check(&signature, &signed).map_err(failed)?;
+        let time = repo
+            .find_commit(oid)
+            .map_err(cache)?
+            .committer()
+            .when()
+            .seconds();
+        let signer = keys.check_at(&signature, &signed, time).map_err(failed)?;
         out.push(Verified {
             commit: oid.to_string(),
             signer,
@@ -437,6 +531,79 @@ fn shallow_error(repo: &Repository, detail: String) -> SourceError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allowed_signers_times_parse_as_utc_and_bad_ones_are_refused() {
+        assert_eq!(parse_signer_time("20260101"), Some(1_767_225_600));
+        assert_eq!(
+            parse_signer_time("202601010130Z"),
+            Some(1_767_225_600 + 5400)
+        );
+        assert_eq!(
+            parse_signer_time("20260101013005"),
+            Some(1_767_225_600 + 5405)
+        );
+        for bad in ["2026", "20261301", "2026010125", "tomorrow"] {
+            assert_eq!(parse_signer_time(bad), None, "{bad}");
+        }
+        let line =
+            format!("ada@example.com valid-after=\"20260101\",valid-before=\"20270101\" {KEY}");
+        let signer = &parse_allowed_signers(&line).unwrap()[0];
+        assert!(!signer.valid_at(1_767_225_599));
+        assert!(signer.valid_at(1_767_225_600));
+        assert!(!signer.valid_at(1_798_761_600), "valid-before is exclusive");
+        assert!(parse_allowed_signers(&format!("a@b valid-before=soon {KEY}")).is_err());
+    }
+
+    #[test]
+    fn an_ssh_signature_counts_only_within_the_key_s_validity() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key");
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("ssh-keygen")
+                .args(args)
+                .output()
+                .expect("ssh-keygen");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&["-q", "-t", "ed25519", "-N", "", "-f", key.to_str().unwrap()]);
+        let data = dir.path().join("data");
+        std::fs::write(&data, b"tree 0\n").unwrap();
+        run(&[
+            "-Y",
+            "sign",
+            "-n",
+            "git",
+            "-f",
+            key.to_str().unwrap(),
+            data.to_str().unwrap(),
+        ]);
+        let signature = std::fs::read(dir.path().join("data.sig")).unwrap();
+        let public = std::fs::read_to_string(dir.path().join("key.pub")).unwrap();
+        let keys = |options: &str| {
+            let data: BTreeMap<String, Vec<u8>> = [(
+                "allowed_signers".to_string(),
+                format!("ada@example.com {options} {public}").into_bytes(),
+            )]
+            .into();
+            TrustedKeys::from_secret_data(&data).unwrap()
+        };
+        let (before, inside) = (1_767_225_599, 1_767_225_600);
+        let windowed = keys("valid-after=\"20260101\",valid-before=\"20270101\"");
+        assert!(windowed.check_at(&signature, b"tree 0\n", inside).is_ok());
+        let err = windowed
+            .check_at(&signature, b"tree 0\n", before)
+            .unwrap_err();
+        assert!(err.contains("outside the validity allowed_signers gives it (valid-after 2026-01-01T00:00:00Z, valid-before 2027-01-01T00:00:00Z)"), "{err}");
+        assert!(
+            keys("").check_at(&signature, b"tree 0\n", before).is_ok(),
+            "no window: any time"
+        );
+    }
 
     const KEY: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
