@@ -323,7 +323,8 @@ pub struct AutoRevertStatus {
     pub release: String,
     /// The failing commit.
     pub commit: String,
-    /// `Pushed`, `Conflict`, `Skipped` (loop guard) or `Failed`.
+    /// `Pushed`, `Conflict`, `Skipped` (loop guard), `Retrying` (git could not
+    /// be reached: tried again a minute later) or `Failed`.
     pub outcome: String,
     /// The revert commit, when one was pushed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

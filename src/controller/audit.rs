@@ -354,6 +354,8 @@ pub async fn auto_revert(
                 RevertError::RevertOfRevert { .. } | RevertError::AlreadyReverted { .. } => {
                     "Skipped"
                 }
+                // The remote or the network may answer later: tried again.
+                RevertError::Git { .. } | RevertError::Task(_) => RETRYING,
                 _ => "Failed",
             }
             .into(),
@@ -362,6 +364,12 @@ pub async fn auto_revert(
         },
     }
 }
+
+/// The outcome of an automatic revert that failed for a reason that may pass
+/// (git unreachable): tried again after [`AUTO_REVERT_RETRY`].
+pub const RETRYING: &str = "Retrying";
+/// How long after a failed attempt an automatic revert is tried again.
+pub const AUTO_REVERT_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The automatic revert's event: reason, type and message.
 pub fn auto_revert_event(s: &AutoRevertStatus) -> (EventType, &'static str, String) {
@@ -375,6 +383,16 @@ pub fn auto_revert_event(s: &AutoRevertStatus) -> (EventType, &'static str, Stri
             EventType::Normal,
             "AutoRevertSkipped",
             format!("Release {} failed; not reverted: {}", s.release, s.message),
+        ),
+        RETRYING => (
+            EventType::Warning,
+            "AutoRevertFailed",
+            format!(
+                "Release {} failed; its revert was not pushed, trying again in {}s: {}",
+                s.release,
+                AUTO_REVERT_RETRY.as_secs(),
+                s.message
+            ),
         ),
         _ => (
             EventType::Warning,
@@ -391,17 +409,25 @@ pub fn auto_revert_event(s: &AutoRevertStatus) -> (EventType, &'static str, Stri
 /// and no revert of this release and commit was tried yet. A release that
 /// failed while the operator was down (held ever since) is reverted too. The
 /// status only saves a clone: whether the release was reverted already is for
-/// the loop guard to say, from git.
+/// the loop guard to say, from git. An attempt that failed for a reason that
+/// may pass ([`RETRYING`]) is made again once [`AUTO_REVERT_RETRY`] is over.
 pub fn should_revert(
     channel: &Channel,
     phase: &Phase,
     before: Option<&ChannelStatus>,
     release: &str,
     commit: &str,
+    now: Timestamp,
 ) -> bool {
+    let retry_due = |a: &AutoRevertStatus| {
+        a.outcome == RETRYING
+            && a.time.parse::<Timestamp>().is_ok_and(|t| {
+                now.duration_since(t).as_secs_f64() >= AUTO_REVERT_RETRY.as_secs_f64()
+            })
+    };
     let tried = before
         .and_then(|s| s.auto_revert.as_ref())
-        .is_some_and(|a| a.release == release && a.commit == commit);
+        .is_some_and(|a| a.release == release && a.commit == commit && !retry_due(a));
     channel.spec.rollout.on_failure == crate::api::OnFailure::Revert
         && matches!(phase, Phase::Failed { .. })
         && !tried
@@ -614,15 +640,17 @@ mod tests {
             hook: None,
         };
         let mut before = ChannelStatus::default();
+        let now: Timestamp = "2026-12-01T10:00:00Z".parse().unwrap();
         assert!(should_revert(
             &channel,
             &failed(true),
             Some(&before),
             "r",
-            "c"
+            "c",
+            now
         ));
         assert!(
-            should_revert(&channel, &failed(false), Some(&before), "r", "c"),
+            should_revert(&channel, &failed(false), Some(&before), "r", "c", now),
             "failed while the operator was down"
         );
         assert!(!should_revert(
@@ -630,7 +658,8 @@ mod tests {
             &Phase::Active,
             Some(&before),
             "r",
-            "c"
+            "c",
+            now
         ));
         before.auto_revert = Some(AutoRevertStatus {
             release: "r".into(),
@@ -643,17 +672,44 @@ mod tests {
             &failed(true),
             Some(&before),
             "r",
-            "c"
+            "c",
+            now
         ));
         assert!(should_revert(
             &channel,
             &failed(true),
             Some(&before),
             "r",
-            "c2"
+            "c2",
+            now
+        ));
+        // Git was unreachable: tried again, once the retry delay is over.
+        before.auto_revert = Some(AutoRevertStatus {
+            release: "r".into(),
+            commit: "c".into(),
+            outcome: RETRYING.into(),
+            time: "2026-12-01T09:59:30Z".into(),
+            ..Default::default()
+        });
+        let later: Timestamp = "2026-12-01T10:00:31Z".parse().unwrap();
+        assert!(!should_revert(
+            &channel,
+            &failed(false),
+            Some(&before),
+            "r",
+            "c",
+            now
+        ));
+        assert!(should_revert(
+            &channel,
+            &failed(false),
+            Some(&before),
+            "r",
+            "c",
+            later
         ));
         channel.spec.rollout.on_failure = crate::api::OnFailure::Hold;
-        assert!(!should_revert(&channel, &failed(true), None, "r", "c"));
+        assert!(!should_revert(&channel, &failed(true), None, "r", "c", now));
     }
 
     #[test]

@@ -379,6 +379,7 @@ async fn audit_pass(
         channel.status.as_ref(),
         release,
         &rendered.commit.sha,
+        now,
     ) && ctx.memo(&key, |m| !m.audited.contains(&revert_key));
     let notes_on = channel.spec.audit.git_notes;
     if !revert && !notes_on {
@@ -432,7 +433,9 @@ async fn audit_pass(
             hook.as_deref(),
         )
         .await;
-        ctx.memo(&key, |m| m.audit_once(revert_key.clone()));
+        if outcome.outcome != audit::RETRYING {
+            ctx.memo(&key, |m| m.audit_once(revert_key.clone()));
+        }
         let (type_, reason, note) = audit::auto_revert_event(&outcome);
         tracing::info!(channel = %key_of(channel), release = %release, outcome = %outcome.outcome, message = %outcome.message, "automatic revert");
         ctx.publish(channel, type_, reason, note).await;
