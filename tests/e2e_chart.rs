@@ -134,12 +134,16 @@ fn the_chart_s_tenancy_values_are_flags_that_kubemint_run_knows() {
         "{default:?}"
     );
     let values = json!({"allowLocalSources": true, "noCrossNamespaceRefs": true,
-                        "defaultServiceAccount": "kubemint-deployer"});
+                        "defaultServiceAccount": "kubemint-deployer",
+                        "limits": {"maxFileSize": "4Mi", "maxReleaseSize": "64Mi", "maxObjects": 2000}});
     let args = operator_args(&render("kubemint", "kubemint-system", values));
     for flag in [
         "--allow-local-sources",
         "--no-cross-namespace-refs",
         "--default-service-account=kubemint-deployer",
+        "--max-file-size=4Mi",
+        "--max-release-size=64Mi",
+        "--max-objects=2000",
     ] {
         assert!(args.iter().any(|a| a == flag), "{flag} not in {args:?}");
     }
