@@ -515,6 +515,7 @@ async fn revert(
         automatic: None,
         path: (!options.all_paths).then(|| channel.spec.git.path.clone()),
         signing: options.signing,
+        signing_key: None,
     })
     .await?;
     println!("Reverted {what} on branch {branch}");

@@ -15,7 +15,7 @@ use git2::{build::RepoBuilder, Oid, Repository, Signature};
 mod sign;
 pub mod subtree;
 
-pub use sign::{SigningFormat, SigningRequest};
+pub use sign::{InMemoryKey, SigningFormat, SigningRequest};
 
 use crate::api::{ChannelStatus, ReleasePhase};
 use crate::controller::Channel;
@@ -368,6 +368,8 @@ pub struct RevertRequest {
     pub path: Option<String>,
     /// Sign the commit (`--sign`), as `git commit -S` would.
     pub signing: Option<SigningRequest>,
+    /// Sign the commit with this key in-process instead (the automatic revert).
+    pub signing_key: Option<InMemoryKey>,
 }
 
 /// The commit made.
@@ -577,8 +579,18 @@ fn revert_blocking(request: &RevertRequest) -> Result<Reverted, RevertError> {
         ));
     }
     message.push_str(&format!("\n{trailer}\n"));
-    let sha = match &request.signing {
-        None => repo
+    let committed = match (&request.signing_key, &request.signing) {
+        (Some(key), _) => commit_signed(&repo, &signature, &message, &tree, &head, |buffer| {
+            key.sign(buffer)
+        }),
+        (None, Some(signing)) => {
+            let config = repo.config().map_err(git_error("reading the config of"))?;
+            let signer = sign::resolve(signing, &config, signature.email().unwrap_or_default())?;
+            commit_signed(&repo, &signature, &message, &tree, &head, |buffer| {
+                sign::sign(&signer, buffer)
+            })
+        }
+        (None, None) => repo
             .commit(
                 Some("HEAD"),
                 &signature,
@@ -587,13 +599,12 @@ fn revert_blocking(request: &RevertRequest) -> Result<Reverted, RevertError> {
                 &tree,
                 &[&head],
             )
-            .map_err(git_error("committing in the clone of"))?,
-        Some(signing) => commit_signed(&repo, signing, &signature, &message, &tree, &head)
-            .map_err(|e| match e {
-                Signed::Git(e) => git_error("committing in the clone of")(e),
-                Signed::Signing(e) => e,
-            })?,
+            .map_err(Signed::Git),
     };
+    let sha = committed.map_err(|e| match e {
+        Signed::Git(e) => git_error("committing in the clone of")(e),
+        Signed::Signing(e) => e,
+    })?;
     repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
         .map_err(git_error("checking out in the clone of"))?;
     if request.push {
@@ -618,21 +629,18 @@ impl From<git2::Error> for Signed {
     }
 }
 
-/// `git commit -S`: the commit's buffer, signed by the standard tool, written
-/// with its `gpgsig` header, then the branch moved to it.
+/// `git commit -S`: the commit's buffer, signed by `sign` (the standard tool,
+/// or a key in memory), written with its `gpgsig` header, then the branch moved to it.
 fn commit_signed(
     repo: &Repository,
-    signing: &SigningRequest,
     signature: &Signature<'_>,
     message: &str,
     tree: &git2::Tree<'_>,
     head: &git2::Commit<'_>,
+    sign: impl FnOnce(&[u8]) -> Result<String, RevertError>,
 ) -> Result<Oid, Signed> {
     let buffer = repo.commit_create_buffer(signature, signature, message, tree, &[head])?;
-    let config = repo.config()?;
-    let signer = sign::resolve(signing, &config, signature.email().unwrap_or_default())
-        .map_err(Signed::Signing)?;
-    let armored = sign::sign(&signer, &buffer).map_err(Signed::Signing)?;
+    let armored = sign(&buffer).map_err(Signed::Signing)?;
     let content = buffer
         .as_str()
         .map_err(|_| git2::Error::from_str("the commit buffer is not UTF-8"))?;

@@ -10,6 +10,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
+use fixture::release::{deployment, revisions_in, workload};
 use fixture::{
     apply_channel_with, channel, condition, install_crd, kubemint, wait_applied, Operator, Run,
 };
@@ -18,7 +19,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, PostParams};
 use kube::Client;
 use serde_json::json;
-use support::eventually;
+use support::{eventually, hold_revision};
 
 fn config_map(value: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: greeting\ndata:\n  GREETING: \"{value}\"\n")
@@ -354,4 +355,85 @@ async fn revert_in_a_monorepo_leaves_other_paths_alone() {
         "team: 1\n"
     );
     assert_eq!(upstream.git(&["show", "main:billing/app.yaml"]), "team: 2");
+}
+
+#[tokio::test]
+async fn an_automatic_revert_is_signed_so_the_verifying_channel_delivers_it() {
+    let cluster = support::cluster();
+    let client = cluster.client().await;
+    install_crd(&client).await;
+    let ns = cluster.namespace("autosign").await;
+    let (upstream, server) = pushable(&client, &ns).await;
+    let (team, bot) = (SshSigningKey::generate(), SshSigningKey::generate());
+    sign_commits(&upstream, &team);
+    let good = upstream.commit_files(&workload("web", "web:1.0", "one"), "web 1.0");
+    let allowed = format!(
+        "{}{}",
+        team.allowed_signers("ada@example.com"),
+        bot.allowed_signers("kubemint@localhost")
+    );
+    create_secret(&client, &ns, "signers", json!({"allowed_signers": allowed})).await;
+    let private_key = std::fs::read_to_string(bot.key_path()).unwrap();
+    let key_line = private_key.lines().nth(1).unwrap().to_string();
+    create_secret(
+        &client,
+        &ns,
+        "revert-key",
+        json!({"signing_key": private_key}),
+    )
+    .await;
+    let spec = json!({
+        "git": {"secretRef": {"name": "git-creds"},
+                "verify": {"mode": "HEAD", "secretRef": {"name": "signers"}}},
+        "rollout": {"readyTimeout": "5s", "drainSeconds": 0, "onFailure": "revert",
+                    "revertSigning": {"secretRef": {"name": "revert-key"}}}
+    });
+    apply_channel_with(&client, &ns, "app", &server.url("work"), ".", spec).await;
+    let op = Operator::start(cluster.kubeconfig(), &ns);
+    wait_applied(&client, &ns, "app", &good, &op).await;
+
+    // A release whose pods never get ready fails, and kubemint pushes its revert, signed.
+    std::fs::write(
+        upstream.path().join("web/deployment.yaml"),
+        deployment("web", "web:1.1-broken", 2),
+    )
+    .unwrap();
+    hold_revision(&ns, &revisions_in(&upstream.path())["web"]);
+    let bad = upstream.commit_files(&[], "web 1.1");
+    let revert = eventually(
+        Duration::from_secs(60),
+        "the automatic revert pushed",
+        || async {
+            let tip = upstream.git(&["rev-parse", "main"]);
+            if tip != bad {
+                Ok(tip)
+            } else {
+                Err(op.log_text())
+            }
+        },
+    )
+    .await;
+    assert_eq!(upstream.git(&["rev-parse", "main^"]), bad);
+    let file = upstream.root().join("allowed_signers");
+    std::fs::write(&file, &allowed).unwrap();
+    upstream.git(&[
+        "config",
+        "gpg.ssh.allowedSignersFile",
+        &file.display().to_string(),
+    ]);
+    upstream.git(&["verify-commit", &revert]); // real git agrees
+
+    // The channel verifies it like any commit, and delivers it: web 1.0 again.
+    wait_applied(&client, &ns, "app", &revert, &op).await;
+    let auto = channel(&client, &ns, "app")
+        .await
+        .status
+        .unwrap()
+        .auto_revert
+        .unwrap();
+    assert_eq!(auto.outcome, "Pushed", "{auto:?}");
+    assert!(
+        !op.log_text().contains(&key_line),
+        "the key reached the log"
+    );
 }

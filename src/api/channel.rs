@@ -139,6 +139,19 @@ pub struct RolloutSpec {
     /// How long the pre-promotion test Job (`kubemint.io/hook: pre-promotion`) may run.
     #[serde(default = "default_test_timeout")]
     pub test_timeout: String,
+    /// Sign the automatic reverts of `onFailure: revert` with the SSH key in this
+    /// Secret's `signing_key` (an unencrypted OpenSSH private key), so that a
+    /// channel verifying signatures accepts its own rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revert_signing: Option<RevertSigningSpec>,
+}
+
+/// Where the automatic revert's signing key is.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevertSigningSpec {
+    /// Secret in the channel's namespace whose `signing_key` is the key.
+    pub secret_ref: SecretRef,
 }
 
 impl Default for RolloutSpec {
@@ -150,6 +163,7 @@ impl Default for RolloutSpec {
             on_failure: OnFailure::default(),
             preview: false,
             test_timeout: default_test_timeout(),
+            revert_signing: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! the automatic revert of a release that failed (`spec.rollout.onFailure:
 //! revert`). The git work itself is in `source::notes` and `revert`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
@@ -10,7 +11,7 @@ use kube::ResourceExt;
 
 use super::context::Context;
 use crate::api::{AutoRevertStatus, Channel, ChannelStatus, ReleasePhase, ReleaseRecord};
-use crate::revert::{self, Change, RevertError, RevertRequest, Target};
+use crate::revert::{self, Change, InMemoryKey, RevertError, RevertRequest, Target};
 use crate::rollout::{DesiredRevision, Phase};
 use crate::source::notes::{
     write_note, DeploymentNote, NoteEvent, NoteTimes, NoteWorkload, NoteWrite,
@@ -283,23 +284,36 @@ pub fn auto_revert_subject(
     )
 }
 
+/// What the automatic revert pushes and signs with.
+pub struct RevertKeys {
+    /// The channel's git credentials.
+    pub credentials: GitCredentials,
+    /// The key of `spec.rollout.revertSigning`, or why it could not be had.
+    pub signing_key: Result<Option<InMemoryKey>, RevertError>,
+}
+
 /// Writes and pushes the revert of a release that failed now, with the
 /// channel's credentials; returns what the status and the event say.
 pub async fn auto_revert(
     channel: &Channel,
     status: &ChannelStatus,
-    credentials: GitCredentials,
+    keys: RevertKeys,
     release: &str,
     commit: &str,
     pending: &[(String, String)],
     hook: Option<&str>,
 ) -> AutoRevertStatus {
+    let RevertKeys {
+        credentials,
+        signing_key,
+    } = keys;
     let key = format!(
         "{}/{}",
         channel.namespace().unwrap_or_default(),
         channel.name_any()
     );
     let outcome = async {
+        let signing_key = signing_key?;
         let branch = revert::branch_of(channel)?;
         let change: Change = revert::pick_change(&key, status, &Target::Release(release.into()))?;
         let scratch = tempfile::Builder::new()
@@ -324,6 +338,7 @@ pub async fn auto_revert(
             automatic: Some(release.to_string()),
             path: Some(channel.spec.git.path.clone()),
             signing: None,
+            signing_key,
         })
         .await;
         drop(scratch);
@@ -370,6 +385,36 @@ pub async fn auto_revert(
 pub const RETRYING: &str = "Retrying";
 /// How long after a failed attempt an automatic revert is tried again.
 pub const AUTO_REVERT_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The key that signs `channel`'s automatic reverts, from the `signing_key` of
+/// the Secret `spec.rollout.revertSigning` names (none without it).
+pub fn revert_signing_key(
+    channel: &Channel,
+    secret: Option<Result<BTreeMap<String, Vec<u8>>, String>>,
+) -> Result<Option<InMemoryKey>, RevertError> {
+    let (Some(spec), Some(secret)) = (&channel.spec.rollout.revert_signing, secret) else {
+        return Ok(None);
+    };
+    let name = &spec.secret_ref.name;
+    let data = secret.map_err(|e| RevertError::Signing {
+        message: format!("reading the Secret {name} of spec.rollout.revertSigning: {e}"),
+    })?;
+    let key = data
+        .get("signing_key")
+        .ok_or_else(|| RevertError::Signing {
+            message: format!(
+                "the Secret {name} of spec.rollout.revertSigning has no key signing_key"
+            ),
+        })?;
+    InMemoryKey::from_openssh(key)
+        .map(Some)
+        .map_err(|e| match e {
+            RevertError::Signing { message } => RevertError::Signing {
+                message: format!("Secret {name}, signing_key: {message}"),
+            },
+            other => other,
+        })
+}
 
 /// The automatic revert's event: reason, type and message.
 pub fn auto_revert_event(s: &AutoRevertStatus) -> (EventType, &'static str, String) {

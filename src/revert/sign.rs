@@ -155,6 +155,59 @@ pub fn sign(signer: &Signer, buffer: &[u8]) -> Result<String, RevertError> {
     Ok(signature)
 }
 
+/// An SSH private key held in memory, for the automatic revert (read from the
+/// Secret in `spec.rollout.revertSigning`): signed in-process, as the image
+/// has no `ssh-keygen`. `Debug` shows its fingerprint only.
+#[derive(Clone)]
+pub struct InMemoryKey(ssh_key::PrivateKey);
+
+impl std::fmt::Debug for InMemoryKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "InMemoryKey({})", self.fingerprint())
+    }
+}
+
+impl InMemoryKey {
+    /// An unencrypted OpenSSH private key (`-----BEGIN OPENSSH PRIVATE KEY-----`).
+    pub fn from_openssh(text: &[u8]) -> Result<Self, RevertError> {
+        // The parser's message never quotes the key; it is replaced all the same.
+        let key = ssh_key::PrivateKey::from_openssh(text).map_err(|_| RevertError::Signing {
+            message:
+                "the signing key is not an OpenSSH private key (ssh-keygen -t ed25519 writes one)"
+                    .into(),
+        })?;
+        if key.is_encrypted() {
+            return Err(RevertError::Signing {
+                message: format!(
+                    "the signing key {} is encrypted with a passphrase; kubemint needs one without (ssh-keygen -N '')",
+                    key.public_key().fingerprint(Default::default())
+                ),
+            });
+        }
+        Ok(InMemoryKey(key))
+    }
+
+    /// `SHA256:...` of the public key.
+    pub fn fingerprint(&self) -> String {
+        self.0
+            .public_key()
+            .fingerprint(Default::default())
+            .to_string()
+    }
+
+    /// Signs a commit buffer as `ssh-keygen -Y sign -n git` does; returns the armored signature.
+    pub fn sign(&self, buffer: &[u8]) -> Result<String, RevertError> {
+        let failed = |what: &str| RevertError::Signing {
+            message: format!("{what} with SSH key {}", self.fingerprint()),
+        };
+        self.0
+            .sign("git", ssh_key::HashAlg::Sha512, buffer)
+            .map_err(|_| failed("signing"))?
+            .to_pem(ssh_key::LineEnding::LF)
+            .map_err(|_| failed("encoding the signature"))
+    }
+}
+
 impl Signer {
     /// The key as messages show it: a path or id; a literal public key by its type only.
     pub fn key_label(&self) -> String {
@@ -206,6 +259,58 @@ fn io_error(e: std::io::Error) -> RevertError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ssh_keygen(dir: &std::path::Path, passphrase: &str) -> (String, String) {
+        let path = dir.join(format!("key{}", passphrase.len()));
+        let ok = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-C", "bot", "-N", passphrase, "-f"])
+            .arg(&path)
+            .status()
+            .expect("ssh-keygen")
+            .success();
+        assert!(ok);
+        let private = std::fs::read_to_string(&path).unwrap();
+        let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+        (private, public)
+    }
+
+    #[test]
+    fn a_key_in_memory_signs_what_the_channel_s_check_accepts() {
+        let dir = tempfile::tempdir().unwrap();
+        let (private, public) = ssh_keygen(dir.path(), "");
+        let key = InMemoryKey::from_openssh(private.as_bytes()).unwrap();
+        let armored = key.sign(b"tree 0\n").unwrap();
+        assert!(
+            armored.starts_with("-----BEGIN SSH SIGNATURE-----"),
+            "{armored}"
+        );
+        let data = std::collections::BTreeMap::from([(
+            "allowed_signers".to_string(),
+            format!("kubemint@localhost {public}").into_bytes(),
+        )]);
+        let keys = crate::source::TrustedKeys::from_secret_data(&data).unwrap();
+        assert!(keys.check(armored.as_bytes(), b"tree 0\n").is_ok());
+        assert!(keys.check(armored.as_bytes(), b"tree 1\n").is_err());
+        assert!(!format!("{key:?}").contains(private.lines().nth(1).unwrap()));
+    }
+
+    #[test]
+    fn an_encrypted_or_malformed_key_is_refused_without_quoting_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (private, _) = ssh_keygen(dir.path(), "secret");
+        let err = InMemoryKey::from_openssh(private.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is encrypted with a passphrase"), "{err}");
+        let err =
+            InMemoryKey::from_openssh(b"-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAsecretish\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("not an OpenSSH private key") && !err.contains("secretish"),
+            "{err}"
+        );
+    }
 
     fn config(text: &str) -> (tempfile::TempDir, git2::Config) {
         let dir = tempfile::tempdir().unwrap();
