@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use fixture::{apply_channel_with, channel, channel_events, condition, install_crd, Operator};
 use gitserver::{HttpServer, Upstream, HTTP_PASSWORD, HTTP_USER};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Api, ListParams, PostParams};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams};
 use kube::Client;
 use serde_json::json;
 use support::eventually;
@@ -37,14 +37,7 @@ fn config_map(value: &str) -> String {
 }
 
 async fn create_secret(client: &Client, ns: &str, data: serde_json::Value) {
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "git"}, "stringData": data
-    }))
-    .unwrap();
-    Api::<Secret>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    fixture::create_secret(client, ns, "git", data).await
 }
 
 /// Everything B can read about its channel: status and events, as text.

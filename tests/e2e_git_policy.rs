@@ -12,26 +12,18 @@ use std::time::Duration;
 
 use fixture::release::{deployment, revisions_in, workload};
 use fixture::{
-    apply_channel_with, channel, condition, install_crd, kubemint, wait_applied, Operator, Run,
+    apply_channel_with, channel, condition, create_secret, install_crd, kubemint, last_applied,
+    wait_applied, Operator, Run,
 };
 use gitserver::{GitDaemon, HttpServer, SshSigningKey, Upstream, HTTP_PASSWORD, HTTP_USER};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
 use kube::Client;
 use serde_json::json;
 use support::{eventually, hold_revision};
 
 fn config_map(value: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: greeting\ndata:\n  GREETING: \"{value}\"\n")
-}
-
-async fn create_secret(client: &Client, ns: &str, name: &str, data: serde_json::Value) {
-    let secret: Secret =
-        serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data})).unwrap();
-    Api::<Secret>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
 }
 
 async fn greeting(client: &Client, ns: &str) -> Option<String> {
@@ -68,14 +60,6 @@ async fn wait_refused(
         },
     )
     .await
-}
-
-fn last_applied(ch: &kubemint::controller::Channel) -> Option<String> {
-    ch.status
-        .as_ref()?
-        .last_applied_commit
-        .as_ref()
-        .map(|c| c.sha.clone())
 }
 
 /// Commits in `upstream` are signed with `signer` from now on (`gpg.format ssh`).
@@ -143,7 +127,7 @@ async fn all_commits_from_a_trust_anchor_then_an_unsigned_commit_is_refused() {
     let message = wait_refused(&client, &ns, "app", &five, &op).await;
     assert!(message.contains("not signed"), "{message}");
     let ch = channel(&client, &ns, "app").await;
-    assert_eq!(last_applied(&ch).as_deref(), Some(four.as_str()));
+    assert_eq!(last_applied(&ch), Some(four.as_str()));
     assert_eq!(greeting(&client, &ns).await.as_deref(), Some("four"));
 }
 

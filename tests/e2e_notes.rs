@@ -21,8 +21,7 @@ use fixture::{
     apply_channel_with, channel, channel_events, install_crd, kubemint, wait_applied, Operator,
 };
 use gitserver::{GitDaemon, HttpServer, SshServer, Upstream, HTTP_PASSWORD, HTTP_USER};
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use kube::Client;
 use kubemint::controller::crd::ReleasePhase;
 use kubemint::controller::Channel;
@@ -30,14 +29,7 @@ use serde_json::json;
 use support::{hold_revision, wait_for};
 
 async fn create_secret(client: &Client, ns: &str, data: serde_json::Value) {
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "git-creds"}, "stringData": data
-    }))
-    .unwrap();
-    Api::<Secret>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
+    fixture::create_secret(client, ns, "git-creds", data).await
 }
 
 /// The note of `sha` under `refs/notes/kubemint/<cluster>` in the server's repository, once it has `want` entries.

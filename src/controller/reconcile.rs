@@ -21,8 +21,8 @@ use super::prepare::{prepare, Rendered};
 use super::status::{self, remove_condition, set_condition, READY, RECONCILING, STALLED};
 use super::{source, tenancy, Error};
 use crate::api::{
-    Channel, ChannelStatus, CommitInfo, APPROVE_PRUNE_ANNOTATION, FINALIZER, RECONCILE_ANNOTATION,
-    RETRY_ANNOTATION,
+    Channel, ChannelStatus, CommitInfo, ReleasePhase, APPROVE_PRUNE_ANNOTATION, FINALIZER,
+    RECONCILE_ANNOTATION, RETRY_ANNOTATION,
 };
 use crate::cluster;
 use crate::rollout::{self, prune_set, Phase, Plan};
@@ -330,12 +330,22 @@ async fn pass(
         let actions: Vec<&str> = plan.actions.iter().map(|a| a.kind()).collect();
         tracing::info!(channel = %key, release = %rendered.desired.id, ?actions, phase = ?plan.phase, "pass");
     }
+    // The test's logs go into the failure's report; also when the pass that
+    // failed it could not write that report (it is rebuilt in full, once).
+    let reported = channel.status.as_ref().is_some_and(|s| {
+        s.releases.iter().any(|r| {
+            r.id == rendered.desired.id
+                && r.commit.sha == rendered.commit.sha
+                && r.phase == ReleasePhase::Failed
+                && r.message.is_some()
+        })
+    });
     let logs = match &plan.phase {
         Phase::Failed {
-            now: true,
+            now,
             hook: Some(job),
             ..
-        } => Some(hook_logs(&access.client, job, &rendered).await),
+        } if *now || !reported => Some(hook_logs(&access.client, job, &rendered).await),
         _ => None,
     };
     publish(ctx, channel, &rendered, &plan, &done, logs.as_deref()).await;
