@@ -128,6 +128,10 @@ enum Command {
             default_value = "/var/cache/kubemint"
         )]
         cache_dir: PathBuf,
+        /// Delete git cache entries nothing fetched into for this long (of
+        /// deleted channels, rotated credentials).
+        #[arg(long, env = "KUBEMINT_CACHE_MAX_AGE", default_value = "7d", value_parser = humantime::parse_duration)]
+        cache_max_age: std::time::Duration,
         /// Address of /healthz, /readyz and /metrics.
         #[arg(long, env = "KUBEMINT_HTTP_ADDR", default_value = "0.0.0.0:8080")]
         http_addr: SocketAddr,
@@ -357,6 +361,7 @@ fn main() -> ExitCode {
         Command::Run {
             namespace,
             cache_dir,
+            cache_max_age,
             http_addr,
             log_format,
             leader_elect,
@@ -370,6 +375,7 @@ fn main() -> ExitCode {
             let settings = Settings {
                 namespace,
                 cache_dir,
+                cache_max_age,
                 instance: std::env::var("POD_NAME").ok(),
                 limits: kustomize.limits(),
                 kustomize: kustomize.command,

@@ -600,3 +600,41 @@ async fn a_cached_commit_is_served_only_to_the_credentials_that_fetched_it() {
         }
     }
 }
+
+#[tokio::test]
+async fn unused_cache_entries_are_collected_and_fetched_again_when_needed() {
+    let upstream = Upstream::new();
+    let sha = upstream.commit("deploy/a.yaml", "a: 1\n", "first");
+    let daemon = GitDaemon::start(upstream.root());
+    let url = daemon.url("work");
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = GitCache::new(cache_dir.path());
+    let fetch = || request(&url, branch("main"), GitCredentials::none());
+    cache.fetch(&fetch()).await.unwrap();
+    let entries = || {
+        std::fs::read_dir(cache_dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "git"))
+            .count()
+    };
+    assert_eq!(entries(), 1);
+
+    // Used within the day: kept.
+    let day = std::time::Duration::from_secs(24 * 3600);
+    assert_eq!(cache.collect_garbage(day).await, 0);
+    assert_eq!(entries(), 1);
+    // Past the age: removed; the next poll fetches the commit again.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(
+        cache
+            .collect_garbage(std::time::Duration::from_secs(1))
+            .await,
+        1
+    );
+    assert_eq!(entries(), 0);
+    let again = cache.fetch(&fetch()).await.unwrap();
+    assert_eq!(again.commit.sha, sha);
+    assert!(again.stats.round_trips > 0);
+    assert_eq!(entries(), 1);
+}

@@ -68,6 +68,7 @@ pub struct Context {
     pub(super) watches: WatchRegistry,
     pub(super) kustomize: Option<crate::render::KustomizeCommand>,
     pub(super) limits: crate::render::Limits,
+    pub(super) cache_max_age: std::time::Duration,
     /// `--cluster-name`: the notes ref of this operator.
     pub(super) cluster_name: String,
     memo: Mutex<HashMap<String, Memo>>,
@@ -94,6 +95,7 @@ impl Context {
             watches: WatchRegistry::default(),
             kustomize: settings.kustomize.clone(),
             limits: settings.limits,
+            cache_max_age: settings.cache_max_age,
             cluster_name: settings.cluster_name.clone(),
             memo: Mutex::default(),
         }

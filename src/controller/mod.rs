@@ -37,6 +37,9 @@ pub use triggers::SyncRequests;
 /// How long a channel's pass waits for more watch events after the first of a burst.
 const PASS_WINDOW: std::time::Duration = std::time::Duration::from_millis(300);
 
+/// How often unused git cache entries are looked for.
+const CACHE_COLLECTION_PERIOD: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Settings of `kubemint run`.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -44,6 +47,8 @@ pub struct Settings {
     pub namespace: Option<String>,
     /// Where bare repositories are cached between reconciles.
     pub cache_dir: PathBuf,
+    /// Cache entries nothing fetched into for this long are deleted (`--cache-max-age`).
+    pub cache_max_age: std::time::Duration,
     /// Name of this instance in events (the pod name in a cluster).
     pub instance: Option<String>,
     /// The kustomize command (`--kustomize`); `None`: the default.
@@ -122,6 +127,18 @@ impl Operator {
 
     /// Runs until the process is asked to stop (SIGTERM / Ctrl-C).
     pub async fn run(self) {
+        let (git, max_age) = (self.ctx.git.clone(), self.ctx.cache_max_age);
+        // Unused cache entries go at start and then every hour.
+        let collector = tokio::spawn(async move {
+            let mut every = tokio::time::interval(CACHE_COLLECTION_PERIOD);
+            loop {
+                every.tick().await;
+                let removed = git.collect_garbage(max_age).await;
+                if removed > 0 {
+                    tracing::info!(removed, ?max_age, "deleted unused git cache entries");
+                }
+            }
+        });
         self.controller
             .run(reconcile::reconcile, reconcile::error_policy, self.ctx)
             .for_each(|outcome| async move {
@@ -130,5 +147,6 @@ impl Operator {
                 }
             })
             .await;
+        collector.abort();
     }
 }

@@ -151,7 +151,9 @@ impl GitCache {
         let (cache, request) = (self.clone(), request.clone());
         tokio::task::spawn_blocking(move || {
             let dir = cache.repo_dir(&request.url, &request.credentials)?;
-            fetch_blocking(&dir, &request)
+            let outcome = fetch_blocking(&dir, &request);
+            super::cache_gc::mark_used(&dir);
+            outcome
         })
         .await
         .map_err(|e| SourceError::Task(e.to_string()))?
@@ -233,6 +235,57 @@ impl GitCache {
         })?;
         *salt = Some(made);
         Ok(made)
+    }
+
+    /// Deletes the entries nothing fetched into for `max_age` (of deleted
+    /// channels, rotated credentials, older releases' names); an entry a fetch
+    /// holds now is left alone. Returns how many went.
+    pub async fn collect_garbage(&self, max_age: Duration) -> usize {
+        let root = self.root.clone();
+        let stale = tokio::task::spawn_blocking(move || {
+            super::cache_gc::stale_entries(&root, std::time::SystemTime::now(), max_age)
+        })
+        .await
+        .unwrap_or_default();
+        if stale.is_empty() {
+            return 0;
+        }
+        let Ok(salt) = self.salt() else { return 0 };
+        // The locks of the entries this process knows, by directory.
+        let locks: HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>> = self
+            .locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|((url, who), lock)| {
+                let name = entry_name(&salt, url, who);
+                (self.root.join(format!("{name}.git")), lock.clone())
+            })
+            .collect();
+        let mut removed = 0;
+        for dir in stale {
+            let guard = match locks.get(&dir) {
+                Some(lock) => match lock.clone().try_lock_owned() {
+                    Ok(guard) => Some(guard),
+                    Err(_) => continue, // a fetch is using it right now
+                },
+                None => None,
+            };
+            let gone = tokio::task::spawn_blocking({
+                let dir = dir.clone();
+                move || std::fs::remove_dir_all(&dir)
+            })
+            .await;
+            drop(guard);
+            match gone {
+                Ok(Ok(())) => removed += 1,
+                Ok(Err(e)) => {
+                    tracing::warn!(entry = %dir.display(), error = %e, "removing an unused git cache entry failed")
+                }
+                Err(e) => tracing::warn!(error = %e, "git cache collection task failed"),
+            }
+        }
+        removed
     }
 
     fn lock_for(&self, url: &str, credentials: &GitCredentials) -> Arc<tokio::sync::Mutex<()>> {

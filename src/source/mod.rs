@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 pub mod auth;
 mod cache;
+pub mod cache_gc;
 pub mod cache_key;
 pub mod notes;
 pub mod refs;
