@@ -110,7 +110,7 @@ pub fn plan(
         .revparse_single(reference)
         .and_then(|o| o.peel_to_commit())
         .map_err(git_err)?;
-    let tree = tree_at(&repo, commit.id(), limits).map_err(git_err)?;
+    let tree = tree_at(&repo, commit.id(), limits, &repo_path).map_err(git_err)?;
     let release = render::render(&tree, &options(&repo_path))?;
     let seen_before = earlier_revisions(
         &repo,
@@ -162,15 +162,17 @@ fn earlier_revisions(
             break;
         }
         // Commits that do not render (broken, or before the path existed) are skipped.
-        let earlier = tree_at(repo, current.id(), limits).ok().and_then(|tree| {
-            let options = RenderOptions {
-                path: path.to_string(),
-                namespace: None,
-                kustomize: kustomize.cloned(),
-                limits: *limits,
-            };
-            render::render(&tree, &options).ok()
-        });
+        let earlier = tree_at(repo, current.id(), limits, path)
+            .ok()
+            .and_then(|tree| {
+                let options = RenderOptions {
+                    path: path.to_string(),
+                    namespace: None,
+                    kustomize: kustomize.cloned(),
+                    limits: *limits,
+                };
+                render::render(&tree, &options).ok()
+            });
         for w in earlier.iter().flat_map(|r| &r.workloads) {
             if wanted.get(w.name.as_str()) == Some(&w.hash.as_str()) {
                 wanted.remove(w.name.as_str());

@@ -121,7 +121,10 @@ pub async fn render(
     limits: &Limits,
 ) -> Result<Release, Error> {
     let (url, sha) = (&channel.spec.git.url, &fetched.commit.sha);
-    let tree = git.tree(url, &fetched.credentials, sha, limits).await?;
+    let path = &channel.spec.git.path;
+    let tree = git
+        .tree(url, &fetched.credentials, sha, limits, path)
+        .await?;
     let options = RenderOptions {
         path: channel.spec.git.path.clone(),
         namespace: Some(channel.target_namespace()),

@@ -189,14 +189,17 @@ impl GitCache {
     }
 
     /// The tree of `sha`, which must have been fetched from `url` with
-    /// `credentials` before; files over `limits` are left unread.
+    /// `credentials` before; files over `limits` are left unread, the files
+    /// under directory `first` (the render path) getting the budget first.
     pub async fn tree(
         &self,
         url: &str,
         credentials: &GitCredentials,
         sha: &str,
         limits: &Limits,
+        first: &str,
     ) -> Result<RepoTree, SourceError> {
+        let first = first.to_string();
         let (cache, url, credentials) = (self.clone(), url.to_string(), credentials.clone());
         let limits = *limits;
         let sha = sha.to_string();
@@ -205,7 +208,7 @@ impl GitCache {
             let cache_err = |e: git2::Error| cache_error(&dir, e);
             let repo = Repository::open_bare(&dir).map_err(cache_err)?;
             let oid = Oid::from_str(&sha).map_err(cache_err)?;
-            tree_at(&repo, oid, &limits).map_err(cache_err)
+            tree_at(&repo, oid, &limits, &first).map_err(cache_err)
         })
         .await
         .map_err(|e| SourceError::Task(e.to_string()))?

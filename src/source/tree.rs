@@ -14,47 +14,61 @@ const SYMLINK_MODE: i32 = 0o120000;
 
 /// Reads the blobs of `commit`'s tree; symlinks are kept as links for render to
 /// resolve. A file over `limits` is left unread ([`EntryKind::Unread`]): its
-/// size comes from the object's header, so it is never inflated.
-pub fn tree_at(repo: &Repository, commit: Oid, limits: &Limits) -> Result<RepoTree, git2::Error> {
+/// size comes from the object's header, so it is never inflated. The files
+/// under directory `first` (the render path) get the commit's budget before
+/// the rest of the tree (kustomize bases, a monorepo's other directories).
+pub fn tree_at(
+    repo: &Repository,
+    commit: Oid,
+    limits: &Limits,
+    first: &str,
+) -> Result<RepoTree, git2::Error> {
     let tree = repo.find_commit(commit)?.tree()?;
+    // Paths, ids and modes first: nothing is inflated yet.
+    let mut blobs: Vec<(String, Oid, bool)> = Vec::new();
+    tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+        // Trees are walked into; submodules are skipped.
+        if entry.kind() == Some(ObjectType::Blob) {
+            let path = format!("{dir}{}", String::from_utf8_lossy(entry.name_bytes()));
+            blobs.push((path, entry.id(), entry.filemode() == SYMLINK_MODE));
+        }
+        TreeWalkResult::Ok
+    })?;
+    let prefix = first.trim_start_matches("./").trim_matches('/');
+    let prefix = if prefix == "." { "" } else { prefix };
+    let under = |path: &str| {
+        prefix.is_empty()
+            || path
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    let mut order: Vec<usize> = (0..blobs.len()).collect();
+    order.sort_by_key(|&i| !under(&blobs[i].0)); // stable: tree order within each part
     let odb = repo.odb()?;
     let mut budget = limits.budget();
-    let mut entries = Vec::new();
-    let mut failure = None;
-    tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
-        if entry.kind() != Some(ObjectType::Blob) {
-            return TreeWalkResult::Ok; // trees are walked into; submodules are skipped
-        }
-        let path = format!("{dir}{}", String::from_utf8_lossy(entry.name_bytes()));
-        let symlink = entry.filemode() == SYMLINK_MODE;
-        let read = odb.read_header(entry.id()).and_then(|(size, _)| {
-            let size = size as u64;
-            // A link's target is tiny by nature; it is not counted.
-            if !symlink && !budget.admit(size) {
-                return Ok(EntryKind::Unread { size });
-            }
-            let blob = repo.find_blob(entry.id())?;
-            Ok(if symlink {
+    let mut kinds: Vec<Option<EntryKind>> = vec![None; blobs.len()];
+    for i in order {
+        let (_, id, symlink) = &blobs[i];
+        let (size, _) = odb.read_header(*id)?;
+        let size = size as u64;
+        // A link's target is tiny by nature; it is not counted.
+        kinds[i] = Some(if !symlink && !budget.admit(size) {
+            EntryKind::Unread { size }
+        } else {
+            let blob = repo.find_blob(*id)?;
+            if *symlink {
                 EntryKind::Symlink(String::from_utf8_lossy(blob.content()).into_owned())
             } else {
                 EntryKind::File(blob.content().to_vec())
-            })
+            }
         });
-        match read {
-            Ok(kind) => {
-                entries.push(TreeEntry { path, kind });
-                TreeWalkResult::Ok
-            }
-            Err(e) => {
-                failure = Some(e);
-                TreeWalkResult::Abort
-            }
-        }
-    })?;
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(RepoTree { entries }),
     }
+    let entries = blobs
+        .into_iter()
+        .zip(kinds)
+        .filter_map(|((path, _, _), kind)| Some(TreeEntry { path, kind: kind? }))
+        .collect();
+    Ok(RepoTree { entries })
 }
 
 /// A directory on disk, read for rendering as the repository it belongs to.
@@ -173,6 +187,66 @@ mod tests {
             .expect("git runs")
             .success();
         assert!(ok, "git {args:?}");
+    }
+
+    #[test]
+    fn the_render_path_gets_the_commit_s_budget_before_the_rest_of_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        git(root, &["init", "-q", "-b", "main"]);
+        std::fs::create_dir_all(root.join("assets")).unwrap();
+        std::fs::create_dir_all(root.join("deploy")).unwrap();
+        std::fs::write(root.join("assets/video.bin"), "v".repeat(600)).unwrap();
+        std::fs::write(root.join("deploy/a.yaml"), "a".repeat(100)).unwrap();
+        git(root, &["add", "-A"]);
+        git(
+            root,
+            &[
+                "-c",
+                "user.name=T",
+                "-c",
+                "user.email=t@e",
+                "commit",
+                "-q",
+                "-m",
+                "x",
+            ],
+        );
+        let repo = Repository::open(root).unwrap();
+        let head = repo.head().unwrap().peel_to_commit().unwrap().id();
+        let limits = Limits {
+            max_release_bytes: 650,
+            ..Limits::default()
+        };
+        let kind = |tree: &RepoTree, path: &str| {
+            tree.entries
+                .iter()
+                .find(|e| e.path == path)
+                .unwrap()
+                .kind
+                .clone()
+        };
+        let tree = tree_at(&repo, head, &limits, "./deploy").unwrap();
+        assert_eq!(
+            kind(&tree, "deploy/a.yaml"),
+            EntryKind::File(b"a".repeat(100))
+        );
+        assert_eq!(
+            kind(&tree, "assets/video.bin"),
+            EntryKind::Unread { size: 600 }
+        );
+        // In plain tree order the assets would have taken the budget.
+        let tree = tree_at(&repo, head, &limits, ".").unwrap();
+        assert_eq!(
+            kind(&tree, "deploy/a.yaml"),
+            EntryKind::Unread { size: 100 }
+        );
+        let paths: Vec<&str> = tree.entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["assets/video.bin", "deploy/a.yaml"],
+            "tree order kept"
+        );
     }
 
     #[test]
