@@ -46,12 +46,12 @@ struct KustomizeArg {
     /// Largest file read from a commit (e.g. 8Mi): a commit that needs a larger
     /// one is rejected, naming it.
     #[arg(long, env = "KUBEMINT_MAX_FILE_SIZE", value_name = "SIZE",
-          default_value = "8Mi", value_parser = kubemint::render::parse_size)]
+          default_value_t = kubemint::render::DEFAULT_MAX_FILE_BYTES, value_parser = kubemint::render::parse_size)]
     max_file_size: u64,
     /// Most bytes read from one commit, and most rendered from it (manifests
     /// and kustomize output).
     #[arg(long, env = "KUBEMINT_MAX_RELEASE_SIZE", value_name = "SIZE",
-          default_value = "128Mi", value_parser = kubemint::render::parse_size)]
+          default_value_t = kubemint::render::DEFAULT_MAX_RELEASE_BYTES, value_parser = kubemint::render::parse_size)]
     max_release_size: u64,
     /// Most objects one commit may declare.
     #[arg(long, env = "KUBEMINT_MAX_OBJECTS", value_name = "N", default_value_t = kubemint::render::DEFAULT_MAX_OBJECTS)]

@@ -11,6 +11,18 @@ fn kubemint(args: &[&str]) -> Output {
         .expect("running kubemint")
 }
 
+/// Runs git in `dir` (its own HOME); fails the test if git fails.
+fn git_in(dir: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", dir)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "git {args:?}");
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -104,16 +116,7 @@ fn plan_of_a_broken_repository_names_every_problem() {
 #[test]
 fn plan_renders_a_commit_of_a_git_repository() {
     let dir = tempfile::tempdir().unwrap();
-    let git = |args: &[&str]| {
-        let ok = Command::new("git")
-            .args(args)
-            .current_dir(dir.path())
-            .env("HOME", dir.path())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "git {args:?}");
-    };
+    let git = |args: &[&str]| git_in(dir.path(), args);
     git(&["init", "-q", "-b", "main"]);
     std::fs::create_dir(dir.path().join("deploy")).unwrap();
     std::fs::write(
@@ -384,16 +387,7 @@ fn plan_refuses_a_commit_over_the_limits_naming_the_file_and_the_limit() {
     );
 
     // A commit of a git repository: the blob is never inflated, only its header read.
-    let git = |args: &[&str]| {
-        let ok = Command::new("git")
-            .args(args)
-            .current_dir(root)
-            .env("HOME", root)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "git {args:?}");
-    };
+    let git = |args: &[&str]| git_in(root, args);
     git(&["init", "-q", "-b", "main"]);
     git(&["add", "-A"]);
     git(&[

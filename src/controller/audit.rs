@@ -2,7 +2,6 @@
 //! the automatic revert of a release that failed (`spec.rollout.onFailure:
 //! revert`). The git work itself is in `source::notes` and `revert`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
@@ -388,17 +387,20 @@ pub const AUTO_REVERT_RETRY: std::time::Duration = std::time::Duration::from_sec
 
 /// The key that signs `channel`'s automatic reverts, from the `signing_key` of
 /// the Secret `spec.rollout.revertSigning` names (none without it).
-pub fn revert_signing_key(
+pub async fn revert_signing_key(
+    client: &kube::Client,
     channel: &Channel,
-    secret: Option<Result<BTreeMap<String, Vec<u8>>, String>>,
 ) -> Result<Option<InMemoryKey>, RevertError> {
-    let (Some(spec), Some(secret)) = (&channel.spec.rollout.revert_signing, secret) else {
+    let Some(spec) = &channel.spec.rollout.revert_signing else {
         return Ok(None);
     };
     let name = &spec.secret_ref.name;
-    let data = secret.map_err(|e| RevertError::Signing {
-        message: format!("reading the Secret {name} of spec.rollout.revertSigning: {e}"),
-    })?;
+    let namespace = channel.namespace().unwrap_or_default();
+    let data = crate::cluster::secret_data(client, &namespace, name)
+        .await
+        .map_err(|e| RevertError::Signing {
+            message: format!("reading the Secret {name} of spec.rollout.revertSigning: {e}"),
+        })?;
     let key = data
         .get("signing_key")
         .ok_or_else(|| RevertError::Signing {

@@ -433,21 +433,9 @@ async fn audit_pass(
             Phase::Failed { pending, hook, .. } => (pending.clone(), hook.clone()),
             _ => (Vec::new(), None),
         };
-        let secret = match &channel.spec.rollout.revert_signing {
-            Some(spec) => Some(
-                cluster::secret_data(
-                    &ctx.client,
-                    &channel.namespace().unwrap_or_default(),
-                    &spec.secret_ref.name,
-                )
-                .await
-                .map_err(|e| e.to_string()),
-            ),
-            None => None,
-        };
         let keys = audit::RevertKeys {
             credentials: credentials.clone(),
-            signing_key: audit::revert_signing_key(channel, secret),
+            signing_key: audit::revert_signing_key(&ctx.client, channel).await,
         };
         let outcome = audit::auto_revert(
             channel,

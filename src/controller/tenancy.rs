@@ -128,7 +128,8 @@ impl Tenancy {
     }
 
     /// How many impersonated identities are held.
-    pub fn tenants(&self) -> usize {
+    #[cfg(test)]
+    fn tenants(&self) -> usize {
         self.tenants.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
