@@ -267,6 +267,16 @@ enum Command {
     },
     /// Print the Channel CustomResourceDefinition.
     Crd,
+    /// Serve the web UI on 127.0.0.1, reading with your own kubeconfig (so you
+    /// see what your RBAC lets you see); prints the URL.
+    Ui {
+        /// Only channels of this namespace (default: every namespace).
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Port on 127.0.0.1 (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
 }
 
 fn main() -> ExitCode {
@@ -289,6 +299,9 @@ fn main() -> ExitCode {
             };
         }
         Command::Crd => print_crd(),
+        Command::Ui { namespace, port } => tokio::runtime::Runtime::new()
+            .context("starting the async runtime")
+            .and_then(|rt| rt.block_on(ui(namespace, port))),
         Command::Status { channel, namespace } => {
             inspect(&channel, namespace, kubemint::inspect::describe_status)
         }
@@ -398,6 +411,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `kubemint ui`: caches with the user's kubeconfig, served until Ctrl-C.
+async fn ui(namespace: Option<String>, port: u16) -> anyhow::Result<()> {
+    let client = kubemint::cluster::connect()
+        .await
+        .context("connecting to the cluster (KUBECONFIG or in-cluster config)")?;
+    let caches = server::ui::Caches::start(&client, namespace.as_deref());
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let bound = server::ui::serve(addr, caches.clone()).await?;
+    if !caches.wait_ready(std::time::Duration::from_secs(30)).await {
+        eprintln!("warning: the caches have not listed everything yet (permissions?); pages may be incomplete");
+    }
+    println!("kubemint UI: http://{bound}/ui/");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminated() => {}
+    }
+    Ok(())
 }
 
 fn print_crd() -> anyhow::Result<()> {

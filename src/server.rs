@@ -1,6 +1,7 @@
 //! HTTP endpoints: `/healthz`, `/readyz`, `/metrics` and the webhook receivers.
 
 pub mod hooks;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,0 +1,83 @@
+//! The UI's reflectors: Channels, minted ReplicaSets and Events about
+//! Channels, kept in memory so that a page view makes no API request.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Event;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+
+use crate::api::Channel;
+use crate::rollout::{MANAGED_BY, MANAGED_BY_LABEL};
+
+/// The stores the pages read.
+#[derive(Clone)]
+pub struct Caches {
+    /// Channels.
+    pub channels: Store<Channel>,
+    /// ReplicaSets kubemint minted.
+    pub replica_sets: Store<ReplicaSet>,
+    /// Events about Channels.
+    pub events: Store<Event>,
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Starts a reflector of `api` with `config` and returns its store.
+fn reflect<K>(api: Api<K>, config: watcher::Config) -> Store<K>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(api, config))
+        .default_backoff()
+        .touched_objects();
+    tokio::spawn(async move {
+        stream
+            .for_each(|item| async move {
+                if let Err(e) = item {
+                    // The watcher retries with backoff; say why the page may be stale.
+                    tracing::warn!(error = %e, "UI cache watch failed; retrying");
+                }
+            })
+            .await;
+    });
+    reader
+}
+
+impl Caches {
+    /// Starts the reflectors with `client`, in `namespace` or every namespace.
+    pub fn start(client: &Client, namespace: Option<&str>) -> Caches {
+        let minted = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
+        let about_channels = watcher::Config::default().fields("involvedObject.kind=Channel");
+        Caches {
+            channels: reflect(api(client, namespace), watcher::Config::default()),
+            replica_sets: reflect(api(client, namespace), minted),
+            events: reflect(api(client, namespace), about_channels),
+        }
+    }
+
+    /// Waits until every store has listed once, or `timeout` passes; false then.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let all = async {
+            let _ = self.channels.wait_until_ready().await;
+            let _ = self.replica_sets.wait_until_ready().await;
+            let _ = self.events.wait_until_ready().await;
+        };
+        tokio::time::timeout(timeout, all).await.is_ok()
+    }
+}

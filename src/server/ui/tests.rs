@@ -1,0 +1,427 @@
+//! Table tests of the view models and the HTML they become.
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Event;
+use k8s_openapi::jiff::Timestamp;
+use serde_json::json;
+
+use super::html;
+use super::model::{self, Forge, Health, Reverts, Snapshot};
+use crate::api::{
+    AutoRevertStatus, Channel, ChannelStatus, CommitInfo, ReleasePhase, ReleaseRecord,
+    WorkloadRevision,
+};
+
+fn channel(url: &str, status: ChannelStatus) -> Channel {
+    let mut ch: Channel = serde_json::from_value(json!({
+        "apiVersion": "kubemint.io/v1alpha1", "kind": "Channel",
+        "metadata": {"name": "shop", "namespace": "prod"},
+        "spec": {"git": {"url": url, "path": "deploy"}}
+    }))
+    .unwrap();
+    ch.status = Some(status);
+    ch
+}
+
+fn condition(type_: &str, status: &str, reason: &str, message: &str) -> serde_json::Value {
+    json!({"type": type_, "status": status, "reason": reason, "message": message,
+           "lastTransitionTime": "2026-11-22T10:00:00Z"})
+}
+
+fn with_conditions(mut ch: Channel, conditions: Vec<serde_json::Value>) -> Channel {
+    ch.status.as_mut().unwrap().conditions = serde_json::from_value(json!(conditions)).unwrap();
+    ch
+}
+
+fn record(id: &str, sha: char, subject: &str, phase: ReleasePhase, web: &str) -> ReleaseRecord {
+    ReleaseRecord {
+        id: id.into(),
+        commit: CommitInfo {
+            sha: sha.to_string().repeat(40),
+            author: "Ada <ada@example.com>".into(),
+            subject: subject.into(),
+            time: "2026-11-22T10:00:00Z".into(),
+            reference: None,
+        },
+        applied_at: Some(format!("2026-11-22T1{}:00:00Z", sha.to_digit(16).unwrap() % 10)),
+        promoted_at: (phase != ReleasePhase::Failed && phase != ReleasePhase::Progressing)
+            .then(|| "2026-11-22T10:02:00Z".into()),
+        phase,
+        message: (phase == ReleasePhase::Failed)
+            .then(|| format!("release {id} failed: not ready within 5s: web has 0/2 pods ready; traffic stays on the previous release")),
+        revisions: vec![WorkloadRevision {
+            namespace: None,
+            workload: "web".into(),
+            revision: web.into(),
+        }],
+    }
+}
+
+fn replica_set(name: &str, image: &str, replicas: i32, ready: i32) -> ReplicaSet {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "prod",
+                     "annotations": {"kubemint.io/drained-at": "2026-11-22T10:05:00Z"}},
+        "spec": {"replicas": replicas, "selector": {},
+                 "template": {"spec": {"containers": [{"name": "web", "image": image}]}}},
+        "status": {"replicas": replicas, "readyReplicas": ready}
+    }))
+    .unwrap()
+}
+
+fn event(reason: &str, type_: &str, message: &str, time: &str) -> Event {
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("e-{reason}"), "namespace": "prod"},
+        "involvedObject": {"kind": "Channel", "name": "shop", "namespace": "prod"},
+        "reason": reason, "type": type_, "message": message, "lastTimestamp": time, "count": 1
+    }))
+    .unwrap()
+}
+
+fn now() -> Option<Timestamp> {
+    Some("2026-11-22T12:00:00Z".parse().unwrap())
+}
+
+#[test]
+fn forges_are_recognised_without_credentials() {
+    let cases = [
+        (
+            "https://github.com/acme/deploy.git",
+            Some("https://github.com/acme/deploy/commit/abc1"),
+        ),
+        (
+            "https://bot:s3cret@github.com/acme/deploy",
+            Some("https://github.com/acme/deploy/commit/abc1"),
+        ),
+        (
+            "git@github.com:acme/deploy.git",
+            Some("https://github.com/acme/deploy/commit/abc1"),
+        ),
+        (
+            "ssh://git@gitlab.com/group/sub/deploy.git",
+            Some("https://gitlab.com/group/sub/deploy/-/commit/abc1"),
+        ),
+        (
+            "https://gitlab.example.com/g/r",
+            Some("https://gitlab.example.com/g/r/-/commit/abc1"),
+        ),
+        ("https://git.example.com/acme/deploy.git", None),
+        ("file:///tmp/repo", None),
+        ("https://github.com/acme/de\"ploy", None),
+    ];
+    for (url, want) in cases {
+        let got = Forge::of(url).and_then(|f| f.commit_url("abc1"));
+        assert_eq!(got.as_deref(), want, "{url}");
+    }
+    let github = Forge::of("https://github.com/a/b").unwrap();
+    assert_eq!(github.commit_url("not-hex\"><x"), None);
+}
+
+#[test]
+fn revert_subjects_say_what_they_revert() {
+    let cases = [
+        (
+            "Revert \"web 1.5.0\"",
+            Some(Reverts::Subject("web 1.5.0".into())),
+        ),
+        (
+            "Revert release 3f2a9c (commit 1a2b3c4d5e6f \"web 1.5.0\")",
+            Some(Reverts::Release("3f2a9c".into())),
+        ),
+        (
+            "Revert failed release 3f2a9c (commit 1a2b3c4d5e6f): web 0/2 ready after 5s",
+            Some(Reverts::Release("3f2a9c".into())),
+        ),
+        ("Revert commit 1a2b3c4d5e6f", None),
+        ("web 1.5.0", None),
+    ];
+    for (subject, want) in cases {
+        assert_eq!(model::reverts(subject), want, "{subject}");
+    }
+}
+
+#[test]
+fn health_marks_failed_held_stalled_progressing_and_ready() {
+    let url = "https://github.com/acme/deploy";
+    let ready = condition("Ready", "True", "ReconciliationSucceeded", "ok");
+    let cases = [
+        (
+            vec![record("r1", 'a', "web 1", ReleasePhase::Active, "h1")],
+            vec![ready.clone()],
+            Health::Ready,
+        ),
+        (
+            vec![
+                record("r2", 'b', "web 2", ReleasePhase::Failed, "h2"),
+                record("r1", 'a', "web 1", ReleasePhase::Active, "h1"),
+            ],
+            vec![
+                condition("Ready", "False", "ReleaseFailed", "release r2 failed"),
+                condition("Stalled", "True", "ReleaseFailed", "release r2 failed"),
+            ],
+            Health::Failed,
+        ),
+        (
+            vec![record("r1", 'a', "web 1", ReleasePhase::Active, "h1")],
+            vec![
+                condition("Ready", "False", "PruneHeld", "would prune 3 of 4"),
+                condition("Stalled", "True", "PruneHeld", "would prune 3 of 4"),
+            ],
+            Health::Held,
+        ),
+        (
+            vec![record("r1", 'a', "web 1", ReleasePhase::Active, "h1")],
+            vec![
+                condition("Ready", "False", "InvalidManifest", "web.yaml: bad"),
+                condition("Stalled", "True", "InvalidManifest", "web.yaml: bad"),
+            ],
+            Health::Stalled,
+        ),
+        (
+            vec![
+                record("r2", 'b', "web 2", ReleasePhase::Progressing, "h2"),
+                record("r1", 'a', "web 1", ReleasePhase::Active, "h1"),
+            ],
+            vec![condition("Ready", "False", "Progressing", "waiting")],
+            Health::Progressing,
+        ),
+        (vec![], vec![], Health::Unknown),
+    ];
+    for (releases, conditions, want) in cases {
+        let ch = with_conditions(
+            channel(
+                url,
+                ChannelStatus {
+                    releases,
+                    ..Default::default()
+                },
+            ),
+            conditions,
+        );
+        assert_eq!(model::health(&ch).0, want, "{:?}", ch.status);
+    }
+    let mut suspended = channel(url, ChannelStatus::default());
+    suspended.spec.suspend = true;
+    assert_eq!(model::health(&suspended).0, Health::Suspended);
+}
+
+/// A failed release reverted automatically, the revert serving, and a drift
+/// correction while it serves.
+fn reverted_channel() -> (Channel, Vec<ReplicaSet>, Vec<Event>) {
+    let mut revert = record(
+        "r1",
+        'c',
+        "Revert failed release r2 (commit bbbbbbbbbbbb): web 0/2 ready after 5s",
+        ReleasePhase::Active,
+        "h1",
+    );
+    revert.applied_at = Some("2026-11-22T11:30:00Z".into());
+    let status = ChannelStatus {
+        active_release: Some("r1".into()),
+        releases: vec![
+            revert,
+            record("r2", 'b', "web 1.1", ReleasePhase::Failed, "h2"),
+            record("r1", 'a', "web 1.0", ReleasePhase::Superseded, "h1"),
+        ],
+        auto_revert: Some(AutoRevertStatus {
+            release: "r2".into(),
+            commit: "b".repeat(40),
+            outcome: "Pushed".into(),
+            revert_commit: Some("c".repeat(40)),
+            message: "pushed the revert".into(),
+            time: "2026-11-22T11:30:00Z".into(),
+        }),
+        ..Default::default()
+    };
+    let ch = with_conditions(
+        channel("https://github.com/acme/deploy.git", status),
+        vec![condition("Ready", "True", "ReconciliationSucceeded", "ok")],
+    );
+    let rs = vec![
+        replica_set("web-h1", "web:1.0", 2, 2),
+        replica_set("web-h2", "web:1.1", 0, 0),
+    ];
+    let events = vec![
+        event(
+            "ReleaseFailed",
+            "Warning",
+            "release r2 failed: not ready within 5s",
+            "2026-11-22T11:20:00Z",
+        ),
+        event(
+            "DriftCorrected",
+            "Normal",
+            "Deployment/x was changed by kubectl; put back as declared",
+            "2026-11-22T11:59:00Z",
+        ),
+        event(
+            "Minted",
+            "Normal",
+            "Minted web-h2 for release r2",
+            "2026-11-22T11:00:00Z",
+        ),
+    ];
+    (ch, rs, events)
+}
+
+#[test]
+fn timeline_links_failure_automatic_revert_and_events() {
+    let (ch, rs, events) = reverted_channel();
+    let snapshot = Snapshot {
+        channels: vec![&ch],
+        replica_sets: rs.iter().collect(),
+        events: events.iter().collect(),
+        now: now(),
+    };
+    let t = model::timeline(&ch, &snapshot);
+    assert_eq!(t.entries.len(), 3);
+    let (revert, failed, first) = (&t.entries[0], &t.entries[1], &t.entries[2]);
+    // The failed release changed web from h1 to h2, images read from the kept ReplicaSets.
+    assert_eq!(failed.changes.len(), 1);
+    assert_eq!(failed.changes[0].from.as_deref(), Some("h1"));
+    assert_eq!(failed.changes[0].images_from, vec!["web:1.0"]);
+    assert_eq!(failed.changes[0].images_to, vec!["web:1.1"]);
+    assert_eq!(failed.failed_at.as_deref(), Some("2026-11-22T11:20:00Z"));
+    assert!(failed
+        .failure
+        .as_deref()
+        .unwrap()
+        .contains("0/2 pods ready"));
+    let auto = failed.auto_revert.as_ref().expect("the automatic revert");
+    assert_eq!(
+        (auto.outcome.as_str(), auto.commit.as_deref()),
+        ("Pushed", Some("cccccccccccc"))
+    );
+    // The revert compares with the release before it that served (not the failed one).
+    assert!(revert.changes.is_empty(), "{:?}", revert.changes);
+    assert_eq!(revert.reverts.as_ref().unwrap().short, "bbbbbbbbbbbb");
+    assert_eq!(failed.reverted_by.as_ref().unwrap().short, "cccccccccccc");
+    assert!(first.reverted_by.is_none());
+    // Events: the failure on its release, drift on the newest release applied before it, Minted left out.
+    assert_eq!(
+        failed
+            .events
+            .iter()
+            .map(|e| e.reason.as_str())
+            .collect::<Vec<_>>(),
+        ["ReleaseFailed"]
+    );
+    assert_eq!(
+        revert
+            .events
+            .iter()
+            .map(|e| e.reason.as_str())
+            .collect::<Vec<_>>(),
+        ["DriftCorrected"]
+    );
+    assert!(t.earlier_events.is_empty());
+    assert_eq!(
+        revert.commit.url.as_deref(),
+        Some("https://github.com/acme/deploy/commit/cccccccccccccccccccccccccccccccccccccccc")
+    );
+    assert_eq!(first.drained_at.as_deref(), Some("2026-11-22T10:05:00Z"));
+}
+
+#[test]
+fn overview_groups_by_namespace_and_counts_rollout_pods() {
+    let status = ChannelStatus {
+        active_release: Some("r1".into()),
+        releases: vec![
+            record("r2", 'b', "web 1.1", ReleasePhase::Progressing, "h2"),
+            record("r1", 'a', "web 1.0", ReleasePhase::Active, "h1"),
+        ],
+        ..Default::default()
+    };
+    let ch = channel("file:///repo", status);
+    let mut other = ch.clone();
+    other.metadata.namespace = Some("dev".into());
+    let rs = [
+        replica_set("web-h1", "web:1.0", 2, 2),
+        replica_set("web-h2", "web:1.1", 3, 1),
+    ];
+    let snapshot = Snapshot {
+        channels: vec![&ch, &other],
+        replica_sets: rs.iter().collect(),
+        events: vec![],
+        now: now(),
+    };
+    let overview = model::overview(&snapshot);
+    assert_eq!(
+        overview
+            .iter()
+            .map(|(ns, _)| ns.as_str())
+            .collect::<Vec<_>>(),
+        ["dev", "prod"]
+    );
+    let prod = &overview[1].1[0];
+    assert_eq!(prod.health, Health::Progressing);
+    assert_eq!(
+        prod.rollout,
+        Some(model::Pods {
+            ready: 1,
+            wanted: 3
+        })
+    );
+    let (id, commit, since) = prod.serving.as_ref().unwrap();
+    assert_eq!(
+        (id.as_str(), commit.subject.as_str(), since.as_str()),
+        ("r1", "web 1.0", "1h ago")
+    );
+    // dev's ReplicaSets are not prod's: nothing counted there.
+    assert_eq!(overview[0].1[0].rollout, Some(model::Pods::default()));
+    let page = html::overview(&overview, now());
+    assert!(page.contains("1/3 pods ready"), "{page}");
+}
+
+#[test]
+fn ages_are_whole_units() {
+    let cases = [
+        ("2026-11-22T11:59:30Z", "30s ago"),
+        ("2026-11-22T11:00:00Z", "1h ago"),
+        ("2026-11-20T12:00:00Z", "2d ago"),
+        ("2026-11-22T12:05:00Z", "just now"),
+        ("garbage", ""),
+    ];
+    for (time, want) in cases {
+        assert_eq!(model::age(time, now()), want, "{time}");
+    }
+}
+
+#[test]
+fn hostile_strings_are_text_on_every_page() {
+    let subject = "<script>alert(1)</script>";
+    let file = "\"><img src=x onerror=alert(2)>";
+    let (mut ch, rs, mut events) = reverted_channel();
+    let status = ch.status.as_mut().unwrap();
+    status.releases[0].commit.subject = subject.into();
+    status.releases[0].commit.author = file.into();
+    status.releases[1].message = Some(format!("{file}: invalid"));
+    events.push(event(
+        "DriftCorrected",
+        "Warning",
+        file,
+        "2026-11-22T11:59:30Z",
+    ));
+    ch.metadata.name = Some("shop".into());
+    let snapshot = Snapshot {
+        channels: vec![&ch],
+        replica_sets: rs.iter().collect(),
+        events: events.iter().collect(),
+        now: now(),
+    };
+    let t = model::timeline(&ch, &snapshot);
+    let pages = [
+        html::timeline(&t, now()),
+        html::release(&t, &t.entries[0], now()),
+        html::overview(&model::overview(&snapshot), now()),
+        html::page(subject, &[("/ui/".into(), file.into())], "", None),
+    ];
+    for page in pages {
+        assert!(!page.contains("<script>alert"), "{page}");
+        assert!(!page.contains("<img"), "{page}");
+        assert!(
+            page.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+                || page.contains("&quot;&gt;&lt;img"),
+            "{page}"
+        );
+    }
+}
