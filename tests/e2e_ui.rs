@@ -172,6 +172,10 @@ async fn a_release_a_failure_reverted_automatically_and_a_revert_seen_live() {
     assert_eq!(b.navigations("timeline").await, 1, "the timeline reloaded");
     assert_eq!(b.navigations("overview").await, 1, "the overview reloaded");
     b.screenshot("timeline", "timeline").await;
+    // The README's picture (docs/ui-timeline.png): the top of the page.
+    let readme = browser::screenshot_dir().join("timeline-readme.png");
+    b.call(json!({"op": "screenshot", "name": "timeline", "file": readme, "fullPage": false}))
+        .await;
     b.screenshot("overview", "overview").await;
     accessible(&mut b, "overview").await;
     accessible(&mut b, "timeline").await;

@@ -75,8 +75,9 @@ const ops = {
   async follow({ name, selector }) {
     const p = page(name);
     const link = p.locator(selector).first();
+    const before = p.url();
     await link.focus();
-    await Promise.all([p.waitForLoadState('load'), p.keyboard.press('Enter')]);
+    await Promise.all([p.waitForURL((u) => u.toString() !== before), p.keyboard.press('Enter')]);
     await p.waitForLoadState('load');
     return p.url();
   },

@@ -68,6 +68,7 @@ pub fn page(title: &str, crumbs: &[(String, String)], main: &str, live: Option<&
         .text(title)
         .raw(" · kubemint</title>")
         .raw("<link rel=\"stylesheet\" href=\"/ui/assets/ui.css\">")
+        .raw("<link rel=\"icon\" href=\"/ui/assets/icon.svg\" type=\"image/svg+xml\">")
         .raw("<script src=\"/ui/assets/ui.js\" defer></script></head>\n<body>")
         .raw("<a class=\"skip\" href=\"#main\">Skip to content</a>")
         .raw("<header><nav aria-label=\"Breadcrumb\"><ol><li><a href=\"/ui/\">kubemint</a></li>");

@@ -179,15 +179,14 @@ impl Forge {
     }
 }
 
-/// How long ago `time` was, in the largest whole unit ("3m ago").
+/// How long ago `time` was, in the largest whole unit ("3m ago"), to the minute.
 pub fn age(time: &str, now: Option<Timestamp>) -> String {
     let (Ok(then), Some(now)) = (time.parse::<Timestamp>(), now) else {
         return String::new();
     };
     let secs = now.as_second() - then.as_second();
     match secs {
-        s if s < 0 => "just now".into(),
-        s if s < 60 => format!("{s}s ago"),
+        s if s < 60 => "just now".into(),
         s if s < 3600 => format!("{}m ago", s / 60),
         s if s < 86400 => format!("{}h ago", s / 3600),
         s => format!("{}d ago", s / 86400),
@@ -440,7 +439,7 @@ pub fn channel_events(channel: &Channel, events: &[&Event]) -> Vec<EventView> {
             )
         })
         .collect();
-    list.sort_by(|a, b| a.0.cmp(&b.0));
+    list.sort_by_key(|(time, _)| *time);
     list.into_iter().map(|(_, e)| e).collect()
 }
 
@@ -759,19 +758,25 @@ fn place_events(entries: &mut [Entry], events: Vec<EventView>) -> Vec<EventView>
                 e.failed_at.get_or_insert_with(|| event.time.clone());
             }
         }
-        let named = entries.iter().position(|e| {
-            event.message.contains(e.commit.short())
-                || event.message.contains(&format!("release {}", e.id))
-        });
         let at: Option<Timestamp> = event.time.parse().ok();
-        let by_time = || {
+        let before_event = |e: &Entry| {
+            let applied: Option<Timestamp> = e.applied_at.as_deref().and_then(|t| t.parse().ok());
+            matches!((applied, at), (Some(a), Some(t)) if a <= t)
+        };
+        // A commit names one entry; a release id can be several (a revert
+        // renders to the release it restores): the one serving at the time.
+        let by_commit = || {
+            entries
+                .iter()
+                .position(|e| event.message.contains(e.commit.short()))
+        };
+        let by_release = || {
             entries.iter().position(|e| {
-                let applied: Option<Timestamp> =
-                    e.applied_at.as_deref().and_then(|t| t.parse().ok());
-                matches!((applied, at), (Some(a), Some(t)) if a <= t)
+                event.message.contains(&format!("release {}", e.id)) && before_event(e)
             })
         };
-        match named.or_else(by_time) {
+        let by_time = || entries.iter().position(before_event);
+        match by_commit().or_else(by_release).or_else(by_time) {
             Some(i) => entries[i].events.push(event),
             None => earlier.push(event),
         }

@@ -20,6 +20,7 @@ use crate::api::Channel;
 
 const CSS: &str = include_str!("assets/ui.css");
 const JS: &str = include_str!("assets/ui.js");
+const ICON: &str = include_str!("assets/icon.svg");
 
 /// No inline script or style, nothing from elsewhere, no framing.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
@@ -41,6 +42,7 @@ pub fn router(caches: Caches) -> Router {
             "/ui/assets/ui.js",
             get(|| asset(JS, "text/javascript; charset=utf-8")),
         )
+        .route("/ui/assets/icon.svg", get(|| asset(ICON, "image/svg+xml")))
         .route("/ui/{namespace}/{name}", get(timeline))
         .route("/ui/{namespace}/{name}/release/{commit}", get(release))
         .layer(axum::middleware::map_response(secure))

@@ -259,6 +259,13 @@ fn reverted_channel() -> (Channel, Vec<ReplicaSet>, Vec<Event>) {
             "Minted web-h2 for release r2",
             "2026-11-22T11:00:00Z",
         ),
+        // r1 twice: the commit decides.
+        event(
+            "Promoted",
+            "Normal",
+            "Promoted release r1 from commit aaaaaaaaaaaa: Services now select web-h1",
+            "2026-11-22T10:02:00Z",
+        ),
     ];
     (ch, rs, events)
 }
@@ -296,6 +303,13 @@ fn timeline_links_failure_automatic_revert_and_events() {
     assert_eq!(revert.reverts.as_ref().unwrap().short, "bbbbbbbbbbbb");
     assert_eq!(failed.reverted_by.as_ref().unwrap().short, "cccccccccccc");
     assert!(first.reverted_by.is_none());
+    let reasons = |e: &model::Entry| {
+        e.events
+            .iter()
+            .map(|e| e.reason.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(reasons(first), ["Promoted"]);
     // Events: the failure on its release, drift on the newest release applied before it, Minted left out.
     assert_eq!(
         failed
@@ -375,7 +389,7 @@ fn overview_groups_by_namespace_and_counts_rollout_pods() {
 #[test]
 fn ages_are_whole_units() {
     let cases = [
-        ("2026-11-22T11:59:30Z", "30s ago"),
+        ("2026-11-22T11:59:30Z", "just now"),
         ("2026-11-22T11:00:00Z", "1h ago"),
         ("2026-11-20T12:00:00Z", "2d ago"),
         ("2026-11-22T12:05:00Z", "just now"),

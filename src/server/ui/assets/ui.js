@@ -10,6 +10,21 @@
   var last = null;
   var failures = 0;
   function say(text) { if (status) status.textContent = text; }
+  // Ages ("3m ago") change by themselves; only a real change is swapped in.
+  function essence(html) { return html.replace(/<time([^>]*)>[^<]*<\/time>/g, '<time$1></time>'); }
+  // Keeps keyboard focus on the same link across a swap.
+  function focused() {
+    var el = document.activeElement;
+    if (!el || !main.contains(el) || !el.getAttribute('href')) return null;
+    return el.getAttribute('href');
+  }
+  function refocus(href) {
+    if (href === null) return;
+    var links = main.querySelectorAll('a[href]');
+    for (var i = 0; i < links.length; i++) {
+      if (links[i].getAttribute('href') === href) { links[i].focus(); return; }
+    }
+  }
   function tick() {
     if (document.hidden) { schedule(); return; }
     fetch(url, { credentials: 'same-origin', headers: { 'Accept': 'text/html' } })
@@ -19,11 +34,15 @@
       })
       .then(function (html) {
         failures = 0;
-        if (last === null) last = main.innerHTML;
-        if (html !== last) {
-          last = html;
+        // The first answer is swapped in quietly: the browser's own
+        // serialisation of the page never equals the server's bytes.
+        var first = last === null;
+        if (essence(html) !== last) {
+          last = essence(html);
+          var href = focused();
           main.innerHTML = html;
-          say('Updated at ' + new Date().toLocaleTimeString());
+          refocus(href);
+          if (!first) say('Updated at ' + new Date().toLocaleTimeString());
         }
         main.dataset.liveState = 'ok';
       })
