@@ -157,6 +157,10 @@ enum Command {
         cluster_name: String,
         #[command(flatten)]
         tenancy: TenancyArgs,
+        /// Serve the web UI at /ui/ on --http-addr: a Kubernetes bearer token
+        /// signs in, TokenReview and SubjectAccessReview decide what it sees.
+        #[arg(long, env = "KUBEMINT_UI")]
+        ui: bool,
     },
     /// Render a repository or directory offline and print its release.
     Plan {
@@ -383,6 +387,7 @@ fn main() -> ExitCode {
             kustomize,
             cluster_name,
             tenancy,
+            ui,
         } => {
             telemetry::init(log_format);
             let settings = Settings {
@@ -401,7 +406,7 @@ fn main() -> ExitCode {
             });
             tokio::runtime::Runtime::new()
                 .context("starting the async runtime")
-                .and_then(|rt| rt.block_on(run(settings, http_addr, election)))
+                .and_then(|rt| rt.block_on(run(settings, http_addr, election, ui)))
         }
     };
     match result {
@@ -420,7 +425,8 @@ async fn ui(namespace: Option<String>, port: u16) -> anyhow::Result<()> {
         .context("connecting to the cluster (KUBECONFIG or in-cluster config)")?;
     let caches = server::ui::Caches::start(&client, namespace.as_deref());
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let bound = server::ui::serve(addr, caches.clone()).await?;
+    let access = server::ui::access::Access::local(client.clone());
+    let bound = server::ui::serve(addr, caches.clone(), access).await?;
     if !caches.wait_ready(std::time::Duration::from_secs(30)).await {
         eprintln!("warning: the caches have not listed everything yet (permissions?); pages may be incomplete");
     }
@@ -630,6 +636,7 @@ async fn run(
     settings: Settings,
     http_addr: SocketAddr,
     election: Option<Election>,
+    ui: bool,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
@@ -649,6 +656,13 @@ async fn run(
         wake,
     );
     let hooks = Hooks::new(operator.channels(), client.clone(), requests);
+    // The UI's own watches (channels, minted ReplicaSets, channel events):
+    // pages are built from memory, whichever replica leads.
+    let ui = ui.then(|| {
+        let caches = server::ui::Caches::start(&client, settings.namespace.as_deref());
+        let access = server::ui::access::Access::kubernetes(client.clone());
+        server::ui::router(caches, access)
+    });
     let bound = server::serve(
         http_addr,
         ServerState {
@@ -656,6 +670,7 @@ async fn run(
             ready: ready.clone(),
             leading: leading.clone(),
             hooks,
+            ui,
         },
     )
     .await

@@ -27,16 +27,23 @@ pub struct ServerState {
     pub leading: Arc<AtomicBool>,
     /// What the webhook receivers need.
     pub hooks: hooks::Hooks,
+    /// The web UI's routes under `/ui/` (`kubemint run --ui`).
+    pub ui: Option<Router>,
 }
 
 /// The router with every endpoint.
 pub fn router(state: ServerState) -> Router {
-    Router::new()
+    let ui = state.ui.clone();
+    let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(hooks::routes())
-        .with_state(state)
+        .with_state(state);
+    match ui {
+        Some(ui) => router.merge(ui),
+        None => router,
+    }
 }
 
 /// Binds `addr` and serves until the process ends. Returns the bound address (port 0 picks one).

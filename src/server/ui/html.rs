@@ -57,26 +57,69 @@ impl Html {
     }
 }
 
-/// A whole page around `main` (already HTML); `live` is the URL the script
-/// polls for a fresh `main`.
-pub fn page(title: &str, crumbs: &[(String, String)], main: &str, live: Option<&str>) -> String {
+/// What surrounds a page's `main`: title, breadcrumbs, the live URL, the
+/// signed-in user.
+pub struct Chrome {
+    title: String,
+    crumbs: Vec<(String, String)>,
+    live: Option<String>,
+    user: Option<(String, String)>,
+}
+
+impl Chrome {
+    /// A page titled `title`, for `viewer` (a sign-out button when signed in).
+    pub fn new(title: &str, viewer: Option<&super::access::Viewer>) -> Chrome {
+        Chrome {
+            title: title.to_string(),
+            crumbs: Vec::new(),
+            live: None,
+            user: viewer
+                .filter(|v| v.signed_in())
+                .map(|v| (v.name().unwrap_or_default().to_string(), v.csrf())),
+        }
+    }
+
+    /// Adds a breadcrumb.
+    pub fn crumb(mut self, href: &str, label: &str) -> Chrome {
+        self.crumbs.push((href.to_string(), label.to_string()));
+        self
+    }
+
+    /// The URL the live script polls for a fresh `main`.
+    pub fn live(mut self, url: &str) -> Chrome {
+        self.live = Some(url.to_string());
+        self
+    }
+}
+
+/// A whole page around `main` (already HTML).
+pub fn page(chrome: &Chrome, main: &str) -> String {
     let mut h = Html::default();
     h.raw("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">")
         .raw("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">")
         .raw("<meta name=\"color-scheme\" content=\"light dark\">")
         .raw("<title>")
-        .text(title)
+        .text(&chrome.title)
         .raw(" · kubemint</title>")
         .raw("<link rel=\"stylesheet\" href=\"/ui/assets/ui.css\">")
         .raw("<link rel=\"icon\" href=\"/ui/assets/icon.svg\" type=\"image/svg+xml\">")
         .raw("<script src=\"/ui/assets/ui.js\" defer></script></head>\n<body>")
         .raw("<a class=\"skip\" href=\"#main\">Skip to content</a>")
         .raw("<header><nav aria-label=\"Breadcrumb\"><ol><li><a href=\"/ui/\">kubemint</a></li>");
-    for (href, label) in crumbs {
+    for (href, label) in &chrome.crumbs {
         h.raw("<li>").link(href, label).raw("</li>");
     }
-    h.raw("</ol></nav></header>\n<main id=\"main\" tabindex=\"-1\"");
-    if let Some(live) = live {
+    h.raw("</ol></nav>");
+    if let Some((user, csrf)) = &chrome.user {
+        h.raw("<form class=\"session\" method=\"post\" action=\"/ui/sign-out\">")
+            .raw("<span>Signed in as <strong>")
+            .text(user)
+            .raw("</strong></span> <input type=\"hidden\" name=\"csrf\"")
+            .attr("value", csrf)
+            .raw("><button type=\"submit\">Sign out</button></form>");
+    }
+    h.raw("</header>\n<main id=\"main\" tabindex=\"-1\"");
+    if let Some(live) = &chrome.live {
         h.attr("data-live", live);
     }
     h.raw(">");
@@ -86,6 +129,79 @@ pub fn page(title: &str, crumbs: &[(String, String)], main: &str, live: Option<&
         "</main>\n<footer><p id=\"live-status\" role=\"status\"></p></footer></body></html>\n",
     );
     out
+}
+
+/// The sign-in page's `main`.
+pub fn sign_in(message: Option<&str>) -> String {
+    let mut h = Html::default();
+    h.raw("<h1>Sign in</h1>");
+    if let Some(m) = message {
+        h.raw("<p class=\"error\" role=\"alert\">")
+            .text(m)
+            .raw("</p>");
+    }
+    h.raw("<p>Paste a Kubernetes bearer token (for example from <code>kubectl create token NAME</code>). ")
+        .raw("You will see the channels your RBAC lets you read. The token is kept in a cookie ")
+        .raw("no script can read, and checked with the API server on every request.</p>")
+        .raw("<form method=\"post\" action=\"/ui/sign-in\" class=\"sign-in\">")
+        .raw("<label for=\"token\">Bearer token</label>")
+        .raw("<input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"off\" required>")
+        .raw("<button type=\"submit\">Sign in</button></form>");
+    h.finish()
+}
+
+/// The confirmation page of `action` on a channel.
+pub fn confirm(s: &ChannelSummary, action: super::actions::Action, csrf: &str) -> String {
+    use super::actions::Action;
+    let mut h = Html::default();
+    h.raw("<h1>")
+        .text(action.label())
+        .raw(": <span class=\"ns\">")
+        .text(&s.namespace)
+        .raw("/</span>")
+        .text(&s.name)
+        .raw("</h1>");
+    match action {
+        Action::Sync => {
+            h.raw("<p>Fetch the channel's ref and deliver it now, instead of at the next poll ")
+                .raw("(sets the <code>kubemint.io/reconcile</code> annotation).</p>");
+        }
+        Action::ApprovePrune => match &s.held_commit {
+            Some(commit) => {
+                h.raw("<p>The prune guard holds commit <code>")
+                    .text(commit)
+                    .raw("</code>: ")
+                    .text(&s.message)
+                    .raw("</p><p>Approving lets it delete those objects ")
+                    .raw("(sets <code>kubemint.io/approve-prune</code> to the commit).</p>");
+            }
+            None => {
+                h.raw("<p>The channel holds no prune now.</p>");
+            }
+        },
+    }
+    let path = format!(
+        "{}/do/{}",
+        channel_path(&s.namespace, &s.name),
+        action.name()
+    );
+    h.raw("<form method=\"post\"")
+        .attr("action", &path)
+        .raw(">")
+        .raw("<input type=\"hidden\" name=\"csrf\"")
+        .attr("value", csrf)
+        .raw(">");
+    if let (Action::ApprovePrune, Some(commit)) = (action, &s.held_commit) {
+        h.raw("<input type=\"hidden\" name=\"commit\"")
+            .attr("value", commit)
+            .raw(">");
+    }
+    h.raw("<button type=\"submit\">")
+        .text(action.label())
+        .raw("</button> ")
+        .link(&channel_path(&s.namespace, &s.name), "Cancel")
+        .raw("</form>");
+    h.finish()
 }
 
 fn health_badge(h: &mut Html, health: Health) {
@@ -401,6 +517,16 @@ pub fn timeline(t: &Timeline, now: Option<Timestamp>) -> String {
         .text(&s.name)
         .raw("</h1>");
     summary_block(&mut h, s);
+    let base = channel_path(&s.namespace, &s.name);
+    h.raw("<p class=\"actions\">")
+        .link(&format!("{base}/do/sync"), "Sync now…");
+    if s.held_commit.is_some() {
+        h.raw(" ").link(
+            &format!("{base}/do/approve-prune"),
+            "Approve the held prune…",
+        );
+    }
+    h.raw("</p>");
     h.raw("<h2>Releases, newest first</h2>");
     if t.entries.is_empty() {
         h.raw("<p>No releases yet.</p>");

@@ -5,6 +5,9 @@
 //! Layout: [`model`] builds view models (pure), [`html`] writes them out
 //! (escaping everything), [`routes`] serves them, [`cache`] feeds them.
 
+pub mod access;
+pub mod actions;
+pub mod auth;
 pub mod cache;
 pub mod html;
 pub mod model;
@@ -30,7 +33,11 @@ pub enum UiError {
 
 /// Serves the UI alone (`kubemint ui`) on `addr` from `caches`; returns the
 /// bound address. `/` leads to `/ui/`.
-pub async fn serve(addr: SocketAddr, caches: Caches) -> Result<SocketAddr, UiError> {
+pub async fn serve(
+    addr: SocketAddr,
+    caches: Caches,
+    access: access::Access,
+) -> Result<SocketAddr, UiError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| UiError::Bind { addr, source })?;
@@ -42,7 +49,7 @@ pub async fn serve(addr: SocketAddr, caches: Caches) -> Result<SocketAddr, UiErr
             "/",
             axum::routing::get(|| async { axum::response::Redirect::to("/ui/") }),
         )
-        .merge(router(caches));
+        .merge(router(caches, access));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "UI server stopped");

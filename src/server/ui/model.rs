@@ -124,6 +124,8 @@ pub struct ChannelSummary {
     pub rollout: Option<Pods>,
     /// Repository URL without credentials, and path.
     pub source: String,
+    /// The commit the prune guard holds, awaiting approval.
+    pub held_commit: Option<String>,
 }
 
 /// The overview: channels grouped by namespace, in name order.
@@ -358,7 +360,13 @@ pub fn summary(channel: &Channel, revisions: &Revisions, now: Option<Timestamp>)
         .first()
         .filter(|r| r.phase == ReleasePhase::Progressing)
         .map(|r| release_pods(channel, r, revisions));
+    let held_commit = status
+        .last_attempted_commit
+        .as_ref()
+        .filter(|_| health == Health::Held && reason == "PruneHeld")
+        .map(|c| c.sha.clone());
     ChannelSummary {
+        held_commit,
         namespace: channel.metadata.namespace.clone().unwrap_or_default(),
         name: channel.metadata.name.clone().unwrap_or_default(),
         health,

@@ -1,20 +1,23 @@
-//! The UI's HTTP routes: pages, their live fragments and the embedded assets,
-//! every response with a strict Content-Security-Policy.
+//! The UI's HTTP routes: pages, their live fragments, sign-in, actions and
+//! the embedded assets, every response with a strict Content-Security-Policy.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Form, Router};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::jiff::Timestamp;
 use serde::Deserialize;
 
+use super::access::{Access, Identified, Viewer};
+use super::actions;
+use super::auth::{self, AuthError};
 use super::cache::Caches;
-use super::html;
+use super::html::{self, Chrome};
 use super::model::{self, Snapshot};
 use crate::api::Channel;
 
@@ -26,13 +29,19 @@ const ICON: &str = include_str!("assets/icon.svg");
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
      connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
-/// The UI's routes under `/ui/`, reading `caches`.
-pub fn router(caches: Caches) -> Router {
+/// What the handlers share.
+#[derive(Clone)]
+pub struct UiState {
+    /// The caches pages are built from.
+    pub caches: Caches,
+    /// Who may see and do what.
+    pub access: Access,
+}
+
+/// The UI's routes under `/ui/`, reading `caches`, authorizing with `access`.
+pub fn router(caches: Caches, access: Access) -> Router {
     Router::new()
-        .route(
-            "/ui",
-            get(|| async { axum::response::Redirect::to("/ui/") }),
-        )
+        .route("/ui", get(|| async { Redirect::to("/ui/") }))
         .route("/ui/", get(overview))
         .route(
             "/ui/assets/ui.css",
@@ -43,10 +52,16 @@ pub fn router(caches: Caches) -> Router {
             get(|| asset(JS, "text/javascript; charset=utf-8")),
         )
         .route("/ui/assets/icon.svg", get(|| asset(ICON, "image/svg+xml")))
+        .route("/ui/sign-in", get(sign_in_page).post(sign_in))
+        .route("/ui/sign-out", axum::routing::post(sign_out))
         .route("/ui/{namespace}/{name}", get(timeline))
         .route("/ui/{namespace}/{name}/release/{commit}", get(release))
+        .route(
+            "/ui/{namespace}/{name}/do/{action}",
+            get(actions::confirm).post(actions::act),
+        )
         .layer(axum::middleware::map_response(secure))
-        .with_state(caches)
+        .with_state(UiState { caches, access })
 }
 
 async fn secure(mut response: Response) -> Response {
@@ -69,20 +84,28 @@ async fn asset(body: &'static str, content_type: &'static str) -> Response {
 
 /// `?fragment=1`: only the page's `main`, for the live script.
 #[derive(Deserialize, Default)]
-struct View {
+pub struct View {
     #[serde(default)]
     fragment: Option<String>,
 }
 
+impl View {
+    /// A full page.
+    pub fn page() -> View {
+        View::default()
+    }
+}
+
 /// The caches' contents, held while a page is built.
-struct Held {
+pub struct Held {
     channels: Vec<Arc<Channel>>,
     replica_sets: Vec<Arc<ReplicaSet>>,
     events: Vec<Arc<Event>>,
 }
 
 impl Held {
-    fn of(caches: &Caches) -> Held {
+    /// What the caches hold now.
+    pub fn of(caches: &Caches) -> Held {
         Held {
             channels: caches.channels.state(),
             replica_sets: caches.replica_sets.state(),
@@ -90,7 +113,32 @@ impl Held {
         }
     }
 
-    fn snapshot(&self) -> Snapshot<'_> {
+    /// Keeps only the channels of namespaces `keep` says yes to.
+    async fn retain_namespaces(&mut self, viewer: &Viewer) -> Result<(), AuthError> {
+        let mut namespaces: Vec<String> = self
+            .channels
+            .iter()
+            .filter_map(|c| c.metadata.namespace.clone())
+            .collect();
+        namespaces.sort();
+        namespaces.dedup();
+        let mut allowed = Vec::new();
+        for ns in namespaces {
+            if viewer.may("get", &ns).await? {
+                allowed.push(ns);
+            }
+        }
+        self.channels.retain(|c| {
+            c.metadata
+                .namespace
+                .as_ref()
+                .is_some_and(|ns| allowed.contains(ns))
+        });
+        Ok(())
+    }
+
+    /// A snapshot of it, now.
+    pub fn snapshot(&self) -> Snapshot<'_> {
         Snapshot {
             channels: self.channels.iter().map(|c| c.as_ref()).collect(),
             replica_sets: self.replica_sets.iter().map(|r| r.as_ref()).collect(),
@@ -99,7 +147,8 @@ impl Held {
         }
     }
 
-    fn channel(&self, namespace: &str, name: &str) -> Option<&Channel> {
+    /// The channel `namespace/name`, if cached.
+    pub fn channel(&self, namespace: &str, name: &str) -> Option<&Channel> {
         self.channels.iter().map(|c| c.as_ref()).find(|c| {
             c.metadata.namespace.as_deref() == Some(namespace)
                 && c.metadata.name.as_deref() == Some(name)
@@ -107,18 +156,12 @@ impl Held {
     }
 }
 
-fn respond(
-    view: &View,
-    status: StatusCode,
-    title: &str,
-    crumbs: &[(String, String)],
-    main: String,
-    live: Option<&str>,
-) -> Response {
+/// An HTML response: the whole page, or only `main` for the live script.
+pub fn respond(view: &View, status: StatusCode, chrome: &Chrome, main: String) -> Response {
     let body = if view.fragment.is_some() {
         main
     } else {
-        html::page(title, crumbs, &main, live)
+        html::page(chrome, &main)
     };
     (
         status,
@@ -128,93 +171,235 @@ fn respond(
         .into_response()
 }
 
-async fn overview(State(caches): State<Caches>, Query(view): Query<View>) -> Response {
-    let held = Held::of(&caches);
-    let snapshot = held.snapshot();
-    let main = html::overview(&model::overview(&snapshot), snapshot.now);
-    respond(
-        &view,
-        StatusCode::OK,
-        "Channels",
-        &[],
-        main,
-        Some("/ui/?fragment=1"),
+/// The page of someone who may not see `what`, or of a failed check.
+pub fn refused(view: &View, status: StatusCode, viewer: Option<&Viewer>, what: &str) -> Response {
+    let chrome = Chrome::new("Not available", viewer);
+    respond(view, status, &chrome, html::not_found(what))
+}
+
+/// The viewer of a request, or the response that stands in for the page.
+pub async fn viewer(state: &UiState, headers: &HeaderMap, view: &View) -> Result<Viewer, Response> {
+    match Viewer::identify(&state.access, headers).await {
+        Ok(Identified::Viewer(v)) => Ok(*v),
+        Ok(Identified::Anonymous) if view.fragment.is_some() => {
+            Err((StatusCode::UNAUTHORIZED, "sign in").into_response())
+        }
+        Ok(Identified::Anonymous) => Err(Redirect::to("/ui/sign-in").into_response()),
+        Ok(Identified::Rejected) => {
+            let mut r = sign_in_form(
+                StatusCode::UNAUTHORIZED,
+                Some("The token was not accepted; it may have expired."),
+            );
+            clear_cookie(&mut r, headers);
+            Err(r)
+        }
+        Err(e) => Err(unavailable(view, None, &e)),
+    }
+}
+
+/// A review the API server did not answer.
+pub fn unavailable(view: &View, viewer: Option<&Viewer>, e: &AuthError) -> Response {
+    tracing::warn!(error = %e, "UI request could not be authorized");
+    refused(
+        view,
+        StatusCode::SERVICE_UNAVAILABLE,
+        viewer,
+        &e.to_string(),
     )
 }
 
-fn missing(view: &View, what: &str) -> Response {
-    respond(
-        view,
-        StatusCode::NOT_FOUND,
-        "Not found",
-        &[],
-        html::not_found(what),
-        None,
-    )
+async fn overview(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Query(view): Query<View>,
+) -> Response {
+    let viewer = match viewer(&state, &headers, &view).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut held = Held::of(&state.caches);
+    if let Err(e) = held.retain_namespaces(&viewer).await {
+        return unavailable(&view, Some(&viewer), &e);
+    }
+    let snapshot = held.snapshot();
+    let main = html::overview(&model::overview(&snapshot), snapshot.now);
+    let chrome = Chrome::new("Channels", Some(&viewer)).live("/ui/?fragment=1");
+    respond(&view, StatusCode::OK, &chrome, main)
+}
+
+/// The channel `namespace/name` if the viewer may read it, else the refusal.
+pub async fn readable<'h>(
+    held: &'h Held,
+    viewer: &Viewer,
+    view: &View,
+    namespace: &str,
+    name: &str,
+) -> Result<&'h Channel, Response> {
+    let missing = || {
+        refused(
+            view,
+            StatusCode::NOT_FOUND,
+            Some(viewer),
+            &format!("No channel {namespace}/{name} that you may read."),
+        )
+    };
+    match viewer.may("get", namespace).await {
+        Ok(true) => held.channel(namespace, name).ok_or_else(missing),
+        Ok(false) => Err(missing()),
+        Err(e) => Err(unavailable(view, Some(viewer), &e)),
+    }
 }
 
 async fn timeline(
-    State(caches): State<Caches>,
+    State(state): State<UiState>,
+    headers: HeaderMap,
     Path((namespace, name)): Path<(String, String)>,
     Query(view): Query<View>,
 ) -> Response {
-    let held = Held::of(&caches);
-    let Some(channel) = held.channel(&namespace, &name) else {
-        return missing(
-            &view,
-            &format!("No channel {namespace}/{name} that you may read."),
-        );
+    let viewer = match viewer(&state, &headers, &view).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let held = Held::of(&state.caches);
+    let channel = match readable(&held, &viewer, &view, &namespace, &name).await {
+        Ok(c) => c,
+        Err(r) => return r,
     };
     let snapshot = held.snapshot();
     let timeline = model::timeline(channel, &snapshot);
     let main = html::timeline(&timeline, snapshot.now);
     let path = html::channel_path(&namespace, &name);
-    let crumbs = [(path.clone(), format!("{namespace}/{name}"))];
     let live = format!("{path}?fragment=1");
-    respond(
-        &view,
-        StatusCode::OK,
-        &format!("{namespace}/{name}"),
-        &crumbs,
-        main,
-        Some(&live),
-    )
+    let chrome = Chrome::new(&format!("{namespace}/{name}"), Some(&viewer))
+        .crumb(&path, &format!("{namespace}/{name}"))
+        .live(&live);
+    respond(&view, StatusCode::OK, &chrome, main)
 }
 
 async fn release(
-    State(caches): State<Caches>,
+    State(state): State<UiState>,
+    headers: HeaderMap,
     Path((namespace, name, commit)): Path<(String, String, String)>,
     Query(view): Query<View>,
 ) -> Response {
-    let held = Held::of(&caches);
-    let Some(channel) = held.channel(&namespace, &name) else {
-        return missing(
-            &view,
-            &format!("No channel {namespace}/{name} that you may read."),
-        );
+    let viewer = match viewer(&state, &headers, &view).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let held = Held::of(&state.caches);
+    let channel = match readable(&held, &viewer, &view, &namespace, &name).await {
+        Ok(c) => c,
+        Err(r) => return r,
     };
     let snapshot = held.snapshot();
     let timeline = model::timeline(channel, &snapshot);
     let Some(entry) = model::find_entry(&timeline, &commit) else {
-        return missing(
-            &view,
-            &format!("No release of commit {commit} in {namespace}/{name}."),
-        );
+        let what = format!("No release of commit {commit} in {namespace}/{name}.");
+        return refused(&view, StatusCode::NOT_FOUND, Some(&viewer), &what);
     };
     let main = html::release(&timeline, entry, snapshot.now);
     let path = html::channel_path(&namespace, &name);
     let here = html::release_path(&namespace, &name, &commit);
-    let crumbs = [
-        (path, format!("{namespace}/{name}")),
-        (here.clone(), format!("release {}", entry.id)),
-    ];
     let live = format!("{here}?fragment=1");
-    respond(
-        &view,
-        StatusCode::OK,
-        &format!("release {}", entry.id),
-        &crumbs,
-        main,
-        Some(&live),
-    )
+    let chrome = Chrome::new(&format!("release {}", entry.id), Some(&viewer))
+        .crumb(&path, &format!("{namespace}/{name}"))
+        .crumb(&here, &format!("release {}", entry.id))
+        .live(&live);
+    respond(&view, StatusCode::OK, &chrome, main)
+}
+
+fn sign_in_form(status: StatusCode, message: Option<&str>) -> Response {
+    let chrome = Chrome::new("Sign in", None);
+    respond(&View::page(), status, &chrome, html::sign_in(message))
+}
+
+async fn sign_in_page() -> Response {
+    sign_in_form(StatusCode::OK, None)
+}
+
+/// Whether cookies set for this request should be `Secure` (TLS at a proxy in front).
+fn secure_request(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes() == b"https")
+}
+
+fn clear_cookie(response: &mut Response, headers: &HeaderMap) {
+    let cookie = auth::session_cookie(None, secure_request(headers));
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+}
+
+/// The sign-in form.
+#[derive(Deserialize)]
+struct SignIn {
+    token: String,
+}
+
+async fn sign_in(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Form(form): Form<SignIn>,
+) -> Response {
+    if !auth::same_origin(&headers) {
+        return refused(
+            &View::page(),
+            StatusCode::FORBIDDEN,
+            None,
+            "A request from another site was refused.",
+        );
+    }
+    let Access::Kubernetes(reviewer) = &state.access else {
+        return Redirect::to("/ui/").into_response();
+    };
+    let token = form.token.trim();
+    match reviewer.authenticate(token).await {
+        Ok(Some(_)) => {
+            let mut r = Redirect::to("/ui/").into_response();
+            let cookie = auth::session_cookie(Some(token), secure_request(&headers));
+            match HeaderValue::from_str(&cookie) {
+                Ok(v) => {
+                    r.headers_mut().insert(header::SET_COOKIE, v);
+                    r
+                }
+                Err(_) => sign_in_form(StatusCode::BAD_REQUEST, Some("That is not a token.")),
+            }
+        }
+        Ok(None) => sign_in_form(
+            StatusCode::UNAUTHORIZED,
+            Some("The token was not accepted."),
+        ),
+        Err(e) => unavailable(&View::page(), None, &e),
+    }
+}
+
+/// A form carrying only its CSRF token.
+#[derive(Deserialize)]
+pub struct Csrf {
+    /// The CSRF token.
+    pub csrf: String,
+}
+
+async fn sign_out(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Form(form): Form<Csrf>,
+) -> Response {
+    let view = View::page();
+    let viewer = match viewer(&state, &headers, &view).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if !auth::same_origin(&headers) || !viewer.csrf_valid(&form.csrf) {
+        return refused(
+            &view,
+            StatusCode::FORBIDDEN,
+            Some(&viewer),
+            "A request from another site was refused.",
+        );
+    }
+    let mut r = Redirect::to("/ui/sign-in").into_response();
+    clear_cookie(&mut r, &headers);
+    r
 }

@@ -427,7 +427,7 @@ fn hostile_strings_are_text_on_every_page() {
         html::timeline(&t, now()),
         html::release(&t, &t.entries[0], now()),
         html::overview(&model::overview(&snapshot), now()),
-        html::page(subject, &[("/ui/".into(), file.into())], "", None),
+        html::page(&html::Chrome::new(subject, None).crumb("/ui/", file), ""),
     ];
     for page in pages {
         assert!(!page.contains("<script>alert"), "{page}");
