@@ -30,8 +30,9 @@ function page(name) {
 
 const ops = {
   // A new tab `name` at `url`; js:false opens it with JavaScript off.
-  async open({ name, url, js = true, colorScheme = 'light' }) {
-    const key = `${js}-${colorScheme}`;
+  // Tabs of one `context` share cookies (one signed-in person each).
+  async open({ name, url, js = true, colorScheme = 'light', context = 'default' }) {
+    const key = `${context}-${js}-${colorScheme}`;
     if (!state.contexts[key]) {
       state.contexts[key] = await (await browser()).newContext({
         javaScriptEnabled: js, colorScheme, viewport: { width: 1366, height: 768 },
@@ -60,6 +61,17 @@ const ops = {
   async waitGone({ name, selector, text, timeout = 60000 }) {
     await page(name).locator(selector, { hasText: text }).first().waitFor({ state: 'detached', timeout });
     return true;
+  },
+  async fill({ name, selector, value }) {
+    await page(name).locator(selector).first().fill(value);
+    return true;
+  },
+  // Clicks a submit button and waits for the page it leads to; returns its URL.
+  async submit({ name, selector }) {
+    const p = page(name);
+    await Promise.all([p.waitForNavigation(), p.locator(selector).first().click()]);
+    await p.waitForLoadState('load');
+    return p.url();
   },
   async count({ name, selector }) {
     return page(name).locator(selector).count();

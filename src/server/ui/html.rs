@@ -614,10 +614,12 @@ pub fn release(t: &Timeline, e: &Entry, now: Option<Timestamp>) -> String {
     h.finish()
 }
 
-/// A page's `main` saying what was not found.
-pub fn not_found(what: &str) -> String {
+/// A page's `main` saying why there is nothing else to show.
+pub fn message(heading: &str, what: &str) -> String {
     let mut h = Html::default();
-    h.raw("<h1>Not found</h1><p>")
+    h.raw("<h1>")
+        .text(heading)
+        .raw("</h1><p>")
         .text(what)
         .raw("</p><p><a href=\"/ui/\">All channels</a></p>");
     h.finish()

@@ -69,7 +69,9 @@ async fn secure(mut response: Response) -> Response {
     for (name, value) in [
         (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        // Not no-referrer: with it Chromium sends `Origin: null` on the
+        // UI's own form posts, and the same-origin check needs the origin.
+        (header::REFERRER_POLICY, "same-origin"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::CACHE_CONTROL, "no-store"),
     ] {
@@ -173,8 +175,14 @@ pub fn respond(view: &View, status: StatusCode, chrome: &Chrome, main: String) -
 
 /// The page of someone who may not see `what`, or of a failed check.
 pub fn refused(view: &View, status: StatusCode, viewer: Option<&Viewer>, what: &str) -> Response {
-    let chrome = Chrome::new("Not available", viewer);
-    respond(view, status, &chrome, html::not_found(what))
+    let heading = match status {
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::FORBIDDEN => "Not allowed",
+        StatusCode::CONFLICT => "Changed meanwhile",
+        _ => "Not available",
+    };
+    let chrome = Chrome::new(heading, viewer);
+    respond(view, status, &chrome, html::message(heading, what))
 }
 
 /// The viewer of a request, or the response that stands in for the page.
