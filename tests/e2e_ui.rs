@@ -71,7 +71,14 @@ async fn a_release_a_failure_reverted_automatically_and_a_revert_seen_live() {
     let op = Operator::start(kubeconfig, &ns);
     wait_applied(&client, &ns, "shop", &sha1, &op).await;
 
-    let ui = UiProcess::start(kubeconfig, &ns).await;
+    // The person running `kubemint ui`, as git config names them.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join(".gitconfig"),
+        "[user]\n\tname = Katherine Johnson\n\temail = kj@example.com\n",
+    )
+    .unwrap();
+    let ui = UiProcess::start_as(kubeconfig, &ns, Some(home.path())).await;
     let mut b = Browser::start();
     let csp = b.open("overview", &ui.url("/ui/")).await;
     assert!(
@@ -150,6 +157,13 @@ async fn a_release_a_failure_reverted_automatically_and_a_revert_seen_live() {
         &[HTTP_PASSWORD],
     );
     assert!(run.ok, "{}\n{}", run.stdout, run.stderr);
+    let by_hand = run
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("commit "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the revert's sha")
+        .to_string();
     let reverted = format!("li#c-{}", &sha2[..12]);
     b.wait_text(
         "timeline",
@@ -191,6 +205,33 @@ async fn a_release_a_failure_reverted_automatically_and_a_revert_seen_live() {
     b.screenshot("timeline", "release").await;
     accessible(&mut b, "timeline").await;
 
+    // Reverting in the UI: the revert by hand, from its release page, confirmed.
+    let page = format!("/ui/{ns}/shop/release/{}", &by_hand[..12]);
+    b.call(json!({"op": "goto", "name": "timeline", "url": ui.url(&page)}))
+        .await;
+    b.call(json!({"op": "follow", "name": "timeline", "selector": "a:has-text(\"Revert this release\")"}))
+        .await;
+    b.wait_text("timeline", "h1", "Revert the release").await;
+    b.wait_text("timeline", "main", "kubemint revert --release")
+        .await;
+    accessible(&mut b, "timeline").await;
+    let url = b
+        .call(json!({"op": "submit", "name": "timeline", "selector": "button:has-text(\"Revert the release\")"}))
+        .await;
+    let shown = b.texts("timeline", "main").await;
+    assert!(
+        url.as_str().unwrap().ends_with(&format!("/ui/{ns}/shop")),
+        "{url}: {shown:?}"
+    );
+    b.wait_text("timeline", "li.entry.active h3", "Revert release")
+        .await;
+    b.wait_text("timeline", "li.entry.active .reverts", &by_hand[..12])
+        .await;
+    b.wait_text("timeline", "li.entry.active", "Katherine Johnson")
+        .await;
+    b.wait_text("timeline", "li.entry.active", "web:1.0 → web:1.1")
+        .await;
+
     // A file named like markup: the commit is refused, the page names the file as text.
     let file = XSS_FILE.to_string();
     upstream.commit_files(&[(file, "kind: [\n".into())], "a broken file");
@@ -205,6 +246,23 @@ async fn a_release_a_failure_reverted_automatically_and_a_revert_seen_live() {
     assert_eq!(b.count("channel-stalled", "img").await, 0);
     b.screenshot("overview", "overview-stalled").await;
     accessible(&mut b, "overview").await;
+
+    // A commit that would prune nearly everything is held; approving it in the UI lets it through.
+    upstream.git(&["rm", "-q", "-r", "web"]);
+    let keep = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: keep\ndata:\n  a: b\n";
+    let pruning = upstream.commit_files(&[("keep.yaml".into(), keep.into())], "retire web");
+    b.wait_text("overview", "tr.alarm", "Held").await;
+    b.wait_text("channel-stalled", ".summary", "PruneHeld")
+        .await;
+    b.call(json!({"op": "follow", "name": "channel-stalled", "selector": "a:has-text(\"Approve the held prune\")"}))
+        .await;
+    b.wait_text("channel-stalled", "main", &pruning).await;
+    accessible(&mut b, "channel-stalled").await;
+    b.call(json!({"op": "submit", "name": "channel-stalled", "selector": "button:has-text(\"Approve the prune\")"}))
+        .await;
+    b.wait_text("channel-stalled", "li.entry.active h3", "retire web")
+        .await;
+    b.wait_text("overview", "tbody tr", "Ready").await;
 
     // Readable without JavaScript, and in the dark.
     let nojs = b

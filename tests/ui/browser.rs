@@ -20,7 +20,17 @@ pub struct UiProcess {
 impl UiProcess {
     /// Starts `kubemint ui -n <namespace>` on a free port and waits for its URL.
     pub async fn start(kubeconfig: &Path, namespace: &str) -> UiProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kubemint"))
+        Self::start_as(kubeconfig, namespace, None).await
+    }
+
+    /// Like [`UiProcess::start`], as a user whose git config (in `home`) names
+    /// the author of reverts made in the UI.
+    pub async fn start_as(kubeconfig: &Path, namespace: &str, home: Option<&Path>) -> UiProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kubemint"));
+        if let Some(home) = home {
+            command.env("HOME", home);
+        }
+        let mut child = command
             .args(["ui", "--namespace", namespace, "--port", "0"])
             .env("KUBECONFIG", kubeconfig)
             .stdout(Stdio::piped())

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::http::HeaderMap;
 use kube::Client;
 
-use super::auth::{self, AuthError, Reviewer, User};
+use super::auth::{self, AuthError, Check, Reviewer, User};
 
 /// How requests are authorized.
 #[derive(Clone)]
@@ -95,10 +95,14 @@ impl Viewer {
 
     /// Whether the viewer may `verb` channels in `namespace`.
     pub async fn may(&self, verb: &str, namespace: &str) -> Result<bool, AuthError> {
+        self.may_do(&Check::channels(verb, namespace)).await
+    }
+
+    /// Whether the viewer may do what `check` says (locally: the API server
+    /// decides when the action is made with the user's own client).
+    pub async fn may_do(&self, check: &Check<'_>) -> Result<bool, AuthError> {
         match (&self.access, &self.who) {
-            (Access::Kubernetes(reviewer), Some((user, _))) => {
-                reviewer.allowed(user, verb, namespace).await
-            }
+            (Access::Kubernetes(reviewer), Some((user, _))) => reviewer.allowed(user, check).await,
             _ => Ok(true),
         }
     }

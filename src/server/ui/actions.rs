@@ -1,9 +1,11 @@
 //! Actions on a channel, each behind a confirmation page, a same-origin check,
-//! a CSRF token and the verb it needs: sync now (`kubemint.io/reconcile`) and
-//! approving a held prune (`kubemint.io/approve-prune`). Both are annotations
-//! the operator already acts on, so the UI only patches the Channel.
+//! a CSRF token and the verbs it needs: sync now (`kubemint.io/reconcile`),
+//! approving a held prune (`kubemint.io/approve-prune`), both annotations the
+//! operator already acts on, and reverting a release: the commit
+//! `kubemint revert --release <id> --push` makes, pushed with the channel's
+//! credentials.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
@@ -11,11 +13,14 @@ use kube::api::{Api, Patch, PatchParams};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth;
+use super::access::Viewer;
+use super::auth::{self, Check};
 use super::html::{self, Chrome};
 use super::model;
 use super::routes::{readable, refused, respond, unavailable, viewer, Held, UiState, View};
 use crate::api::{Channel, APPROVE_PRUNE_ANNOTATION, RECONCILE_ANNOTATION};
+use crate::revert::{RevertRequest, Target};
+use crate::source::GitCredentials;
 
 /// What a user can ask of a channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +29,8 @@ pub enum Action {
     Sync,
     /// Approve the commit the prune guard holds.
     ApprovePrune,
+    /// Revert a release in git.
+    Revert,
 }
 
 impl Action {
@@ -32,6 +39,7 @@ impl Action {
         match name {
             "sync" => Some(Action::Sync),
             "approve-prune" => Some(Action::ApprovePrune),
+            "revert" => Some(Action::Revert),
             _ => None,
         }
     }
@@ -41,10 +49,12 @@ impl Action {
         match self {
             Action::Sync => "sync",
             Action::ApprovePrune => "approve-prune",
+            Action::Revert => "revert",
         }
     }
 
-    /// The verb on `channels` it needs (what `kubectl annotate` needs).
+    /// The verb on `channels` it needs: what `kubectl annotate` needs; a
+    /// revert also needs `get` on the channel's git Secret (see [`act`]).
     pub fn verb(self) -> &'static str {
         "patch"
     }
@@ -54,6 +64,7 @@ impl Action {
         match self {
             Action::Sync => "Sync now",
             Action::ApprovePrune => "Approve the prune",
+            Action::Revert => "Revert the release",
         }
     }
 }
@@ -77,6 +88,7 @@ pub fn patch_for(
                 Err("The channel now holds another commit than the one you confirmed; look again.")
             }
         },
+        Action::Revert => Err("A revert is a commit in git, not a patch."),
     }
 }
 
@@ -88,11 +100,19 @@ pub struct ActForm {
     commit: Option<String>,
 }
 
+/// `?commit=`: the release (by its commit) an action is about.
+#[derive(Deserialize, Default)]
+pub struct About {
+    #[serde(default)]
+    commit: Option<String>,
+}
+
 /// GET: the confirmation page of an action.
 pub async fn confirm(
     State(state): State<UiState>,
     headers: HeaderMap,
     Path((namespace, name, action)): Path<(String, String, String)>,
+    Query(about): Query<About>,
 ) -> Response {
     let view = View::page();
     let viewer = match viewer(&state, &headers, &view).await {
@@ -116,7 +136,28 @@ pub async fn confirm(
     let path = html::channel_path(&namespace, &name);
     let chrome =
         Chrome::new(action.label(), Some(&viewer)).crumb(&path, &format!("{namespace}/{name}"));
-    let main = html::confirm(&summary, action, &viewer.csrf());
+    let release = match (action, about.commit.as_deref()) {
+        (Action::Revert, Some(commit)) => {
+            let timeline = model::timeline(channel, &model::Snapshot::default());
+            match model::find_entry(&timeline, commit) {
+                Some(e) => Some(e.clone()),
+                None => {
+                    let what = format!("No release of commit {commit} in {namespace}/{name}.");
+                    return refused(&view, StatusCode::NOT_FOUND, Some(&viewer), &what);
+                }
+            }
+        }
+        (Action::Revert, None) => {
+            return refused(
+                &view,
+                StatusCode::NOT_FOUND,
+                Some(&viewer),
+                "Which release?",
+            );
+        }
+        _ => None,
+    };
+    let main = html::confirm(&summary, action, release.as_ref(), &viewer.csrf());
     respond(&view, StatusCode::OK, &chrome, main)
 }
 
@@ -161,6 +202,12 @@ pub async fn act(
         }
         Err(e) => return unavailable(&view, Some(&viewer), &e),
     }
+    if action == Action::Revert {
+        return match revert(&state, &viewer, channel, form.commit.as_deref()).await {
+            Ok(()) => Redirect::to(&html::channel_path(&namespace, &name)).into_response(),
+            Err((status, why)) => refused(&view, status, Some(&viewer), &why),
+        };
+    }
     let summary = model::summary(channel, &model::Revisions::new(&[]), None);
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
     let patch = match patch_for(
@@ -191,6 +238,99 @@ pub async fn act(
         "UI action"
     );
     Redirect::to(&html::channel_path(&namespace, &name)).into_response()
+}
+
+/// Reverts the release of `commit` as `kubemint revert --release <id> --push`
+/// does, with the channel's credentials, when the viewer may read them.
+async fn revert(
+    state: &UiState,
+    viewer: &Viewer,
+    channel: &Channel,
+    commit: Option<&str>,
+) -> Result<(), (StatusCode, String)> {
+    let ns = channel.metadata.namespace.clone().unwrap_or_default();
+    let key = format!(
+        "{ns}/{}",
+        channel.metadata.name.as_deref().unwrap_or_default()
+    );
+    let status = channel.status.clone().unwrap_or_default();
+    let record = commit
+        .filter(|c| !c.is_empty())
+        .and_then(|c| status.releases.iter().find(|r| r.commit.sha.starts_with(c)))
+        .ok_or((StatusCode::NOT_FOUND, "No such release.".to_string()))?;
+    // Pushing with the channel's credentials is as good as reading them.
+    let credentials = match &channel.spec.git.secret_ref {
+        Some(secret) => {
+            let check = Check {
+                group: "",
+                resource: "secrets",
+                verb: "get",
+                namespace: &ns,
+                name: Some(&secret.name),
+            };
+            match viewer.may_do(&check).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err((
+                        StatusCode::FORBIDDEN,
+                        format!(
+                            "You may not get the Secret {} in namespace {ns}, whose credentials push the revert.",
+                            secret.name
+                        ),
+                    ))
+                }
+                Err(e) => return Err((StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+            }
+            let data = crate::cluster::secret_data(state.access.client(), &ns, &secret.name)
+                .await
+                .map_err(|m| {
+                    (
+                        StatusCode::BAD_GATEWAY,
+                        format!("git credentials (spec.git.secretRef): {m}"),
+                    )
+                })?;
+            GitCredentials::from_secret_data(&data)
+                .map_err(|e| (StatusCode::BAD_GATEWAY, e.to_string()))?
+        }
+        None => GitCredentials::none(),
+    };
+    let bad = |e: crate::revert::RevertError| (StatusCode::CONFLICT, e.to_string());
+    let branch = crate::revert::branch_of(channel).map_err(bad)?;
+    let change = crate::revert::pick_change(&key, &status, &Target::Release(record.id.clone()))
+        .map_err(bad)?;
+    let scratch =
+        tempfile::tempdir().map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    // On the operator, the user is the author; locally, git config says who.
+    let author = viewer.name().map(|user| {
+        (
+            format!("{user} (kubemint UI)"),
+            "kubemint@localhost".to_string(),
+        )
+    });
+    let reverted = crate::revert::revert(RevertRequest {
+        url: channel.spec.git.url.clone(),
+        branch,
+        credentials,
+        change,
+        message: None,
+        author,
+        workdir: Some(scratch.path().join("clone")),
+        push: true,
+        automatic: None,
+        path: Some(channel.spec.git.path.clone()),
+        signing: None,
+        signing_key: None,
+    })
+    .await
+    .map_err(bad)?;
+    tracing::info!(
+        user = viewer.name().unwrap_or("(local)"),
+        channel = %key,
+        release = %record.id,
+        commit = %reverted.sha,
+        "UI revert pushed"
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -141,7 +141,46 @@ fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-type Decision = (String, String, String); // (user name and groups, namespace, verb)
+type Decision = (String, String); // (user name and groups, the check)
+
+/// One thing to ask a SubjectAccessReview about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Check<'a> {
+    /// API group, empty for the core group.
+    pub group: &'a str,
+    /// Resource, e.g. `channels`.
+    pub resource: &'a str,
+    /// Verb, e.g. `get`.
+    pub verb: &'a str,
+    /// Namespace.
+    pub namespace: &'a str,
+    /// One object's name, when the check is about one.
+    pub name: Option<&'a str>,
+}
+
+impl<'a> Check<'a> {
+    /// `verb` on channels in `namespace`.
+    pub fn channels(verb: &'a str, namespace: &'a str) -> Check<'a> {
+        Check {
+            group: GROUP,
+            resource: "channels",
+            verb,
+            namespace,
+            name: None,
+        }
+    }
+
+    fn key(&self) -> String {
+        format!(
+            "{}\0{}\0{}\0{}\0{}",
+            self.group,
+            self.resource,
+            self.verb,
+            self.namespace,
+            self.name.unwrap_or_default()
+        )
+    }
+}
 /// A TokenReview's answer (`None`: not authenticated) and when it came.
 type Reviewed = (Instant, Option<User>);
 
@@ -217,15 +256,10 @@ impl Reviewer {
         Ok(user)
     }
 
-    /// Whether `user` may `verb` channels in `namespace` (`subresource` e.g. none).
-    pub async fn allowed(
-        &self,
-        user: &User,
-        verb: &str,
-        namespace: &str,
-    ) -> Result<bool, AuthError> {
+    /// Whether `user` may do what `check` says.
+    pub async fn allowed(&self, user: &User, check: &Check<'_>) -> Result<bool, AuthError> {
         let who = format!("{}\0{}", user.name, user.groups.join("\0"));
-        let key = (who, namespace.to_string(), verb.to_string());
+        let key = (who, check.key());
         if let Some((at, allowed)) = self.decisions.lock().unwrap().get(&key) {
             if at.elapsed() < TTL {
                 return Ok(*allowed);
@@ -238,10 +272,11 @@ impl Reviewer {
                 groups: Some(user.groups.clone()),
                 extra: Some(user.extra.clone()),
                 resource_attributes: Some(ResourceAttributes {
-                    group: Some(GROUP.to_string()),
-                    resource: Some("channels".to_string()),
-                    verb: Some(verb.to_string()),
-                    namespace: Some(namespace.to_string()),
+                    group: Some(check.group.to_string()),
+                    resource: Some(check.resource.to_string()),
+                    verb: Some(check.verb.to_string()),
+                    namespace: Some(check.namespace.to_string()),
+                    name: check.name.map(str::to_string),
                     ..Default::default()
                 }),
                 ..Default::default()

@@ -151,7 +151,12 @@ pub fn sign_in(message: Option<&str>) -> String {
 }
 
 /// The confirmation page of `action` on a channel.
-pub fn confirm(s: &ChannelSummary, action: super::actions::Action, csrf: &str) -> String {
+pub fn confirm(
+    s: &ChannelSummary,
+    action: super::actions::Action,
+    release: Option<&Entry>,
+    csrf: &str,
+) -> String {
     use super::actions::Action;
     let mut h = Html::default();
     h.raw("<h1>")
@@ -179,6 +184,20 @@ pub fn confirm(s: &ChannelSummary, action: super::actions::Action, csrf: &str) -
                 h.raw("<p>The channel holds no prune now.</p>");
             }
         },
+        Action::Revert => {
+            if let Some(e) = release {
+                h.raw("<p>Commit and push the revert of release <code>")
+                    .text(&e.id)
+                    .raw("</code> (commit <code>")
+                    .text(e.commit.short())
+                    .raw("</code> “")
+                    .text(&e.commit.subject)
+                    .raw("”) to the channel's branch, with the channel's credentials: ")
+                    .raw("the same commit as <code>kubemint revert --release ")
+                    .text(&e.id)
+                    .raw(" --push</code>. The channel then delivers it like any commit.</p>");
+            }
+        }
     }
     let path = format!(
         "{}/do/{}",
@@ -194,6 +213,11 @@ pub fn confirm(s: &ChannelSummary, action: super::actions::Action, csrf: &str) -
     if let (Action::ApprovePrune, Some(commit)) = (action, &s.held_commit) {
         h.raw("<input type=\"hidden\" name=\"commit\"")
             .attr("value", commit)
+            .raw(">");
+    }
+    if let (Action::Revert, Some(e)) = (action, release) {
+        h.raw("<input type=\"hidden\" name=\"commit\"")
+            .attr("value", &e.commit.sha)
             .raw(">");
     }
     h.raw("<button type=\"submit\">")
@@ -569,6 +593,16 @@ pub fn release(t: &Timeline, e: &Entry, now: Option<Timestamp>) -> String {
         .text(&e.commit.subject)
         .raw("</h1>");
     entry_body(&mut h, &s.namespace, &s.name, e, now);
+    h.raw("<p class=\"actions\">")
+        .link(
+            &format!(
+                "{}/do/revert?commit={}",
+                channel_path(&s.namespace, &s.name),
+                e.commit.short()
+            ),
+            "Revert this release…",
+        )
+        .raw("</p>");
     h.raw("<h2>Revisions</h2>");
     if e.revisions.is_empty() {
         h.raw("<p>No minted workloads.</p>");
