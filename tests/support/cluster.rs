@@ -216,7 +216,7 @@ fn control_plane_thread(ready: mpsc::Sender<Result<TestCluster, String>>) {
 /// the directory of the control plane's binaries.
 fn start_control_plane() -> Result<(PathBuf, PathBuf, PathBuf), String> {
     let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cluster");
-    // install.sh prints progress (a first build takes ~10 min) on stderr.
+    // install.sh prints progress (a first build takes ~15 min) on stderr.
     let install = Command::new("bash")
         .arg(scripts.join("install.sh"))
         .stdin(Stdio::null())
