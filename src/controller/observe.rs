@@ -31,6 +31,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use crate::api::Channel;
+use crate::cluster::lists;
 use crate::rollout::{
     foreign_editors, FailedMark, LiveCopy, LiveHook, LiveObject, LiveRevision, LiveService,
     ObjectId, Observed, APPLIED_HASH_ANNOTATION, CHANNEL_LABEL, COMMIT_ANNOTATION,
@@ -126,6 +127,8 @@ pub struct Observer {
     wake: Wake,
     /// Objects another manager wrote to, checked and found as declared, at this resourceVersion.
     verified: Mutex<HashMap<ObjectId, String>>,
+    /// Whether the API server streams initial lists to this client, once known.
+    streaming: Mutex<Option<bool>>,
 }
 
 impl Observer {
@@ -160,16 +163,34 @@ impl Observer {
             kinds: Mutex::default(),
             wake: Wake { wake, namespace },
             verified: Mutex::default(),
+            streaming: Mutex::default(),
         }
     }
 
+    /// The configuration of every watch of this observer: streaming lists
+    /// where the server serves them to this client (asked with the first watch
+    /// it needs, so with the permissions its watches use).
+    async fn watcher_config(&self, namespace: Option<&str>) -> watcher::Config {
+        let known = *self.streaming.lock().unwrap_or_else(|p| p.into_inner());
+        let streaming = match known {
+            Some(streaming) => streaming,
+            None => {
+                let api: Api<ReplicaSet> = api(&self.client, namespace);
+                let answer = lists::serves_streaming_lists(&api, CHANNEL_LABEL).await;
+                *self.streaming.lock().unwrap_or_else(|p| p.into_inner()) = answer;
+                answer.unwrap_or(false)
+            }
+        };
+        lists::watcher_config(CHANNEL_LABEL, streaming)
+    }
+
     /// The typed reflectors of `namespace` (`None`: all), started on first use.
-    fn typed_of(&self, namespace: Option<&str>) -> Typed {
+    fn typed_of(&self, namespace: Option<&str>, config: &watcher::Config) -> Typed {
         let mut typed = self.typed.lock().unwrap_or_else(|p| p.into_inner());
         typed
             .entry(namespace.map(str::to_string))
             .or_insert_with(|| {
-                let config = watcher::Config::default().labels(CHANNEL_LABEL);
+                let config = config.clone();
                 Typed {
                     replica_sets: spawn(
                         watcher(api(&self.client, namespace), config.clone()),
@@ -200,10 +221,13 @@ impl Observer {
         } else {
             vec![None]
         };
+        let config = self
+            .watcher_config(namespaces.first().copied().flatten())
+            .await;
         let mut typed = Vec::new();
         let mut stores = Vec::new();
         for ns in &namespaces {
-            typed.push(self.typed_of(*ns));
+            typed.push(self.typed_of(*ns, &config));
         }
         for ar in ars.iter().filter(|ar| !is_typed(ar)) {
             let gvk = GroupVersionKind::gvk(&ar.group, &ar.version, &ar.kind);
@@ -221,9 +245,8 @@ impl Observer {
                             Some(ns) => Api::namespaced_with(self.client.clone(), ns, ar),
                             None => Api::all_with(self.client.clone(), ar),
                         };
-                        let config = watcher::Config::default().labels(CHANNEL_LABEL);
                         spawn(
-                            watcher(api, config),
+                            watcher(api, config.clone()),
                             reflector::store::Writer::new(ar.clone()),
                             self.wake.clone(),
                         )
