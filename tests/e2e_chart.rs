@@ -289,3 +289,33 @@ async fn the_least_privileged_chart_delivers_two_tenants_and_names_a_missing_per
     )
     .await;
 }
+
+#[test]
+fn the_chart_s_ui_value_adds_the_flag_and_only_the_two_review_permissions() {
+    let rules = |rendered: &[Value]| -> Vec<Value> {
+        let role = rendered
+            .iter()
+            .find(|d| d["kind"] == "ClusterRole")
+            .expect("the operator's ClusterRole");
+        role["rules"].as_array().unwrap().clone()
+    };
+    let default = render("kubemint", "kubemint-system", json!({}));
+    let with_ui = render(
+        "kubemint",
+        "kubemint-system",
+        json!({"ui": {"enabled": true}}),
+    );
+    assert!(!operator_args(&default).iter().any(|a| a == "--ui"));
+    let args = operator_args(&with_ui);
+    assert!(args.iter().any(|a| a == "--ui"), "{args:?}");
+    let (before, after) = (rules(&default), rules(&with_ui));
+    let added: Vec<&Value> = after.iter().filter(|r| !before.contains(r)).collect();
+    assert_eq!(
+        added,
+        [
+            &json!({"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}),
+            &json!({"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]}),
+        ]
+    );
+    assert_eq!(after.len(), before.len() + 2);
+}
