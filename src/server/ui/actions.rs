@@ -17,7 +17,7 @@ use super::access::Viewer;
 use super::auth::{self, Check};
 use super::html::{self, Chrome};
 use super::model;
-use super::routes::{readable, refused, respond, unavailable, viewer, Held, UiState, View};
+use super::routes::{open, refused, respond, unavailable, UiState, View};
 use crate::api::{Channel, APPROVE_PRUNE_ANNOTATION, RECONCILE_ANNOTATION};
 use crate::revert::{RevertRequest, Target};
 use crate::source::GitCredentials;
@@ -107,6 +107,21 @@ pub struct About {
     commit: Option<String>,
 }
 
+/// The action named in the URL, the viewer and the channel, or the refusal.
+async fn prelude(
+    state: &UiState,
+    headers: &HeaderMap,
+    namespace: &str,
+    name: &str,
+    action: &str,
+) -> Result<(Action, Viewer, std::sync::Arc<Channel>), Response> {
+    let view = View::page();
+    let action = Action::parse(action)
+        .ok_or_else(|| refused(&view, StatusCode::NOT_FOUND, None, "No such action."))?;
+    let (viewer, _, channel) = open(state, headers, &view, namespace, name).await?;
+    Ok((action, viewer, channel))
+}
+
 /// GET: the confirmation page of an action.
 pub async fn confirm(
     State(state): State<UiState>,
@@ -115,23 +130,12 @@ pub async fn confirm(
     Query(about): Query<About>,
 ) -> Response {
     let view = View::page();
-    let viewer = match viewer(&state, &headers, &view).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let Some(action) = Action::parse(&action) else {
-        return refused(
-            &view,
-            StatusCode::NOT_FOUND,
-            Some(&viewer),
-            "No such action.",
-        );
-    };
-    let held = Held::of(&state.caches);
-    let channel = match readable(&held, &viewer, &view, &namespace, &name).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let (action, viewer, channel) =
+        match prelude(&state, &headers, &namespace, &name, &action).await {
+            Ok(found) => found,
+            Err(r) => return r,
+        };
+    let channel = channel.as_ref();
     let summary = model::summary(channel, &model::Revisions::new(&[]), None);
     let path = html::channel_path(&namespace, &name);
     let chrome =
@@ -169,27 +173,16 @@ pub async fn act(
     Form(form): Form<ActForm>,
 ) -> Response {
     let view = View::page();
-    let viewer = match viewer(&state, &headers, &view).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    let (action, viewer, channel) =
+        match prelude(&state, &headers, &namespace, &name, &action).await {
+            Ok(found) => found,
+            Err(r) => return r,
+        };
+    let channel = channel.as_ref();
     if !auth::same_origin(&headers) || !viewer.csrf_valid(&form.csrf) {
         let what = "A request from another site (or an expired form) was refused.";
         return refused(&view, StatusCode::FORBIDDEN, Some(&viewer), what);
     }
-    let Some(action) = Action::parse(&action) else {
-        return refused(
-            &view,
-            StatusCode::NOT_FOUND,
-            Some(&viewer),
-            "No such action.",
-        );
-    };
-    let held = Held::of(&state.caches);
-    let channel = match readable(&held, &viewer, &view, &namespace, &name).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
     match viewer.may(action.verb(), &namespace).await {
         Ok(true) => {}
         Ok(false) => {

@@ -150,11 +150,14 @@ impl Held {
     }
 
     /// The channel `namespace/name`, if cached.
-    pub fn channel(&self, namespace: &str, name: &str) -> Option<&Channel> {
-        self.channels.iter().map(|c| c.as_ref()).find(|c| {
-            c.metadata.namespace.as_deref() == Some(namespace)
-                && c.metadata.name.as_deref() == Some(name)
-        })
+    pub fn channel(&self, namespace: &str, name: &str) -> Option<Arc<Channel>> {
+        self.channels
+            .iter()
+            .find(|c| {
+                c.metadata.namespace.as_deref() == Some(namespace)
+                    && c.metadata.name.as_deref() == Some(name)
+            })
+            .cloned()
     }
 }
 
@@ -235,15 +238,19 @@ async fn overview(
     respond(&view, StatusCode::OK, &chrome, main)
 }
 
-/// The channel `namespace/name` if the viewer may read it, else the refusal.
-pub async fn readable<'h>(
-    held: &'h Held,
-    viewer: &Viewer,
+/// The viewer of a request, the caches' contents and the channel
+/// `namespace/name` in them, when the viewer may read it; else the response
+/// that stands in for the page.
+pub async fn open(
+    state: &UiState,
+    headers: &HeaderMap,
     view: &View,
     namespace: &str,
     name: &str,
-) -> Result<&'h Channel, Response> {
-    let missing = || {
+) -> Result<(Viewer, Held, Arc<Channel>), Response> {
+    let viewer = viewer(state, headers, view).await?;
+    let held = Held::of(&state.caches);
+    let missing = |viewer: &Viewer| {
         refused(
             view,
             StatusCode::NOT_FOUND,
@@ -252,9 +259,12 @@ pub async fn readable<'h>(
         )
     };
     match viewer.may("get", namespace).await {
-        Ok(true) => held.channel(namespace, name).ok_or_else(missing),
-        Ok(false) => Err(missing()),
-        Err(e) => Err(unavailable(view, Some(viewer), &e)),
+        Ok(true) => match held.channel(namespace, name) {
+            Some(channel) => Ok((viewer, held, channel)),
+            None => Err(missing(&viewer)),
+        },
+        Ok(false) => Err(missing(&viewer)),
+        Err(e) => Err(unavailable(view, Some(&viewer), &e)),
     }
 }
 
@@ -264,17 +274,12 @@ async fn timeline(
     Path((namespace, name)): Path<(String, String)>,
     Query(view): Query<View>,
 ) -> Response {
-    let viewer = match viewer(&state, &headers, &view).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let held = Held::of(&state.caches);
-    let channel = match readable(&held, &viewer, &view, &namespace, &name).await {
-        Ok(c) => c,
+    let (viewer, held, channel) = match open(&state, &headers, &view, &namespace, &name).await {
+        Ok(opened) => opened,
         Err(r) => return r,
     };
     let snapshot = held.snapshot();
-    let timeline = model::timeline(channel, &snapshot);
+    let timeline = model::timeline(&channel, &snapshot);
     let main = html::timeline(&timeline, snapshot.now);
     let path = html::channel_path(&namespace, &name);
     let live = format!("{path}?fragment=1");
@@ -290,17 +295,12 @@ async fn release(
     Path((namespace, name, commit)): Path<(String, String, String)>,
     Query(view): Query<View>,
 ) -> Response {
-    let viewer = match viewer(&state, &headers, &view).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let held = Held::of(&state.caches);
-    let channel = match readable(&held, &viewer, &view, &namespace, &name).await {
-        Ok(c) => c,
+    let (viewer, held, channel) = match open(&state, &headers, &view, &namespace, &name).await {
+        Ok(opened) => opened,
         Err(r) => return r,
     };
     let snapshot = held.snapshot();
-    let timeline = model::timeline(channel, &snapshot);
+    let timeline = model::timeline(&channel, &snapshot);
     let Some(entry) = model::find_entry(&timeline, &commit) else {
         let what = format!("No release of commit {commit} in {namespace}/{name}.");
         return refused(&view, StatusCode::NOT_FOUND, Some(&viewer), &what);
