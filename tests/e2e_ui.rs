@@ -263,6 +263,9 @@ async fn a_release_a_failure_reverted_automatically_and_a_revert_seen_live() {
     b.wait_text("channel-stalled", "li.entry.active h3", "retire web")
         .await;
     b.wait_text("overview", "tbody tr", "Ready").await;
+    // The hold is in the story, as the event of its time.
+    b.wait_text("channel-stalled", "li.entry ul.events", "PruneHeld")
+        .await;
 
     // Readable without JavaScript, and in the dark.
     let nojs = b
