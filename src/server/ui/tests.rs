@@ -171,6 +171,14 @@ fn health_marks_failed_held_stalled_progressing_and_ready() {
         (
             vec![record("r1", 'a', "web 1", ReleasePhase::Active, "h1")],
             vec![
+                condition("Ready", "False", "SignatureVerificationFailed", "unsigned"),
+                condition("Stalled", "True", "SignatureVerificationFailed", "unsigned"),
+            ],
+            Health::Held,
+        ),
+        (
+            vec![record("r1", 'a', "web 1", ReleasePhase::Active, "h1")],
+            vec![
                 condition("Ready", "False", "InvalidManifest", "web.yaml: bad"),
                 condition("Stalled", "True", "InvalidManifest", "web.yaml: bad"),
             ],
