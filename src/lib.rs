@@ -6,11 +6,10 @@
 //! server, and [`controller`] ties them into the `Channel` reconciler.
 
 pub mod api;
+pub mod cli;
 pub mod cluster;
 pub mod controller;
-pub mod diff;
-pub mod inspect;
-pub mod plan;
+pub mod engine;
 pub mod render;
 pub mod revert;
 pub mod rollout;

@@ -10,8 +10,11 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use kube::{CustomResourceExt, ResourceExt};
 
+use kubemint::api::Channel;
+use kubemint::cli::diff::{DiffError, DiffSource};
 use kubemint::controller::leader::{self, LeaderElection};
-use kubemint::controller::{Channel, Metrics, Operator, Settings, SyncRequests};
+use kubemint::controller::{Metrics, Operator, Settings, SyncRequests};
+use kubemint::engine::tenancy::Policy;
 use kubemint::render::KustomizeCommand;
 use kubemint::revert::{RevertRequest, Target};
 use kubemint::server::hooks::Hooks;
@@ -88,9 +91,10 @@ fn kustomize_command(value: &str) -> Result<KustomizeCommand, String> {
     }
 }
 
-/// How channels act in the cluster (`kubemint run`).
+/// How channels act in the cluster, the same on `run` and `diff` (the diff
+/// takes the operator's settings to refuse what the operator refuses).
 #[derive(clap::Args)]
-struct TenancyArgs {
+struct ChannelPolicyArgs {
     /// ServiceAccount (of the channel's namespace) that channels without
     /// `spec.serviceAccountName` impersonate: makes impersonation mandatory.
     #[arg(long, env = "KUBEMINT_DEFAULT_SERVICE_ACCOUNT", value_name = "NAME")]
@@ -98,18 +102,34 @@ struct TenancyArgs {
     /// A channel may only deliver into its own namespace (and use Secrets there).
     #[arg(long, env = "KUBEMINT_NO_CROSS_NAMESPACE_REFS")]
     no_cross_namespace_refs: bool,
+}
+
+/// How channels act in the cluster (`kubemint run`).
+#[derive(clap::Args)]
+struct TenancyArgs {
+    #[command(flatten)]
+    channels: ChannelPolicyArgs,
     /// Accept local paths and file:// URLs as a channel's spec.git.url (refused
     /// by default: they read the operator's own filesystem).
     #[arg(long, env = "KUBEMINT_ALLOW_LOCAL_SOURCES")]
     allow_local_sources: bool,
 }
 
-impl From<TenancyArgs> for kubemint::controller::tenancy::Policy {
-    fn from(args: TenancyArgs) -> Self {
-        kubemint::controller::tenancy::Policy {
+impl From<ChannelPolicyArgs> for Policy {
+    fn from(args: ChannelPolicyArgs) -> Self {
+        Policy {
             default_service_account: args.default_service_account,
             no_cross_namespace_refs: args.no_cross_namespace_refs,
+            allow_local_sources: false,
+        }
+    }
+}
+
+impl From<TenancyArgs> for Policy {
+    fn from(args: TenancyArgs) -> Self {
+        Policy {
             allow_local_sources: args.allow_local_sources,
+            ..args.channels.into()
         }
     }
 }
@@ -199,6 +219,9 @@ enum Command {
         local: Option<PathBuf>,
         #[command(flatten)]
         kustomize: KustomizeArg,
+        /// The operator's settings on how channels act, as `kubemint run` has them.
+        #[command(flatten)]
+        policy: ChannelPolicyArgs,
     },
     /// A channel's releases, newest first: id, phase, commit, author, times.
     /// With --from-git, the deployment notes of a repository instead, no
@@ -277,11 +300,21 @@ fn main() -> ExitCode {
             namespace,
             local,
             kustomize,
+            policy,
         } => {
             let limits = kustomize.limits();
-            return match diff(&channel, namespace, local, kustomize.command, limits) {
-                Ok(false) => ExitCode::SUCCESS,
-                Ok(true) => ExitCode::from(1),
+            let source = match local {
+                Some(dir) => DiffSource::Local(dir),
+                None => DiffSource::Channel,
+            };
+            let options = DiffOptions {
+                source,
+                kustomize: kustomize.command,
+                limits,
+                policy: policy.into(),
+            };
+            return match diff(&channel, namespace, options) {
+                Ok(code) => code,
                 Err(e) => {
                     eprintln!("error: {e:#}");
                     ExitCode::from(2)
@@ -290,7 +323,7 @@ fn main() -> ExitCode {
         }
         Command::Crd => print_crd(),
         Command::Status { channel, namespace } => {
-            inspect(&channel, namespace, kubemint::inspect::describe_status)
+            inspect(&channel, namespace, kubemint::cli::inspect::describe_status)
         }
         Command::History {
             channel,
@@ -302,7 +335,7 @@ fn main() -> ExitCode {
             None => inspect(
                 &channel.unwrap_or_default(),
                 namespace,
-                kubemint::inspect::describe_history,
+                kubemint::cli::inspect::describe_history,
             ),
         },
         Command::Revert {
@@ -438,7 +471,7 @@ fn history_from_git(
     let records = kubemint::source::notes::read_notes_blocking(url, &credentials)?;
     print!(
         "{}",
-        kubemint::inspect::describe_notes(&records, cluster, channel.as_deref())
+        kubemint::cli::inspect::describe_notes(&records, cluster, channel.as_deref())
     );
     Ok(())
 }
@@ -455,27 +488,46 @@ fn inspect(
     Ok(())
 }
 
-/// Prints what delivering the channel's commit (or `local`) would change; true when something would.
-fn diff(
-    name: &str,
-    namespace: Option<String>,
-    local: Option<PathBuf>,
+/// What `kubemint diff` was asked, besides the channel.
+struct DiffOptions {
+    source: DiffSource,
     kustomize: Option<KustomizeCommand>,
     limits: kubemint::render::Limits,
-) -> anyhow::Result<bool> {
+    policy: Policy,
+}
+
+/// Prints what delivering the channel's commit (or local files) would change.
+/// Exit status: 0 no changes, 1 changes, 2 a commit the controller would refuse.
+fn diff(name: &str, namespace: Option<String>, options: DiffOptions) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let source = match local {
-        Some(dir) => kubemint::diff::DiffSource::Local(dir),
-        None => kubemint::diff::DiffSource::Channel,
-    };
+    let cache = tempfile::tempdir().context("creating a temporary git cache")?;
     let report = runtime.block_on(async {
+        let config = kubemint::cluster::config()
+            .await
+            .context("reading the cluster config (KUBECONFIG or in-cluster config)")?;
         let (client, channel) = read_channel(name, namespace).await?;
-        anyhow::Ok(
-            kubemint::diff::diff(&client, &channel, source, kustomize.as_ref(), &limits).await?,
-        )
+        let engine = kubemint::cli::diff::preview_engine(
+            config,
+            client,
+            options.policy,
+            options.kustomize,
+            options.limits,
+            cache.path(),
+        );
+        let report: Result<_, DiffError> =
+            kubemint::cli::diff::diff(&engine, &channel, options.source).await;
+        anyhow::Ok(report?)
     })?;
-    print!("{}", kubemint::diff::describe(&report));
-    Ok(report.has_changes())
+    print!("{}", kubemint::cli::diff::describe(&report));
+    if let Some((reason, message)) = &report.refused {
+        eprintln!("error: {}", kubemint::cli::diff::refusal(reason, message));
+        return Ok(ExitCode::from(2));
+    }
+    Ok(if report.has_changes() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// What `kubemint revert` was asked, besides the channel.
@@ -577,13 +629,13 @@ fn plan(
             redact_url(target)
         );
     };
-    let plan = kubemint::plan::plan(&target, reference, path, kustomize, limits)?;
+    let plan = kubemint::cli::offline::render_offline(&target, reference, path, kustomize, limits)?;
     if objects {
         for o in &plan.release.objects {
             print!("---\n{}", serde_yaml::to_string(&o.manifest)?);
         }
     } else {
-        print!("{}", kubemint::plan::describe(&plan));
+        print!("{}", kubemint::cli::offline::describe(&plan));
     }
     Ok(())
 }

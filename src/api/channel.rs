@@ -500,6 +500,15 @@ impl std::fmt::Display for ObjectId {
 }
 
 impl Channel {
+    /// The channel's key in memos, logs and messages: `<namespace>/<name>`.
+    pub fn key(&self) -> String {
+        format!(
+            "{}/{}",
+            self.metadata.namespace.as_deref().unwrap_or_default(),
+            self.metadata.name.as_deref().unwrap_or_default()
+        )
+    }
+
     /// The value of the `kubemint.io/channel` label: `<namespace>.<name>`.
     pub fn label_value(&self) -> String {
         format!(

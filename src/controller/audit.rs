@@ -306,11 +306,7 @@ pub async fn auto_revert(
         credentials,
         signing_key,
     } = keys;
-    let key = format!(
-        "{}/{}",
-        channel.namespace().unwrap_or_default(),
-        channel.name_any()
-    );
+    let key = channel.key();
     let outcome = async {
         let signing_key = signing_key?;
         let branch = revert::branch_of(channel)?;

@@ -34,7 +34,7 @@ pub struct Rendered {
 }
 
 /// Settles every object's kind and namespace: the release as desired state, and the kinds to watch.
-pub async fn prepare(
+pub(super) async fn prepare(
     client: &Client,
     resolver: &Resolver,
     channel: &Channel,

@@ -81,7 +81,7 @@ impl Tenancy {
     /// The identity `channel` acts as.
     pub fn access(&self, channel: &Channel) -> Result<Access, kube::Error> {
         let namespace = channel.namespace().unwrap_or_default();
-        let user = format!("{namespace}/{}", channel.name_any());
+        let user = channel.key();
         let account = service_account(channel, &self.policy);
         let key = account.map(|a| (namespace.clone(), a.to_string()));
         let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
@@ -118,11 +118,7 @@ impl Tenancy {
     /// A deleted channel: the identity it acted as, and its watches, go once
     /// no other channel acts as it.
     pub fn release(&self, channel: &Channel) {
-        let user = format!(
-            "{}/{}",
-            channel.namespace().unwrap_or_default(),
-            channel.name_any()
-        );
+        let user = channel.key();
         let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
         forget(&mut tenants, &user, None);
     }

@@ -3,9 +3,9 @@
 
 use std::fmt::Write as _;
 
+use super::offline::write_table;
+use crate::api::Channel;
 use crate::api::{CommitInfo, ReleaseRecord};
-use crate::controller::Channel;
-use crate::plan::write_table;
 use crate::source::notes::{latest_time, NoteRecord};
 use crate::source::{redact_url, short_sha};
 
@@ -36,11 +36,7 @@ pub fn describe_status(channel: &Channel) -> String {
     let spec = &channel.spec;
     let status = channel.status.clone().unwrap_or_default();
     let mut out = String::new();
-    let name = format!(
-        "{}/{}",
-        channel.metadata.namespace.as_deref().unwrap_or_default(),
-        channel.metadata.name.as_deref().unwrap_or_default()
-    );
+    let name = channel.key();
     let _ = writeln!(
         out,
         "Channel   {name}{}",

@@ -1,4 +1,5 @@
-//! `kubemint plan`: render a repository or directory offline and describe the release.
+//! The offline render behind `kubemint plan`: a repository or directory
+//! rendered without a cluster, and its release described.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,9 +12,9 @@ use crate::render::{
 };
 use crate::source::{commit_meta, tree_at, CommitMeta, LocalTree};
 
-/// Errors of `kubemint plan`.
+/// Why an offline render failed.
 #[derive(Debug, thiserror::Error)]
-pub enum PlanError {
+pub enum OfflineError {
     /// The target directory does not exist.
     #[error("{0}: no such directory")]
     NotFound(PathBuf),
@@ -31,7 +32,7 @@ pub enum PlanError {
 }
 
 /// What was rendered, from where.
-pub struct Plan {
+pub struct OfflineRelease {
     /// The release.
     pub release: Release,
     /// The commit, when rendered from git.
@@ -48,15 +49,15 @@ const KUSTOMIZE_HISTORY_DEPTH: usize = 20;
 
 /// Renders `target` (a directory, or with `reference` a git repository at that ref) at `path`.
 /// Kustomizations are built with `kustomize` (default: [`KustomizeCommand::default_command`]).
-pub fn plan(
+pub fn render_offline(
     target: &Path,
     reference: Option<&str>,
     path: &str,
     kustomize: Option<&KustomizeCommand>,
     limits: &Limits,
-) -> Result<Plan, PlanError> {
+) -> Result<OfflineRelease, OfflineError> {
     if !target.is_dir() {
-        return Err(PlanError::NotFound(target.to_path_buf()));
+        return Err(OfflineError::NotFound(target.to_path_buf()));
     }
     let repo = Repository::discover(target).ok();
     // A directory inside a work tree renders that directory of the commit.
@@ -92,17 +93,17 @@ pub fn plan(
             }
             _ => BTreeMap::new(),
         };
-        return Ok(Plan {
+        return Ok(OfflineRelease {
             release,
             commit: None,
             seen_before,
         });
     };
-    let git_err = |e: git2::Error| PlanError::Git {
+    let git_err = |e: git2::Error| OfflineError::Git {
         target: target.display().to_string(),
         message: e.message().to_string(),
     };
-    let repo = repo.ok_or_else(|| PlanError::Git {
+    let repo = repo.ok_or_else(|| OfflineError::Git {
         target: target.display().to_string(),
         message: "not in a git repository; --ref needs one".to_string(),
     })?;
@@ -121,7 +122,7 @@ pub fn plan(
         kustomize,
         limits,
     );
-    Ok(Plan {
+    Ok(OfflineRelease {
         release,
         commit: Some(commit_meta(&commit)),
         seen_before,
@@ -188,7 +189,7 @@ fn earlier_revisions(
 }
 
 /// Describes a plan for a terminal: the release, its objects, workloads and images.
-pub fn describe(plan: &Plan) -> String {
+pub fn describe(plan: &OfflineRelease) -> String {
     let release = &plan.release;
     let mut out = String::new();
     let _ = writeln!(
