@@ -10,6 +10,15 @@ use crate::engine::{Executed, Fetched, Rendered};
 use crate::rollout::{Phase, Plan};
 use crate::source::short_sha;
 
+/// The event of a failed release retried on request, before the retry starts.
+pub(super) async fn retrying(ctx: &Context, channel: &Channel, rendered: &Rendered, plan: &Plan) {
+    if plan.retrying {
+        let note = format!("Retrying release {} on request", rendered.desired.id);
+        ctx.publish(channel, EventType::Normal, "Retrying", note)
+            .await;
+    }
+}
+
 /// Events for what the pass did.
 pub(super) async fn publish(
     ctx: &Context,

@@ -22,8 +22,8 @@ use crate::api::{
 use crate::cluster;
 use crate::engine::execute::failpoint;
 use crate::engine::schedule::{self, backoff, Next, Start, Trigger};
-use crate::engine::{pipeline, Executor, Mode, Rendered, Timing};
-use crate::rollout::{self, prune_set, Phase};
+use crate::engine::{pipeline, Mode, Rendered, Timing};
+use crate::rollout::{prune_set, Phase};
 
 /// Entry point for the controller runtime.
 pub async fn reconcile(
@@ -165,31 +165,13 @@ async fn pass(
         .observe(channel, &rendered, Mode::Deliver)
         .await
         .map_err(failed)?;
-    let plan = rollout::plan(
-        &rendered.desired,
-        &seen.observed,
-        &seen.inventory,
-        seen.now,
-        &seen.settings,
-    );
-    if plan.retrying {
-        let note = format!("Retrying release {} on request", rendered.desired.id);
-        ctx.publish(channel, EventType::Normal, "Retrying", note)
-            .await;
-    }
-    let executor = Executor {
-        client: &seen.access.client,
-        resolver: ctx.engine.resolver(),
-        observer: &seen.access.observer,
-        channel: &channel.label_value(),
-        declared_namespaces: &rendered.namespaces,
-        now: seen.now,
-    };
-    let done = executor.run(&plan).await.map_err(failed)?;
-    if !plan.actions.is_empty() {
-        let actions: Vec<&str> = plan.actions.iter().map(|a| a.kind()).collect();
-        tracing::info!(channel = %key, release = %rendered.desired.id, ?actions, phase = ?plan.phase, "pass");
-    }
+    let plan = pipeline::plan(&rendered, &seen);
+    events::retrying(ctx, channel, &rendered, &plan).await;
+    let done = ctx
+        .engine
+        .execute(channel, &rendered, &seen, &plan)
+        .await
+        .map_err(failed)?;
     report::report(
         ctx,
         channel,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 use kube::{Client, ResourceExt};
 
+use super::execute::{Executed, Executor};
 use super::prepare::{prepare, Rendered};
 use super::source::{self, Fetched};
 use super::tenancy::{self, Access, Tenancy};
@@ -263,6 +264,30 @@ impl Engine {
         Ok(())
     }
 
+    /// Carries `plan` out as the channel's identity.
+    pub async fn execute(
+        &self,
+        channel: &Channel,
+        rendered: &Rendered,
+        seen: &Observation,
+        plan: &rollout::Plan,
+    ) -> Result<Executed, Error> {
+        let executor = Executor {
+            client: &seen.access.client,
+            resolver: &self.resolver,
+            observer: &seen.access.observer,
+            channel: &channel.label_value(),
+            declared_namespaces: &rendered.namespaces,
+            now: seen.now,
+        };
+        let done = executor.run(plan).await?;
+        if !plan.actions.is_empty() {
+            let actions: Vec<&str> = plan.actions.iter().map(|a| a.kind()).collect();
+            tracing::info!(channel = %channel.key(), release = %rendered.desired.id, ?actions, phase = ?plan.phase, "pass");
+        }
+        Ok(done)
+    }
+
     /// Observes the channel's objects as its identity (once the watches of its
     /// scope have listed), with the settings of `mode`.
     pub async fn observe(
@@ -300,6 +325,17 @@ impl Engine {
             access,
         })
     }
+}
+
+/// The plan of a pass: [`rollout::plan`] of what the pipeline produced.
+pub fn plan(rendered: &Rendered, seen: &Observation) -> rollout::Plan {
+    rollout::plan(
+        &rendered.desired,
+        &seen.observed,
+        &seen.inventory,
+        seen.now,
+        &seen.settings,
+    )
 }
 
 /// A fetched commit as the status records it.
