@@ -21,7 +21,7 @@ fn hpa(min: i32, max: i32) -> (String, String) {
     (
         "web/hpa.yaml".to_string(),
         format!(
-            "apiVersion: autoscaling/v1
+            "apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
 metadata:
   name: web
@@ -29,15 +29,28 @@ spec:
   scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}
   minReplicas: {min}
   maxReplicas: {max}
-  targetCPUUtilizationPercentage: 80
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target: {{type: Utilization, averageUtilization: 80}}
+  behavior:
+    scaleDown:
+      stabilizationWindowSeconds: 300
+      policies:
+        - {{type: Percent, value: 50, periodSeconds: 60}}
+    scaleUp:
+      policies:
+        - {{type: Pods, value: 4, periodSeconds: 15}}
+      selectPolicy: Max
 "
         ),
     )
 }
 
-/// The HPA as autoscaling/v2beta2 shows it (with conditions).
+/// The HPA as autoscaling/v2 shows it (with conditions).
 fn hpas(env: &Env) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("autoscaling", "v2beta2", "HorizontalPodAutoscaler");
+    let gvk = GroupVersionKind::gvk("autoscaling", "v2", "HorizontalPodAutoscaler");
     let ar = ApiResource::from_gvk_with_plural(&gvk, "horizontalpodautoscalers");
     Api::namespaced_with(env.client.clone(), &env.ns, &ar)
 }

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need (Debian packages, the
-# local control plane binaries, cached after the first run), then runs every
-# unit, integration and end-to-end test.
+# local control plane, Kubernetes 1.37.2 built from the Go module proxy and
+# cached after the first run), then runs every unit, integration and
+# end-to-end test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tests/cluster/install.sh >/dev/null
+# The control plane's binaries, with kubectl (and its kustomize) of the same
+# release first on PATH for the tests that run kubectl.
+BIN=$(bash tests/cluster/install.sh | tail -n1)
+export PATH="$BIN:$PATH"
 bash tests/git/install.sh
 bash tests/chart/install.sh >/dev/null
 # The kustomize tests run the real kustomize, or kubectl's built-in one.

@@ -429,9 +429,8 @@ pub struct Inventory {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct InventoryEntry {
-    /// API group, absent for the core group.
-    // Left out when empty: kube-apiserver 1.20 reads "" inside a list item back as null.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    /// API group, empty for the core group.
+    #[serde(default)]
     pub group: String,
     /// API version the object was applied with.
     pub version: String,

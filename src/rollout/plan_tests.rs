@@ -464,7 +464,7 @@ fn a_service_pointed_by_hand_at_unready_pods_is_put_back_to_the_serving_revision
 fn hpa(name: &str, min: i32, max: i32) -> (String, String) {
     (
         format!("{name}/hpa.yaml"),
-        format!("apiVersion: autoscaling/v2beta2\nkind: HorizontalPodAutoscaler\nmetadata: {{name: {name}}}\nspec:\n  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: {name}}}\n  minReplicas: {min}\n  maxReplicas: {max}\n"),
+        format!("apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {{name: {name}}}\nspec:\n  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: {name}}}\n  minReplicas: {min}\n  maxReplicas: {max}\n"),
     )
 }
 

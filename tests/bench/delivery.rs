@@ -61,7 +61,7 @@ fn main() {
 }
 
 /// The four manifests of app `i`, as one multi-document file (protocol
-/// spelled out so that kubectl's server-side apply takes them on 1.20).
+/// spelled out, as kubectl's server-side apply needed it up to 1.20).
 fn app(i: usize, image: &str) -> String {
     format!(
         "apiVersion: v1
@@ -338,7 +338,11 @@ async fn run(cluster: &'static support::TestCluster) {
     let width = rows.iter().map(|r| r.what.len()).max().unwrap_or(0);
     let value = rows.iter().map(|r| r.kubemint.len()).max().unwrap_or(0);
     println!();
-    println!("delivery benchmark ({}; local control plane 1.20.2)", agent);
+    let server = client
+        .apiserver_version()
+        .await
+        .map_or_else(|e| format!("unknown: {e}"), |v| v.git_version);
+    println!("delivery benchmark ({agent}; local control plane {server})");
     println!(
         "{:<width$}  {:<value$}  target / comparison",
         "measure", "kubemint"

@@ -16,7 +16,7 @@ alive() {
   local name pid
   while read -r name pid; do
     [ -n "$pid" ] && [ "$pid" != "$$" ] || continue
-    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$name"; then
+    if { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF -- "$name"; then
       echo "$pid"
     fi
   done <"$PIDS"

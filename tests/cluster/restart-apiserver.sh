@@ -17,7 +17,7 @@ log() { echo "[restart-apiserver.sh] $*" >&2; }
 [ -s "$CMD" ] || { log "$CMD is missing (was the control plane started by up.sh?)"; exit 1; }
 
 pid=$(awk '$1 == "kube-apiserver" { print $2 }' "$PIDS" | tail -n1)
-if [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- kube-apiserver; then
+if [ -n "$pid" ] && { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF -- kube-apiserver; then
   kill -TERM "$pid"
   for ((i = 0; i < 100; i++)); do
     kill -0 "$pid" 2>/dev/null || break

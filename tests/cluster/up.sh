@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Starts a Kubernetes 1.20.2 control plane on loopback: etcd, kube-apiserver,
-# kube-controller-manager and kube-scheduler, with fresh certificates and free
-# ports. There is no kubelet: pods stay Pending unless something plays the node
+# Starts a Kubernetes control plane on loopback: etcd, kube-apiserver,
+# kube-controller-manager and kube-scheduler of the release that
+# tests/cluster/install.sh builds (v1.37.2, etcd v3.7.0; the version is in
+# tests/cluster/k8s/go.mod), with fresh certificates and free ports. There is no kubelet: pods stay Pending unless something plays the node
 # (the tests' node simulator in tests/support/simulator.rs does).
 #
 # Usage: tests/cluster/up.sh [--watch PID] <state-dir>
@@ -12,8 +13,8 @@
 #   and audit.log (the API server's audit log, level Metadata); whatever a
 #   previous run left there is replaced (refused while that run is still up).
 #   --watch PID  stop the control plane when process PID exits (see below).
-# Env: KUBEMINT_BIN  directory with kube-apiserver & co. (default: the one
-#                    tests/cluster/install.sh prints; it is fast when cached)
+# Env: KUBEMINT_BIN  directory with etcd, kube-apiserver & co. (default: the
+#                    one tests/cluster/install.sh prints; fast when cached)
 #
 # Example: KUBECONFIG=$(tests/cluster/up.sh /tmp/kc) kubectl get ns
 #          tests/cluster/down.sh /tmp/kc
@@ -37,15 +38,14 @@ PIDS="$STATE/pids"
 log() { echo "[up.sh] $*" >&2; }
 
 BIN="${KUBEMINT_BIN:-$(bash "$HERE/install.sh" | tail -n1)}"
-for b in kube-apiserver kube-controller-manager kube-scheduler; do
+for b in etcd kube-apiserver kube-controller-manager kube-scheduler; do
   [ -x "$BIN/$b" ] || { log "$BIN/$b is missing (run tests/cluster/install.sh)"; exit 1; }
 done
-ETCD="$(command -v etcd || true)"
-[ -n "$ETCD" ] || { log "etcd is missing (run tests/cluster/install.sh)"; exit 1; }
+ETCD="$BIN/etcd"
 
 if [ -s "$PIDS" ]; then
   while read -r name pid; do
-    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$name"; then
+    if { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF -- "$name"; then
       log "a control plane already runs from $STATE ($name, pid $pid): run down.sh first"
       exit 1
     fi
@@ -190,7 +190,8 @@ start etcd "$ETCD" --name=kubemint --data-dir="$STATE/etcd" \
 # The API server retries etcd while it starts, so it need not wait for it.
 start kube-apiserver "$BIN/kube-apiserver" \
   --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" --insecure-port=0 \
+  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
+  --endpoint-reconciler-type=none \
   --tls-cert-file="$STATE/apiserver.crt" --tls-private-key-file="$STATE/apiserver.key" \
   --client-ca-file="$STATE/ca.crt" --token-auth-file="$STATE/tokens.csv" \
   --service-account-key-file="$STATE/sa.pub" --service-account-signing-key-file="$STATE/sa.key" \
@@ -227,11 +228,11 @@ wait_ready kube-apiserver 120 api_ready
 start kube-controller-manager "$BIN/kube-controller-manager" \
   --kubeconfig="$STATE/kubeconfig" \
   --authentication-kubeconfig="$STATE/kubeconfig" --authorization-kubeconfig="$STATE/kubeconfig" \
-  --leader-elect=false --secure-port=0 --port=0 \
-  --controllers='*,-nodeipam,-nodelifecycle' \
+  --leader-elect=false --secure-port=0 \
+  --controllers='*,-node-ipam-controller,-node-lifecycle-controller' \
   --root-ca-file="$STATE/ca.crt" --service-account-private-key-file="$STATE/sa.key"
 start kube-scheduler "$BIN/kube-scheduler" \
-  --kubeconfig="$STATE/kubeconfig" --leader-elect=false --secure-port=0 --port=0
+  --kubeconfig="$STATE/kubeconfig" --leader-elect=false --secure-port=0
 
 log "control plane up in $((SECONDS - t0))s at $SERVER (etcd :$ETCD_PORT, state $STATE)"
 ok=1

@@ -85,14 +85,10 @@ impl TestCluster {
                 Err(e) => panic!("creating namespace {name}: {e}"),
             }
         };
-        // On our 1.20 control plane, the ServiceAccount admission also wants
-        // the account's token Secret (newer clusters no longer make those).
-        let needs_token = self.state_dir.is_some();
         let accounts: Api<ServiceAccount> = Api::namespaced(client, &name);
         let accounts = &accounts;
         super::wait_for(Duration::from_secs(60), || async move {
-            let sa = accounts.get_opt("default").await.ok()??;
-            (!needs_token || sa.secrets.is_some_and(|s| !s.is_empty())).then_some(())
+            accounts.get_opt("default").await.ok()?.map(|_| ())
         })
         .await;
         name
@@ -234,7 +230,10 @@ fn start_control_plane() -> Result<(PathBuf, PathBuf), String> {
         .trim()
         .to_string();
 
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kubemint-clusters");
+    // Cargo sets CARGO_TARGET_TMPDIR for tests and benchmarks, not for the
+    // dev-cluster example.
+    let tmp = option_env!("CARGO_TARGET_TMPDIR").unwrap_or(concat!(env!("CARGO_MANIFEST_DIR"), "/target/tmp"));
+    let root = Path::new(tmp).join("kubemint-clusters");
     remove_stale_state(&root, &scripts);
     let state_dir = root.join(std::process::id().to_string());
     // A second try covers the rare race of another process taking one of the

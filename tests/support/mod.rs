@@ -1,7 +1,8 @@
 //! Test support: a real Kubernetes control plane for integration tests.
 //!
 //! `cluster()` starts one per test process (etcd, kube-apiserver,
-//! kube-controller-manager, kube-scheduler 1.20.2 via `tests/cluster/up.sh`)
+//! kube-controller-manager, kube-scheduler of the release in
+//! `tests/cluster/k8s/go.mod`, now 1.37.2, via `tests/cluster/up.sh`)
 //! plus a simulated node that runs the pods scheduled to it, or uses the
 //! cluster of `$KUBEMINT_TEST_KUBECONFIG` when that is set.
 //!

@@ -53,6 +53,13 @@ pub async fn register_node(client: &Client) -> anyhow::Result<()> {
         Err(kube::Error::Api(status)) if status.code == 409 => {}
         Err(e) => return Err(e.into()),
     }
+    // The node reports the control plane's own version, as a kubelet of the
+    // same release would.
+    let version = client
+        .apiserver_version()
+        .await
+        .map(|v| v.git_version)
+        .unwrap_or_else(|_| "v0.0.0".into());
     let now = now();
     let resources =
         json!({"cpu": "64", "memory": "256Gi", "pods": "500", "ephemeral-storage": "1Ti"});
@@ -71,7 +78,7 @@ pub async fn register_node(client: &Client) -> anyhow::Result<()> {
         "nodeInfo": {
             "machineID": "kubemint-sim", "systemUUID": "kubemint-sim", "bootID": "kubemint-sim",
             "kernelVersion": "sim", "osImage": "sim", "containerRuntimeVersion": "sim://1",
-            "kubeletVersion": "v1.20.2", "kubeProxyVersion": "v1.20.2",
+            "kubeletVersion": version, "kubeProxyVersion": version,
             "operatingSystem": "linux", "architecture": "amd64",
         },
     }});
@@ -338,6 +345,7 @@ async fn finish_job_pod(
         "podIP": ips.get(pod),
         "startTime": now,
         "conditions": [
+            {"type": "PodReadyToStartContainers", "status": "False", "lastTransitionTime": now},
             {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
             {"type": "Initialized", "status": "True", "lastTransitionTime": now},
             {"type": "ContainersReady", "status": "False", "lastTransitionTime": now, "reason": "PodCompleted"},
@@ -377,10 +385,16 @@ fn pod_status(pod: &Pod, ip: &str, ready: bool) -> Value {
         .flat_map(|s| &s.containers)
         .map(|c| running(c, ready))
         .collect();
+    // Init containers ran to completion, except native sidecars (init
+    // containers with `restartPolicy: Always`), which keep running beside the
+    // app containers and count towards the pod's readiness like them.
     let init_containers: Vec<Value> = spec
         .iter()
         .flat_map(|s| s.init_containers.iter().flatten())
         .map(|c| {
+            if c.restart_policy.as_deref() == Some("Always") {
+                return running(c, ready);
+            }
             let image = c.image.clone().unwrap_or_default();
             json!({
                 "name": c.name,
@@ -388,6 +402,7 @@ fn pod_status(pod: &Pod, ip: &str, ready: bool) -> Value {
                 "imageID": format!("sim://{image}"),
                 "containerID": format!("sim://{uid}/{}", c.name),
                 "ready": true,
+                "started": false,
                 "restartCount": 0,
                 "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": started}},
             })
@@ -416,6 +431,7 @@ fn pod_status(pod: &Pod, ip: &str, ready: bool) -> Value {
         "podIPs": [{"ip": ip}],
         "startTime": started,
         "conditions": [
+            condition("PodReadyToStartContainers", "True"),
             condition("Initialized", "True"),
             condition("Ready", ready_status),
             condition("ContainersReady", ready_status),
