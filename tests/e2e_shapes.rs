@@ -33,7 +33,11 @@ fn files_of(dir: &Path) -> Vec<(String, String)> {
             if path.is_dir() {
                 stack.push(path);
             } else {
-                let rel = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                let rel = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 out.push((rel, std::fs::read_to_string(&path).unwrap()));
             }
         }
@@ -65,7 +69,10 @@ async fn todays_shapes_are_delivered_unmodified() {
     }
 
     // The native sidecar and the gRPC probes are in the minted pods as written.
-    let rs = env.rs(&format!("checkout-{}", revs["checkout"])).await.unwrap();
+    let rs = env
+        .rs(&format!("checkout-{}", revs["checkout"]))
+        .await
+        .unwrap();
     let pod_spec = rs.spec.unwrap().template.unwrap().spec.unwrap();
     let sidecar = &pod_spec.init_containers.as_ref().unwrap()[0];
     assert_eq!(sidecar.name, "log-shipper");
@@ -73,7 +80,13 @@ async fn todays_shapes_are_delivered_unmodified() {
     let server = &pod_spec.containers[0];
     let readiness = server.readiness_probe.as_ref().unwrap();
     assert_eq!(readiness.grpc.as_ref().unwrap().port, 5050);
-    let startup = server.startup_probe.as_ref().unwrap().grpc.as_ref().unwrap();
+    let startup = server
+        .startup_probe
+        .as_ref()
+        .unwrap()
+        .grpc
+        .as_ref()
+        .unwrap();
     assert_eq!(startup.service.as_deref(), Some("readiness"));
     // The sidecar's config is an immutable copy, like the app's.
     let copies: Vec<String> = pod_spec
@@ -90,12 +103,18 @@ async fn todays_shapes_are_delivered_unmodified() {
     // The pods report the sidecar running beside the server, and are Ready.
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
     let selector = format!("kubemint.io/revision={}", revs["checkout"]);
-    let listed = pods.list(&ListParams::default().labels(&selector)).await.unwrap();
+    let listed = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .unwrap();
     assert_eq!(listed.items.len(), 2);
     for pod in listed.items {
         let status = pod.status.unwrap();
         let init = status.init_container_statuses.unwrap();
-        assert!(init[0].state.as_ref().unwrap().running.is_some(), "{init:?}");
+        assert!(
+            init[0].state.as_ref().unwrap().running.is_some(),
+            "{init:?}"
+        );
     }
 
     // The autoscalers are autoscaling/v2 with their behavior, retargeted to
@@ -107,7 +126,10 @@ async fn todays_shapes_are_delivered_unmodified() {
         behavior.scale_down.unwrap().stabilization_window_seconds,
         Some(300)
     );
-    assert_eq!(behavior.scale_up.unwrap().select_policy.as_deref(), Some("Max"));
+    assert_eq!(
+        behavior.scale_up.unwrap().select_policy.as_deref(),
+        Some("Max")
+    );
     assert_eq!(checkout.metrics.unwrap().len(), 2);
     for name in ["checkout", "frontend"] {
         let want = ("ReplicaSet".to_string(), format!("{name}-{}", revs[name]));
@@ -128,7 +150,10 @@ async fn todays_shapes_are_delivered_unmodified() {
         .get("cart-cleanup")
         .await
         .unwrap();
-    assert_eq!(cron.spec.unwrap().time_zone.as_deref(), Some("Europe/Berlin"));
+    assert_eq!(
+        cron.spec.unwrap().time_zone.as_deref(),
+        Some("Europe/Berlin")
+    );
     let ingress = Api::<Ingress>::namespaced(env.client.clone(), &env.ns)
         .get("frontend")
         .await
@@ -156,12 +181,20 @@ async fn todays_shapes_are_delivered_unmodified() {
     for name in ["checkout", "frontend"] {
         assert_ne!(next_revs[name], revs[name]);
         env.wait_serving(name, name, &next_revs[name], 2).await;
-        let want = ("ReplicaSet".to_string(), format!("{name}-{}", next_revs[name]));
+        let want = (
+            "ReplicaSet".to_string(),
+            format!("{name}-{}", next_revs[name]),
+        );
         assert_eq!(hpa_target(&hpas, name).await, want);
     }
     let checkout = hpas.get("checkout").await.unwrap().spec.unwrap();
     assert_eq!(
-        checkout.behavior.unwrap().scale_down.unwrap().stabilization_window_seconds,
+        checkout
+            .behavior
+            .unwrap()
+            .scale_down
+            .unwrap()
+            .stabilization_window_seconds,
         Some(300),
         "the retarget keeps the declared behavior"
     );

@@ -16,7 +16,10 @@ fn main() {
     let cluster = support::cluster();
     let kubeconfig = cluster.kubeconfig().display().to_string();
     let state = cluster.state_dir.as_ref().map(|d| d.display().to_string());
-    println!("A local control plane runs, with the simulated node `{}`.", support::NODE_NAME);
+    println!(
+        "A local control plane runs, with the simulated node `{}`.",
+        support::NODE_NAME
+    );
     println!("  export KUBECONFIG={kubeconfig}");
     if let Some(state) = state {
         println!("  logs and the audit log: {state}");

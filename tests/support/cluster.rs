@@ -232,7 +232,8 @@ fn start_control_plane() -> Result<(PathBuf, PathBuf), String> {
 
     // Cargo sets CARGO_TARGET_TMPDIR for tests and benchmarks, not for the
     // dev-cluster example.
-    let tmp = option_env!("CARGO_TARGET_TMPDIR").unwrap_or(concat!(env!("CARGO_MANIFEST_DIR"), "/target/tmp"));
+    let tmp = option_env!("CARGO_TARGET_TMPDIR")
+        .unwrap_or(concat!(env!("CARGO_MANIFEST_DIR"), "/target/tmp"));
     let root = Path::new(tmp).join("kubemint-clusters");
     remove_stale_state(&root, &scripts);
     let state_dir = root.join(std::process::id().to_string());
