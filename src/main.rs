@@ -11,7 +11,8 @@ use clap::{Parser, Subcommand};
 use kube::{CustomResourceExt, ResourceExt};
 
 use kubemint::api::Channel;
-use kubemint::cli::diff::{DiffError, DiffSource};
+use kubemint::cli;
+use kubemint::cli::diff::{DiffOptions, DiffSource};
 use kubemint::controller::leader::{self, LeaderElection};
 use kubemint::controller::{Metrics, Operator, Settings, SyncRequests};
 use kubemint::engine::tenancy::Policy;
@@ -488,39 +489,15 @@ fn inspect(
     Ok(())
 }
 
-/// What `kubemint diff` was asked, besides the channel.
-struct DiffOptions {
-    source: DiffSource,
-    kustomize: Option<KustomizeCommand>,
-    limits: kubemint::render::Limits,
-    policy: Policy,
-}
-
 /// Prints what delivering the channel's commit (or local files) would change.
 /// Exit status: 0 no changes, 1 changes, 2 a commit the controller would refuse.
 fn diff(name: &str, namespace: Option<String>, options: DiffOptions) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let cache = tempfile::tempdir().context("creating a temporary git cache")?;
-    let report = runtime.block_on(async {
-        let config = kubemint::cluster::config()
-            .await
-            .context("reading the cluster config (KUBECONFIG or in-cluster config)")?;
-        let (client, channel) = read_channel(name, namespace).await?;
-        let engine = kubemint::cli::diff::preview_engine(
-            config,
-            client,
-            options.policy,
-            options.kustomize,
-            options.limits,
-            cache.path(),
-        );
-        let report: Result<_, DiffError> =
-            kubemint::cli::diff::diff(&engine, &channel, options.source).await;
-        anyhow::Ok(report?)
-    })?;
-    print!("{}", kubemint::cli::diff::describe(&report));
+    let report = runtime.block_on(cli::diff::run(name, namespace, options, cache.path()))?;
+    print!("{}", cli::diff::describe(&report));
     if let Some((reason, message)) = &report.refused {
-        eprintln!("error: {}", kubemint::cli::diff::refusal(reason, message));
+        eprintln!("error: {}", cli::diff::refusal(reason, message));
         return Ok(ExitCode::from(2));
     }
     Ok(if report.has_changes() {
@@ -598,19 +575,8 @@ async fn read_channel(
     name: &str,
     namespace: Option<String>,
 ) -> anyhow::Result<(kube::Client, Channel)> {
-    let client = kubemint::cluster::connect()
-        .await
-        .context("connecting to the cluster (KUBECONFIG or in-cluster config)")?;
-    let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_string());
-    let channel = kube::Api::<Channel>::namespaced(client.clone(), &namespace)
-        .get(name)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "reading channel {namespace}/{name}: {}",
-                kubemint::cluster::api_message(&e)
-            )
-        })?;
+    let (_, client) = cli::connect().await?;
+    let channel = cli::read_channel(&client, name, namespace).await?;
     Ok((client, channel))
 }
 
@@ -622,21 +588,8 @@ fn plan(
     kustomize: Option<&KustomizeCommand>,
     limits: &kubemint::render::Limits,
 ) -> anyhow::Result<()> {
-    let Some(target) = kubemint::source::local_path(target) else {
-        anyhow::bail!(
-            "{}: plan reads local directories and repositories; clone it first \
-             (git clone URL DIR && kubemint plan DIR --ref BRANCH)",
-            redact_url(target)
-        );
-    };
-    let plan = kubemint::cli::offline::render_offline(&target, reference, path, kustomize, limits)?;
-    if objects {
-        for o in &plan.release.objects {
-            print!("---\n{}", serde_yaml::to_string(&o.manifest)?);
-        }
-    } else {
-        print!("{}", kubemint::cli::offline::describe(&plan));
-    }
+    let out = cli::offline::output(target, reference, path, objects, kustomize, limits)?;
+    print!("{out}");
     Ok(())
 }
 

@@ -42,6 +42,9 @@ pub enum DiffSource {
 /// Why a diff could not be computed.
 #[derive(Debug, thiserror::Error)]
 pub enum DiffError {
+    /// The cluster or the channel could not be read.
+    #[error(transparent)]
+    Cli(#[from] super::CliError),
     /// A stage of the pipeline failed, or refused the commit as the controller would.
     #[error("{}", engine_message(.0))]
     Engine(#[from] engine::Error),
@@ -72,6 +75,7 @@ impl DiffError {
     /// The controller's reason when it would refuse the same commit for the same cause.
     pub fn reason(&self) -> &'static str {
         match self {
+            DiffError::Cli(_) => "ChannelUnreadable",
             DiffError::Engine(e) => e.reason(),
             DiffError::MayNotImpersonate { .. } => "ImpersonationForbidden",
             DiffError::AccessReview { .. } => "AccessReviewFailed",
@@ -160,6 +164,39 @@ impl Report {
     pub fn has_changes(&self) -> bool {
         self.changes.iter().any(|c| c.change != Change::Unchanged)
     }
+}
+
+/// What `kubemint diff` was asked, besides the channel.
+pub struct DiffOptions {
+    /// What to compare the cluster with.
+    pub source: DiffSource,
+    /// The kustomize command (`None`: the default).
+    pub kustomize: Option<crate::render::KustomizeCommand>,
+    /// The limits of one commit.
+    pub limits: crate::render::Limits,
+    /// The operator's tenancy settings.
+    pub policy: tenancy::Policy,
+}
+
+/// `kubemint diff`: reads channel `name` (in `namespace`, or the context's)
+/// and computes its diff, with a git cache in `cache`.
+pub async fn run(
+    name: &str,
+    namespace: Option<String>,
+    options: DiffOptions,
+    cache: &std::path::Path,
+) -> Result<Report, DiffError> {
+    let (config, client) = super::connect().await?;
+    let channel = super::read_channel(&client, name, namespace).await?;
+    let engine = preview_engine(
+        config,
+        client,
+        options.policy,
+        options.kustomize,
+        options.limits,
+        cache,
+    );
+    diff(&engine, &channel, options.source).await
 }
 
 /// The engine of a diff: the user's client (impersonating the channel's

@@ -15,6 +15,12 @@ use crate::source::{commit_meta, tree_at, CommitMeta, LocalTree};
 /// Why an offline render failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OfflineError {
+    /// The target is a URL: `plan` reads local directories and repositories only.
+    #[error("{0}: plan reads local directories and repositories; clone it first (git clone URL DIR && kubemint plan DIR --ref BRANCH)")]
+    NotLocal(String),
+    /// The rendered objects could not be printed as YAML.
+    #[error("printing the objects: {0}")]
+    Print(#[from] serde_yaml::Error),
     /// The target directory does not exist.
     #[error("{0}: no such directory")]
     NotFound(PathBuf),
@@ -46,6 +52,31 @@ const HISTORY_DEPTH: usize = 50;
 /// The same for a path built with kustomize: every earlier commit that changed
 /// the kustomization is one more kustomize run (some 0.1 s each).
 const KUSTOMIZE_HISTORY_DEPTH: usize = 20;
+
+/// `kubemint plan`: renders `target` (a local path or `file://` URL) and
+/// returns what it prints: a summary, or with `objects` the rendered objects as YAML.
+pub fn output(
+    target: &str,
+    reference: Option<&str>,
+    path: &str,
+    objects: bool,
+    kustomize: Option<&KustomizeCommand>,
+    limits: &Limits,
+) -> Result<String, OfflineError> {
+    let Some(dir) = crate::source::local_path(target) else {
+        return Err(OfflineError::NotLocal(crate::source::redact_url(target)));
+    };
+    let rendered = render_offline(&dir, reference, path, kustomize, limits)?;
+    if !objects {
+        return Ok(describe(&rendered));
+    }
+    let mut out = String::new();
+    for o in &rendered.release.objects {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&o.manifest)?);
+    }
+    Ok(out)
+}
 
 /// Renders `target` (a directory, or with `reference` a git repository at that ref) at `path`.
 /// Kustomizations are built with `kustomize` (default: [`KustomizeCommand::default_command`]).
