@@ -14,8 +14,8 @@ use kubemint::api::Channel;
 use kubemint::cli;
 use kubemint::cli::diff::{DiffOptions, DiffSource};
 use kubemint::controller::leader::{self, LeaderElection};
-use kubemint::controller::{Metrics, Operator, Settings, SyncRequests};
-use kubemint::engine::tenancy::Policy;
+use kubemint::controller::{Metrics, Operator, OperatorSettings, SyncRequests};
+use kubemint::engine::tenancy::TenancyPolicy;
 use kubemint::render::KustomizeCommand;
 use kubemint::revert::{RevertRequest, Target};
 use kubemint::server::hooks::Hooks;
@@ -116,9 +116,9 @@ struct TenancyArgs {
     allow_local_sources: bool,
 }
 
-impl From<ChannelPolicyArgs> for Policy {
+impl From<ChannelPolicyArgs> for TenancyPolicy {
     fn from(args: ChannelPolicyArgs) -> Self {
-        Policy {
+        TenancyPolicy {
             default_service_account: args.default_service_account,
             no_cross_namespace_refs: args.no_cross_namespace_refs,
             allow_local_sources: false,
@@ -126,9 +126,9 @@ impl From<ChannelPolicyArgs> for Policy {
     }
 }
 
-impl From<TenancyArgs> for Policy {
+impl From<TenancyArgs> for TenancyPolicy {
     fn from(args: TenancyArgs) -> Self {
-        Policy {
+        TenancyPolicy {
             allow_local_sources: args.allow_local_sources,
             ..args.channels.into()
         }
@@ -406,7 +406,7 @@ fn main() -> ExitCode {
             tenancy,
         } => {
             telemetry::init(log_format);
-            let settings = Settings {
+            let settings = OperatorSettings {
                 namespace,
                 cache_dir,
                 cache_max_age,
@@ -527,7 +527,7 @@ async fn revert(
     let ns = channel.namespace().unwrap_or_default();
     let branch = kubemint::revert::branch_of(&channel)?;
     let status = channel.status.clone().unwrap_or_default();
-    let change = kubemint::revert::pick_change(&format!("{ns}/{name}"), &status, &options.target)?;
+    let change = kubemint::revert::pick_change(&channel.key(), &status, &options.target)?;
     let credentials = match &channel.spec.git.secret_ref {
         Some(secret) => {
             let data = kubemint::cluster::secret_data(&client, &ns, &secret.name)
@@ -600,7 +600,7 @@ struct Election {
 }
 
 async fn run(
-    settings: Settings,
+    settings: OperatorSettings,
     http_addr: SocketAddr,
     election: Option<Election>,
 ) -> anyhow::Result<()> {

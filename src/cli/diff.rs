@@ -175,7 +175,7 @@ pub struct DiffOptions {
     /// The limits of one commit.
     pub limits: crate::render::Limits,
     /// The operator's tenancy settings.
-    pub policy: tenancy::Policy,
+    pub policy: tenancy::TenancyPolicy,
 }
 
 /// `kubemint diff`: reads channel `name` (in `namespace`, or the context's)
@@ -207,12 +207,12 @@ pub async fn run(
 pub fn preview_engine(
     config: kube::Config,
     client: Client,
-    policy: tenancy::Policy,
+    policy: tenancy::TenancyPolicy,
     kustomize: Option<crate::render::KustomizeCommand>,
     limits: crate::render::Limits,
     cache: &std::path::Path,
 ) -> Engine {
-    let policy = tenancy::Policy {
+    let policy = tenancy::TenancyPolicy {
         allow_local_sources: true,
         ..policy
     };
@@ -264,7 +264,7 @@ pub async fn diff(
             let limits = *engine.limits();
             // With the rest of the checkout, so an overlay reaches its base.
             let release = tokio::task::spawn_blocking(move || {
-                LocalTree::read(&dir, &limits)?.render(&options)
+                LocalTree::read(&dir, &limits)?.render_release(&options)
             })
             .await
             .map_err(|e| engine::Error::Source(SourceError::Task(e.to_string())))?

@@ -49,7 +49,7 @@ pub async fn read_channel(
         .get(name)
         .await
         .map_err(|source| CliError::ReadChannel {
-            channel: format!("{namespace}/{name}"),
+            channel: crate::api::channel_key(&namespace, name),
             source,
         })
 }

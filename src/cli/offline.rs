@@ -113,7 +113,7 @@ pub fn render_offline(
 
     let Some(reference) = reference else {
         // The files on disk, with the rest of the checkout for kustomize bases.
-        let release = LocalTree::read(target, limits)?.render(&options(path))?;
+        let release = LocalTree::read(target, limits)?.render_release(&options(path))?;
         // Files on disk are compared with every commit up to HEAD.
         let head = repo
             .as_ref()

@@ -9,7 +9,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
 
 use super::status::truncate;
-use super::{Metrics, Settings, SyncRequests};
+use super::{Metrics, OperatorSettings, SyncRequests};
 use crate::api::Channel;
 use crate::engine::schedule::Schedule;
 use crate::engine::tenancy::Tenancy;
@@ -62,7 +62,7 @@ impl Context {
     /// A context for the controller.
     pub fn new(
         client: Client,
-        settings: &Settings,
+        settings: &OperatorSettings,
         reporter: Reporter,
         metrics: Arc<Metrics>,
         requests: SyncRequests,

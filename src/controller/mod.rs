@@ -42,7 +42,7 @@ const CACHE_COLLECTION_PERIOD: std::time::Duration = std::time::Duration::from_s
 
 /// Settings of `kubemint run`.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct OperatorSettings {
     /// Watch only this namespace; all namespaces when `None`.
     pub namespace: Option<String>,
     /// Where bare repositories are cached between reconciles.
@@ -58,7 +58,7 @@ pub struct Settings {
     /// This cluster's name in deployment notes (`refs/notes/kubemint/<cluster>`).
     pub cluster_name: String,
     /// Impersonation and namespace limits of channels.
-    pub tenancy: tenancy::Policy,
+    pub tenancy: tenancy::TenancyPolicy,
 }
 
 /// The controller, built but not yet running. Its cache of channels can be
@@ -75,7 +75,7 @@ impl Operator {
     pub fn new(
         config: kube::Config,
         client: Client,
-        settings: &Settings,
+        settings: &OperatorSettings,
         metrics: Arc<Metrics>,
         requests: SyncRequests,
         wake: impl futures::Stream<Item = kube::runtime::reflector::ObjectRef<Channel>> + Send + 'static,

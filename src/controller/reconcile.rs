@@ -230,13 +230,17 @@ async fn poll(
             .memo(&key, |m| m.rendered.clone())
             .expect("the schedule uses a rendered commit only when there is one"))),
         Next::Render => {
-            let rendered = ctx.engine.render(channel, &fetched).await.map_err(|e| {
-                let info = CommitInfo {
-                    reference: Some(fetched.reference.clone()),
-                    ..pipeline::commit_info(&fetched.commit)
-                };
-                (e.into(), Some(info))
-            })?;
+            let rendered = ctx
+                .engine
+                .deliverable(channel, &fetched)
+                .await
+                .map_err(|e| {
+                    let info = CommitInfo {
+                        reference: Some(fetched.reference.clone()),
+                        ..pipeline::commit_info(&fetched.commit)
+                    };
+                    (e.into(), Some(info))
+                })?;
             let rendered = Arc::new(rendered);
             ctx.memo(&key, |m| {
                 schedule::rendered(&mut m.schedule, sha, rendered.unresolved);

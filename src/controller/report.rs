@@ -136,7 +136,7 @@ async fn audit_pass(
             hook.as_deref(),
         )
         .await;
-        if outcome.outcome != audit::RETRYING {
+        if audit::RevertOutcome::of(&outcome) != audit::RevertOutcome::Retrying {
             ctx.memo(&key, |m| m.audit_once(revert_key.clone()));
         }
         let (type_, reason, note) = audit::auto_revert_event(&outcome);

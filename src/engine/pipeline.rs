@@ -196,8 +196,12 @@ impl Engine {
         source::fetch(&self.git, &self.client, channel).await
     }
 
-    /// Renders a fetched commit, [`Engine::prepare`]s it and runs the [`Engine::gates`].
-    pub async fn render(&self, channel: &Channel, fetched: &Fetched) -> Result<Rendered, Error> {
+    /// A fetched commit made deliverable: rendered, [`Engine::prepare`]d, and through the [`Engine::gates`].
+    pub async fn deliverable(
+        &self,
+        channel: &Channel,
+        fetched: &Fetched,
+    ) -> Result<Rendered, Error> {
         let release = self.render_release(channel, fetched).await?;
         let commit = CommitInfo {
             reference: Some(fetched.reference.clone()),

@@ -21,7 +21,7 @@ use crate::rollout::DesiredRelease;
 
 /// The operator's settings on tenancy (`kubemint run` flags).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Policy {
+pub struct TenancyPolicy {
     /// `--default-service-account`: impersonated by channels that name none.
     pub default_service_account: Option<String>,
     /// `--no-cross-namespace-refs`: a channel delivers only into its own namespace.
@@ -44,7 +44,7 @@ pub struct Access {
 /// The identities channels act as, each made once.
 pub struct Tenancy {
     base: kube::Config,
-    policy: Policy,
+    policy: TenancyPolicy,
     operator: Access,
     wake: mpsc::UnboundedSender<ObjectRef<Channel>>,
     tenants: Mutex<HashMap<(String, String), Tenant>>,
@@ -60,7 +60,7 @@ impl Tenancy {
     /// `base` is the operator's own config; `operator` its client and cluster-wide observer.
     pub fn new(
         base: kube::Config,
-        policy: Policy,
+        policy: TenancyPolicy,
         operator: Access,
         wake: mpsc::UnboundedSender<ObjectRef<Channel>>,
     ) -> Self {
@@ -74,7 +74,7 @@ impl Tenancy {
     }
 
     /// The operator's settings on tenancy.
-    pub fn policy(&self) -> &Policy {
+    pub fn policy(&self) -> &TenancyPolicy {
         &self.policy
     }
 
@@ -145,7 +145,7 @@ fn forget(
 }
 
 /// The ServiceAccount `channel` impersonates, if any.
-pub fn service_account<'c>(channel: &'c Channel, policy: &'c Policy) -> Option<&'c str> {
+pub fn service_account<'c>(channel: &'c Channel, policy: &'c TenancyPolicy) -> Option<&'c str> {
     channel
         .spec
         .service_account_name
@@ -172,7 +172,7 @@ pub fn is_local_source(url: &str) -> bool {
 /// The refusal of a local `spec.git.url` when the operator runs without
 /// `--allow-local-sources`: otherwise any tenant could read any repository the
 /// operator's filesystem holds (another tenant's volume, the cache itself).
-pub fn local_source_refusal(url: &str, policy: &Policy) -> Option<super::Error> {
+pub fn local_source_refusal(url: &str, policy: &TenancyPolicy) -> Option<super::Error> {
     (!policy.allow_local_sources && is_local_source(url)).then(|| {
         super::Error::LocalSourceRefused {
             url: crate::source::redact_url(url),
@@ -294,7 +294,7 @@ mod tests {
             client,
             service_account: None,
         };
-        let tenancy = Tenancy::new(base, Policy::default(), operator, wake);
+        let tenancy = Tenancy::new(base, TenancyPolicy::default(), operator, wake);
         let named = |name: &str, account: Option<&str>| {
             let mut c = channel(account);
             c.metadata.name = Some(name.into());
@@ -328,13 +328,16 @@ mod tests {
 
     #[test]
     fn the_channel_s_own_account_wins_over_the_default() {
-        let policy = Policy {
+        let policy = TenancyPolicy {
             default_service_account: Some("deployer".into()),
-            ..Policy::default()
+            ..TenancyPolicy::default()
         };
         assert_eq!(service_account(&channel(Some("ci")), &policy), Some("ci"));
         assert_eq!(service_account(&channel(None), &policy), Some("deployer"));
-        assert_eq!(service_account(&channel(None), &Policy::default()), None);
+        assert_eq!(
+            service_account(&channel(None), &TenancyPolicy::default()),
+            None
+        );
         assert_eq!(
             impersonated_user("shop", "ci"),
             "system:serviceaccount:shop:ci"
@@ -343,7 +346,7 @@ mod tests {
 
     #[test]
     fn local_sources_are_refused_unless_allowed() {
-        let strict = Policy::default();
+        let strict = TenancyPolicy::default();
         for url in [
             "file:///srv/git/deploy",
             "FILE:///srv/git/deploy",
@@ -369,9 +372,9 @@ mod tests {
             assert!(!is_local_source(url), "{url}");
             assert!(local_source_refusal(url, &strict).is_none(), "{url}");
         }
-        let allowed = Policy {
+        let allowed = TenancyPolicy {
             allow_local_sources: true,
-            ..Policy::default()
+            ..TenancyPolicy::default()
         };
         assert!(local_source_refusal("file:///srv/git/deploy", &allowed).is_none());
     }
