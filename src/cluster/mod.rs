@@ -103,9 +103,9 @@ impl ClusterError {
         match self {
             ClusterError::UnknownKind { .. } | ClusterError::Rejected { .. } => true,
             ClusterError::Write { source, .. } => !is_transient(source),
-            ClusterError::Discovery { .. }
-            | ClusterError::NotEstablished { .. }
-            | ClusterError::Observe { .. } => false,
+            // A read the client may not make waits for RBAC to change, not for time.
+            ClusterError::Observe { source, .. } => is_forbidden(source),
+            ClusterError::Discovery { .. } | ClusterError::NotEstablished { .. } => false,
         }
     }
 }

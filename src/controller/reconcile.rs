@@ -142,9 +142,19 @@ async fn pass(
         spec: trigger_of(channel),
         requested: ctx.requests.take(&key),
     };
-    let start = ctx.memo(&key, |m| {
-        schedule::start(&m.schedule, &trigger, Instant::now(), timing.interval)
+    let (start, asked) = ctx.memo(&key, |m| {
+        let asked = trigger.requested || m.schedule.trigger != trigger.spec;
+        (
+            schedule::start(&m.schedule, &trigger, Instant::now(), timing.interval),
+            asked,
+        )
     });
+    if asked {
+        // A RoleBinding may have been fixed: refused watches try again now.
+        ctx.engine
+            .retry_refused_watches(channel)
+            .map_err(|e| (e.into(), None))?;
+    }
     let rendered = match start {
         Start::Wait(after) => return Ok(after),
         Start::UseRendered => ctx.memo(&key, |m| m.rendered.clone()),

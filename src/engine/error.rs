@@ -24,6 +24,10 @@ pub enum Error {
     /// server may be restarting): planning now would see an empty cluster.
     #[error("the watches of the cluster are not in sync yet; retrying{}", watch_errors(.0))]
     Unsynced(Vec<String>),
+    /// The channel's ServiceAccount may not list and watch what the channel
+    /// delivers (RBAC): only a RoleBinding (then a sync request) or a new commit helps.
+    #[error("{0}")]
+    Forbidden(Box<RefusedWatch>),
     /// A client impersonating the channel's ServiceAccount could not be made.
     #[error("impersonating the channel's ServiceAccount: {0}")]
     Impersonation(String),
@@ -72,6 +76,7 @@ impl Error {
             }
             Error::Unsynced(_) => "WatchNotSynced",
             Error::Impersonation(_) => "ImpersonationFailed",
+            Error::Forbidden(_) => "Forbidden",
             Error::CrossNamespace { .. } => "CrossNamespaceRefused",
             Error::PruneHeld { .. } => "PruneHeld",
             Error::LocalSourceRefused { .. } => "LocalSourceRefused",
@@ -86,7 +91,8 @@ impl Error {
             | Error::InvalidSpec(_)
             | Error::CrossNamespace { .. }
             | Error::PruneHeld { .. }
-            | Error::LocalSourceRefused { .. } => true,
+            | Error::LocalSourceRefused { .. }
+            | Error::Forbidden(_) => true,
             Error::Cluster(e) => e.is_permanent(),
             Error::Source(e) if e.is_permanent() => true,
             Error::Source(_) | Error::Unsynced(_) | Error::Impersonation(_) => false,
@@ -101,4 +107,24 @@ fn watch_errors(errors: &[String]) -> String {
     } else {
         format!(": {}", errors.join("; "))
     }
+}
+
+/// A watch the channel's ServiceAccount may not make, and what needs it.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {object}: ServiceAccount {account} may not {verb} {resource} {location}, which kubemint needs to watch what the channel delivers: {message}")]
+pub struct RefusedWatch {
+    /// The file of the object that needs it.
+    pub file: String,
+    /// The object.
+    pub object: String,
+    /// `namespace/name` of the ServiceAccount.
+    pub account: String,
+    /// What it may not do (`list and watch`).
+    pub verb: String,
+    /// The resource, as RBAC names it (`configmaps`, `replicasets.apps`).
+    pub resource: String,
+    /// `in namespace <ns>` or `cluster-wide`.
+    pub location: String,
+    /// The API server's message.
+    pub message: String,
 }

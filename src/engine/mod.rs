@@ -13,7 +13,7 @@ pub mod schedule;
 pub mod source;
 pub mod tenancy;
 
-pub use error::Error;
+pub use error::{Error, RefusedWatch};
 pub use execute::{Executed, Executor, FAILPOINT_ENV};
 pub use pipeline::{Engine, Mode, Observation, Timing};
 pub use prepare::Rendered;

@@ -292,8 +292,17 @@ impl Engine {
         Ok(done)
     }
 
+    /// Retries the channel's failing watches now instead of at the end of
+    /// their backoff (a sync request or a spec change: RBAC may have been fixed).
+    pub fn retry_refused_watches(&self, channel: &Channel) -> Result<(), Error> {
+        self.access(channel)?.observer.retry_refused();
+        Ok(())
+    }
+
     /// Observes the channel's objects as its identity (once the watches of its
-    /// scope have listed), with the settings of `mode`.
+    /// scope have listed), with the settings of `mode`. A watch the channel's
+    /// ServiceAccount may not make is a `Forbidden` refusal naming the object
+    /// that needs it.
     pub async fn observe(
         &self,
         channel: &Channel,
@@ -308,7 +317,16 @@ impl Engine {
             .observer
             .watch(&rendered.kinds, &scope)
             .await
-            .map_err(|u| Error::Unsynced(u.errors))?;
+            .map_err(|unsynced| {
+                match (&access.service_account, unsynced.refused.first()) {
+                    (Some(account), Some(refused)) => {
+                        tenancy::watch_refusal(account, refused, &rendered.desired)
+                    }
+                    // The operator's own identity: a deployment problem that
+                    // a fixed ClusterRole solves; retried.
+                    _ => Error::Unsynced(unsynced.errors),
+                }
+            })?;
         let mut observed = access
             .observer
             .snapshot(&channel.label_value(), &rendered.kinds);

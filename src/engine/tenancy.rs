@@ -211,6 +211,90 @@ pub fn cross_namespace_violation(
         })
 }
 
+/// The refusal of a watch that the channel's ServiceAccount `account` may not
+/// make, naming the first object of the release that needs it (one of its
+/// kind and namespace, else one in its namespace: kubemint watches
+/// ReplicaSets, Services and Jobs wherever a channel delivers).
+pub fn watch_refusal(
+    account: &str,
+    refused: &super::observe::WatchFailure,
+    desired: &DesiredRelease,
+) -> super::Error {
+    let t = &refused.target;
+    let objects = desired
+        .objects
+        .iter()
+        .map(|o| {
+            let id = &o.id;
+            (
+                o.file.as_str(),
+                id.group.as_str(),
+                id.kind.as_str(),
+                id.namespace.as_deref(),
+                id.to_string(),
+            )
+        })
+        .chain(desired.revisions.iter().map(|r| {
+            let object = format!("apps/ReplicaSet/{}/{}", r.namespace, r.name);
+            (
+                r.file.as_str(),
+                "apps",
+                "ReplicaSet",
+                Some(r.namespace.as_str()),
+                object,
+            )
+        }))
+        .chain(desired.hooks.iter().map(|h| {
+            let id = &h.id;
+            (
+                h.file.as_str(),
+                id.group.as_str(),
+                id.kind.as_str(),
+                id.namespace.as_deref(),
+                id.to_string(),
+            )
+        }));
+    let in_scope = |ns: Option<&str>| t.namespace.is_none() || ns == t.namespace.as_deref();
+    let mut same_kind = None;
+    let mut same_namespace = None;
+    for (file, group, kind, ns, object) in objects {
+        if !in_scope(ns) {
+            continue;
+        }
+        if group == t.group && kind == t.kind {
+            same_kind = Some((file.to_string(), object));
+            break;
+        }
+        same_namespace.get_or_insert((file.to_string(), object));
+    }
+    let (file, object) = same_kind.or(same_namespace).unwrap_or_else(|| {
+        let ns = t.namespace.as_deref().unwrap_or("the cluster");
+        (
+            "(inventory)".to_string(),
+            format!("the objects delivered before in {ns}"),
+        )
+    });
+    let resource = if t.group.is_empty() {
+        t.plural.clone()
+    } else {
+        format!("{}.{}", t.plural, t.group)
+    };
+    super::Error::Forbidden(Box::new(super::error::RefusedWatch {
+        file,
+        object,
+        account: account.to_string(),
+        verb: "list and watch".into(),
+        resource,
+        location: t
+            .namespace
+            .as_ref()
+            .map_or("cluster-wide".to_string(), |ns| {
+                format!("in namespace {ns}")
+            }),
+        message: refused.message.clone(),
+    }))
+}
+
 /// Where the channel's objects are, for a scoped observer: the namespaces of
 /// the release and of the inventory, and the release's cluster-scoped kinds.
 pub fn scope_of(desired: &DesiredRelease, inventory: &[crate::api::InventoryEntry]) -> Scope {
@@ -397,6 +481,68 @@ mod tests {
         assert_eq!(
             cross_namespace_violation("shop", &wide).map(|v| v.2),
             Some("cluster scope".to_string())
+        );
+    }
+
+    #[test]
+    fn a_refused_watch_names_the_object_that_needs_it_the_verb_resource_and_account() {
+        use crate::engine::observe::{WatchFailure, WatchTarget};
+        let desired = release(vec![
+            object("ConfigMap", Some("shop"), "web/config.yaml"),
+            object("Secret", Some("shop"), "web/secret.yaml"),
+        ]);
+        let refused = |kind: &str, plural: &str, group: &str, ns: Option<&str>| {
+            WatchFailure {
+            target: WatchTarget {
+                group: group.into(),
+                kind: kind.into(),
+                plural: plural.into(),
+                namespace: ns.map(str::to_string),
+            },
+            message: format!("{plural} is forbidden: User \"system:serviceaccount:shop:deployer\" cannot list resource \"{plural}\""),
+            forbidden: true,
+        }
+        };
+        let err = watch_refusal(
+            "shop/deployer",
+            &refused("Secret", "secrets", "", Some("shop")),
+            &desired,
+        );
+        assert_eq!(err.reason(), "Forbidden");
+        assert!(err.is_stalled());
+        let message = err.to_string();
+        assert!(message.starts_with("web/secret.yaml: Secret/shop/x: ServiceAccount shop/deployer may not list and watch secrets in namespace shop"), "{message}");
+        assert!(
+            message.contains("cannot list resource \"secrets\""),
+            "{message}"
+        );
+
+        // ReplicaSets are watched wherever the channel delivers: an object there is named.
+        let err = watch_refusal(
+            "shop/deployer",
+            &refused("ReplicaSet", "replicasets", "apps", Some("shop")),
+            &desired,
+        );
+        let message = err.to_string();
+        assert!(
+            message.starts_with("web/config.yaml: ConfigMap/shop/x:"),
+            "{message}"
+        );
+        assert!(
+            message.contains("replicasets.apps in namespace shop"),
+            "{message}"
+        );
+
+        // Only the inventory is there (objects to prune).
+        let err = watch_refusal(
+            "shop/deployer",
+            &refused("ConfigMap", "configmaps", "", Some("old")),
+            &desired,
+        );
+        assert!(
+            err.to_string()
+                .starts_with("(inventory): the objects delivered before in old:"),
+            "{err}"
         );
     }
 
