@@ -402,7 +402,7 @@ async fn prune_all(channel: &Channel, ctx: &Context) -> Result<(), crate::engine
     };
     access
         .observer
-        .watch(&kinds, &scope)
+        .watch(&channel.key(), &kinds, &scope)
         .await
         .map_err(|u| crate::engine::Error::Unsynced(u.errors))?;
     let observed = access.observer.snapshot(&label, &kinds);

@@ -8,7 +8,7 @@
 //! through that ServiceAccount namespace by namespace: a tenant may be allowed
 //! to list its own namespaces only, and must not see anything it could not read.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
@@ -65,8 +65,18 @@ pub fn watch_backoff(failures: u32, forbidden: bool) -> Duration {
 
 type MetaStore = Store<PartialObjectMeta<DynamicObject>>;
 /// Metadata watches, by kind and namespace (`None`: all namespaces, or cluster-scoped).
-type MetaWatches =
-    HashMap<(GroupVersionKind, Option<String>), Watched<PartialObjectMeta<DynamicObject>>>;
+type MetaWatches = HashMap<WatchKey, Watched<PartialObjectMeta<DynamicObject>>>;
+/// A metadata watch: a kind in a namespace (`None`: all namespaces, or cluster-scoped).
+type WatchKey = (GroupVersionKind, Option<String>);
+
+/// The watches one channel needs.
+#[derive(Debug, Default)]
+struct Needs {
+    /// Namespaces of the typed watches (`None`: all).
+    typed: HashSet<Option<String>>,
+    /// The metadata watches.
+    kinds: HashSet<WatchKey>,
+}
 
 /// Where a channel's objects live: what a scoped observer must watch.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -177,6 +187,8 @@ pub struct Observer {
     scoped: bool,
     typed: Mutex<BTreeMap<Option<String>, Typed>>,
     kinds: Mutex<MetaWatches>,
+    /// The watches each channel (by key) needs.
+    needs: Mutex<HashMap<String, Needs>>,
     wake: Wake,
     /// Objects another manager wrote to, checked and found as declared, at this resourceVersion.
     verified: Mutex<HashMap<ObjectId, String>>,
@@ -212,6 +224,7 @@ impl Observer {
             scoped,
             typed: Mutex::default(),
             kinds: Mutex::default(),
+            needs: Mutex::default(),
             wake: Wake { wake, namespace },
             verified: Mutex::default(),
         }
@@ -254,15 +267,74 @@ impl Observer {
             .clone()
     }
 
-    /// Makes sure objects of kinds `ars` are watched where `scope` says, and
-    /// that every such watch has listed its objects.
-    pub async fn watch(&self, ars: &[ApiResource], scope: &Scope) -> Result<(), Unsynced> {
+    /// Records the watches `channel` needs now; watches no channel needs any
+    /// more end (their tasks stop with the last holder).
+    fn need(&self, channel: &str, needs: Needs) {
+        let mut all = self.needs.lock().unwrap_or_else(|p| p.into_inner());
+        all.insert(channel.to_string(), needs);
+        self.drop_unneeded(&all);
+    }
+
+    /// A channel that is gone (or acts as another identity now) needs none of these watches.
+    pub fn release(&self, channel: &str) {
+        let mut all = self.needs.lock().unwrap_or_else(|p| p.into_inner());
+        if all.remove(channel).is_some() {
+            self.drop_unneeded(&all);
+        }
+    }
+
+    fn drop_unneeded(&self, all: &HashMap<String, Needs>) {
+        let typed: HashSet<&Option<String>> = all.values().flat_map(|n| &n.typed).collect();
+        let kinds: HashSet<&WatchKey> = all.values().flat_map(|n| &n.kinds).collect();
+        self.typed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|ns, _| typed.contains(ns));
+        self.kinds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|key, _| kinds.contains(key));
+    }
+
+    /// How many watches run (typed watches count three).
+    #[cfg(test)]
+    fn running(&self) -> usize {
+        3 * self.typed.lock().unwrap_or_else(|p| p.into_inner()).len()
+            + self.kinds.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Makes sure objects of kinds `ars` are watched where `scope` says for
+    /// `channel` (a key), and that every such watch has listed its objects.
+    /// Watches the channel no longer needs are let go.
+    pub async fn watch(
+        &self,
+        channel: &str,
+        ars: &[ApiResource],
+        scope: &Scope,
+    ) -> Result<(), Unsynced> {
         // Cluster-wide, every kind is one watch; scoped, one per namespace.
         let namespaces: Vec<Option<&str>> = if self.scoped {
             scope.namespaces.iter().map(|n| Some(n.as_str())).collect()
         } else {
             vec![None]
         };
+        let mut needs = Needs {
+            typed: namespaces.iter().map(|ns| ns.map(str::to_string)).collect(),
+            kinds: HashSet::new(),
+        };
+        for ar in ars.iter().filter(|ar| !is_typed(ar)) {
+            let gvk = GroupVersionKind::gvk(&ar.group, &ar.version, &ar.kind);
+            if self.scoped && !scope.namespaced(ar) {
+                needs.kinds.insert((gvk, None));
+            } else {
+                needs.kinds.extend(
+                    namespaces
+                        .iter()
+                        .map(|ns| (gvk.clone(), ns.map(str::to_string))),
+                );
+            }
+        }
+        self.need(channel, needs);
         let mut typed = Vec::new();
         let mut stores = Vec::new();
         for ns in &namespaces {
@@ -723,6 +795,40 @@ fn watch_error(err: &watcher::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_watch_ends_when_its_last_channel_no_longer_needs_it() {
+        let client =
+            Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+        let (wake, _woken) = mpsc::unbounded_channel();
+        let observer = Observer::scoped(client, wake);
+        let gvk = GroupVersionKind::gvk("", "v1", "ConfigMap");
+        let needs = |namespaces: &[&str]| Needs {
+            typed: namespaces.iter().map(|ns| Some(ns.to_string())).collect(),
+            kinds: namespaces
+                .iter()
+                .map(|ns| (gvk.clone(), Some(ns.to_string())))
+                .collect(),
+        };
+        // What `watch` starts after recording the needs (without waiting for a list).
+        let start = |namespaces: &[&str]| {
+            for ns in namespaces {
+                observer.typed_of(Some(ns));
+            }
+        };
+        observer.need("shop/web", needs(&["shop"]));
+        start(&["shop"]);
+        observer.need("shop/api", needs(&["shop", "old"]));
+        start(&["shop", "old"]);
+        assert_eq!(observer.running(), 6, "typed watches of shop and old");
+        // `api` no longer delivers to `old`: its watches end.
+        observer.need("shop/api", needs(&["shop"]));
+        assert_eq!(observer.running(), 3);
+        observer.release("shop/web");
+        assert_eq!(observer.running(), 3, "api still needs shop");
+        observer.release("shop/api");
+        assert_eq!(observer.running(), 0);
+    }
 
     #[test]
     fn a_refused_watch_backs_off_to_minutes_and_another_failure_to_seconds() {

@@ -315,7 +315,7 @@ impl Engine {
         let scope = tenancy::scope_of(&rendered.desired, &inventory);
         access
             .observer
-            .watch(&rendered.kinds, &scope)
+            .watch(&channel.key(), &rendered.kinds, &scope)
             .await
             .map_err(|unsynced| {
                 match (&access.service_account, unsynced.refused.first()) {

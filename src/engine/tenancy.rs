@@ -90,6 +90,8 @@ impl Tenancy {
         let (Some(account), Some(key)) = (account, key) else {
             return Ok(self.operator.clone());
         };
+        // Nor the operator's own watches, if it acted as the operator before.
+        self.operator.observer.release(&user);
         if let Some(tenant) = tenants.get_mut(&key) {
             tenant.channels.insert(user);
             return Ok(tenant.access.clone());
@@ -121,6 +123,7 @@ impl Tenancy {
         let user = channel.key();
         let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
         forget(&mut tenants, &user, None);
+        self.operator.observer.release(&user);
     }
 
     /// How many impersonated identities are held.
@@ -137,8 +140,9 @@ fn forget(
     keep: Option<&(String, String)>,
 ) {
     tenants.retain(|key, tenant| {
-        if Some(key) != keep {
-            tenant.channels.remove(user);
+        if Some(key) != keep && tenant.channels.remove(user) {
+            // The identity's watches that only this channel needed end now.
+            tenant.access.observer.release(user);
         }
         !tenant.channels.is_empty() || Some(key) == keep
     });
