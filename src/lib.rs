@@ -18,6 +18,9 @@
 //!
 //! [`telemetry`] (logging set-up) stands apart and imports no layer.
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 pub mod api;
 pub mod cli;
 pub mod cluster;

@@ -1,4 +1,6 @@
-//! The `kubemint` command: CLI wiring only.
+//! The `kubemint` command: argument parsing and dispatch only.
+
+#![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
