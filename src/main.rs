@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use kube::{CustomResourceExt, ResourceExt};
+use kube::CustomResourceExt;
 
 use kubemint::api::Channel;
 use kubemint::cli;
@@ -19,10 +19,9 @@ use kubemint::controller::leader::{self, LeaderElection};
 use kubemint::controller::{Metrics, Operator, OperatorSettings, SyncRequests};
 use kubemint::engine::tenancy::TenancyPolicy;
 use kubemint::render::KustomizeCommand;
-use kubemint::revert::{RevertRequest, Target};
+use kubemint::revert::Target;
 use kubemint::server::hooks::Hooks;
 use kubemint::server::{self, ServerState};
-use kubemint::source::{redact_url, GitCredentials};
 use kubemint::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
@@ -367,7 +366,7 @@ fn main() -> ExitCode {
                 (None, Some(sha)) => Target::Commit(sha),
                 (None, None) => Target::Active,
             };
-            let options = RevertOptions {
+            let options = cli::revert::RevertOptions {
                 target,
                 message,
                 author: author_name.zip(author_email),
@@ -378,7 +377,11 @@ fn main() -> ExitCode {
             };
             tokio::runtime::Runtime::new()
                 .context("starting the async runtime")
-                .and_then(|rt| rt.block_on(revert(&channel, namespace, options)))
+                .and_then(|rt| {
+                    let out = rt.block_on(cli::revert::run(&channel, namespace, options))?;
+                    print!("{out}");
+                    Ok(())
+                })
         }
         Command::Plan {
             target,
@@ -448,33 +451,9 @@ fn history_from_git(
     channel: Option<String>,
     namespace: Option<String>,
 ) -> anyhow::Result<()> {
-    let mut data = std::collections::BTreeMap::new();
-    for (var, key) in [
-        ("KUBEMINT_GIT_USERNAME", "username"),
-        ("KUBEMINT_GIT_PASSWORD", "password"),
-        ("KUBEMINT_GIT_BEARER_TOKEN", "bearerToken"),
-    ] {
-        if let Ok(value) = std::env::var(var) {
-            data.insert(key.to_string(), value.into_bytes());
-        }
-    }
-    if let Ok(path) = std::env::var("KUBEMINT_GIT_CA_FILE") {
-        let ca = std::fs::read(&path).with_context(|| format!("reading {path}"))?;
-        data.insert("ca.crt".to_string(), ca);
-    }
-    let credentials = if data.is_empty() {
-        kubemint::source::GitCredentials::none()
-    } else {
-        kubemint::source::GitCredentials::from_secret_data(&data)?
-    };
-    let channel = match (channel, namespace) {
-        (Some(c), Some(ns)) => Some(format!("{ns}/{c}")),
-        (c, _) => c,
-    };
-    let records = kubemint::source::notes::read_notes_blocking(url, &credentials)?;
     print!(
         "{}",
-        kubemint::cli::inspect::describe_notes(&records, cluster, channel.as_deref())
+        cli::inspect::notes_from_git(url, cluster, channel, namespace)?
     );
     Ok(())
 }
@@ -507,69 +486,6 @@ fn diff(name: &str, namespace: Option<String>, options: DiffOptions) -> anyhow::
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// What `kubemint revert` was asked, besides the channel.
-struct RevertOptions {
-    target: Target,
-    message: Option<String>,
-    author: Option<(String, String)>,
-    push: bool,
-    workdir: Option<PathBuf>,
-    signing: Option<kubemint::revert::SigningRequest>,
-    all_paths: bool,
-}
-
-async fn revert(
-    name: &str,
-    namespace: Option<String>,
-    options: RevertOptions,
-) -> anyhow::Result<()> {
-    let (client, channel) = read_channel(name, namespace).await?;
-    let ns = channel.namespace().unwrap_or_default();
-    let branch = kubemint::revert::branch_of(&channel)?;
-    let status = channel.status.clone().unwrap_or_default();
-    let change = kubemint::revert::pick_change(&channel.key(), &status, &options.target)?;
-    let credentials = match &channel.spec.git.secret_ref {
-        Some(secret) => {
-            let data = kubemint::cluster::secret_data(&client, &ns, &secret.name)
-                .await
-                .map_err(|m| anyhow::anyhow!("git credentials (spec.git.secretRef): {m}"))?;
-            GitCredentials::from_secret_data(&data)?
-        }
-        None => GitCredentials::none(),
-    };
-    let what = change.what.clone();
-    let reverted = kubemint::revert::revert(RevertRequest {
-        url: channel.spec.git.url.clone(),
-        branch: branch.clone(),
-        credentials,
-        change,
-        message: options.message,
-        author: options.author,
-        workdir: options.workdir,
-        push: options.push,
-        automatic: None,
-        path: (!options.all_paths).then(|| channel.spec.git.path.clone()),
-        signing: options.signing,
-        signing_key: None,
-    })
-    .await?;
-    println!("Reverted {what} on branch {branch}");
-    println!("  commit {} {}", reverted.sha, reverted.subject);
-    if reverted.pushed {
-        println!("  pushed to {}", redact_url(&channel.spec.git.url));
-    } else {
-        println!(
-            "  in {} (not pushed); push it with:",
-            reverted.clone.display()
-        );
-        println!(
-            "  {}",
-            kubemint::revert::push_hint(&reverted.clone, &branch)
-        );
-    }
-    Ok(())
 }
 
 /// The channel `name` in `namespace`, or in the kube context's namespace, and the client that read it.

@@ -1,11 +1,12 @@
 //! Commands a user runs against a cluster or a checkout: `diff` (the
 //! pipeline in preview mode), `status` and `history` (`inspect`), and the
-//! offline render behind `kubemint plan` (`offline`). `main.rs` parses the
+//! offline render behind `kubemint plan` (`offline`), and `revert`. `main.rs` parses the
 //! arguments and prints what these return.
 
 pub mod diff;
 pub mod inspect;
 pub mod offline;
+pub mod revert;
 
 use kube::{Api, Client};
 

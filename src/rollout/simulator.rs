@@ -177,9 +177,7 @@ impl Simulator {
                 let Some(r) = self.revision_mut(namespace, name) else {
                     return;
                 };
-                r.replicas = 0;
-                r.ready = 0;
-                r.available = 0;
+                scale_to_zero(r);
                 r.failed = Some(FailedMark {
                     release: release.clone(),
                     retry: retry.clone(),
@@ -195,9 +193,7 @@ impl Simulator {
                 let Some(r) = self.revision_mut(namespace, name) else {
                     return;
                 };
-                r.replicas = 0;
-                r.ready = 0;
-                r.available = 0;
+                scale_to_zero(r);
                 if *served {
                     r.drained_at = Some(now);
                 }
@@ -352,4 +348,11 @@ impl Simulator {
             .find(|r| r.name == name)
             .map(|r| r.replicas)
     }
+}
+
+/// A revision scaled to zero: its pods are gone at once.
+fn scale_to_zero(r: &mut LiveRevision) {
+    r.replicas = 0;
+    r.ready = 0;
+    r.available = 0;
 }
