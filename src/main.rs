@@ -5,8 +5,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -15,13 +13,10 @@ use kube::CustomResourceExt;
 use kubemint::api::Channel;
 use kubemint::cli;
 use kubemint::cli::diff::{DiffOptions, DiffSource};
-use kubemint::controller::leader::{self, LeaderElection};
-use kubemint::controller::{Metrics, Operator, OperatorSettings, SyncRequests};
+use kubemint::controller::OperatorSettings;
 use kubemint::engine::tenancy::TenancyPolicy;
 use kubemint::render::KustomizeCommand;
 use kubemint::revert::Target;
-use kubemint::server::hooks::Hooks;
-use kubemint::server::{self, ServerState};
 use kubemint::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
@@ -421,13 +416,13 @@ fn main() -> ExitCode {
                 cluster_name,
                 tenancy: tenancy.into(),
             };
-            let election = leader_elect.then_some(Election {
+            let election = leader_elect.then_some(cli::run::Election {
                 namespace: leader_election_namespace,
                 lease_duration: leader_election_lease_duration,
             });
             tokio::runtime::Runtime::new()
                 .context("starting the async runtime")
-                .and_then(|rt| rt.block_on(run(settings, http_addr, election)))
+                .and_then(|rt| Ok(rt.block_on(cli::run::run(settings, http_addr, election))?))
         }
     };
     match result {
@@ -509,109 +504,4 @@ fn plan(
     let out = cli::offline::output(target, reference, path, objects, kustomize, limits)?;
     print!("{out}");
     Ok(())
-}
-
-/// `--leader-elect` and its settings.
-struct Election {
-    namespace: Option<String>,
-    lease_duration: std::time::Duration,
-}
-
-async fn run(
-    settings: OperatorSettings,
-    http_addr: SocketAddr,
-    election: Option<Election>,
-) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::default());
-    let ready = Arc::new(AtomicBool::new(false));
-    let leading = Arc::new(AtomicBool::new(election.is_none()));
-    let (requests, wake) = SyncRequests::new();
-    let config = kubemint::cluster::config()
-        .await
-        .context("reading the cluster config (in-cluster config or KUBECONFIG)")?;
-    let client = kube::Client::try_from(config.clone())
-        .context("connecting to the cluster (in-cluster config or KUBECONFIG)")?;
-    let operator = Operator::new(
-        config,
-        client.clone(),
-        &settings,
-        metrics.clone(),
-        requests.clone(),
-        wake,
-    );
-    let hooks = Hooks::new(operator.channels(), client.clone(), requests);
-    let bound = server::serve(
-        http_addr,
-        ServerState {
-            metrics,
-            ready: ready.clone(),
-            leading: leading.clone(),
-            hooks,
-        },
-    )
-    .await
-    .with_context(|| format!("binding {http_addr}"))?;
-    tracing::info!(%bound, "serving /healthz, /readyz, /metrics and /hooks");
-    client
-        .apiserver_version()
-        .await
-        .context("the API server does not answer")?;
-    ready.store(true, Ordering::Relaxed);
-    log_kustomize(settings.kustomize.as_ref());
-    let Some(election) = election else {
-        tracing::info!(namespace = ?settings.namespace, "watching channels");
-        operator.run().await;
-        return Ok(());
-    };
-    let election = LeaderElection {
-        namespace: election
-            .namespace
-            .unwrap_or_else(|| client.default_namespace().to_string()),
-        identity: leader::identity(settings.instance.as_deref()),
-        lease_duration: election.lease_duration,
-    };
-    tracing::info!(lease = %election.lease(), identity = %election.identity, "standby: waiting for the leader lease");
-    let mut leadership = tokio::select! {
-        held = election.acquire(client.clone()) => held?,
-        _ = tokio::signal::ctrl_c() => return Ok(()),
-        _ = terminated() => return Ok(()),
-    };
-    leading.store(true, Ordering::Relaxed);
-    tracing::info!(lease = %election.lease(), identity = %election.identity, namespace = ?settings.namespace, "leading: watching channels");
-    tokio::select! {
-        () = operator.run() => {
-            leadership.step_down().await;
-            Ok(())
-        }
-        () = leadership.lost() => {
-            // Another replica holds the lease now: stop at once rather than act
-            // beside it. The pod restarts as a standby.
-            anyhow::bail!("lost the leader lease {}; exiting", election.lease())
-        }
-    }
-}
-
-/// Says at startup which kustomize builds kustomizations, or that none can.
-fn log_kustomize(configured: Option<&KustomizeCommand>) {
-    let command = configured
-        .cloned()
-        .unwrap_or_else(KustomizeCommand::default_command);
-    match command.version() {
-        Some(version) => {
-            tracing::info!(%command, %version, "kustomizations are built with kustomize")
-        }
-        None => {
-            tracing::warn!(%command, "kustomize is not available: channels whose path holds a kustomization will fail until it is installed")
-        }
-    }
-}
-
-/// Resolves on SIGTERM (how Kubernetes stops a pod).
-async fn terminated() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            term.recv().await;
-        }
-        Err(_) => std::future::pending().await,
-    }
 }

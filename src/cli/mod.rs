@@ -1,12 +1,13 @@
 //! Commands a user runs against a cluster or a checkout: `diff` (the
 //! pipeline in preview mode), `status` and `history` (`inspect`), and the
-//! offline render behind `kubemint plan` (`offline`), and `revert`. `main.rs` parses the
+//! offline render behind `kubemint plan` (`offline`), `revert`, and `run` (the operator). `main.rs` parses the
 //! arguments and prints what these return.
 
 pub mod diff;
 pub mod inspect;
 pub mod offline;
 pub mod revert;
+pub mod run;
 
 use kube::{Api, Client};
 
