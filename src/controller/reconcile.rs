@@ -143,17 +143,11 @@ async fn pass(
         requested: ctx.requests.take(&key),
     };
     let (start, asked) = ctx.memo(&key, |m| {
-        let asked = trigger.requested || m.schedule.trigger != trigger.spec;
-        (
-            schedule::start(&m.schedule, &trigger, Instant::now(), timing.interval),
-            asked,
-        )
+        let start = schedule::start(&m.schedule, &trigger, Instant::now(), timing.interval);
+        (start, schedule::asked(&m.schedule, &trigger))
     });
     if asked {
-        // A RoleBinding may have been fixed: refused watches try again now.
-        ctx.engine
-            .retry_refused_watches(channel)
-            .map_err(|e| (e.into(), None))?;
+        ctx.engine.retry_refused_watches(channel); // a RoleBinding may have been fixed
     }
     let rendered = match start {
         Start::Wait(after) => return Ok(after),

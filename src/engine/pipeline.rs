@@ -294,9 +294,11 @@ impl Engine {
 
     /// Retries the channel's failing watches now instead of at the end of
     /// their backoff (a sync request or a spec change: RBAC may have been fixed).
-    pub fn retry_refused_watches(&self, channel: &Channel) -> Result<(), Error> {
-        self.access(channel)?.observer.retry_refused();
-        Ok(())
+    /// An identity that cannot be had is reported by the pass's observe.
+    pub fn retry_refused_watches(&self, channel: &Channel) {
+        if let Ok(access) = self.access(channel) {
+            access.observer.retry_refused();
+        }
     }
 
     /// Observes the channel's objects as its identity (once the watches of its

@@ -81,6 +81,13 @@ pub enum Next {
     Render,
 }
 
+/// Whether someone asked for this pass (a sync request, a spec change or a
+/// request annotation): what was refused may be allowed now, so refused
+/// watches try again at once.
+pub fn asked(s: &Schedule, trigger: &Trigger) -> bool {
+    trigger.requested || s.trigger != trigger.spec
+}
+
 /// Decides how a pass starts.
 pub fn start(s: &Schedule, trigger: &Trigger, now: Instant, interval: Duration) -> Start {
     let same_trigger = s.trigger == trigger.spec;

@@ -314,6 +314,20 @@ fn after_a_pass_the_next_comes_at_the_poll_the_drift_or_the_plan_s_deadline() {
 }
 
 #[test]
+fn a_request_or_a_new_trigger_is_asked_for_and_a_poll_is_not() {
+    let now = Instant::now();
+    let s = memo(now, Some(10), Some("a"), Some("a"));
+    let rows = [
+        ("a poll at the interval", trigger(SPEC, false), false),
+        ("a sync request", trigger(SPEC, true), true),
+        ("a spec change or annotation", trigger("4|||", false), true),
+    ];
+    for (name, trigger, want) in rows {
+        assert_eq!(asked(&s, &trigger), want, "{name}");
+    }
+}
+
+#[test]
 fn backoff_doubles_up_to_five_minutes() {
     let secs: Vec<u64> = (1..=11).map(|n| backoff(n).as_secs()).collect();
     assert_eq!(secs, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
