@@ -1,7 +1,7 @@
 //! The serving checker's replay (`support::checker::replay`) on synthetic
 //! event sequences: it must pass clean rollouts and catch every way a pinned
 //! Service can end up selecting no ready pod. Also the audit log reader
-//! (`support::audit`) on lines as kube-apiserver 1.20 writes them. No
+//! (`support::audit`) on lines as kube-apiserver writes them. No
 //! cluster needed.
 
 mod support;

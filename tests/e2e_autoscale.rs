@@ -11,6 +11,7 @@ mod support;
 use std::time::Duration;
 
 use fixture::release::{commit, replicas, revisions, workload, Env};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::ApiResource;
@@ -95,7 +96,7 @@ async fn an_autoscaler_follows_the_serving_revision_and_keeps_its_size() {
     files.push(hpa(2, 6));
     files.push((
         "web/pdb.yaml".to_string(),
-        "apiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata: {name: web}\nspec:\n  minAvailable: 1\n  selector: {matchLabels: {app: web}}\n".to_string(),
+        "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: web}\nspec:\n  minAvailable: 1\n  selector: {matchLabels: {app: web}}\n".to_string(),
     ));
     let sha_a = commit(&env.repo, &files, "web 1.0 with an autoscaler");
     let ha = revisions(&env.repo)["web"].clone();
@@ -103,17 +104,10 @@ async fn an_autoscaler_follows_the_serving_revision_and_keeps_its_size() {
     env.wait_settled(&sha_a).await;
     assert_eq!(hpa_target(&env).await.as_deref(), Some(rs_a.as_str()));
     // A PodDisruptionBudget is applied as declared: its selector spans every revision.
-    let pdb_gvk = GroupVersionKind::gvk("policy", "v1beta1", "PodDisruptionBudget");
-    let pdbs: Api<DynamicObject> = Api::namespaced_with(
-        env.client.clone(),
-        &env.ns,
-        &ApiResource::from_gvk_with_plural(&pdb_gvk, "poddisruptionbudgets"),
-    );
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(env.client.clone(), &env.ns);
     let pdb = pdbs.get("web").await.expect("the PodDisruptionBudget");
-    assert_eq!(
-        pdb.data["spec"]["selector"],
-        json!({"matchLabels": {"app": "web"}})
-    );
+    let selector = pdb.spec.unwrap().selector.unwrap().match_labels.unwrap();
+    assert_eq!(selector, [("app".to_string(), "web".to_string())].into());
 
     // The real HPA controller can work with the retargeted autoscaler.
     eventually(

@@ -181,8 +181,8 @@ async fn unready_annotation_keeps_pod_unready() {
 
 #[tokio::test]
 async fn custom_resources_work() {
-    // kube-apiserver 1.20.2 built with a current Go crashes on the first custom
-    // resource request unless install.sh replaced its vendored reflect2.
+    // Custom resources with a status subresource, server-side apply and
+    // owner references: what the Channel CRD relies on.
     let cluster = support::cluster();
     let client = cluster.client().await;
     let ns = cluster.namespace("crd").await;

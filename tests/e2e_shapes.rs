@@ -3,7 +3,8 @@
 //! PDBs, gRPC probes, a native sidecar, a `batch/v1` CronJob with a time zone
 //! and an Ingress with TLS. Then a release (a one-line commit to
 //! `images.yaml`) moves traffic and both autoscalers to the new revisions, and
-//! the serving checker sees no Service without ready pods on the way.
+//! the serving checker sees no Service without ready pods on the way. The
+//! operator's reflectors use streaming lists, which this server serves.
 
 mod fixture;
 mod support;
@@ -16,8 +17,10 @@ use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
 use serde_json::json;
+use support::audit;
 
 fn example_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/boutique")
@@ -55,6 +58,7 @@ async fn hpa_target(hpas: &Api<HorizontalPodAutoscaler>, name: &str) -> (String,
 
 #[tokio::test]
 async fn todays_shapes_are_delivered_unmodified() {
+    let started = Timestamp::now();
     let mut env = Env::prepare("shapes", true).await;
     let files = files_of(&example_dir());
     assert!(files.len() >= 10, "examples/boutique: {files:?}");
@@ -201,4 +205,39 @@ async fn todays_shapes_are_delivered_unmodified() {
 
     let report = env.finish().await.unwrap();
     assert!(report.served.len() >= 2, "{:?}", report.served);
+
+    // The operator's reflectors filled their caches with streaming lists
+    // (this server serves them): watches with initial events, no
+    // label-selected LIST.
+    let log = support::cluster().audit_log();
+    let ours = audit::requests(
+        &log,
+        kubemint::cluster::USER_AGENT,
+        started,
+        Timestamp::now(),
+    );
+    for resource in ["replicasets", "services", "jobs"] {
+        let of = |verb: &str| {
+            ours.iter()
+                .filter(|r| r.resource == resource && r.verb == verb)
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            of("watch")
+                .iter()
+                .any(|r| r.request_uri.contains("sendInitialEvents=true")),
+            "{resource}: no streaming list among {:?}",
+            of("watch")
+        );
+        // (A commit's one unselected list of Services, looking for
+        // hand-made ones to adopt, is no reflector's.)
+        let reflector_lists: Vec<_> = of("list")
+            .into_iter()
+            .filter(|r| r.request_uri.contains("labelSelector="))
+            .collect();
+        assert!(
+            reflector_lists.is_empty(),
+            "{resource}: {reflector_lists:?}"
+        );
+    }
 }

@@ -2,6 +2,7 @@
 
 mod apply;
 mod discovery;
+pub mod lists;
 mod prune;
 mod revisions;
 

@@ -30,6 +30,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use crate::api::Channel;
+use crate::cluster::lists;
 use crate::rollout::{
     foreign_editors, FailedMark, LiveCopy, LiveHook, LiveObject, LiveRevision, LiveService,
     ObjectId, Observed, APPLIED_HASH_ANNOTATION, CHANNEL_LABEL, COMMIT_ANNOTATION,
@@ -192,6 +193,8 @@ pub struct Observer {
     wake: Wake,
     /// Objects another manager wrote to, checked and found as declared, at this resourceVersion.
     verified: Mutex<HashMap<ObjectId, String>>,
+    /// Whether the API server streams initial lists to this client, once known.
+    streaming: Mutex<Option<bool>>,
 }
 
 impl Observer {
@@ -227,16 +230,34 @@ impl Observer {
             needs: Mutex::default(),
             wake: Wake { wake, namespace },
             verified: Mutex::default(),
+            streaming: Mutex::default(),
         }
     }
 
+    /// The configuration of every watch of this observer: streaming lists
+    /// where the server serves them to this client (asked with the first watch
+    /// it needs, so with the permissions its watches use).
+    async fn watcher_config(&self, namespace: Option<&str>) -> watcher::Config {
+        let known = *self.streaming.lock().unwrap_or_else(|p| p.into_inner());
+        let streaming = match known {
+            Some(streaming) => streaming,
+            None => {
+                let api: Api<ReplicaSet> = api(&self.client, namespace);
+                let answer = lists::serves_streaming_lists(&api, CHANNEL_LABEL).await;
+                *self.streaming.lock().unwrap_or_else(|p| p.into_inner()) = answer;
+                answer.unwrap_or(false)
+            }
+        };
+        lists::watcher_config(CHANNEL_LABEL, streaming)
+    }
+
     /// The typed reflectors of `namespace` (`None`: all), started on first use.
-    fn typed_of(&self, namespace: Option<&str>) -> Typed {
+    fn typed_of(&self, namespace: Option<&str>, config: &watcher::Config) -> Typed {
         let mut typed = self.typed.lock().unwrap_or_else(|p| p.into_inner());
         typed
             .entry(namespace.map(str::to_string))
             .or_insert_with(|| {
-                let config = watcher::Config::default().labels(CHANNEL_LABEL);
+                let config = config.clone();
                 let target = |group: &str, kind: &str, plural: &str| WatchTarget {
                     group: group.into(),
                     kind: kind.into(),
@@ -296,6 +317,14 @@ impl Observer {
             .retain(|key, _| kinds.contains(key));
     }
 
+    /// Whether every watch of `needs` runs already.
+    fn all_running(&self, needs: &Needs) -> bool {
+        let typed = self.typed.lock().unwrap_or_else(|p| p.into_inner());
+        let kinds = self.kinds.lock().unwrap_or_else(|p| p.into_inner());
+        needs.typed.iter().all(|ns| typed.contains_key(ns))
+            && needs.kinds.iter().all(|key| kinds.contains_key(key))
+    }
+
     /// How many watches run (typed watches count three).
     #[cfg(test)]
     fn running(&self) -> usize {
@@ -334,11 +363,19 @@ impl Observer {
                 );
             }
         }
+        // Asking the server whether it streams lists is a request: made only
+        // when a watch has to start (a refused identity would be asked every pass).
+        let config = if self.all_running(&needs) {
+            lists::watcher_config(CHANNEL_LABEL, false)
+        } else {
+            self.watcher_config(namespaces.first().copied().flatten())
+                .await
+        };
         self.need(channel, needs);
         let mut typed = Vec::new();
         let mut stores = Vec::new();
         for ns in &namespaces {
-            typed.push(self.typed_of(*ns));
+            typed.push(self.typed_of(*ns, &config));
         }
         for ar in ars.iter().filter(|ar| !is_typed(ar)) {
             let gvk = GroupVersionKind::gvk(&ar.group, &ar.version, &ar.kind);
@@ -356,7 +393,6 @@ impl Observer {
                             Some(ns) => Api::namespaced_with(self.client.clone(), ns, ar),
                             None => Api::all_with(self.client.clone(), ar),
                         };
-                        let config = watcher::Config::default().labels(CHANNEL_LABEL);
                         let target = WatchTarget {
                             group: ar.group.clone(),
                             kind: ar.kind.clone(),
@@ -364,7 +400,7 @@ impl Observer {
                             namespace: ns.map(str::to_string),
                         };
                         spawn(
-                            watcher(api, config),
+                            watcher(api, config.clone()),
                             reflector::store::Writer::new(ar.clone()),
                             self.wake.clone(),
                             target,
@@ -811,9 +847,10 @@ mod tests {
                 .collect(),
         };
         // What `watch` starts after recording the needs (without waiting for a list).
+        let config = lists::watcher_config(CHANNEL_LABEL, false);
         let start = |namespaces: &[&str]| {
             for ns in namespaces {
-                observer.typed_of(Some(ns));
+                observer.typed_of(Some(ns), &config);
             }
         };
         observer.need("shop/web", needs(&["shop"]));

@@ -1,8 +1,12 @@
-//! Kubernetes defaults that server-side apply needs as list-map keys.
+//! Kubernetes defaults of list-map keys, filled in before applying.
 //!
-//! Service and container ports are keyed by `(port|containerPort, protocol)`;
-//! without `protocol` the API server's defaulting and our applied config
-//! disagree and apply fails or conflicts. Flux fills these in the same way.
+//! Service and container ports are keyed by `(port|containerPort, protocol)`.
+//! Kubernetes 1.20 refused a server-side apply that left `protocol` out
+//! ("associative list with keys has an element that omits key field"); 1.37
+//! accepts it (observed). The defaults stay: they are what the server sets
+//! anyway, and the revision hash of every workload whose ports leave
+//! `protocol` out includes them, so dropping them would re-mint such
+//! workloads once for nothing. Flux fills these in too.
 
 use serde_json::Value;
 

@@ -492,8 +492,8 @@ async fn record<K>(
     let mut live: HashSet<String> = HashSet::new();
     let mut relisted: HashSet<String> = HashSet::new();
     let mut highest = 0u64;
-    // The default list-then-watch; streaming lists are unsupported on 1.20.
-    let mut events = watcher(api, watcher::Config::default())
+    // A streaming list: the control plane of the tests serves it.
+    let mut events = watcher(api, watcher::Config::default().streaming_lists())
         .default_backoff()
         .boxed();
     let push = |log: &Log, rv: u64, change: Change| {

@@ -100,8 +100,10 @@ pub async fn register_node(client: &Client) -> anyhow::Result<()> {
 /// Watches the pods bound to the node forever and plays the kubelet for them.
 pub async fn run_pods(client: Client) {
     let pods: Api<Pod> = Api::all(client.clone());
-    // The default list-then-watch; streaming lists are unsupported on 1.20.
-    let config = watcher::Config::default().fields(&format!("spec.nodeName={NODE_NAME}"));
+    // A streaming list: the control plane of the tests serves it.
+    let config = watcher::Config::default()
+        .fields(&format!("spec.nodeName={NODE_NAME}"))
+        .streaming_lists();
     let mut events = watcher(pods, config).default_backoff().boxed();
     let mut ips = PodIps::default();
     while let Some(event) = events.next().await {
