@@ -174,7 +174,7 @@ fn kubeconfig_with_token(admin: &Path, token: &str, dir: &Path) -> PathBuf {
 
 /// A token of ServiceAccount `name` in `ns` (TokenRequest, through kubectl).
 fn token(admin: &Path, ns: &str, name: &str) -> String {
-    let out = Command::new("kubectl")
+    let out = Command::new(&support::cluster().kubectl)
         .arg("--kubeconfig")
         .arg(admin)
         .args(["create", "token", name, "-n", ns, "--duration", "2h"])

@@ -63,3 +63,23 @@ async fn install_manifests_are_accepted_by_the_api_server() {
             .unwrap_or_else(|e| panic!("{} {name} rejected: {e}", types.kind));
     }
 }
+
+/// The API server warns about nothing in the install manifests (1.37 warns,
+/// for one, about OpenAPI formats it does not know, such as `uint32`), as
+/// kubectl, which prints the server's `Warning` headers, shows a user.
+#[tokio::test]
+async fn install_manifests_draw_no_warnings() {
+    let cluster = support::cluster();
+    for file in ["manifests/crds/channel.yaml", "manifests/install.yaml"] {
+        let out = std::process::Command::new(&cluster.kubectl)
+            .arg("--kubeconfig")
+            .arg(cluster.kubeconfig())
+            .args(["apply", "--server-side", "--dry-run=server", "-f"])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(file))
+            .output()
+            .expect("running kubectl");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{file}: {stderr}");
+        assert!(!stderr.contains("Warning"), "{file}: {stderr}");
+    }
+}

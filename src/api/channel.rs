@@ -120,10 +120,14 @@ pub enum OnFailure {
 #[serde(rename_all = "camelCase")]
 pub struct RolloutSpec {
     /// Seconds between promotion and scaling the previous revisions to zero.
+    // Kubernetes knows no "uint32" format (1.37 warns on every CRD apply);
+    // int64 holds every u32, and the minimum of 0 stays.
     #[serde(default = "default_drain_seconds")]
+    #[schemars(extend("format" = "int64"))]
     pub drain_seconds: u32,
     /// Scaled-down revisions kept per workload for fast rollback.
     #[serde(default = "default_keep_releases")]
+    #[schemars(extend("format" = "int64"))]
     pub keep_releases: u32,
     /// How long new revisions may take to become ready, as a duration (`10m`).
     #[serde(default = "default_ready_timeout")]

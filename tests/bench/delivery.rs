@@ -198,7 +198,7 @@ async fn run(cluster: &'static support::TestCluster) {
     let kubectl_ns = cluster.namespace("bench-kubectl").await;
     let from = Timestamp::now();
     let started = Instant::now();
-    let out = Command::new("kubectl")
+    let out = Command::new(&cluster.kubectl)
         .arg("--kubeconfig")
         .arg(cluster.kubeconfig())
         .args(["apply", "--server-side", "-n", &kubectl_ns, "-f"])

@@ -40,6 +40,9 @@ pub struct TestCluster {
     /// The `up.sh` state directory (logs, certificates) when this process
     /// started the control plane; `None` with `KUBEMINT_TEST_KUBECONFIG`.
     pub state_dir: Option<PathBuf>,
+    /// kubectl of the control plane's release (`install.sh` builds it);
+    /// `kubectl` from `PATH` with `KUBEMINT_TEST_KUBECONFIG`.
+    pub kubectl: PathBuf,
 }
 
 static CLUSTER: OnceLock<Result<TestCluster, String>> = OnceLock::new();
@@ -148,6 +151,7 @@ fn start() -> Result<TestCluster, String> {
         return Ok(TestCluster {
             kubeconfig: kubeconfig.into(),
             state_dir: None,
+            kubectl: PathBuf::from("kubectl"),
         });
     }
     let (tx, rx) = mpsc::channel();
@@ -163,7 +167,7 @@ fn start() -> Result<TestCluster, String> {
 /// `ready`, then runs the simulator until the process exits.
 fn control_plane_thread(ready: mpsc::Sender<Result<TestCluster, String>>) {
     let started = Instant::now();
-    let (kubeconfig, state_dir) = match start_control_plane() {
+    let (kubeconfig, state_dir, bin) = match start_control_plane() {
         Ok(paths) => paths,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -185,6 +189,7 @@ fn control_plane_thread(ready: mpsc::Sender<Result<TestCluster, String>>) {
         let cluster = TestCluster {
             kubeconfig,
             state_dir: Some(state_dir),
+            kubectl: bin.join("kubectl"),
         };
         let client = cluster.client().await;
         if let Err(e) = simulator::register_node(&client).await {
@@ -207,10 +212,11 @@ fn control_plane_thread(ready: mpsc::Sender<Result<TestCluster, String>>) {
     }
 }
 
-/// Runs `install.sh` and `up.sh`; returns the kubeconfig and the state dir.
-fn start_control_plane() -> Result<(PathBuf, PathBuf), String> {
+/// Runs `install.sh` and `up.sh`; returns the kubeconfig, the state dir and
+/// the directory of the control plane's binaries.
+fn start_control_plane() -> Result<(PathBuf, PathBuf, PathBuf), String> {
     let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cluster");
-    // install.sh prints progress (a first build takes ~10 min) on stderr.
+    // install.sh prints progress (a first build takes ~15 min) on stderr.
     let install = Command::new("bash")
         .arg(scripts.join("install.sh"))
         .stdin(Stdio::null())
@@ -253,7 +259,7 @@ fn start_control_plane() -> Result<(PathBuf, PathBuf), String> {
         if up.status.success() {
             let stdout = String::from_utf8_lossy(&up.stdout);
             let kubeconfig = stdout.lines().last().unwrap_or("").trim();
-            return Ok((PathBuf::from(kubeconfig), state_dir));
+            return Ok((PathBuf::from(kubeconfig), state_dir, PathBuf::from(&bin)));
         }
         failure = format!(
             "tests/cluster/up.sh failed ({}):\n{}",
