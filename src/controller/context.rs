@@ -1,6 +1,6 @@
-//! What every pass shares: the client, git cache, reflectors, discovery cache,
-//! event recorder and the in-memory memo of each channel (losing it, on a
-//! restart, costs one fetch and one render, nothing else).
+//! What every pass shares: the client, the engine (git cache, reflectors,
+//! discovery, identities), the event recorder and the in-memory memo of each
+//! channel (losing it, on a restart, costs one fetch and one render, nothing else).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

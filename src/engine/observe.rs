@@ -1,7 +1,8 @@
-//! The controller's view of the cluster: reflectors (watches, label-selected to
+//! The engine's view of the cluster: reflectors (watches, label-selected to
 //! objects kubemint manages) keep every channel's ReplicaSets, Services and
 //! delivered objects in memory, and wake the channel that an event touches.
-//! A pass reads a snapshot of them instead of listing anything.
+//! A pass reads a snapshot of them instead of listing anything. A watch
+//! runs while some channel needs it, and a refused one backs off.
 //!
 //! The operator acting as itself watches each kind cluster-wide. A channel that
 //! impersonates a ServiceAccount gets an observer of its own, whose watches go
