@@ -114,3 +114,36 @@ async fn a_refused_watch_stalls_the_channel_backs_off_and_delivers_once_the_role
         .unwrap();
     wait_applied(&client, &ns, "web", &sha, &op).await;
 }
+
+#[tokio::test]
+async fn a_service_the_account_may_not_list_is_refused_naming_its_file() {
+    let cluster = support::cluster();
+    let client = cluster.client().await;
+    install_crd(&client).await;
+    let ns = cluster.namespace("refused-list").await;
+    // Everything but Services.
+    let rules = json!([
+        {"apiGroups": ["apps", "batch"], "resources": ["*"], "verbs": ["*"]},
+        {"apiGroups": [""], "resources": ["configmaps", "secrets", "pods"], "verbs": ["*"]}
+    ]);
+    service_account(&client, &ns, "deployer", rules).await;
+    let repo = GitRepo::new();
+    commit(&repo, &workload("web", "nginx:1.0", "one"), "web 1.0");
+    let op = Operator::start_with(cluster.kubeconfig(), &ns, "", &[]);
+    let spec = json!({"serviceAccountName": "deployer"});
+    apply_channel_with(&client, &ns, "web", &repo.url(), ".", spec).await;
+    let message = wait_refused(&client, &ns, "web", "Forbidden", &op).await;
+    assert!(
+        message.starts_with(&format!(
+            "web/service.yaml: Service/{ns}/web rejected by the API server: "
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("system:serviceaccount:{ns}:deployer"))
+            && message.contains("cannot list resource \"services\""),
+        "{message}"
+    );
+    let ch = fixture::channel(&client, &ns, "web").await;
+    assert_eq!(condition(&ch, "Stalled").expect("Stalled").0, "True");
+}
