@@ -360,22 +360,24 @@ async fn may_impersonate(engine: &Engine, channel: &Channel) -> Result<(), DiffE
     })
 }
 
-/// The plan of the controller for this release as it will stand once promoted
-/// (every new revision ready, the drain over), carried out on the simulator
-/// and dry-run against the cluster as the channel's identity.
-async fn compare_with_cluster(
-    engine: &Engine,
-    channel: &Channel,
-    rendered: &Rendered,
-) -> Result<Vec<ObjectChange>, engine::Error> {
-    let seen = engine.observe(channel, rendered, Mode::Preview).await?;
-    let client = &seen.access.client;
-    let mut simulator = Simulator::new(seen.observed, seen.inventory, seen.now);
-    let plans = simulator.converge(&rendered.desired, &seen.settings);
-    // Every object written on the way, with what it is written as last.
+/// What the plans of a preview, from now to promotion, do to the cluster.
+#[derive(Debug, Default)]
+pub struct Promotion<'p> {
+    /// Every object applied on the way, revisions first, each with the file
+    /// and the manifest it is applied as last.
+    pub writes: Vec<(InventoryEntry, String, &'p Value)>,
+    /// Revisions scaled to zero or deleted (`Drain`, `Retire`), by object;
+    /// a revision drained and then deleted is `Retire`.
+    pub retired: Vec<(Change, String)>,
+    /// Objects pruned.
+    pub pruned: Vec<InventoryEntry>,
+}
+
+/// Folds the actions of `plans` (one per pass) into what they do in the end.
+pub fn promotion(plans: &[crate::rollout::Plan]) -> Promotion<'_> {
     let mut writes: BTreeMap<InventoryEntry, (usize, String, &Value)> = BTreeMap::new();
-    let mut retired = Vec::new();
-    let mut gone = Vec::new();
+    let mut retired: Vec<(Change, String)> = Vec::new();
+    let mut pruned = Vec::new();
     for action in plans.iter().flat_map(|p| &p.actions) {
         let (entry, file, manifest) = match action {
             Action::Apply {
@@ -400,15 +402,19 @@ async fn compare_with_cluster(
             Action::Drain {
                 namespace, name, ..
             } => {
-                retired.push((Change::Drain, revision_entry(namespace, name).to_string()));
+                retire(&mut retired, Change::Drain, revision_entry(namespace, name));
                 continue;
             }
             Action::DeleteRevision { namespace, name } => {
-                retired.push((Change::Retire, revision_entry(namespace, name).to_string()));
+                retire(
+                    &mut retired,
+                    Change::Retire,
+                    revision_entry(namespace, name),
+                );
                 continue;
             }
             Action::Prune { entry } => {
-                gone.push(entry.clone());
+                pruned.push(entry.clone());
                 continue;
             }
             _ => continue,
@@ -420,8 +426,41 @@ async fn compare_with_cluster(
     // Revisions first, as they are created before anything is switched.
     let mut ordered: Vec<_> = writes.into_iter().collect();
     ordered.sort_by_key(|(entry, (order, _, _))| (entry.kind != "ReplicaSet", *order));
+    Promotion {
+        writes: ordered
+            .into_iter()
+            .map(|(entry, (_, file, manifest))| (entry, file, manifest))
+            .collect(),
+        retired,
+        pruned,
+    }
+}
+
+/// Records a revision drained or deleted; a later deletion wins over a drain.
+fn retire(retired: &mut Vec<(Change, String)>, change: Change, entry: InventoryEntry) {
+    let object = entry.to_string();
+    match retired.iter_mut().find(|(_, o)| *o == object) {
+        Some(seen) if change == Change::Retire => seen.0 = change,
+        Some(_) => {}
+        None => retired.push((change, object)),
+    }
+}
+
+/// The plan of the controller for this release as it will stand once promoted
+/// (every new revision ready, the drain over), carried out on the simulator
+/// and dry-run against the cluster as the channel's identity.
+async fn compare_with_cluster(
+    engine: &Engine,
+    channel: &Channel,
+    rendered: &Rendered,
+) -> Result<Vec<ObjectChange>, engine::Error> {
+    let seen = engine.observe(channel, rendered, Mode::Preview).await?;
+    let client = &seen.access.client;
+    let mut simulator = Simulator::new(seen.observed, seen.inventory, seen.now);
+    let plans = simulator.converge(&rendered.desired, &seen.settings);
+    let promotion = promotion(&plans);
     let mut changes = Vec::new();
-    for (entry, (_, file, manifest)) in ordered {
+    for (entry, file, manifest) in promotion.writes {
         let preview = preview(client, engine.resolver(), rendered, entry, file, manifest).await?;
         changes.push(compare(&preview));
     }
@@ -436,22 +475,20 @@ async fn compare_with_cluster(
             });
         }
     }
-    let mut seen_retired = std::collections::BTreeSet::new();
-    for (change, object) in retired {
-        // A drained revision deleted later in the same preview is shown once, as deleted.
-        if seen_retired.insert(object.clone()) {
-            changes.push(ObjectChange {
+    changes.extend(
+        promotion
+            .retired
+            .into_iter()
+            .map(|(change, object)| ObjectChange {
                 change,
                 object,
                 file: None,
                 diff: String::new(),
-            });
-        } else if let Some(c) = changes.iter_mut().find(|c| c.object == object) {
-            c.change = change;
-        }
-    }
+            }),
+    );
     let label = channel.label_value();
-    let outcome = cluster::prune(client, engine.resolver(), &gone, &label, true).await?;
+    let outcome =
+        cluster::prune(client, engine.resolver(), &promotion.pruned, &label, true).await?;
     changes.extend(outcome.deleted.iter().map(|e| ObjectChange {
         change: Change::Prune,
         object: e.to_string(),
@@ -712,6 +749,121 @@ pub fn describe(report: &Report) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    mod promotion {
+        use std::time::Duration;
+
+        use k8s_openapi::jiff::Timestamp;
+
+        use super::super::*;
+        use crate::render::{render, EntryKind, RenderOptions, RepoTree, TreeEntry};
+        use crate::rollout::{mint, DesiredRelease, Observed, Settings};
+
+        fn workload(name: &str, image: &str) -> Vec<(String, String)> {
+            vec![
+                (
+                    format!("{name}/deploy.yaml"),
+                    format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      containers: [{{name: {name}, image: \"{image}\"}}]\n"),
+                ),
+                (
+                    format!("{name}/svc.yaml"),
+                    format!("apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  selector: {{app: {name}}}\n  ports: [{{port: 80}}]\n"),
+                ),
+            ]
+        }
+
+        fn desired(files: &[(String, String)], commit: &str) -> DesiredRelease {
+            let tree = RepoTree {
+                entries: files
+                    .iter()
+                    .map(|(p, c)| TreeEntry {
+                        path: p.clone(),
+                        kind: EntryKind::File(c.as_bytes().to_vec()),
+                    })
+                    .collect(),
+            };
+            let options = RenderOptions {
+                path: ".".into(),
+                namespace: Some("shop".into()),
+                ..Default::default()
+            };
+            let release = render(&tree, &options).unwrap();
+            let minted = mint(&release, &|_| None);
+            DesiredRelease::new(&release.id, commit, "shop.shop", &minted, &|o| {
+                Some(o.namespace.clone().unwrap_or_else(|| "shop".into()))
+            })
+        }
+
+        /// The preview's settings (see `engine::pipeline::rollout_settings`).
+        fn preview() -> Settings {
+            Settings {
+                ready_timeout: Duration::from_secs(u32::MAX.into()),
+                test_timeout: Duration::from_secs(u32::MAX.into()),
+                drain: Duration::ZERO,
+                keep: 2,
+                prune: true,
+                retry: String::new(),
+            }
+        }
+
+        #[test]
+        fn an_image_bump_that_drops_a_workload_is_shown_as_it_stands_once_promoted() {
+            let mut first = workload("web", "web:1");
+            first.extend(workload("worker", "worker:1"));
+            let a = desired(&first, "c1");
+            let b = desired(&workload("web", "web:2"), "c2");
+            let now = Timestamp::from_second(1_700_000_000).unwrap();
+            let mut cluster = Simulator::new(Observed::default(), Vec::new(), now);
+            assert!(Simulator::converged(&cluster.converge(&a, &preview())));
+            let old_web = a.revisions.iter().find(|r| r.workload.1 == "web").unwrap();
+            let old_worker = a
+                .revisions
+                .iter()
+                .find(|r| r.workload.1 == "worker")
+                .unwrap();
+            let new_web = &b.revisions[0];
+
+            let plans = cluster.converge(&b, &preview());
+            assert!(Simulator::converged(&plans), "promoted in the preview");
+            let promotion = promotion(&plans);
+            let writes: Vec<String> = promotion
+                .writes
+                .iter()
+                .map(|(e, _, _)| e.to_string())
+                .collect();
+            assert_eq!(
+                writes,
+                [
+                    format!("apps/ReplicaSet/shop/{}", new_web.name),
+                    "Service/shop/web".to_string()
+                ],
+                "the new revision, then the switch"
+            );
+            let (_, file, service) = &promotion.writes[1];
+            assert_eq!(file, "web/svc.yaml");
+            assert_eq!(
+                service["spec"]["selector"]["kubemint.io/revision"],
+                new_web.hash.as_str(),
+                "the Service as it stands once promoted"
+            );
+            assert_eq!(
+                promotion.retired,
+                [
+                    (
+                        Change::Drain,
+                        format!("apps/ReplicaSet/shop/{}", old_web.name)
+                    ),
+                    (
+                        Change::Retire,
+                        format!("apps/ReplicaSet/shop/{}", old_worker.name)
+                    ),
+                ],
+                "the serving revision drained; the dropped workload's deleted after the drain"
+            );
+            let pruned: Vec<String> = promotion.pruned.iter().map(|e| e.to_string()).collect();
+            assert_eq!(pruned, ["Service/shop/worker"]);
+        }
+    }
 
     fn entry(kind: &str, name: &str) -> InventoryEntry {
         InventoryEntry {
