@@ -1,22 +1,22 @@
-//! The `kubemint` command: CLI wiring only.
+//! The `kubemint` command: argument parsing and dispatch only.
+
+#![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use kube::{CustomResourceExt, ResourceExt};
+use kube::CustomResourceExt;
 
-use kubemint::controller::leader::{self, LeaderElection};
-use kubemint::controller::{Channel, Metrics, Operator, Settings, SyncRequests};
+use kubemint::api::Channel;
+use kubemint::cli;
+use kubemint::cli::diff::{DiffOptions, DiffSource};
+use kubemint::controller::OperatorSettings;
+use kubemint::engine::tenancy::TenancyPolicy;
 use kubemint::render::KustomizeCommand;
-use kubemint::revert::{RevertRequest, Target};
-use kubemint::server::hooks::Hooks;
-use kubemint::server::{self, ServerState};
-use kubemint::source::{redact_url, GitCredentials};
+use kubemint::revert::Target;
 use kubemint::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
@@ -88,9 +88,10 @@ fn kustomize_command(value: &str) -> Result<KustomizeCommand, String> {
     }
 }
 
-/// How channels act in the cluster (`kubemint run`).
+/// How channels act in the cluster, the same on `run` and `diff` (the diff
+/// takes the operator's settings to refuse what the operator refuses).
 #[derive(clap::Args)]
-struct TenancyArgs {
+struct ChannelPolicyArgs {
     /// ServiceAccount (of the channel's namespace) that channels without
     /// `spec.serviceAccountName` impersonate: makes impersonation mandatory.
     #[arg(long, env = "KUBEMINT_DEFAULT_SERVICE_ACCOUNT", value_name = "NAME")]
@@ -98,18 +99,34 @@ struct TenancyArgs {
     /// A channel may only deliver into its own namespace (and use Secrets there).
     #[arg(long, env = "KUBEMINT_NO_CROSS_NAMESPACE_REFS")]
     no_cross_namespace_refs: bool,
+}
+
+/// How channels act in the cluster (`kubemint run`).
+#[derive(clap::Args)]
+struct TenancyArgs {
+    #[command(flatten)]
+    channels: ChannelPolicyArgs,
     /// Accept local paths and file:// URLs as a channel's spec.git.url (refused
     /// by default: they read the operator's own filesystem).
     #[arg(long, env = "KUBEMINT_ALLOW_LOCAL_SOURCES")]
     allow_local_sources: bool,
 }
 
-impl From<TenancyArgs> for kubemint::controller::tenancy::Policy {
-    fn from(args: TenancyArgs) -> Self {
-        kubemint::controller::tenancy::Policy {
+impl From<ChannelPolicyArgs> for TenancyPolicy {
+    fn from(args: ChannelPolicyArgs) -> Self {
+        TenancyPolicy {
             default_service_account: args.default_service_account,
             no_cross_namespace_refs: args.no_cross_namespace_refs,
+            allow_local_sources: false,
+        }
+    }
+}
+
+impl From<TenancyArgs> for TenancyPolicy {
+    fn from(args: TenancyArgs) -> Self {
+        TenancyPolicy {
             allow_local_sources: args.allow_local_sources,
+            ..args.channels.into()
         }
     }
 }
@@ -203,6 +220,9 @@ enum Command {
         local: Option<PathBuf>,
         #[command(flatten)]
         kustomize: KustomizeArg,
+        /// The operator's settings on how channels act, as `kubemint run` has them.
+        #[command(flatten)]
+        policy: ChannelPolicyArgs,
     },
     /// A channel's releases, newest first: id, phase, commit, author, times.
     /// With --from-git, the deployment notes of a repository instead, no
@@ -291,11 +311,21 @@ fn main() -> ExitCode {
             namespace,
             local,
             kustomize,
+            policy,
         } => {
             let limits = kustomize.limits();
-            return match diff(&channel, namespace, local, kustomize.command, limits) {
-                Ok(false) => ExitCode::SUCCESS,
-                Ok(true) => ExitCode::from(1),
+            let source = match local {
+                Some(dir) => DiffSource::Local(dir),
+                None => DiffSource::Channel,
+            };
+            let options = DiffOptions {
+                source,
+                kustomize: kustomize.command,
+                limits,
+                policy: policy.into(),
+            };
+            return match diff(&channel, namespace, options) {
+                Ok(code) => code,
                 Err(e) => {
                     eprintln!("error: {e:#}");
                     ExitCode::from(2)
@@ -305,9 +335,9 @@ fn main() -> ExitCode {
         Command::Crd => print_crd(),
         Command::Ui { namespace, port } => tokio::runtime::Runtime::new()
             .context("starting the async runtime")
-            .and_then(|rt| rt.block_on(ui(namespace, port))),
+            .and_then(|rt| Ok(rt.block_on(cli::ui::serve(namespace, port))?)),
         Command::Status { channel, namespace } => {
-            inspect(&channel, namespace, kubemint::inspect::describe_status)
+            inspect(&channel, namespace, kubemint::cli::inspect::describe_status)
         }
         Command::History {
             channel,
@@ -319,7 +349,7 @@ fn main() -> ExitCode {
             None => inspect(
                 &channel.unwrap_or_default(),
                 namespace,
-                kubemint::inspect::describe_history,
+                kubemint::cli::inspect::describe_history,
             ),
         },
         Command::Revert {
@@ -348,7 +378,7 @@ fn main() -> ExitCode {
                 (None, Some(sha)) => Target::Commit(sha),
                 (None, None) => Target::Active,
             };
-            let options = RevertOptions {
+            let options = cli::revert::RevertOptions {
                 target,
                 message,
                 author: author_name.zip(author_email),
@@ -359,7 +389,11 @@ fn main() -> ExitCode {
             };
             tokio::runtime::Runtime::new()
                 .context("starting the async runtime")
-                .and_then(|rt| rt.block_on(revert(&channel, namespace, options)))
+                .and_then(|rt| {
+                    let out = rt.block_on(cli::revert::run(&channel, namespace, options))?;
+                    print!("{out}");
+                    Ok(())
+                })
         }
         Command::Plan {
             target,
@@ -390,7 +424,7 @@ fn main() -> ExitCode {
             ui,
         } => {
             telemetry::init(log_format);
-            let settings = Settings {
+            let settings = OperatorSettings {
                 namespace,
                 cache_dir,
                 cache_max_age,
@@ -400,13 +434,13 @@ fn main() -> ExitCode {
                 cluster_name,
                 tenancy: tenancy.into(),
             };
-            let election = leader_elect.then_some(Election {
+            let election = leader_elect.then_some(cli::run::Election {
                 namespace: leader_election_namespace,
                 lease_duration: leader_election_lease_duration,
             });
             tokio::runtime::Runtime::new()
                 .context("starting the async runtime")
-                .and_then(|rt| rt.block_on(run(settings, http_addr, election, ui)))
+                .and_then(|rt| Ok(rt.block_on(cli::run::run(settings, http_addr, election, ui))?))
         }
     };
     match result {
@@ -416,26 +450,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// `kubemint ui`: caches with the user's kubeconfig, served until Ctrl-C.
-async fn ui(namespace: Option<String>, port: u16) -> anyhow::Result<()> {
-    let client = kubemint::cluster::connect()
-        .await
-        .context("connecting to the cluster (KUBECONFIG or in-cluster config)")?;
-    let caches = server::ui::Caches::start(&client, namespace.as_deref());
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let access = server::ui::access::Access::local(client.clone());
-    let bound = server::ui::serve(addr, caches.clone(), access).await?;
-    if !caches.wait_ready(std::time::Duration::from_secs(30)).await {
-        eprintln!("warning: the caches have not listed everything yet (permissions?); pages may be incomplete");
-    }
-    println!("kubemint UI: http://{bound}/ui/");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminated() => {}
-    }
-    Ok(())
 }
 
 fn print_crd() -> anyhow::Result<()> {
@@ -450,33 +464,9 @@ fn history_from_git(
     channel: Option<String>,
     namespace: Option<String>,
 ) -> anyhow::Result<()> {
-    let mut data = std::collections::BTreeMap::new();
-    for (var, key) in [
-        ("KUBEMINT_GIT_USERNAME", "username"),
-        ("KUBEMINT_GIT_PASSWORD", "password"),
-        ("KUBEMINT_GIT_BEARER_TOKEN", "bearerToken"),
-    ] {
-        if let Ok(value) = std::env::var(var) {
-            data.insert(key.to_string(), value.into_bytes());
-        }
-    }
-    if let Ok(path) = std::env::var("KUBEMINT_GIT_CA_FILE") {
-        let ca = std::fs::read(&path).with_context(|| format!("reading {path}"))?;
-        data.insert("ca.crt".to_string(), ca);
-    }
-    let credentials = if data.is_empty() {
-        kubemint::source::GitCredentials::none()
-    } else {
-        kubemint::source::GitCredentials::from_secret_data(&data)?
-    };
-    let channel = match (channel, namespace) {
-        (Some(c), Some(ns)) => Some(format!("{ns}/{c}")),
-        (c, _) => c,
-    };
-    let records = kubemint::source::notes::read_notes_blocking(url, &credentials)?;
     print!(
         "{}",
-        kubemint::inspect::describe_notes(&records, cluster, channel.as_deref())
+        cli::inspect::notes_from_git(url, cluster, channel, namespace)?
     );
     Ok(())
 }
@@ -493,90 +483,22 @@ fn inspect(
     Ok(())
 }
 
-/// Prints what delivering the channel's commit (or `local`) would change; true when something would.
-fn diff(
-    name: &str,
-    namespace: Option<String>,
-    local: Option<PathBuf>,
-    kustomize: Option<KustomizeCommand>,
-    limits: kubemint::render::Limits,
-) -> anyhow::Result<bool> {
+/// Prints what delivering the channel's commit (or local files) would change.
+/// Exit status: 0 no changes, 1 changes, 2 a commit the controller would refuse.
+fn diff(name: &str, namespace: Option<String>, options: DiffOptions) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let source = match local {
-        Some(dir) => kubemint::diff::DiffSource::Local(dir),
-        None => kubemint::diff::DiffSource::Channel,
-    };
-    let report = runtime.block_on(async {
-        let (client, channel) = read_channel(name, namespace).await?;
-        anyhow::Ok(
-            kubemint::diff::diff(&client, &channel, source, kustomize.as_ref(), &limits).await?,
-        )
-    })?;
-    print!("{}", kubemint::diff::describe(&report));
-    Ok(report.has_changes())
-}
-
-/// What `kubemint revert` was asked, besides the channel.
-struct RevertOptions {
-    target: Target,
-    message: Option<String>,
-    author: Option<(String, String)>,
-    push: bool,
-    workdir: Option<PathBuf>,
-    signing: Option<kubemint::revert::SigningRequest>,
-    all_paths: bool,
-}
-
-async fn revert(
-    name: &str,
-    namespace: Option<String>,
-    options: RevertOptions,
-) -> anyhow::Result<()> {
-    let (client, channel) = read_channel(name, namespace).await?;
-    let ns = channel.namespace().unwrap_or_default();
-    let branch = kubemint::revert::branch_of(&channel)?;
-    let status = channel.status.clone().unwrap_or_default();
-    let change = kubemint::revert::pick_change(&format!("{ns}/{name}"), &status, &options.target)?;
-    let credentials = match &channel.spec.git.secret_ref {
-        Some(secret) => {
-            let data = kubemint::cluster::secret_data(&client, &ns, &secret.name)
-                .await
-                .map_err(|m| anyhow::anyhow!("git credentials (spec.git.secretRef): {m}"))?;
-            GitCredentials::from_secret_data(&data)?
-        }
-        None => GitCredentials::none(),
-    };
-    let what = change.what.clone();
-    let reverted = kubemint::revert::revert(RevertRequest {
-        url: channel.spec.git.url.clone(),
-        branch: branch.clone(),
-        credentials,
-        change,
-        message: options.message,
-        author: options.author,
-        workdir: options.workdir,
-        push: options.push,
-        automatic: None,
-        path: (!options.all_paths).then(|| channel.spec.git.path.clone()),
-        signing: options.signing,
-        signing_key: None,
-    })
-    .await?;
-    println!("Reverted {what} on branch {branch}");
-    println!("  commit {} {}", reverted.sha, reverted.subject);
-    if reverted.pushed {
-        println!("  pushed to {}", redact_url(&channel.spec.git.url));
-    } else {
-        println!(
-            "  in {} (not pushed); push it with:",
-            reverted.clone.display()
-        );
-        println!(
-            "  {}",
-            kubemint::revert::push_hint(&reverted.clone, &branch)
-        );
+    let cache = tempfile::tempdir().context("creating a temporary git cache")?;
+    let report = runtime.block_on(cli::diff::run(name, namespace, options, cache.path()))?;
+    print!("{}", cli::diff::describe(&report));
+    if let Some((reason, message)) = &report.refused {
+        eprintln!("error: {}", cli::diff::refusal(reason, message));
+        return Ok(ExitCode::from(2));
     }
-    Ok(())
+    Ok(if report.has_changes() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// The channel `name` in `namespace`, or in the kube context's namespace, and the client that read it.
@@ -584,19 +506,8 @@ async fn read_channel(
     name: &str,
     namespace: Option<String>,
 ) -> anyhow::Result<(kube::Client, Channel)> {
-    let client = kubemint::cluster::connect()
-        .await
-        .context("connecting to the cluster (KUBECONFIG or in-cluster config)")?;
-    let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_string());
-    let channel = kube::Api::<Channel>::namespaced(client.clone(), &namespace)
-        .get(name)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "reading channel {namespace}/{name}: {}",
-                kubemint::cluster::api_message(&e)
-            )
-        })?;
+    let (_, client) = cli::connect().await?;
+    let channel = cli::read_channel(&client, name, namespace).await?;
     Ok((client, channel))
 }
 
@@ -608,134 +519,7 @@ fn plan(
     kustomize: Option<&KustomizeCommand>,
     limits: &kubemint::render::Limits,
 ) -> anyhow::Result<()> {
-    let Some(target) = kubemint::source::local_path(target) else {
-        anyhow::bail!(
-            "{}: plan reads local directories and repositories; clone it first \
-             (git clone URL DIR && kubemint plan DIR --ref BRANCH)",
-            redact_url(target)
-        );
-    };
-    let plan = kubemint::plan::plan(&target, reference, path, kustomize, limits)?;
-    if objects {
-        for o in &plan.release.objects {
-            print!("---\n{}", serde_yaml::to_string(&o.manifest)?);
-        }
-    } else {
-        print!("{}", kubemint::plan::describe(&plan));
-    }
+    let out = cli::offline::output(target, reference, path, objects, kustomize, limits)?;
+    print!("{out}");
     Ok(())
-}
-
-/// `--leader-elect` and its settings.
-struct Election {
-    namespace: Option<String>,
-    lease_duration: std::time::Duration,
-}
-
-async fn run(
-    settings: Settings,
-    http_addr: SocketAddr,
-    election: Option<Election>,
-    ui: bool,
-) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::default());
-    let ready = Arc::new(AtomicBool::new(false));
-    let leading = Arc::new(AtomicBool::new(election.is_none()));
-    let (requests, wake) = SyncRequests::new();
-    let config = kubemint::cluster::config()
-        .await
-        .context("reading the cluster config (in-cluster config or KUBECONFIG)")?;
-    let client = kube::Client::try_from(config.clone())
-        .context("connecting to the cluster (in-cluster config or KUBECONFIG)")?;
-    let operator = Operator::new(
-        config,
-        client.clone(),
-        &settings,
-        metrics.clone(),
-        requests.clone(),
-        wake,
-    );
-    let hooks = Hooks::new(operator.channels(), client.clone(), requests);
-    // The UI's own watches (channels, minted ReplicaSets, channel events):
-    // pages are built from memory, whichever replica leads.
-    let ui = ui.then(|| {
-        let caches = server::ui::Caches::start(&client, settings.namespace.as_deref());
-        let access = server::ui::access::Access::kubernetes(client.clone());
-        server::ui::router(caches, access)
-    });
-    let bound = server::serve(
-        http_addr,
-        ServerState {
-            metrics,
-            ready: ready.clone(),
-            leading: leading.clone(),
-            hooks,
-            ui,
-        },
-    )
-    .await
-    .with_context(|| format!("binding {http_addr}"))?;
-    tracing::info!(%bound, "serving /healthz, /readyz, /metrics and /hooks");
-    client
-        .apiserver_version()
-        .await
-        .context("the API server does not answer")?;
-    ready.store(true, Ordering::Relaxed);
-    log_kustomize(settings.kustomize.as_ref());
-    let Some(election) = election else {
-        tracing::info!(namespace = ?settings.namespace, "watching channels");
-        operator.run().await;
-        return Ok(());
-    };
-    let election = LeaderElection {
-        namespace: election
-            .namespace
-            .unwrap_or_else(|| client.default_namespace().to_string()),
-        identity: leader::identity(settings.instance.as_deref()),
-        lease_duration: election.lease_duration,
-    };
-    tracing::info!(lease = %election.lease(), identity = %election.identity, "standby: waiting for the leader lease");
-    let mut leadership = tokio::select! {
-        held = election.acquire(client.clone()) => held?,
-        _ = tokio::signal::ctrl_c() => return Ok(()),
-        _ = terminated() => return Ok(()),
-    };
-    leading.store(true, Ordering::Relaxed);
-    tracing::info!(lease = %election.lease(), identity = %election.identity, namespace = ?settings.namespace, "leading: watching channels");
-    tokio::select! {
-        () = operator.run() => {
-            leadership.step_down().await;
-            Ok(())
-        }
-        () = leadership.lost() => {
-            // Another replica holds the lease now: stop at once rather than act
-            // beside it. The pod restarts as a standby.
-            anyhow::bail!("lost the leader lease {}; exiting", election.lease())
-        }
-    }
-}
-
-/// Says at startup which kustomize builds kustomizations, or that none can.
-fn log_kustomize(configured: Option<&KustomizeCommand>) {
-    let command = configured
-        .cloned()
-        .unwrap_or_else(KustomizeCommand::default_command);
-    match command.version() {
-        Some(version) => {
-            tracing::info!(%command, %version, "kustomizations are built with kustomize")
-        }
-        None => {
-            tracing::warn!(%command, "kustomize is not available: channels whose path holds a kustomization will fail until it is installed")
-        }
-    }
-}
-
-/// Resolves on SIGTERM (how Kubernetes stops a pod).
-async fn terminated() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            term.recv().await;
-        }
-        Err(_) => std::future::pending().await,
-    }
 }

@@ -17,8 +17,8 @@ pub mod subtree;
 
 pub use sign::{InMemoryKey, SigningFormat, SigningRequest};
 
+use crate::api::Channel;
 use crate::api::{ChannelStatus, ReleasePhase};
-use crate::controller::Channel;
 use crate::source::auth::fetch_options;
 use crate::source::{push_refspec, redact_url, sanitize, short_sha, GitCredentials, RefRequest};
 
@@ -387,11 +387,7 @@ pub struct Reverted {
 
 /// The branch a channel follows, or why it cannot be reverted.
 pub fn branch_of(channel: &Channel) -> Result<String, RevertError> {
-    let name = format!(
-        "{}/{}",
-        channel.metadata.namespace.as_deref().unwrap_or_default(),
-        channel.metadata.name.as_deref().unwrap_or_default()
-    );
+    let name = channel.key();
     match RefRequest::from_spec(&channel.spec.git.reference) {
         Ok(RefRequest::Branch(b)) => Ok(b),
         Ok(other) => Err(RevertError::NotABranch {

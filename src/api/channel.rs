@@ -502,7 +502,20 @@ impl std::fmt::Display for ObjectId {
     }
 }
 
+/// The key of channel `name` in `namespace`: `<namespace>/<name>` (see [`Channel::key`]).
+pub fn channel_key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
 impl Channel {
+    /// The channel's key in memos, logs and messages: `<namespace>/<name>`.
+    pub fn key(&self) -> String {
+        channel_key(
+            self.metadata.namespace.as_deref().unwrap_or_default(),
+            self.metadata.name.as_deref().unwrap_or_default(),
+        )
+    }
+
     /// The value of the `kubemint.io/channel` label: `<namespace>.<name>`.
     pub fn label_value(&self) -> String {
         format!(

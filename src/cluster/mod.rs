@@ -86,7 +86,9 @@ impl ClusterError {
         match self {
             ClusterError::Discovery { .. } => "DiscoveryFailed",
             ClusterError::UnknownKind { .. } => "UnknownKind",
-            ClusterError::Rejected { source, .. } | ClusterError::Observe { source, .. }
+            ClusterError::Rejected { source, .. }
+            | ClusterError::Observe { source, .. }
+            | ClusterError::Write { source, .. }
                 if is_forbidden(source) =>
             {
                 "Forbidden"
@@ -104,9 +106,9 @@ impl ClusterError {
         match self {
             ClusterError::UnknownKind { .. } | ClusterError::Rejected { .. } => true,
             ClusterError::Write { source, .. } => !is_transient(source),
-            ClusterError::Discovery { .. }
-            | ClusterError::NotEstablished { .. }
-            | ClusterError::Observe { .. } => false,
+            // A read the client may not make waits for RBAC to change, not for time.
+            ClusterError::Observe { source, .. } => is_forbidden(source),
+            ClusterError::Discovery { .. } | ClusterError::NotEstablished { .. } => false,
         }
     }
 }
@@ -176,4 +178,46 @@ pub async fn secret_data(
         .into_iter()
         .map(|(k, v)| (k, v.0))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16) -> kube::Error {
+        kube::Error::Api(Box::new(
+            kube::core::Status::failure("configmaps is forbidden", "Forbidden").with_code(code),
+        ))
+    }
+
+    #[test]
+    fn a_refusal_is_forbidden_and_waits_for_rbac_whatever_the_verb() {
+        let object = || "ConfigMap/shop/web".to_string();
+        let refusals = [
+            ClusterError::Rejected {
+                file: "web.yaml".into(),
+                object: object(),
+                source: api(403),
+            },
+            ClusterError::Observe {
+                what: "Services in shop".into(),
+                source: api(403),
+            },
+            ClusterError::Write {
+                action: "applying",
+                object: object(),
+                source: api(403),
+            },
+        ];
+        for e in refusals {
+            assert_eq!(e.reason(), "Forbidden", "{e}");
+            assert!(e.is_permanent(), "{e}");
+        }
+        let busy = ClusterError::Observe {
+            what: "Services in shop".into(),
+            source: api(503),
+        };
+        assert_eq!(busy.reason(), "ObserveFailed");
+        assert!(!busy.is_permanent(), "a server error is retried");
+    }
 }

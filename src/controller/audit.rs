@@ -306,11 +306,7 @@ pub async fn auto_revert(
         credentials,
         signing_key,
     } = keys;
-    let key = format!(
-        "{}/{}",
-        channel.namespace().unwrap_or_default(),
-        channel.name_any()
-    );
+    let key = channel.key();
     let outcome = async {
         let signing_key = signing_key?;
         let branch = revert::branch_of(channel)?;
@@ -353,7 +349,7 @@ pub async fn auto_revert(
     };
     match outcome {
         Ok((reverted, branch)) => AutoRevertStatus {
-            outcome: "Pushed".into(),
+            outcome: RevertOutcome::Pushed.to_string(),
             message: format!(
                 "pushed {} \"{}\" to branch {branch}",
                 short_sha(&reverted.sha),
@@ -364,24 +360,61 @@ pub async fn auto_revert(
         },
         Err(e) => AutoRevertStatus {
             outcome: match &e {
-                RevertError::Conflict { .. } => "Conflict",
+                RevertError::Conflict { .. } => RevertOutcome::Conflict,
                 RevertError::RevertOfRevert { .. } | RevertError::AlreadyReverted { .. } => {
-                    "Skipped"
+                    RevertOutcome::Skipped
                 }
                 // The remote or the network may answer later: tried again.
-                RevertError::Git { .. } | RevertError::Task(_) => RETRYING,
-                _ => "Failed",
+                RevertError::Git { .. } | RevertError::Task(_) => RevertOutcome::Retrying,
+                _ => RevertOutcome::Failed,
             }
-            .into(),
+            .to_string(),
             message: format!("{}: {e}", e.reason()),
             ..base
         },
     }
 }
 
-/// The outcome of an automatic revert that failed for a reason that may pass
-/// (git unreachable): tried again after [`AUTO_REVERT_RETRY`].
-pub const RETRYING: &str = "Retrying";
+/// What became of an automatic revert; `status.autoRevert.outcome` holds its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevertOutcome {
+    /// The revert commit was pushed.
+    Pushed,
+    /// The revert does not apply cleanly.
+    Conflict,
+    /// The loop guard: a revert of a revert, or a release reverted already.
+    Skipped,
+    /// Git could not be reached: tried again after [`AUTO_REVERT_RETRY`].
+    Retrying,
+    /// Any other failure.
+    Failed,
+}
+
+impl RevertOutcome {
+    /// The outcome `status.autoRevert.outcome` names (an unknown name: `Failed`).
+    pub fn of(status: &AutoRevertStatus) -> Self {
+        match status.outcome.as_str() {
+            "Pushed" => RevertOutcome::Pushed,
+            "Conflict" => RevertOutcome::Conflict,
+            "Skipped" => RevertOutcome::Skipped,
+            "Retrying" => RevertOutcome::Retrying,
+            _ => RevertOutcome::Failed,
+        }
+    }
+}
+
+impl std::fmt::Display for RevertOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RevertOutcome::Pushed => "Pushed",
+            RevertOutcome::Conflict => "Conflict",
+            RevertOutcome::Skipped => "Skipped",
+            RevertOutcome::Retrying => "Retrying",
+            RevertOutcome::Failed => "Failed",
+        })
+    }
+}
+
 /// How long after a failed attempt an automatic revert is tried again.
 pub const AUTO_REVERT_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -420,18 +453,18 @@ pub async fn revert_signing_key(
 
 /// The automatic revert's event: reason, type and message.
 pub fn auto_revert_event(s: &AutoRevertStatus) -> (EventType, &'static str, String) {
-    match s.outcome.as_str() {
-        "Pushed" => (
+    match RevertOutcome::of(s) {
+        RevertOutcome::Pushed => (
             EventType::Normal,
             "AutoReverted",
             format!("Release {} failed: {}", s.release, s.message),
         ),
-        "Skipped" => (
+        RevertOutcome::Skipped => (
             EventType::Normal,
             "AutoRevertSkipped",
             format!("Release {} failed; not reverted: {}", s.release, s.message),
         ),
-        RETRYING => (
+        RevertOutcome::Retrying => (
             EventType::Warning,
             "AutoRevertFailed",
             format!(
@@ -441,7 +474,7 @@ pub fn auto_revert_event(s: &AutoRevertStatus) -> (EventType, &'static str, Stri
                 s.message
             ),
         ),
-        _ => (
+        RevertOutcome::Conflict | RevertOutcome::Failed => (
             EventType::Warning,
             "AutoRevertFailed",
             format!(
@@ -457,7 +490,7 @@ pub fn auto_revert_event(s: &AutoRevertStatus) -> (EventType, &'static str, Stri
 /// failed while the operator was down (held ever since) is reverted too. The
 /// status only saves a clone: whether the release was reverted already is for
 /// the loop guard to say, from git. An attempt that failed for a reason that
-/// may pass ([`RETRYING`]) is made again once [`AUTO_REVERT_RETRY`] is over.
+/// may pass ([`RevertOutcome::Retrying`]) is made again once [`AUTO_REVERT_RETRY`] is over.
 pub fn should_revert(
     channel: &Channel,
     phase: &Phase,
@@ -467,7 +500,7 @@ pub fn should_revert(
     now: Timestamp,
 ) -> bool {
     let retry_due = |a: &AutoRevertStatus| {
-        a.outcome == RETRYING
+        RevertOutcome::of(a) == RevertOutcome::Retrying
             && a.time.parse::<Timestamp>().is_ok_and(|t| {
                 now.duration_since(t).as_secs_f64() >= AUTO_REVERT_RETRY.as_secs_f64()
             })
@@ -483,6 +516,23 @@ pub fn should_revert(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_outcome_is_read_back_from_the_status_by_its_name() {
+        use RevertOutcome::*;
+        for outcome in [Pushed, Conflict, Skipped, Retrying, Failed] {
+            let status = AutoRevertStatus {
+                outcome: outcome.to_string(),
+                ..Default::default()
+            };
+            assert_eq!(RevertOutcome::of(&status), outcome);
+        }
+        let unknown = AutoRevertStatus {
+            outcome: "Exploded".into(),
+            ..Default::default()
+        };
+        assert_eq!(RevertOutcome::of(&unknown), Failed);
+    }
     use crate::api::{CommitInfo, WorkloadRevision};
     use serde_json::json;
 
@@ -711,7 +761,7 @@ mod tests {
         before.auto_revert = Some(AutoRevertStatus {
             release: "r".into(),
             commit: "c".into(),
-            outcome: "Conflict".into(),
+            outcome: RevertOutcome::Conflict.to_string(),
             ..Default::default()
         });
         assert!(!should_revert(
@@ -734,7 +784,7 @@ mod tests {
         before.auto_revert = Some(AutoRevertStatus {
             release: "r".into(),
             commit: "c".into(),
-            outcome: RETRYING.into(),
+            outcome: RevertOutcome::Retrying.to_string(),
             time: "2026-12-01T09:59:30Z".into(),
             ..Default::default()
         });

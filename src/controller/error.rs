@@ -1,61 +1,13 @@
-//! The controller's error: every layer's error, plus the controller's own.
+//! The controller's error: the engine's, or a write of the channel itself.
 
-use crate::cluster::ClusterError;
-use crate::render::RenderError;
-use crate::source::SourceError;
+use crate::engine;
 
 /// Why a reconcile did not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Fetching the commit failed.
+    /// A stage of the pipeline failed or refused the commit.
     #[error(transparent)]
-    Source(#[from] SourceError),
-    /// The commit does not render into a valid release.
-    #[error(transparent)]
-    Render(#[from] RenderError),
-    /// Applying or pruning failed.
-    #[error(transparent)]
-    Cluster(#[from] ClusterError),
-    /// The channel's spec cannot be used as written.
-    #[error("invalid channel spec: {0}")]
-    InvalidSpec(String),
-    /// The watches of the cluster have not listed their objects yet (the API
-    /// server may be restarting): planning now would see an empty cluster.
-    #[error("the watches of the cluster are not in sync yet; retrying{}", watch_errors(.0))]
-    Unsynced(Vec<String>),
-    /// A client impersonating the channel's ServiceAccount could not be made.
-    #[error("impersonating the channel's ServiceAccount: {0}")]
-    Impersonation(String),
-    /// `--no-cross-namespace-refs`: the commit delivers outside the channel's namespace.
-    #[error("{file}: {object} is in {location}, but this operator runs with --no-cross-namespace-refs: a channel delivers only into its own namespace ({namespace}); move the object or deliver it from a channel there")]
-    CrossNamespace {
-        /// The file that declares it.
-        file: String,
-        /// The object.
-        object: String,
-        /// Where it would go.
-        location: String,
-        /// The channel's namespace.
-        namespace: String,
-    },
-    /// The prune guard holds the commit until a person approves it.
-    #[error("commit {} would prune {}, more than spec.pruneGuard.maxFraction ({:.0}%): held, nothing of it was applied. If that is intended: kubectl annotate channel {channel} -n {namespace} {}={commit} --overwrite", crate::source::short_sha(.commit), .hold.describe(), .hold.max_fraction * 100.0, crate::api::APPROVE_PRUNE_ANNOTATION)]
-    PruneHeld {
-        /// The commit held.
-        commit: String,
-        /// What it would prune.
-        hold: crate::rollout::PruneHold,
-        /// The channel's name.
-        channel: String,
-        /// Its namespace.
-        namespace: String,
-    },
-    /// A local path or `file://` URL in `spec.git.url`, without `--allow-local-sources`.
-    #[error("spec.git.url {url} is a local path, which this operator refuses: a channel could read any repository on the operator's filesystem; use a network URL (https://, ssh://, git://), or run kubemint with --allow-local-sources (chart value allowLocalSources) when a sidecar keeps the repository on a volume shared with the operator")]
-    LocalSourceRefused {
-        /// The URL, redacted.
-        url: String,
-    },
+    Engine(#[from] engine::Error),
     /// Reading or writing the channel itself failed.
     #[error("updating the channel failed: {}", crate::cluster::api_message(.0))]
     Kube(#[source] kube::Error),
@@ -65,18 +17,7 @@ impl Error {
     /// CamelCase reason for conditions, events and metric labels.
     pub fn reason(&self) -> &'static str {
         match self {
-            Error::Source(e) => e.reason(),
-            Error::Render(e) => e.reason(),
-            Error::Cluster(e) => e.reason(),
-            Error::InvalidSpec(_) => "InvalidSpec",
-            Error::Unsynced(errors) if errors.iter().any(|e| e.contains("forbidden")) => {
-                "WatchForbidden"
-            }
-            Error::Unsynced(_) => "WatchNotSynced",
-            Error::Impersonation(_) => "ImpersonationFailed",
-            Error::CrossNamespace { .. } => "CrossNamespaceRefused",
-            Error::PruneHeld { .. } => "PruneHeld",
-            Error::LocalSourceRefused { .. } => "LocalSourceRefused",
+            Error::Engine(e) => e.reason(),
             Error::Kube(_) => "ChannelUpdateFailed",
         }
     }
@@ -85,25 +26,8 @@ impl Error {
     /// otherwise the same commit is retried with backoff.
     pub fn is_stalled(&self) -> bool {
         match self {
-            Error::Render(_)
-            | Error::InvalidSpec(_)
-            | Error::CrossNamespace { .. }
-            | Error::PruneHeld { .. }
-            | Error::LocalSourceRefused { .. } => true,
-            Error::Cluster(e) => e.is_permanent(),
-            Error::Source(e) if e.is_permanent() => true,
-            Error::Source(_) | Error::Kube(_) | Error::Unsynced(_) | Error::Impersonation(_) => {
-                false
-            }
+            Error::Engine(e) => e.is_stalled(),
+            Error::Kube(_) => false,
         }
-    }
-}
-
-/// `: <error>; <error>` of failing watches, or nothing.
-fn watch_errors(errors: &[String]) -> String {
-    if errors.is_empty() {
-        String::new()
-    } else {
-        format!(": {}", errors.join("; "))
     }
 }

@@ -1,17 +1,17 @@
-//! The `Channel` controller: watches channels and reconciles each one.
+//! The `Channel` controller, the kube-runtime shell around the
+//! [`engine`](crate::engine): watches channels, runs a pass of each, writes
+//! their status and events, drives the audit trail (deployment notes,
+//! automatic reverts), and elects a leader among replicas.
 
 mod audit;
 pub(crate) mod context;
 mod error;
-mod execute;
+mod events;
 pub mod leader;
 mod metrics;
-pub(crate) mod observe;
-mod prepare;
 mod reconcile;
-pub mod source;
+mod report;
 mod status;
-pub mod tenancy;
 mod triggers;
 
 use std::path::PathBuf;
@@ -29,10 +29,10 @@ pub use crate::api as crd;
 pub use crate::api::{Channel, ChannelSpec, ChannelStatus};
 pub use context::Context;
 pub use error::Error;
-pub use execute::FAILPOINT_ENV;
 pub use metrics::Metrics;
-pub use prepare::{prepare, Rendered};
 pub use triggers::SyncRequests;
+
+use crate::engine::{observe, tenancy};
 
 /// How long a channel's pass waits for more watch events after the first of a burst.
 const PASS_WINDOW: std::time::Duration = std::time::Duration::from_millis(300);
@@ -42,7 +42,7 @@ const CACHE_COLLECTION_PERIOD: std::time::Duration = std::time::Duration::from_s
 
 /// Settings of `kubemint run`.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct OperatorSettings {
     /// Watch only this namespace; all namespaces when `None`.
     pub namespace: Option<String>,
     /// Where bare repositories are cached between reconciles.
@@ -58,7 +58,7 @@ pub struct Settings {
     /// This cluster's name in deployment notes (`refs/notes/kubemint/<cluster>`).
     pub cluster_name: String,
     /// Impersonation and namespace limits of channels.
-    pub tenancy: tenancy::Policy,
+    pub tenancy: tenancy::TenancyPolicy,
 }
 
 /// The controller, built but not yet running. Its cache of channels can be
@@ -75,7 +75,7 @@ impl Operator {
     pub fn new(
         config: kube::Config,
         client: Client,
-        settings: &Settings,
+        settings: &OperatorSettings,
         metrics: Arc<Metrics>,
         requests: SyncRequests,
         wake: impl futures::Stream<Item = kube::runtime::reflector::ObjectRef<Channel>> + Send + 'static,
@@ -127,7 +127,7 @@ impl Operator {
 
     /// Runs until the process is asked to stop (SIGTERM / Ctrl-C).
     pub async fn run(self) {
-        let (git, max_age) = (self.ctx.git.clone(), self.ctx.cache_max_age);
+        let (git, max_age) = (self.ctx.engine.git().clone(), self.ctx.cache_max_age);
         // Unused cache entries go at start and then every hour.
         let collector = tokio::spawn(async move {
             let mut every = tokio::time::interval(CACHE_COLLECTION_PERIOD);

@@ -3,11 +3,11 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 
-use super::prepare::Rendered;
 use crate::api::{
     Channel, ChannelStatus, Inventory, ReleasePhase, ReleaseRecord, WorkloadRevision,
     RECONCILE_ANNOTATION,
 };
+use crate::engine::Rendered;
 use crate::rollout::{Phase, Plan};
 use crate::source::short_sha;
 

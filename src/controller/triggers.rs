@@ -38,7 +38,7 @@ impl SyncRequests {
         self.pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(format!("{namespace}/{name}"));
+            .insert(crate::api::channel_key(namespace, name));
         let _ = self.wake.send(ObjectRef::new(name).within(namespace));
     }
 

@@ -28,13 +28,15 @@ mod tests;
 
 use std::collections::HashMap;
 
+use crate::api::ObjectId;
+
 pub use error::{KustomizeFailure, Problem, RenderError};
 pub use kustomize::{KustomizeBuild, KustomizeCommand, BUILD_TIMEOUT, MAX_OUTPUT};
 pub use limits::{
     parse_size, Budget, Limits, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_OBJECTS,
     DEFAULT_MAX_RELEASE_BYTES,
 };
-pub use object::{apply_stage, is_cluster_scoped_builtin, Object, ObjectKey};
+pub use object::{apply_stage, is_cluster_scoped_builtin, Object};
 pub use pods::{pod_spec, pod_spec_mut};
 pub use release::{
     config_hash, referenced_configs, visit_config_refs, ContainerImage, Release, Workload,
@@ -115,7 +117,7 @@ pub fn render(tree: &RepoTree, opts: &RenderOptions) -> Result<Release, RenderEr
     inputs.sort_by(|a, b| a.path().cmp(b.path()));
 
     let mut objects: Vec<Object> = Vec::new();
-    let mut seen: HashMap<ObjectKey, (String, Option<usize>)> = HashMap::new();
+    let mut seen: HashMap<ObjectId, (String, Option<usize>)> = HashMap::new();
     // Bytes parsed so far: manifest files and kustomize output.
     let mut rendered: u64 = 0;
     for input in &inputs {

@@ -1,8 +1,8 @@
 //! Rendered objects, their identity and their place in the apply order.
 
-use std::fmt;
-
 use serde_json::Value;
+
+use crate::api::ObjectId;
 
 /// One rendered Kubernetes object.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,8 +34,8 @@ impl Object {
 
     /// Stable identity (group, kind, namespace, name; not version), used for
     /// duplicates and the inventory.
-    pub fn key(&self) -> ObjectKey {
-        ObjectKey {
+    pub fn key(&self) -> ObjectId {
+        ObjectId {
             group: self.group().to_string(),
             kind: self.kind.clone(),
             namespace: self.namespace.clone(),
@@ -65,35 +65,6 @@ pub(crate) fn split_api_version(api_version: &str) -> (&str, &str) {
     match api_version.split_once('/') {
         Some((group, version)) => (group, version),
         None => ("", api_version),
-    }
-}
-
-/// Stable identity of an object: group, kind, namespace, name.
-#[derive(
-    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub struct ObjectKey {
-    /// API group, `""` for core.
-    pub group: String,
-    /// Kind.
-    pub kind: String,
-    /// Namespace as written; `None` when absent or cluster-scoped.
-    pub namespace: Option<String>,
-    /// Name.
-    pub name: String,
-}
-
-impl fmt::Display for ObjectKey {
-    /// `apps/Deployment/shop/web`; core group: `Service/shop/web`; no namespace: `Namespace/shop`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.group.is_empty() {
-            write!(f, "{}/", self.group)?;
-        }
-        write!(f, "{}/", self.kind)?;
-        if let Some(ns) = &self.namespace {
-            write!(f, "{ns}/")?;
-        }
-        f.write_str(&self.name)
     }
 }
 

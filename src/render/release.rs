@@ -5,7 +5,8 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::{Map, Value};
 
 use super::hash::{canonical, short_sha256};
-use super::{pods, Object, ObjectKey};
+use super::{pods, Object};
+use crate::api::ObjectId;
 
 /// Hex characters of a release id.
 const RELEASE_ID_LEN: usize = 12;
@@ -57,7 +58,7 @@ pub struct Workload {
     /// Every container, regular then init, with its image after overrides.
     pub containers: Vec<ContainerImage>,
     /// ConfigMaps/Secrets its pods reference that exist in the release, sorted.
-    pub config_refs: Vec<ObjectKey>,
+    pub config_refs: Vec<ObjectId>,
 }
 
 /// A container and its image.
@@ -71,7 +72,7 @@ pub struct ContainerImage {
 
 /// Release id: short sha256 over the canonical form of every object, in key order.
 pub(crate) fn release_id(objects: &[Object]) -> String {
-    let mut sorted: Vec<(ObjectKey, String)> = objects
+    let mut sorted: Vec<(ObjectId, String)> = objects
         .iter()
         .map(|o| (o.key(), canonical(&o.manifest)))
         .collect();
@@ -81,7 +82,7 @@ pub(crate) fn release_id(objects: &[Object]) -> String {
 
 /// Builds the workloads of a set of objects (in any order).
 pub(crate) fn workloads(objects: &[Object]) -> Vec<Workload> {
-    let by_key: HashMap<ObjectKey, &Object> = objects.iter().map(|o| (o.key(), o)).collect();
+    let by_key: HashMap<ObjectId, &Object> = objects.iter().map(|o| (o.key(), o)).collect();
     let mut out: Vec<Workload> = objects
         .iter()
         .filter(|o| {
@@ -94,7 +95,7 @@ pub(crate) fn workloads(objects: &[Object]) -> Vec<Workload> {
     out
 }
 
-fn workload(obj: &Object, by_key: &HashMap<ObjectKey, &Object>) -> Workload {
+fn workload(obj: &Object, by_key: &HashMap<ObjectId, &Object>) -> Workload {
     let template = obj
         .manifest
         .pointer("/spec/template")
@@ -111,11 +112,11 @@ fn workload(obj: &Object, by_key: &HashMap<ObjectKey, &Object>) -> Workload {
                 .collect()
         })
         .unwrap_or_default();
-    let config_refs: Vec<ObjectKey> = spec
+    let config_refs: Vec<ObjectId> = spec
         .map(referenced_configs)
         .unwrap_or_default()
         .into_iter()
-        .map(|(kind, name)| ObjectKey {
+        .map(|(kind, name)| ObjectId {
             group: String::new(),
             kind: kind.to_string(),
             namespace: obj.namespace.clone(),

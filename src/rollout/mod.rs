@@ -8,6 +8,7 @@ mod observed;
 mod plan;
 #[cfg(test)]
 mod plan_tests;
+pub mod simulator;
 
 pub use desired::{
     annotated, manifest_hash, DesiredHook, DesiredObject, DesiredRelease, DesiredRevision,
@@ -27,6 +28,8 @@ pub use plan::{
     FAILED_ANNOTATION, FAILED_HOOK_ANNOTATION, FAILED_READY_ANNOTATION, FAILED_RETRY_ANNOTATION,
     HOOK_RETRY_ANNOTATION, PROGRESSING_ANNOTATION, PROMOTED_ANNOTATION,
 };
+
+pub use simulator::Simulator;
 
 use std::collections::{BTreeMap, BTreeSet};
 

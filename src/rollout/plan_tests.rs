@@ -3,11 +3,10 @@
 //! every pass's actions the next passes must converge without a pinned Service
 //! that served ready pods ever selecting none.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
-use serde_json::Value;
 
 use super::*;
 use crate::render::{render, EntryKind, RenderOptions, RepoTree, TreeEntry};
@@ -77,296 +76,43 @@ fn settings() -> Settings {
     }
 }
 
-/// The cluster as the plan sees it, changed by actions the way the API server
-/// and the ReplicaSet controller would.
+/// The simulator, strict: a Service that served ready pods and selects none fails the test.
 #[derive(Clone)]
-struct World {
-    observed: Observed,
-    inventory: Vec<InventoryEntry>,
-    now: Timestamp,
-    /// Revisions whose pods never become ready.
-    broken: BTreeSet<String>,
-    /// Services that have selected ready pods at some point.
-    served: BTreeSet<(String, String)>,
+struct World(Simulator);
+
+impl std::ops::Deref for World {
+    type Target = Simulator;
+    fn deref(&self) -> &Simulator {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for World {
+    fn deref_mut(&mut self) -> &mut Simulator {
+        &mut self.0
+    }
 }
 
 impl World {
     fn new() -> Self {
-        World {
-            observed: Observed::default(),
-            inventory: Vec::new(),
-            now: t(0),
-            broken: BTreeSet::new(),
-            served: BTreeSet::new(),
-        }
+        let mut sim = Simulator::new(Observed::default(), Vec::new(), t(0));
+        sim.strict = true;
+        World(sim)
     }
 
-    fn plan(&self, desired: &DesiredRelease, settings: &Settings) -> Plan {
-        plan(desired, &self.observed, &self.inventory, self.now, settings)
-    }
-
-    fn annotation(manifest: &Value, key: &str) -> Option<String> {
-        manifest["metadata"]["annotations"][key]
-            .as_str()
-            .map(str::to_string)
-    }
-
-    fn act(&mut self, action: &Action, desired: &DesiredRelease) {
-        let now = self.now;
-        match action {
-            Action::Apply { id, manifest, .. } | Action::Switch { id, manifest, .. } => {
-                self.observed.objects.insert(
-                    id.clone(),
-                    LiveObject {
-                        applied_hash: World::annotation(manifest, APPLIED_HASH_ANNOTATION),
-                        foreign_managers: Vec::new(),
-                        edited_by: None,
-                        edits: Vec::new(),
-                    },
-                );
-                if id.kind == "Service" {
-                    let selector = manifest["spec"]["selector"]
-                        .as_object()
-                        .unwrap()
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-                        .collect();
-                    self.observed.services.insert(
-                        (id.namespace.clone().unwrap(), id.name.clone()),
-                        LiveService { selector },
-                    );
-                }
-                if manifest["immutable"] == true {
-                    self.observed.copies.push(LiveCopy {
-                        kind: id.kind.clone(),
-                        namespace: id.namespace.clone().unwrap(),
-                        name: id.name.clone(),
-                    });
-                }
-            }
-            Action::ApplyRevision {
-                namespace,
-                name,
-                manifest,
-                replicas,
-                ..
-            } => {
-                let wanted = desired
-                    .revisions
-                    .iter()
-                    .find(|r| &r.name == name)
-                    .expect("only wanted revisions are applied");
-                let since =
-                    World::annotation(manifest, PROGRESSING_ANNOTATION).map(|s| s.parse().unwrap());
-                let reads = manifest["spec"]["template"]["spec"]["containers"][0]["envFrom"][0]
-                    ["configMapRef"]["name"]
-                    .as_str()
-                    .map(|s| vec![s.to_string()])
-                    .unwrap_or_default();
-                let existing = self.observed.revision(namespace, name).cloned();
-                let mut r = existing.unwrap_or(LiveRevision {
-                    namespace: namespace.clone(),
-                    name: name.clone(),
-                    workload: wanted.workload.1.clone(),
-                    hash: wanted.hash.clone(),
-                    replicas: 0,
-                    available: 0,
-                    ready: 0,
-                    observed: true,
-                    created: now,
-                    progressing_since: None,
-                    promoted_at: None,
-                    drained_at: None,
-                    failed: None,
-                    release: World::annotation(manifest, RELEASE_ANNOTATION),
-                    commit: World::annotation(manifest, COMMIT_ANNOTATION),
-                    reads,
-                    meta: LiveObject {
-                        applied_hash: None,
-                        foreign_managers: Vec::new(),
-                        edited_by: None,
-                        edits: Vec::new(),
-                    },
-                });
-                if *replicas > r.replicas {
-                    // New pods start unready.
-                    r.ready = r.ready.min(r.replicas);
-                    r.available = r.available.min(r.replicas);
-                }
-                r.replicas = *replicas;
-                r.progressing_since = since;
-                r.meta.applied_hash = World::annotation(manifest, APPLIED_HASH_ANNOTATION);
-                self.observed
-                    .revisions
-                    .retain(|x| !(x.namespace == *namespace && x.name == *name));
-                self.observed.revisions.push(r);
-            }
-            Action::MarkPromoted { namespace, name } => {
-                self.rs(namespace, name).promoted_at = Some(now);
-            }
-            Action::MarkFailed {
-                namespace,
-                name,
-                release,
-                retry,
-                ready,
-                hook,
-            } => {
-                let r = self.rs(namespace, name);
-                r.replicas = 0;
-                r.ready = 0;
-                r.available = 0;
-                r.failed = Some(FailedMark {
-                    release: release.clone(),
-                    retry: retry.clone(),
-                    ready: ready.clone(),
-                    hook: hook.clone(),
-                });
-            }
-            Action::Drain {
-                namespace,
-                name,
-                served,
-            } => {
-                let r = self.rs(namespace, name);
-                r.replicas = 0;
-                r.ready = 0;
-                r.available = 0;
-                if *served {
-                    r.drained_at = Some(now);
-                }
-            }
-            Action::DeleteRevision { namespace, name } => self
-                .observed
-                .revisions
-                .retain(|x| !(x.namespace == *namespace && x.name == *name)),
-            Action::DeleteCopy {
-                namespace, name, ..
-            } => self
-                .observed
-                .copies
-                .retain(|c| !(c.namespace == *namespace && c.name == *name)),
-            Action::RunHook { id, manifest, .. } => {
-                self.observed.hooks.insert(
-                    (id.namespace.clone().unwrap(), id.name.clone()),
-                    LiveHook {
-                        succeeded: false,
-                        failed: false,
-                        created: now,
-                        retry: World::annotation(manifest, HOOK_RETRY_ANNOTATION).unwrap(),
-                    },
-                );
-            }
-            Action::DeleteHook { namespace, name } => {
-                self.observed
-                    .hooks
-                    .remove(&(namespace.clone(), name.clone()));
-            }
-            Action::Prune { entry } => {
-                self.observed.objects.remove(&entry.id());
-                if entry.kind == "Service" {
-                    self.observed
-                        .services
-                        .remove(&(entry.namespace.clone().unwrap(), entry.name.clone()));
-                }
-            }
-        }
-        self.check();
-    }
-
-    fn rs(&mut self, namespace: &str, name: &str) -> &mut LiveRevision {
-        self.observed
-            .revisions
-            .iter_mut()
-            .find(|r| r.namespace == namespace && r.name == name)
-            .expect("revision exists")
-    }
-
-    /// Pods of every running revision become ready (but the broken ones).
-    fn settle(&mut self) {
-        for r in &mut self.observed.revisions {
-            if !self.broken.contains(&r.name) {
-                r.ready = r.replicas;
-                r.available = r.replicas;
-            }
-        }
-        self.check();
-    }
-
-    /// The invariant: a pinned Service that served ready pods always does.
-    fn check(&mut self) {
-        for ((ns, name), service) in &self.observed.services {
-            let Some(hash) = service.selector.get(REVISION_LABEL) else {
-                continue;
-            };
-            let ready = self
-                .observed
-                .revisions
-                .iter()
-                .any(|r| &r.namespace == ns && &r.hash == hash && r.ready > 0);
-            let key = (ns.clone(), name.clone());
-            if ready {
-                self.served.insert(key);
-            } else {
-                assert!(
-                    !self.served.contains(&key),
-                    "Service {ns}/{name} selects revision {hash} with no ready pod"
-                );
-            }
-        }
-    }
-
-    /// Carries out a whole plan and records the inventory it reports.
-    fn run(&mut self, desired: &DesiredRelease, settings: &Settings) -> Plan {
-        let plan = self.plan(desired, settings);
-        for action in &plan.actions {
-            self.act(action, desired);
-        }
-        self.inventory = plan.inventory.clone();
-        plan
-    }
-
-    /// Passes (pods settling and time moving between them) until the release
-    /// is active; returns the phases seen.
+    /// Passes until the release is active (or failed for good); the phases seen.
     fn converge(&mut self, desired: &DesiredRelease, settings: &Settings) -> Vec<Phase> {
-        let mut phases = Vec::new();
-        for _ in 0..12 {
-            let plan = self.run(desired, settings);
-            phases.push(plan.phase.clone());
-            if plan.phase == Phase::Active && plan.actions.is_empty() {
-                return phases;
-            }
-            if matches!(plan.phase, Phase::Failed { .. }) && plan.actions.is_empty() {
-                return phases;
-            }
-            self.settle();
-            self.now = self
-                .now
-                .checked_add(
-                    plan.requeue
-                        .unwrap_or(Duration::from_secs(1))
-                        .max(Duration::from_secs(1)),
-                )
-                .unwrap();
-        }
-        panic!("no convergence; phases: {phases:?}");
+        let plans = self.0.converge(desired, settings);
+        let phases: Vec<Phase> = plans.iter().map(|p| p.phase.clone()).collect();
+        assert!(
+            Simulator::converged(&plans),
+            "no convergence; phases: {phases:?}"
+        );
+        phases
     }
 
     fn serving(&self, service: &str) -> Option<String> {
-        self.observed
-            .services
-            .get(&(NS.to_string(), service.to_string()))?
-            .selector
-            .get(REVISION_LABEL)
-            .cloned()
-    }
-
-    fn replicas(&self, name: &str) -> Option<i32> {
-        self.observed
-            .revisions
-            .iter()
-            .find(|r| r.name == name)
-            .map(|r| r.replicas)
+        self.serving_in(NS, service)
     }
 }
 
@@ -755,7 +501,7 @@ fn an_autoscaled_workload_starts_at_the_serving_size_and_its_autoscaler_follows_
     world.converge(&a, &settings());
 
     // The autoscaler scales the serving revision up: kubemint leaves it there.
-    let rs = world.rs(NS, &a_web);
+    let rs = world.revision_mut(NS, &a_web).expect("revision exists");
     rs.replicas = 6;
     rs.ready = 6;
     rs.available = 6;

@@ -127,7 +127,7 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let channel = format!("{namespace}/{name}");
+    let channel = crate::api::channel_key(&namespace, &name);
     if !state.leading.load(Ordering::Relaxed) {
         state.metrics.count_webhook("Standby");
         return (

@@ -134,7 +134,7 @@ impl LocalTree {
     /// Renders `opts.path` relative to the directory. Files in the release and
     /// in errors are shown relative to the directory when they are inside it,
     /// and relative to the repository otherwise.
-    pub fn render(&self, opts: &RenderOptions) -> Result<Release, RenderError> {
+    pub fn render_release(&self, opts: &RenderOptions) -> Result<Release, RenderError> {
         let opts = RenderOptions {
             path: format!("{}/{}", self.prefix, opts.path),
             ..opts.clone()

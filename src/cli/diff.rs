@@ -1,30 +1,31 @@
 //! `kubemint diff`: what delivering a channel's next commit (or files on disk)
-//! would change in the cluster. Every object is sent as a server-side apply dry
-//! run and compared with its live state; prunes are dry-run deletions. Nothing
-//! is written.
+//! would change in the cluster. It runs the controller's pipeline in preview
+//! mode, as the channel's identity: the same gates refuse the same commits
+//! with the same reason and message, and the plan is carried to promotion on
+//! the rollout's cluster [`Simulator`]. Every object it would apply is sent as
+//! a server-side apply dry run and compared with its live state; prunes are
+//! dry-run deletions. Nothing is written.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use k8s_openapi::jiff::Timestamp;
-
-use kube::Client;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use kube::api::PostParams;
+use kube::{Api, Client, ResourceExt};
 use serde_json::Value;
 use similar::TextDiff;
 
-use kube::ResourceExt;
-
-use crate::api::{CommitInfo, InventoryEntry, APPROVE_PRUNE_ANNOTATION};
+use crate::api::{Channel, CommitInfo, InventoryEntry, APPROVE_PRUNE_ANNOTATION};
 use crate::cluster::{self, ClusterError, Resolver};
-use crate::controller::observe::Observer;
-use crate::controller::{self, Channel};
-use crate::render::{KustomizeCommand, Limits, Release, RenderError, RenderOptions};
+use crate::engine::{self, tenancy, Engine, Mode, Rendered};
 use crate::rollout::{
-    self, Action, LiveRevision, Observed, APPLIED_HASH_ANNOTATION, COMMIT_ANNOTATION,
-    PROGRESSING_ANNOTATION, RELEASE_ANNOTATION,
+    Action, Simulator, APPLIED_HASH_ANNOTATION, COMMIT_ANNOTATION, PROGRESSING_ANNOTATION,
+    RELEASE_ANNOTATION,
 };
-use crate::source::{short_sha, GitCache, LocalTree, SourceError};
+use crate::source::{short_sha, LocalTree, SourceError};
 
 /// Where `kubectl apply` (client-side) keeps the object it last applied.
 const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -41,18 +42,59 @@ pub enum DiffSource {
 /// Why a diff could not be computed.
 #[derive(Debug, thiserror::Error)]
 pub enum DiffError {
-    /// Fetching, verifying or rendering the channel's commit failed.
+    /// The cluster or the channel could not be read.
     #[error(transparent)]
-    Channel(#[from] controller::Error),
-    /// The local directory does not render.
-    #[error(transparent)]
-    Local(#[from] RenderError),
-    /// A dry run or a read of the cluster failed.
-    #[error(transparent)]
-    Cluster(#[from] ClusterError),
-    /// The temporary git cache could not be made.
-    #[error("creating a temporary git cache: {0}")]
-    Cache(#[source] std::io::Error),
+    Cli(#[from] super::CliError),
+    /// A stage of the pipeline failed, or refused the commit as the controller would.
+    #[error("{}", engine_message(.0))]
+    Engine(#[from] engine::Error),
+    /// The channel acts as a ServiceAccount the user may not impersonate: a
+    /// diff as the user would show what the user may do, not what the channel may.
+    #[error("channel {channel} acts as ServiceAccount {account}, which you may not impersonate: the diff would not show what the channel may do; ask for 'impersonate' on serviceaccounts/{name} in namespace {namespace}, or run the diff with credentials that have it")]
+    MayNotImpersonate {
+        /// `namespace/name` of the channel.
+        channel: String,
+        /// `namespace/name` of the ServiceAccount.
+        account: String,
+        /// Its name.
+        name: String,
+        /// Its namespace.
+        namespace: String,
+    },
+    /// Asking the API server whether the user may impersonate failed.
+    #[error("checking whether you may impersonate ServiceAccount {account}: {}", cluster::api_message(.source))]
+    AccessReview {
+        /// `namespace/name` of the ServiceAccount.
+        account: String,
+        /// The client error.
+        source: kube::Error,
+    },
+}
+
+impl DiffError {
+    /// The controller's reason when it would refuse the same commit for the same cause.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DiffError::Cli(_) => "ChannelUnreadable",
+            DiffError::Engine(e) => e.reason(),
+            DiffError::MayNotImpersonate { .. } => "ImpersonationForbidden",
+            DiffError::AccessReview { .. } => "AccessReviewFailed",
+        }
+    }
+}
+
+/// An engine error as the diff prints it: a refusal names the controller's reason.
+fn engine_message(e: &engine::Error) -> String {
+    if e.is_stalled() {
+        refusal(e.reason(), &e.to_string())
+    } else {
+        e.to_string()
+    }
+}
+
+/// The words of a refusal, with the controller's reason and message.
+pub fn refusal(reason: &str, message: &str) -> String {
+    format!("the controller would refuse this commit ({reason}): {message}")
 }
 
 /// What delivering the release does to one object.
@@ -112,6 +154,9 @@ pub struct Report {
     pub changes: Vec<ObjectChange>,
     /// Why the controller would hold this source (the prune guard), if it would.
     pub held: Option<String>,
+    /// The controller's reason and message when it would refuse this source
+    /// but the plan is still worth showing (the prune guard holds it).
+    pub refused: Option<(&'static str, String)>,
 }
 
 impl Report {
@@ -121,23 +166,85 @@ impl Report {
     }
 }
 
-/// Computes what delivering `source` to `channel` would change. Reads the
-/// cluster and git; writes nothing. Kustomizations are built with `kustomize`
-/// (`None`: the default command).
+/// What `kubemint diff` was asked, besides the channel.
+pub struct DiffOptions {
+    /// What to compare the cluster with.
+    pub source: DiffSource,
+    /// The kustomize command (`None`: the default).
+    pub kustomize: Option<crate::render::KustomizeCommand>,
+    /// The limits of one commit.
+    pub limits: crate::render::Limits,
+    /// The operator's tenancy settings.
+    pub policy: tenancy::TenancyPolicy,
+}
+
+/// `kubemint diff`: reads channel `name` (in `namespace`, or the context's)
+/// and computes its diff, with a git cache in `cache`.
+pub async fn run(
+    name: &str,
+    namespace: Option<String>,
+    options: DiffOptions,
+    cache: &std::path::Path,
+) -> Result<Report, DiffError> {
+    let (config, client) = super::connect().await?;
+    let channel = super::read_channel(&client, name, namespace).await?;
+    let engine = preview_engine(
+        config,
+        client,
+        options.policy,
+        options.kustomize,
+        options.limits,
+        cache,
+    );
+    diff(&engine, &channel, options.source).await
+}
+
+/// The engine of a diff: the user's client (impersonating the channel's
+/// ServiceAccount where it has one), a git cache in `cache`, and the
+/// operator's tenancy settings as given on the command line. A local
+/// `spec.git.url` is read by the user's own git here, not the operator's,
+/// so it is not refused (the operator's `--allow-local-sources` is its own).
+pub fn preview_engine(
+    config: kube::Config,
+    client: Client,
+    policy: tenancy::TenancyPolicy,
+    kustomize: Option<crate::render::KustomizeCommand>,
+    limits: crate::render::Limits,
+    cache: &std::path::Path,
+) -> Engine {
+    let policy = tenancy::TenancyPolicy {
+        allow_local_sources: true,
+        ..policy
+    };
+    // Nothing listens to the watches' wake-ups: a diff observes once.
+    let (wake, _) = tokio::sync::mpsc::unbounded_channel();
+    let user = tenancy::Access {
+        observer: engine::observe::Observer::start(client.clone(), wake.clone(), None),
+        client: client.clone(),
+        service_account: None,
+    };
+    let tenancy = tenancy::Tenancy::new(config, policy, user, wake);
+    Engine::new(
+        client,
+        crate::source::GitCache::new(cache),
+        tenancy,
+        kustomize,
+        limits,
+    )
+}
+
+/// Computes what delivering `source` to `channel` would change, with the
+/// pipeline of `engine` in preview mode. Reads the cluster and git; writes nothing.
 pub async fn diff(
-    client: &Client,
+    engine: &Engine,
     channel: &Channel,
     source: DiffSource,
-    kustomize: Option<&KustomizeCommand>,
-    limits: &Limits,
 ) -> Result<Report, DiffError> {
+    may_impersonate(engine, channel).await?;
     let (release, commit, described) = match source {
         DiffSource::Channel => {
-            let cache = tempfile::tempdir().map_err(DiffError::Cache)?;
-            let git = GitCache::new(cache.path());
-            let fetched = controller::source::fetch(&git, client, channel).await?;
-            let release =
-                controller::source::render(&git, channel, &fetched, kustomize, limits).await?;
+            let fetched = engine.fetch(channel).await?;
+            let release = engine.render_release(channel, &fetched).await?;
             let described = format!(
                 "commit {} \"{}\" ({})",
                 short_sha(&fetched.commit.sha),
@@ -148,25 +255,37 @@ pub async fn diff(
         }
         DiffSource::Local(dir) => {
             let described = format!("files in {}", dir.display());
-            let options = RenderOptions {
+            let options = crate::render::RenderOptions {
                 path: ".".into(),
                 namespace: Some(channel.target_namespace()),
-                kustomize: kustomize.cloned(),
-                limits: *limits,
+                kustomize: engine.kustomize().cloned(),
+                limits: *engine.limits(),
             };
-            let limits = *limits;
+            let limits = *engine.limits();
             // With the rest of the checkout, so an overlay reaches its base.
             let release = tokio::task::spawn_blocking(move || {
-                LocalTree::read(&dir, &limits)?.render(&options)
+                LocalTree::read(&dir, &limits)?.render_release(&options)
             })
             .await
-            .map_err(|e| controller::Error::Source(SourceError::Task(e.to_string())))??;
+            .map_err(|e| engine::Error::Source(SourceError::Task(e.to_string())))?
+            .map_err(engine::Error::from)?;
             (release, "local".to_string(), described)
         }
     };
-    let label = channel.label_value();
-    let (changes, hold) = compare_with_cluster(client, channel, &release, &commit, &label).await?;
-    let held = hold.map(|hold| {
+    let info = CommitInfo {
+        sha: commit.clone(),
+        ..CommitInfo::default()
+    };
+    let rendered = engine.prepare(channel, &release, info).await?;
+    // A held commit is still shown (what it would prune is the point); any
+    // other refusal ends the diff with the controller's reason and message.
+    let refused = match engine.gates(channel, &rendered) {
+        Ok(()) => None,
+        Err(e @ engine::Error::PruneHeld { .. }) => Some((e.reason(), e.to_string())),
+        Err(e) => return Err(e.into()),
+    };
+    let held = refused.as_ref().and_then(|_| {
+        let hold = crate::rollout::channel_prune_hold(channel, &commit, &rendered.desired.inventory())?;
         let approve = match commit.as_str() {
             "local" => "once committed, approve that commit".to_string(),
             sha => format!(
@@ -175,12 +294,13 @@ pub async fn diff(
                 channel.namespace().unwrap_or_default()
             ),
         };
-        format!(
+        Some(format!(
             "by the prune guard: it would prune {}, more than spec.pruneGuard.maxFraction ({:.0}%); {approve}",
             hold.describe(),
             hold.max_fraction * 100.0
-        )
+        ))
     });
+    let changes = compare_with_cluster(engine, channel, &rendered).await?;
     let status = channel.status.clone().unwrap_or_default();
     let applied = status.last_applied_commit.map(|c| {
         let release = status.active_release.unwrap_or_else(|| "none".into());
@@ -191,81 +311,74 @@ pub async fn diff(
         )
     });
     Ok(Report {
-        channel: label.replacen('.', "/", 1),
+        channel: channel.key(),
         source: described,
         release: release.id,
         applied,
         changes,
         held,
+        refused,
     })
 }
 
-/// What applying one object would do.
-#[derive(Debug, Clone)]
-pub struct Preview {
-    /// The object.
-    pub entry: InventoryEntry,
-    /// The file it came from.
-    pub file: String,
-    /// The object as it is in the cluster now, if it exists.
-    pub live: Option<Value>,
-    /// The object as the API server would store it (a server-side apply dry
-    /// run); `None` when its kind comes from a CRD the release has not installed yet.
-    pub predicted: Option<Value>,
+/// Gate of the CLI: a channel acting as a ServiceAccount is previewed as that
+/// account, so the user must be allowed to impersonate it.
+async fn may_impersonate(engine: &Engine, channel: &Channel) -> Result<(), DiffError> {
+    let Some(name) = tenancy::service_account(channel, engine.tenancy().policy()) else {
+        return Ok(());
+    };
+    let namespace = channel.namespace().unwrap_or_default();
+    let account = format!("{namespace}/{name}");
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(namespace.clone()),
+                verb: Some("impersonate".into()),
+                resource: Some("serviceaccounts".into()),
+                name: Some(name.to_string()),
+                ..ResourceAttributes::default()
+            }),
+            ..SelfSubjectAccessReviewSpec::default()
+        },
+        ..SelfSubjectAccessReview::default()
+    };
+    let answer = Api::<SelfSubjectAccessReview>::all(engine.client().clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .map_err(|source| DiffError::AccessReview {
+            account: account.clone(),
+            source,
+        })?;
+    if answer.status.is_some_and(|s| s.allowed) {
+        return Ok(());
+    }
+    Err(DiffError::MayNotImpersonate {
+        channel: channel.key(),
+        account,
+        name: name.to_string(),
+        namespace,
+    })
 }
 
-/// The plan of the controller for this release as it will stand once promoted
-/// (every new revision ready, the drain over), dry-run against the cluster.
-async fn compare_with_cluster(
-    client: &Client,
-    channel: &Channel,
-    release: &Release,
-    commit: &str,
-    label: &str,
-) -> Result<(Vec<ObjectChange>, Option<rollout::PruneHold>), DiffError> {
-    let resolver = Resolver::new(client.clone());
-    let info = CommitInfo {
-        sha: commit.to_string(),
-        ..CommitInfo::default()
-    };
-    let rendered = controller::prepare(client, &resolver, channel, release, info).await?;
-    // The controller's own view of the cluster: the same reflectors, listed once.
-    let (wake, _ignored) = tokio::sync::mpsc::unbounded_channel();
-    let observer = Observer::start(client.clone(), wake, None);
-    observer
-        .watch(&rendered.kinds, &controller::tenancy::Scope::default())
-        .await
-        .map_err(|u| controller::Error::Unsynced(u.errors))?;
-    let observed = observer.snapshot(label, &rendered.kinds);
-    let settings = rollout::Settings {
-        ready_timeout: Duration::from_secs(u32::MAX.into()),
-        test_timeout: Duration::from_secs(u32::MAX.into()),
-        drain: Duration::ZERO,
-        keep: channel.spec.rollout.keep_releases as usize,
-        prune: channel.spec.prune,
-        retry: String::new(),
-    };
-    let inventory = channel.inventory_entries();
-    let now = Timestamp::now();
-    let first = rollout::plan(&rendered.desired, &observed, &inventory, now, &settings);
-    let promoted = rollout::plan(
-        &rendered.desired,
-        &ready(&observed, &rendered.desired),
-        &inventory,
-        now,
-        &settings,
-    );
-    let mut previews = Vec::new();
-    let mut touched = std::collections::BTreeSet::new();
-    let creates = first
-        .actions
-        .iter()
-        .filter(|a| matches!(a, Action::ApplyRevision { .. }));
-    let applies = promoted
-        .actions
-        .iter()
-        .filter(|a| matches!(a, Action::Apply { .. } | Action::Switch { .. }));
-    for action in creates.chain(applies) {
+/// What the plans of a preview, from now to promotion, do to the cluster.
+#[derive(Debug, Default)]
+pub struct Promotion<'p> {
+    /// Every object applied on the way, revisions first, each with the file
+    /// and the manifest it is applied as last.
+    pub writes: Vec<(InventoryEntry, String, &'p Value)>,
+    /// Revisions scaled to zero or deleted (`Drain`, `Retire`), by object;
+    /// a revision drained and then deleted is `Retire`.
+    pub retired: Vec<(Change, String)>,
+    /// Objects pruned.
+    pub pruned: Vec<InventoryEntry>,
+}
+
+/// Folds the actions of `plans` (one per pass) into what they do in the end.
+pub fn promotion(plans: &[crate::rollout::Plan]) -> Promotion<'_> {
+    let mut writes: BTreeMap<InventoryEntry, (usize, String, &Value)> = BTreeMap::new();
+    let mut retired: Vec<(Change, String)> = Vec::new();
+    let mut pruned = Vec::new();
+    for action in plans.iter().flat_map(|p| &p.actions) {
         let (entry, file, manifest) = match action {
             Action::Apply {
                 entry,
@@ -285,113 +398,140 @@ async fn compare_with_cluster(
                 file,
                 manifest,
                 ..
-            } => (
-                InventoryEntry {
-                    group: "apps".into(),
-                    version: "v1".into(),
-                    kind: "ReplicaSet".into(),
-                    namespace: Some(namespace.clone()),
-                    name: name.clone(),
-                },
-                file.clone(),
-                manifest,
-            ),
+            } => (revision_entry(namespace, name), file.clone(), manifest),
+            Action::Drain {
+                namespace, name, ..
+            } => {
+                retire(&mut retired, Change::Drain, revision_entry(namespace, name));
+                continue;
+            }
+            Action::DeleteRevision { namespace, name } => {
+                retire(
+                    &mut retired,
+                    Change::Retire,
+                    revision_entry(namespace, name),
+                );
+                continue;
+            }
+            Action::Prune { entry } => {
+                pruned.push(entry.clone());
+                continue;
+            }
             _ => continue,
         };
-        touched.insert(entry.clone());
-        previews.push(preview(client, &resolver, &rendered, entry, file, manifest).await?);
+        let order = writes.len();
+        let first = writes.get(&entry).map_or(order, |(o, _, _)| *o);
+        writes.insert(entry, (first, file, manifest));
     }
-    let mut changes: Vec<ObjectChange> = previews.iter().map(compare).collect();
+    // Revisions first, as they are created before anything is switched.
+    let mut ordered: Vec<_> = writes.into_iter().collect();
+    ordered.sort_by_key(|(entry, (order, _, _))| (entry.kind != "ReplicaSet", *order));
+    Promotion {
+        writes: ordered
+            .into_iter()
+            .map(|(entry, (_, file, manifest))| (entry, file, manifest))
+            .collect(),
+        retired,
+        pruned,
+    }
+}
+
+/// Records a revision drained or deleted; a later deletion wins over a drain.
+fn retire(retired: &mut Vec<(Change, String)>, change: Change, entry: InventoryEntry) {
+    let object = entry.to_string();
+    match retired.iter_mut().find(|(_, o)| *o == object) {
+        Some(seen) if change == Change::Retire => seen.0 = change,
+        Some(_) => {}
+        None => retired.push((change, object)),
+    }
+}
+
+/// The plan of the controller for this release as it will stand once promoted
+/// (every new revision ready, the drain over), carried out on the simulator
+/// and dry-run against the cluster as the channel's identity.
+async fn compare_with_cluster(
+    engine: &Engine,
+    channel: &Channel,
+    rendered: &Rendered,
+) -> Result<Vec<ObjectChange>, engine::Error> {
+    let seen = engine.observe(channel, rendered, Mode::Preview).await?;
+    let client = &seen.access.client;
+    let mut simulator = Simulator::new(seen.observed, seen.inventory, seen.now);
+    let plans = simulator.converge(&rendered.desired, &seen.settings);
+    let promotion = promotion(&plans);
+    let mut changes = Vec::new();
+    for (entry, file, manifest) in promotion.writes {
+        let preview = preview(client, engine.resolver(), rendered, entry, file, manifest).await?;
+        changes.push(compare(&preview));
+    }
     for object in rendered.desired.objects.iter().filter(|o| !o.copy) {
-        if !touched.contains(&object.entry()) {
+        let entry = object.entry().to_string();
+        if !changes.iter().any(|c| c.object == entry) {
             changes.push(ObjectChange {
                 change: Change::Unchanged,
-                object: object.entry().to_string(),
+                object: entry,
                 file: Some(object.file.clone()),
                 diff: String::new(),
             });
         }
     }
-    let mut gone = Vec::new();
-    for action in &promoted.actions {
-        let (change, object) = match action {
-            Action::Drain {
-                namespace, name, ..
-            } => (Change::Drain, format!("apps/ReplicaSet/{namespace}/{name}")),
-            Action::DeleteRevision { namespace, name } => (
-                Change::Retire,
-                format!("apps/ReplicaSet/{namespace}/{name}"),
-            ),
-            Action::Prune { entry } => {
-                gone.push(entry.clone());
-                continue;
-            }
-            _ => continue,
-        };
-        changes.push(ObjectChange {
-            change,
-            object,
-            file: None,
-            diff: String::new(),
-        });
-    }
-    let outcome = cluster::prune(client, &resolver, &gone, label, true).await?;
+    changes.extend(
+        promotion
+            .retired
+            .into_iter()
+            .map(|(change, object)| ObjectChange {
+                change,
+                object,
+                file: None,
+                diff: String::new(),
+            }),
+    );
+    let label = channel.label_value();
+    let outcome =
+        cluster::prune(client, engine.resolver(), &promotion.pruned, &label, true).await?;
     changes.extend(outcome.deleted.iter().map(|e| ObjectChange {
         change: Change::Prune,
         object: e.to_string(),
         file: None,
         diff: String::new(),
     }));
-    let hold = rollout::channel_prune_hold(channel, commit, &rendered.desired.inventory());
-    Ok((changes, hold))
+    Ok(changes)
 }
 
-/// `observed` with every revision the release wants running and ready.
-fn ready(observed: &Observed, desired: &rollout::DesiredRelease) -> Observed {
-    let mut out = observed.clone();
-    for w in &desired.revisions {
-        let mut manifest = w.manifest.clone();
-        manifest["spec"]["replicas"] = serde_json::json!(w.replicas);
-        let hash = rollout::manifest_hash(&manifest);
-        out.revisions
-            .retain(|r| !(r.namespace == w.namespace && r.name == w.name));
-        out.revisions.push(LiveRevision {
-            namespace: w.namespace.clone(),
-            name: w.name.clone(),
-            workload: w.workload.1.clone(),
-            hash: w.hash.clone(),
-            replicas: w.replicas,
-            available: w.replicas,
-            ready: w.replicas,
-            observed: true,
-            created: Timestamp::now(),
-            progressing_since: None,
-            promoted_at: None,
-            drained_at: None,
-            failed: None,
-            release: None,
-            commit: None,
-            reads: Vec::new(),
-            meta: rollout::LiveObject {
-                applied_hash: Some(hash),
-                foreign_managers: Vec::new(),
-                edited_by: None,
-                edits: Vec::new(),
-            },
-        });
+/// The inventory entry of a minted ReplicaSet.
+fn revision_entry(namespace: &str, name: &str) -> InventoryEntry {
+    InventoryEntry {
+        group: "apps".into(),
+        version: "v1".into(),
+        kind: "ReplicaSet".into(),
+        namespace: Some(namespace.to_string()),
+        name: name.to_string(),
     }
-    out
+}
+
+/// What applying one object would do.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    /// The object.
+    pub entry: InventoryEntry,
+    /// The file it came from.
+    pub file: String,
+    /// The object as it is in the cluster now, if it exists.
+    pub live: Option<Value>,
+    /// The object as the API server would store it (a server-side apply dry
+    /// run); `None` when its kind comes from a CRD the release has not installed yet.
+    pub predicted: Option<Value>,
 }
 
 /// Dry-runs one object and reads its live state; writes nothing.
 async fn preview(
     client: &Client,
     resolver: &Resolver,
-    rendered: &controller::Rendered,
+    rendered: &Rendered,
     entry: InventoryEntry,
     file: String,
     manifest: &Value,
-) -> Result<Preview, DiffError> {
+) -> Result<Preview, engine::Error> {
     let Some((ar, _)) = resolver
         .resolve(&entry.group, &entry.version, &entry.kind)
         .await?
@@ -610,6 +750,121 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    mod promotion {
+        use std::time::Duration;
+
+        use k8s_openapi::jiff::Timestamp;
+
+        use super::super::*;
+        use crate::render::{render, EntryKind, RenderOptions, RepoTree, TreeEntry};
+        use crate::rollout::{mint, DesiredRelease, Observed, Settings};
+
+        fn workload(name: &str, image: &str) -> Vec<(String, String)> {
+            vec![
+                (
+                    format!("{name}/deploy.yaml"),
+                    format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      containers: [{{name: {name}, image: \"{image}\"}}]\n"),
+                ),
+                (
+                    format!("{name}/svc.yaml"),
+                    format!("apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  selector: {{app: {name}}}\n  ports: [{{port: 80}}]\n"),
+                ),
+            ]
+        }
+
+        fn desired(files: &[(String, String)], commit: &str) -> DesiredRelease {
+            let tree = RepoTree {
+                entries: files
+                    .iter()
+                    .map(|(p, c)| TreeEntry {
+                        path: p.clone(),
+                        kind: EntryKind::File(c.as_bytes().to_vec()),
+                    })
+                    .collect(),
+            };
+            let options = RenderOptions {
+                path: ".".into(),
+                namespace: Some("shop".into()),
+                ..Default::default()
+            };
+            let release = render(&tree, &options).unwrap();
+            let minted = mint(&release, &|_| None);
+            DesiredRelease::new(&release.id, commit, "shop.shop", &minted, &|o| {
+                Some(o.namespace.clone().unwrap_or_else(|| "shop".into()))
+            })
+        }
+
+        /// The preview's settings (see `engine::pipeline::rollout_settings`).
+        fn preview() -> Settings {
+            Settings {
+                ready_timeout: Duration::from_secs(u32::MAX.into()),
+                test_timeout: Duration::from_secs(u32::MAX.into()),
+                drain: Duration::ZERO,
+                keep: 2,
+                prune: true,
+                retry: String::new(),
+            }
+        }
+
+        #[test]
+        fn an_image_bump_that_drops_a_workload_is_shown_as_it_stands_once_promoted() {
+            let mut first = workload("web", "web:1");
+            first.extend(workload("worker", "worker:1"));
+            let a = desired(&first, "c1");
+            let b = desired(&workload("web", "web:2"), "c2");
+            let now = Timestamp::from_second(1_700_000_000).unwrap();
+            let mut cluster = Simulator::new(Observed::default(), Vec::new(), now);
+            assert!(Simulator::converged(&cluster.converge(&a, &preview())));
+            let old_web = a.revisions.iter().find(|r| r.workload.1 == "web").unwrap();
+            let old_worker = a
+                .revisions
+                .iter()
+                .find(|r| r.workload.1 == "worker")
+                .unwrap();
+            let new_web = &b.revisions[0];
+
+            let plans = cluster.converge(&b, &preview());
+            assert!(Simulator::converged(&plans), "promoted in the preview");
+            let promotion = promotion(&plans);
+            let writes: Vec<String> = promotion
+                .writes
+                .iter()
+                .map(|(e, _, _)| e.to_string())
+                .collect();
+            assert_eq!(
+                writes,
+                [
+                    format!("apps/ReplicaSet/shop/{}", new_web.name),
+                    "Service/shop/web".to_string()
+                ],
+                "the new revision, then the switch"
+            );
+            let (_, file, service) = &promotion.writes[1];
+            assert_eq!(file, "web/svc.yaml");
+            assert_eq!(
+                service["spec"]["selector"]["kubemint.io/revision"],
+                new_web.hash.as_str(),
+                "the Service as it stands once promoted"
+            );
+            assert_eq!(
+                promotion.retired,
+                [
+                    (
+                        Change::Drain,
+                        format!("apps/ReplicaSet/shop/{}", old_web.name)
+                    ),
+                    (
+                        Change::Retire,
+                        format!("apps/ReplicaSet/shop/{}", old_worker.name)
+                    ),
+                ],
+                "the serving revision drained; the dropped workload's deleted after the drain"
+            );
+            let pruned: Vec<String> = promotion.pruned.iter().map(|e| e.to_string()).collect();
+            assert_eq!(pruned, ["Service/shop/worker"]);
+        }
+    }
+
     fn entry(kind: &str, name: &str) -> InventoryEntry {
         InventoryEntry {
             group: String::new(),
@@ -735,6 +990,7 @@ mod tests {
                 change(Change::Retire, "apps/ReplicaSet/shop/worker-0"),
             ],
             held: None,
+            refused: None,
         };
         let text = describe(&report);
         assert!(

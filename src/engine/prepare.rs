@@ -12,7 +12,7 @@ use super::Error;
 use crate::api::{Channel, CommitInfo};
 use crate::cluster::{ClusterError, Resolver};
 use crate::render::{Object, Release};
-use crate::rollout::{mint, DesiredRelease, CHANNEL_LABEL};
+use crate::rollout::{mint, DesiredObject, DesiredRelease, CHANNEL_LABEL};
 
 /// A rendered commit, ready to plan against the cluster.
 pub struct Rendered {
@@ -34,7 +34,7 @@ pub struct Rendered {
 }
 
 /// Settles every object's kind and namespace: the release as desired state, and the kinds to watch.
-pub async fn prepare(
+pub(super) async fn prepare(
     client: &Client,
     resolver: &Resolver,
     channel: &Channel,
@@ -155,9 +155,17 @@ async fn unlabelled_services(
         let list = Api::<Service>::namespaced(client.clone(), ns)
             .list(&Default::default())
             .await
-            .map_err(|source| ClusterError::Observe {
-                what: format!("Services in {ns}"),
-                source,
+            .map_err(|source| match first_pinned(desired, ns) {
+                // The identity may not list Services there: name what needs it.
+                Some(o) if crate::cluster::is_forbidden(&source) => ClusterError::Rejected {
+                    file: o.file.clone(),
+                    object: o.id.to_string(),
+                    source,
+                },
+                _ => ClusterError::Observe {
+                    what: format!("Services in {ns}"),
+                    source,
+                },
             })?;
         for svc in list.items {
             let key = (ns.clone(), svc.name_any());
@@ -170,6 +178,14 @@ async fn unlabelled_services(
         }
     }
     Ok(found)
+}
+
+/// The first declared Service of `namespace` pinned to a revision.
+fn first_pinned<'d>(desired: &'d DesiredRelease, namespace: &str) -> Option<&'d DesiredObject> {
+    desired
+        .objects
+        .iter()
+        .find(|o| o.pinned_to.is_some() && o.id.namespace.as_deref() == Some(namespace))
 }
 
 /// `Some(namespaced)` when the release holds a CRD that defines `group`/`kind`.

@@ -21,7 +21,7 @@ use crate::rollout::DesiredRelease;
 
 /// The operator's settings on tenancy (`kubemint run` flags).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Policy {
+pub struct TenancyPolicy {
     /// `--default-service-account`: impersonated by channels that name none.
     pub default_service_account: Option<String>,
     /// `--no-cross-namespace-refs`: a channel delivers only into its own namespace.
@@ -44,7 +44,7 @@ pub struct Access {
 /// The identities channels act as, each made once.
 pub struct Tenancy {
     base: kube::Config,
-    policy: Policy,
+    policy: TenancyPolicy,
     operator: Access,
     wake: mpsc::UnboundedSender<ObjectRef<Channel>>,
     tenants: Mutex<HashMap<(String, String), Tenant>>,
@@ -60,7 +60,7 @@ impl Tenancy {
     /// `base` is the operator's own config; `operator` its client and cluster-wide observer.
     pub fn new(
         base: kube::Config,
-        policy: Policy,
+        policy: TenancyPolicy,
         operator: Access,
         wake: mpsc::UnboundedSender<ObjectRef<Channel>>,
     ) -> Self {
@@ -74,14 +74,14 @@ impl Tenancy {
     }
 
     /// The operator's settings on tenancy.
-    pub fn policy(&self) -> &Policy {
+    pub fn policy(&self) -> &TenancyPolicy {
         &self.policy
     }
 
     /// The identity `channel` acts as.
     pub fn access(&self, channel: &Channel) -> Result<Access, kube::Error> {
         let namespace = channel.namespace().unwrap_or_default();
-        let user = format!("{namespace}/{}", channel.name_any());
+        let user = channel.key();
         let account = service_account(channel, &self.policy);
         let key = account.map(|a| (namespace.clone(), a.to_string()));
         let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
@@ -90,6 +90,8 @@ impl Tenancy {
         let (Some(account), Some(key)) = (account, key) else {
             return Ok(self.operator.clone());
         };
+        // Nor the operator's own watches, if it acted as the operator before.
+        self.operator.observer.release(&user);
         if let Some(tenant) = tenants.get_mut(&key) {
             tenant.channels.insert(user);
             return Ok(tenant.access.clone());
@@ -118,13 +120,10 @@ impl Tenancy {
     /// A deleted channel: the identity it acted as, and its watches, go once
     /// no other channel acts as it.
     pub fn release(&self, channel: &Channel) {
-        let user = format!(
-            "{}/{}",
-            channel.namespace().unwrap_or_default(),
-            channel.name_any()
-        );
+        let user = channel.key();
         let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
         forget(&mut tenants, &user, None);
+        self.operator.observer.release(&user);
     }
 
     /// How many impersonated identities are held.
@@ -141,15 +140,16 @@ fn forget(
     keep: Option<&(String, String)>,
 ) {
     tenants.retain(|key, tenant| {
-        if Some(key) != keep {
-            tenant.channels.remove(user);
+        if Some(key) != keep && tenant.channels.remove(user) {
+            // The identity's watches that only this channel needed end now.
+            tenant.access.observer.release(user);
         }
         !tenant.channels.is_empty() || Some(key) == keep
     });
 }
 
 /// The ServiceAccount `channel` impersonates, if any.
-pub fn service_account<'c>(channel: &'c Channel, policy: &'c Policy) -> Option<&'c str> {
+pub fn service_account<'c>(channel: &'c Channel, policy: &'c TenancyPolicy) -> Option<&'c str> {
     channel
         .spec
         .service_account_name
@@ -176,7 +176,7 @@ pub fn is_local_source(url: &str) -> bool {
 /// The refusal of a local `spec.git.url` when the operator runs without
 /// `--allow-local-sources`: otherwise any tenant could read any repository the
 /// operator's filesystem holds (another tenant's volume, the cache itself).
-pub fn local_source_refusal(url: &str, policy: &Policy) -> Option<super::Error> {
+pub fn local_source_refusal(url: &str, policy: &TenancyPolicy) -> Option<super::Error> {
     (!policy.allow_local_sources && is_local_source(url)).then(|| {
         super::Error::LocalSourceRefused {
             url: crate::source::redact_url(url),
@@ -213,6 +213,90 @@ pub fn cross_namespace_violation(
             let where_ = ns.map_or("cluster scope".to_string(), |n| format!("namespace {n}"));
             (file.clone(), object, where_)
         })
+}
+
+/// The refusal of a watch that the channel's ServiceAccount `account` may not
+/// make, naming the first object of the release that needs it (one of its
+/// kind and namespace, else one in its namespace: kubemint watches
+/// ReplicaSets, Services and Jobs wherever a channel delivers).
+pub fn watch_refusal(
+    account: &str,
+    refused: &super::observe::WatchFailure,
+    desired: &DesiredRelease,
+) -> super::Error {
+    let t = &refused.target;
+    let objects = desired
+        .objects
+        .iter()
+        .map(|o| {
+            let id = &o.id;
+            (
+                o.file.as_str(),
+                id.group.as_str(),
+                id.kind.as_str(),
+                id.namespace.as_deref(),
+                id.to_string(),
+            )
+        })
+        .chain(desired.revisions.iter().map(|r| {
+            let object = format!("apps/ReplicaSet/{}/{}", r.namespace, r.name);
+            (
+                r.file.as_str(),
+                "apps",
+                "ReplicaSet",
+                Some(r.namespace.as_str()),
+                object,
+            )
+        }))
+        .chain(desired.hooks.iter().map(|h| {
+            let id = &h.id;
+            (
+                h.file.as_str(),
+                id.group.as_str(),
+                id.kind.as_str(),
+                id.namespace.as_deref(),
+                id.to_string(),
+            )
+        }));
+    let in_scope = |ns: Option<&str>| t.namespace.is_none() || ns == t.namespace.as_deref();
+    let mut same_kind = None;
+    let mut same_namespace = None;
+    for (file, group, kind, ns, object) in objects {
+        if !in_scope(ns) {
+            continue;
+        }
+        if group == t.group && kind == t.kind {
+            same_kind = Some((file.to_string(), object));
+            break;
+        }
+        same_namespace.get_or_insert((file.to_string(), object));
+    }
+    let (file, object) = same_kind.or(same_namespace).unwrap_or_else(|| {
+        let ns = t.namespace.as_deref().unwrap_or("the cluster");
+        (
+            "(inventory)".to_string(),
+            format!("the objects delivered before in {ns}"),
+        )
+    });
+    let resource = if t.group.is_empty() {
+        t.plural.clone()
+    } else {
+        format!("{}.{}", t.plural, t.group)
+    };
+    super::Error::Forbidden(Box::new(super::error::RefusedWatch {
+        file,
+        object,
+        account: account.to_string(),
+        verb: "list and watch".into(),
+        resource,
+        location: t
+            .namespace
+            .as_ref()
+            .map_or("cluster-wide".to_string(), |ns| {
+                format!("in namespace {ns}")
+            }),
+        message: refused.message.clone(),
+    }))
 }
 
 /// Where the channel's objects are, for a scoped observer: the namespaces of
@@ -298,7 +382,7 @@ mod tests {
             client,
             service_account: None,
         };
-        let tenancy = Tenancy::new(base, Policy::default(), operator, wake);
+        let tenancy = Tenancy::new(base, TenancyPolicy::default(), operator, wake);
         let named = |name: &str, account: Option<&str>| {
             let mut c = channel(account);
             c.metadata.name = Some(name.into());
@@ -332,13 +416,16 @@ mod tests {
 
     #[test]
     fn the_channel_s_own_account_wins_over_the_default() {
-        let policy = Policy {
+        let policy = TenancyPolicy {
             default_service_account: Some("deployer".into()),
-            ..Policy::default()
+            ..TenancyPolicy::default()
         };
         assert_eq!(service_account(&channel(Some("ci")), &policy), Some("ci"));
         assert_eq!(service_account(&channel(None), &policy), Some("deployer"));
-        assert_eq!(service_account(&channel(None), &Policy::default()), None);
+        assert_eq!(
+            service_account(&channel(None), &TenancyPolicy::default()),
+            None
+        );
         assert_eq!(
             impersonated_user("shop", "ci"),
             "system:serviceaccount:shop:ci"
@@ -347,7 +434,7 @@ mod tests {
 
     #[test]
     fn local_sources_are_refused_unless_allowed() {
-        let strict = Policy::default();
+        let strict = TenancyPolicy::default();
         for url in [
             "file:///srv/git/deploy",
             "FILE:///srv/git/deploy",
@@ -373,9 +460,9 @@ mod tests {
             assert!(!is_local_source(url), "{url}");
             assert!(local_source_refusal(url, &strict).is_none(), "{url}");
         }
-        let allowed = Policy {
+        let allowed = TenancyPolicy {
             allow_local_sources: true,
-            ..Policy::default()
+            ..TenancyPolicy::default()
         };
         assert!(local_source_refusal("file:///srv/git/deploy", &allowed).is_none());
     }
@@ -398,6 +485,68 @@ mod tests {
         assert_eq!(
             cross_namespace_violation("shop", &wide).map(|v| v.2),
             Some("cluster scope".to_string())
+        );
+    }
+
+    #[test]
+    fn a_refused_watch_names_the_object_that_needs_it_the_verb_resource_and_account() {
+        use crate::engine::observe::{WatchFailure, WatchTarget};
+        let desired = release(vec![
+            object("ConfigMap", Some("shop"), "web/config.yaml"),
+            object("Secret", Some("shop"), "web/secret.yaml"),
+        ]);
+        let refused = |kind: &str, plural: &str, group: &str, ns: Option<&str>| {
+            WatchFailure {
+            target: WatchTarget {
+                group: group.into(),
+                kind: kind.into(),
+                plural: plural.into(),
+                namespace: ns.map(str::to_string),
+            },
+            message: format!("{plural} is forbidden: User \"system:serviceaccount:shop:deployer\" cannot list resource \"{plural}\""),
+            forbidden: true,
+        }
+        };
+        let err = watch_refusal(
+            "shop/deployer",
+            &refused("Secret", "secrets", "", Some("shop")),
+            &desired,
+        );
+        assert_eq!(err.reason(), "Forbidden");
+        assert!(err.is_stalled());
+        let message = err.to_string();
+        assert!(message.starts_with("web/secret.yaml: Secret/shop/x: ServiceAccount shop/deployer may not list and watch secrets in namespace shop"), "{message}");
+        assert!(
+            message.contains("cannot list resource \"secrets\""),
+            "{message}"
+        );
+
+        // ReplicaSets are watched wherever the channel delivers: an object there is named.
+        let err = watch_refusal(
+            "shop/deployer",
+            &refused("ReplicaSet", "replicasets", "apps", Some("shop")),
+            &desired,
+        );
+        let message = err.to_string();
+        assert!(
+            message.starts_with("web/config.yaml: ConfigMap/shop/x:"),
+            "{message}"
+        );
+        assert!(
+            message.contains("replicasets.apps in namespace shop"),
+            "{message}"
+        );
+
+        // Only the inventory is there (objects to prune).
+        let err = watch_refusal(
+            "shop/deployer",
+            &refused("ConfigMap", "configmaps", "", Some("old")),
+            &desired,
+        );
+        assert!(
+            err.to_string()
+                .starts_with("(inventory): the objects delivered before in old:"),
+            "{err}"
         );
     }
 

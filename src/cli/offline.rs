@@ -1,4 +1,5 @@
-//! `kubemint plan`: render a repository or directory offline and describe the release.
+//! The offline render behind `kubemint plan`: a repository or directory
+//! rendered without a cluster, and its release described.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,9 +12,15 @@ use crate::render::{
 };
 use crate::source::{commit_meta, tree_at, CommitMeta, LocalTree};
 
-/// Errors of `kubemint plan`.
+/// Why an offline render failed.
 #[derive(Debug, thiserror::Error)]
-pub enum PlanError {
+pub enum OfflineError {
+    /// The target is a URL: `plan` reads local directories and repositories only.
+    #[error("{0}: plan reads local directories and repositories; clone it first (git clone URL DIR && kubemint plan DIR --ref BRANCH)")]
+    NotLocal(String),
+    /// The rendered objects could not be printed as YAML.
+    #[error("printing the objects: {0}")]
+    Print(#[from] serde_yaml::Error),
     /// The target directory does not exist.
     #[error("{0}: no such directory")]
     NotFound(PathBuf),
@@ -31,7 +38,7 @@ pub enum PlanError {
 }
 
 /// What was rendered, from where.
-pub struct Plan {
+pub struct OfflineRelease {
     /// The release.
     pub release: Release,
     /// The commit, when rendered from git.
@@ -46,17 +53,42 @@ const HISTORY_DEPTH: usize = 50;
 /// the kustomization is one more kustomize run (some 0.1 s each).
 const KUSTOMIZE_HISTORY_DEPTH: usize = 20;
 
+/// `kubemint plan`: renders `target` (a local path or `file://` URL) and
+/// returns what it prints: a summary, or with `objects` the rendered objects as YAML.
+pub fn output(
+    target: &str,
+    reference: Option<&str>,
+    path: &str,
+    objects: bool,
+    kustomize: Option<&KustomizeCommand>,
+    limits: &Limits,
+) -> Result<String, OfflineError> {
+    let Some(dir) = crate::source::local_path(target) else {
+        return Err(OfflineError::NotLocal(crate::source::redact_url(target)));
+    };
+    let rendered = render_offline(&dir, reference, path, kustomize, limits)?;
+    if !objects {
+        return Ok(describe(&rendered));
+    }
+    let mut out = String::new();
+    for o in &rendered.release.objects {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&o.manifest)?);
+    }
+    Ok(out)
+}
+
 /// Renders `target` (a directory, or with `reference` a git repository at that ref) at `path`.
 /// Kustomizations are built with `kustomize` (default: [`KustomizeCommand::default_command`]).
-pub fn plan(
+pub fn render_offline(
     target: &Path,
     reference: Option<&str>,
     path: &str,
     kustomize: Option<&KustomizeCommand>,
     limits: &Limits,
-) -> Result<Plan, PlanError> {
+) -> Result<OfflineRelease, OfflineError> {
     if !target.is_dir() {
-        return Err(PlanError::NotFound(target.to_path_buf()));
+        return Err(OfflineError::NotFound(target.to_path_buf()));
     }
     let repo = Repository::discover(target).ok();
     // A directory inside a work tree renders that directory of the commit.
@@ -81,7 +113,7 @@ pub fn plan(
 
     let Some(reference) = reference else {
         // The files on disk, with the rest of the checkout for kustomize bases.
-        let release = LocalTree::read(target, limits)?.render(&options(path))?;
+        let release = LocalTree::read(target, limits)?.render_release(&options(path))?;
         // Files on disk are compared with every commit up to HEAD.
         let head = repo
             .as_ref()
@@ -92,17 +124,17 @@ pub fn plan(
             }
             _ => BTreeMap::new(),
         };
-        return Ok(Plan {
+        return Ok(OfflineRelease {
             release,
             commit: None,
             seen_before,
         });
     };
-    let git_err = |e: git2::Error| PlanError::Git {
+    let git_err = |e: git2::Error| OfflineError::Git {
         target: target.display().to_string(),
         message: e.message().to_string(),
     };
-    let repo = repo.ok_or_else(|| PlanError::Git {
+    let repo = repo.ok_or_else(|| OfflineError::Git {
         target: target.display().to_string(),
         message: "not in a git repository; --ref needs one".to_string(),
     })?;
@@ -121,7 +153,7 @@ pub fn plan(
         kustomize,
         limits,
     );
-    Ok(Plan {
+    Ok(OfflineRelease {
         release,
         commit: Some(commit_meta(&commit)),
         seen_before,
@@ -188,7 +220,7 @@ fn earlier_revisions(
 }
 
 /// Describes a plan for a terminal: the release, its objects, workloads and images.
-pub fn describe(plan: &Plan) -> String {
+pub fn describe(plan: &OfflineRelease) -> String {
     let release = &plan.release;
     let mut out = String::new();
     let _ = writeln!(

@@ -1,14 +1,15 @@
-//! The controller's view of the cluster: reflectors (watches, label-selected to
+//! The engine's view of the cluster: reflectors (watches, label-selected to
 //! objects kubemint manages) keep every channel's ReplicaSets, Services and
 //! delivered objects in memory, and wake the channel that an event touches.
-//! A pass reads a snapshot of them instead of listing anything.
+//! A pass reads a snapshot of them instead of listing anything. A watch
+//! runs while some channel needs it, and a refused one backs off.
 //!
 //! The operator acting as itself watches each kind cluster-wide. A channel that
 //! impersonates a ServiceAccount gets an observer of its own, whose watches go
 //! through that ServiceAccount namespace by namespace: a tenant may be allowed
 //! to list its own namespaces only, and must not see anything it could not read.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
@@ -25,7 +26,6 @@ use kube::core::{GroupVersionKind, PartialObjectMeta};
 use kube::discovery::ApiResource;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, watcher, Event};
-use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
@@ -44,10 +44,41 @@ use crate::rollout::{
 /// How long a new watch may take to list its objects before a pass gives up (and retries).
 const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The longest wait between two attempts of a watch the API server refuses
+/// (403): a tenant's missing RoleBinding must not load the API server for
+/// everyone. A sync request retries at once ([`Observer::retry_refused`]).
+pub const REFUSED_WATCH_MAX_BACKOFF: Duration = Duration::from_secs(240);
+
+/// The longest wait between two attempts of a watch that failed otherwise (the
+/// API server restarting, say): short, so the channel resumes soon after.
+const WATCH_MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The wait before the next attempt of a watch after `failures` consecutive
+/// failures: doubling from 1 s (800 ms for failures other than a refusal) up
+/// to [`REFUSED_WATCH_MAX_BACKOFF`] for a refusal, [`WATCH_MAX_BACKOFF`] otherwise.
+pub fn watch_backoff(failures: u32, forbidden: bool) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    if forbidden {
+        Duration::from_secs(1u64 << doublings).min(REFUSED_WATCH_MAX_BACKOFF)
+    } else {
+        (Duration::from_millis(800) * (1u32 << doublings.min(8))).min(WATCH_MAX_BACKOFF)
+    }
+}
+
 type MetaStore = Store<PartialObjectMeta<DynamicObject>>;
 /// Metadata watches, by kind and namespace (`None`: all namespaces, or cluster-scoped).
-type MetaWatches =
-    HashMap<(GroupVersionKind, Option<String>), Watched<PartialObjectMeta<DynamicObject>>>;
+type MetaWatches = HashMap<WatchKey, Watched<PartialObjectMeta<DynamicObject>>>;
+/// A metadata watch: a kind in a namespace (`None`: all namespaces, or cluster-scoped).
+type WatchKey = (GroupVersionKind, Option<String>);
+
+/// The watches one channel needs.
+#[derive(Debug, Default)]
+struct Needs {
+    /// Namespaces of the typed watches (`None`: all).
+    typed: HashSet<Option<String>>,
+    /// The metadata watches.
+    kinds: HashSet<WatchKey>,
+}
 
 /// Where a channel's objects live: what a scoped observer must watch.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -66,6 +97,30 @@ impl Scope {
     }
 }
 
+/// What one watch lists: a kind in a namespace (`None`: all, or cluster-scoped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchTarget {
+    /// API group, empty for the core group.
+    pub group: String,
+    /// Kind.
+    pub kind: String,
+    /// Resource (plural), as RBAC names it.
+    pub plural: String,
+    /// Namespace.
+    pub namespace: Option<String>,
+}
+
+/// Why a watch has not listed: what the API server said, and whether it refused (403).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchFailure {
+    /// What it lists.
+    pub target: WatchTarget,
+    /// The API server's message (a 403 names the user, the verb and the resource).
+    pub message: String,
+    /// Whether the API server refused the client (403).
+    pub forbidden: bool,
+}
+
 /// A reflector's store and the last error of its watch, if it is failing.
 /// The watch runs while any clone of it is held.
 struct Watched<K: Resource + Clone + 'static>
@@ -73,7 +128,9 @@ where
     K::DynamicType: Eq + Hash + Clone,
 {
     store: Store<K>,
-    error: Arc<Mutex<Option<String>>>,
+    error: Arc<Mutex<Option<WatchFailure>>>,
+    /// Wakes a watch waiting out its backoff.
+    retry: Arc<tokio::sync::Notify>,
     _task: Arc<StopOnDrop>,
 }
 
@@ -95,6 +152,7 @@ where
         Watched {
             store: self.store.clone(),
             error: self.error.clone(),
+            retry: self.retry.clone(),
             _task: self._task.clone(),
         }
     }
@@ -104,8 +162,15 @@ impl<K: Resource + Clone + 'static> Watched<K>
 where
     K::DynamicType: Eq + Hash + Clone,
 {
-    fn failing(&self) -> Option<String> {
+    fn failing(&self) -> Option<WatchFailure> {
         self.error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Retries a failing watch now instead of at the end of its backoff.
+    fn retry_if_failing(&self) {
+        if self.failing().is_some() {
+            self.retry.notify_waiters();
+        }
     }
 }
 
@@ -124,6 +189,8 @@ pub struct Observer {
     scoped: bool,
     typed: Mutex<BTreeMap<Option<String>, Typed>>,
     kinds: Mutex<MetaWatches>,
+    /// The watches each channel (by key) needs.
+    needs: Mutex<HashMap<String, Needs>>,
     wake: Wake,
     /// Objects another manager wrote to, checked and found as declared, at this resourceVersion.
     verified: Mutex<HashMap<ObjectId, String>>,
@@ -161,6 +228,7 @@ impl Observer {
             scoped,
             typed: Mutex::default(),
             kinds: Mutex::default(),
+            needs: Mutex::default(),
             wake: Wake { wake, namespace },
             verified: Mutex::default(),
             streaming: Mutex::default(),
@@ -191,39 +259,120 @@ impl Observer {
             .entry(namespace.map(str::to_string))
             .or_insert_with(|| {
                 let config = config.clone();
+                let target = |group: &str, kind: &str, plural: &str| WatchTarget {
+                    group: group.into(),
+                    kind: kind.into(),
+                    plural: plural.into(),
+                    namespace: namespace.map(str::to_string),
+                };
                 Typed {
                     replica_sets: spawn(
                         watcher(api(&self.client, namespace), config.clone()),
                         reflector::store::Writer::default(),
                         self.wake.clone(),
+                        target("apps", "ReplicaSet", "replicasets"),
                     ),
                     services: spawn(
                         watcher(api(&self.client, namespace), config.clone()),
                         reflector::store::Writer::default(),
                         self.wake.clone(),
+                        target("", "Service", "services"),
                     ),
                     jobs: spawn(
                         watcher(api(&self.client, namespace), config),
                         reflector::store::Writer::default(),
                         self.wake.clone(),
+                        target("batch", "Job", "jobs"),
                     ),
                 }
             })
             .clone()
     }
 
-    /// Makes sure objects of kinds `ars` are watched where `scope` says, and
-    /// that every such watch has listed its objects.
-    pub async fn watch(&self, ars: &[ApiResource], scope: &Scope) -> Result<(), Unsynced> {
+    /// Records the watches `channel` needs now; watches no channel needs any
+    /// more end (their tasks stop with the last holder).
+    fn need(&self, channel: &str, needs: Needs) {
+        let mut all = self.needs.lock().unwrap_or_else(|p| p.into_inner());
+        all.insert(channel.to_string(), needs);
+        self.drop_unneeded(&all);
+    }
+
+    /// A channel that is gone (or acts as another identity now) needs none of these watches.
+    pub fn release(&self, channel: &str) {
+        let mut all = self.needs.lock().unwrap_or_else(|p| p.into_inner());
+        if all.remove(channel).is_some() {
+            self.drop_unneeded(&all);
+        }
+    }
+
+    fn drop_unneeded(&self, all: &HashMap<String, Needs>) {
+        let typed: HashSet<&Option<String>> = all.values().flat_map(|n| &n.typed).collect();
+        let kinds: HashSet<&WatchKey> = all.values().flat_map(|n| &n.kinds).collect();
+        self.typed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|ns, _| typed.contains(ns));
+        self.kinds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|key, _| kinds.contains(key));
+    }
+
+    /// Whether every watch of `needs` runs already.
+    fn all_running(&self, needs: &Needs) -> bool {
+        let typed = self.typed.lock().unwrap_or_else(|p| p.into_inner());
+        let kinds = self.kinds.lock().unwrap_or_else(|p| p.into_inner());
+        needs.typed.iter().all(|ns| typed.contains_key(ns))
+            && needs.kinds.iter().all(|key| kinds.contains_key(key))
+    }
+
+    /// How many watches run (typed watches count three).
+    #[cfg(test)]
+    fn running(&self) -> usize {
+        3 * self.typed.lock().unwrap_or_else(|p| p.into_inner()).len()
+            + self.kinds.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Makes sure objects of kinds `ars` are watched where `scope` says for
+    /// `channel` (a key), and that every such watch has listed its objects.
+    /// Watches the channel no longer needs are let go.
+    pub async fn watch(
+        &self,
+        channel: &str,
+        ars: &[ApiResource],
+        scope: &Scope,
+    ) -> Result<(), Unsynced> {
         // Cluster-wide, every kind is one watch; scoped, one per namespace.
         let namespaces: Vec<Option<&str>> = if self.scoped {
             scope.namespaces.iter().map(|n| Some(n.as_str())).collect()
         } else {
             vec![None]
         };
-        let config = self
-            .watcher_config(namespaces.first().copied().flatten())
-            .await;
+        let mut needs = Needs {
+            typed: namespaces.iter().map(|ns| ns.map(str::to_string)).collect(),
+            kinds: HashSet::new(),
+        };
+        for ar in ars.iter().filter(|ar| !is_typed(ar)) {
+            let gvk = GroupVersionKind::gvk(&ar.group, &ar.version, &ar.kind);
+            if self.scoped && !scope.namespaced(ar) {
+                needs.kinds.insert((gvk, None));
+            } else {
+                needs.kinds.extend(
+                    namespaces
+                        .iter()
+                        .map(|ns| (gvk.clone(), ns.map(str::to_string))),
+                );
+            }
+        }
+        // Asking the server whether it streams lists is a request: made only
+        // when a watch has to start (a refused identity would be asked every pass).
+        let config = if self.all_running(&needs) {
+            lists::watcher_config(CHANNEL_LABEL, false)
+        } else {
+            self.watcher_config(namespaces.first().copied().flatten())
+                .await
+        };
+        self.need(channel, needs);
         let mut typed = Vec::new();
         let mut stores = Vec::new();
         for ns in &namespaces {
@@ -245,10 +394,17 @@ impl Observer {
                             Some(ns) => Api::namespaced_with(self.client.clone(), ns, ar),
                             None => Api::all_with(self.client.clone(), ar),
                         };
+                        let target = WatchTarget {
+                            group: ar.group.clone(),
+                            kind: ar.kind.clone(),
+                            plural: ar.plural.clone(),
+                            namespace: ns.map(str::to_string),
+                        };
                         spawn(
                             watcher(api, config.clone()),
                             reflector::store::Writer::new(ar.clone()),
                             self.wake.clone(),
+                            target,
                         )
                     });
                 stores.push(store.clone());
@@ -264,7 +420,7 @@ impl Observer {
                 store.store.wait_until_ready().await.ok();
             }
         };
-        let failing = || -> Vec<String> {
+        let failing = || -> Vec<WatchFailure> {
             typed
                 .iter()
                 .flat_map(|t| {
@@ -283,7 +439,7 @@ impl Observer {
         let forbidden = async {
             loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                if failing().iter().any(|e| e.contains("forbidden")) {
+                if failing().iter().any(|e| e.forbidden) {
                     break;
                 }
             }
@@ -299,10 +455,35 @@ impl Observer {
         if synced {
             return Ok(());
         }
-        let mut errors = failing();
+        let failures = failing();
+        let mut errors: Vec<String> = failures.iter().map(|f| f.message.clone()).collect();
         errors.sort();
         errors.dedup();
-        Err(Unsynced { errors })
+        let refused = failures.into_iter().filter(|f| f.forbidden).collect();
+        Err(Unsynced { errors, refused })
+    }
+
+    /// Retries every failing watch now (a sync request, a spec change: a
+    /// RoleBinding may have been fixed) instead of at the end of its backoff.
+    pub fn retry_refused(&self) {
+        for t in self
+            .typed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            t.replica_sets.retry_if_failing();
+            t.services.retry_if_failing();
+            t.jobs.retry_if_failing();
+        }
+        for w in self
+            .kinds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            w.retry_if_failing();
+        }
     }
 
     /// Records that `id` was checked at `resource_version` after a foreign write and found as declared.
@@ -458,6 +639,8 @@ impl Observer {
 pub struct Unsynced {
     /// The distinct errors of the watches that have not listed yet.
     pub errors: Vec<String>,
+    /// The watches the API server refused (403), with what they list.
+    pub refused: Vec<WatchFailure>,
 }
 
 /// An API for kind `K` in `namespace`, or in all namespaces.
@@ -559,7 +742,17 @@ impl Wake {
 
 /// Runs a reflector on its own task while the returned [`Watched`] is held;
 /// every event wakes the channel of the object it touches.
-fn spawn<K, S>(stream: S, writer: reflector::store::Writer<K>, wake: Wake) -> Watched<K>
+///
+/// A failed watch waits out [`watch_backoff`] before its next attempt; only
+/// progress (objects listed or changed) resets it. kube's own backoff is
+/// reset by the `Init` event that opens every attempt, so a refused watch
+/// would be retried about every second, forever.
+fn spawn<K, S>(
+    stream: S,
+    writer: reflector::store::Writer<K>,
+    wake: Wake,
+    target: WatchTarget,
+) -> Watched<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone + Send + Sync,
@@ -568,30 +761,60 @@ where
     let store = writer.as_reader();
     let error = Arc::new(Mutex::new(None));
     let failing = error.clone();
-    let events = reflector::reflector(writer, stream.default_backoff());
+    let retry = Arc::new(tokio::sync::Notify::new());
+    let retry_now = retry.clone();
+    let events = reflector::reflector(writer, stream);
     let task = tokio::spawn(async move {
         let mut events = std::pin::pin!(events);
+        let mut failures = 0u32;
         while let Some(event) = events.next().await {
-            let outcome = match &event {
-                Ok(_) => None,
-                Err(e) => Some(watch_error(e)),
-            };
-            *failing.lock().unwrap_or_else(|p| p.into_inner()) = outcome;
-            match event {
+            let failure = match event {
+                // Every attempt opens with `Init`: no progress yet.
+                Ok(Event::Init) => continue,
                 Ok(Event::Apply(o) | Event::Delete(o) | Event::InitApply(o)) => {
                     if let Some(channel) = channel_of(o.meta()) {
                         wake.send(channel);
                     }
+                    None
                 }
-                Ok(_) => {}
-                Err(e) => tracing::debug!(error = %e, "watch interrupted; retrying"),
+                Ok(_) => None,
+                Err(e) => Some(e),
+            };
+            let Some(e) = failure else {
+                failures = 0;
+                *failing.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                continue;
+            };
+            failures += 1;
+            let forbidden = is_forbidden(&e);
+            let delay = watch_backoff(failures, forbidden);
+            tracing::debug!(error = %e, retry_in = ?delay, "watch failed; retrying");
+            *failing.lock().unwrap_or_else(|p| p.into_inner()) = Some(WatchFailure {
+                target: target.clone(),
+                message: watch_error(&e),
+                forbidden,
+            });
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = retry_now.notified() => {}
             }
         }
     });
     Watched {
         store,
         error,
+        retry,
         _task: Arc::new(StopOnDrop(task.abort_handle())),
+    }
+}
+
+/// Whether the API server refused the watch's client (403).
+fn is_forbidden(err: &watcher::Error) -> bool {
+    match err {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => crate::cluster::is_forbidden(e),
+        _ => false,
     }
 }
 
@@ -609,6 +832,69 @@ fn watch_error(err: &watcher::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_watch_ends_when_its_last_channel_no_longer_needs_it() {
+        let client =
+            Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+        let (wake, _woken) = mpsc::unbounded_channel();
+        let observer = Observer::scoped(client, wake);
+        let gvk = GroupVersionKind::gvk("", "v1", "ConfigMap");
+        let needs = |namespaces: &[&str]| Needs {
+            typed: namespaces.iter().map(|ns| Some(ns.to_string())).collect(),
+            kinds: namespaces
+                .iter()
+                .map(|ns| (gvk.clone(), Some(ns.to_string())))
+                .collect(),
+        };
+        // What `watch` starts after recording the needs (without waiting for a list).
+        let config = lists::watcher_config(CHANNEL_LABEL, false);
+        let start = |namespaces: &[&str]| {
+            for ns in namespaces {
+                observer.typed_of(Some(ns), &config);
+            }
+        };
+        observer.need("shop/web", needs(&["shop"]));
+        start(&["shop"]);
+        observer.need("shop/api", needs(&["shop", "old"]));
+        start(&["shop", "old"]);
+        assert_eq!(observer.running(), 6, "typed watches of shop and old");
+        // `api` no longer delivers to `old`: its watches end.
+        observer.need("shop/api", needs(&["shop"]));
+        assert_eq!(observer.running(), 3);
+        observer.release("shop/web");
+        assert_eq!(observer.running(), 3, "api still needs shop");
+        observer.release("shop/api");
+        assert_eq!(observer.running(), 0);
+    }
+
+    #[test]
+    fn a_refused_watch_backs_off_to_minutes_and_another_failure_to_seconds() {
+        let refused: Vec<u64> = (1..=10).map(|n| watch_backoff(n, true).as_secs()).collect();
+        assert_eq!(refused, [1, 2, 4, 8, 16, 32, 64, 128, 240, 240]);
+        // After the first minute, a refused watch makes at most one attempt a minute.
+        let mut elapsed = Duration::ZERO;
+        let mut attempts_after_a_minute = 0;
+        for n in 1.. {
+            elapsed += watch_backoff(n, true);
+            if elapsed > Duration::from_secs(180) {
+                break;
+            }
+            if elapsed > Duration::from_secs(60) {
+                attempts_after_a_minute += 1;
+            }
+        }
+        assert!(
+            attempts_after_a_minute <= 2,
+            "{attempts_after_a_minute} in two minutes"
+        );
+        let other: Vec<u128> = (1..=7)
+            .map(|n| watch_backoff(n, false).as_millis())
+            .collect();
+        assert_eq!(other, [800, 1600, 3200, 6400, 12800, 25600, 30000]);
+        assert_eq!(watch_backoff(u32::MAX, false), Duration::from_secs(30));
+        assert_eq!(watch_backoff(u32::MAX, true), REFUSED_WATCH_MAX_BACKOFF);
+    }
 
     #[tokio::test]
     async fn a_watch_task_stops_when_its_last_holder_lets_go() {

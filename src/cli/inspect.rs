@@ -3,9 +3,9 @@
 
 use std::fmt::Write as _;
 
+use super::offline::write_table;
+use crate::api::Channel;
 use crate::api::{CommitInfo, ReleaseRecord};
-use crate::controller::Channel;
-use crate::plan::write_table;
 use crate::source::notes::{latest_time, NoteRecord};
 use crate::source::{redact_url, short_sha};
 
@@ -36,11 +36,7 @@ pub fn describe_status(channel: &Channel) -> String {
     let spec = &channel.spec;
     let status = channel.status.clone().unwrap_or_default();
     let mut out = String::new();
-    let name = format!(
-        "{}/{}",
-        channel.metadata.namespace.as_deref().unwrap_or_default(),
-        channel.metadata.name.as_deref().unwrap_or_default()
-    );
+    let name = channel.key();
     let _ = writeln!(
         out,
         "Channel   {name}{}",
@@ -215,6 +211,65 @@ pub fn describe_notes(
         &rows,
     );
     out
+}
+
+/// Why the deployment notes of a repository could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum NotesFromGitError {
+    /// `$KUBEMINT_GIT_CA_FILE` could not be read.
+    #[error("reading {path}: {source}")]
+    CaFile {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The credentials from the environment are not usable.
+    #[error(transparent)]
+    Credentials(#[from] crate::source::SourceError),
+    /// Reading the notes failed.
+    #[error(transparent)]
+    Notes(#[from] crate::source::notes::NotesError),
+}
+
+/// `kubemint history --from-git`: the deployment notes of repository `url`
+/// (credentials from `$KUBEMINT_GIT_USERNAME`, `$KUBEMINT_GIT_PASSWORD` or
+/// `$KUBEMINT_GIT_BEARER_TOKEN`, `$KUBEMINT_GIT_CA_FILE`), described; only
+/// those of `cluster` and of channel `name` (in `namespace`) when given.
+pub fn notes_from_git(
+    url: &str,
+    cluster: Option<&str>,
+    name: Option<String>,
+    namespace: Option<String>,
+) -> Result<String, NotesFromGitError> {
+    let mut data = std::collections::BTreeMap::new();
+    for (var, key) in [
+        ("KUBEMINT_GIT_USERNAME", "username"),
+        ("KUBEMINT_GIT_PASSWORD", "password"),
+        ("KUBEMINT_GIT_BEARER_TOKEN", "bearerToken"),
+    ] {
+        if let Ok(value) = std::env::var(var) {
+            data.insert(key.to_string(), value.into_bytes());
+        }
+    }
+    if let Ok(path) = std::env::var("KUBEMINT_GIT_CA_FILE") {
+        let ca = std::fs::read(&path).map_err(|source| NotesFromGitError::CaFile {
+            path: path.clone(),
+            source,
+        })?;
+        data.insert("ca.crt".to_string(), ca);
+    }
+    let credentials = if data.is_empty() {
+        crate::source::GitCredentials::none()
+    } else {
+        crate::source::GitCredentials::from_secret_data(&data)?
+    };
+    let channel = match (name, namespace) {
+        (Some(name), Some(ns)) => Some(crate::api::channel_key(&ns, &name)),
+        (name, _) => name,
+    };
+    let records = crate::source::notes::read_notes_blocking(url, &credentials)?;
+    Ok(describe_notes(&records, cluster, channel.as_deref()))
 }
 
 #[cfg(test)]

@@ -113,7 +113,7 @@ fn secret_error(err: ClusterError, permanent: impl FnOnce(String) -> SourceError
 
 /// Renders the commit of `fetched` (fetched into `git`) at the channel's `spec.git.path`,
 /// building kustomizations with `kustomize` (`None`: the default command).
-pub async fn render(
+pub async fn render_commit(
     git: &GitCache,
     channel: &Channel,
     fetched: &Fetched,

@@ -1,0 +1,134 @@
+//! The events of a pass: what it minted, promoted, drained, pruned and put
+//! back, a release that failed, and a ref that moved or was rewritten.
+
+use kube::runtime::events::EventType;
+
+use super::context::Context;
+use super::status;
+use crate::api::Channel;
+use crate::engine::{Executed, Fetched, Rendered};
+use crate::rollout::{Phase, Plan};
+use crate::source::short_sha;
+
+/// The event of a failed release retried on request, before the retry starts.
+pub(super) async fn retrying(ctx: &Context, channel: &Channel, rendered: &Rendered, plan: &Plan) {
+    if plan.retrying {
+        let note = format!("Retrying release {} on request", rendered.desired.id);
+        ctx.publish(channel, EventType::Normal, "Retrying", note)
+            .await;
+    }
+}
+
+/// Events for what the pass did.
+pub(super) async fn publish(
+    ctx: &Context,
+    channel: &Channel,
+    rendered: &Rendered,
+    plan: &Plan,
+    done: &Executed,
+    logs: Option<&str>,
+) {
+    let release = &rendered.desired.id;
+    let commit = &rendered.commit;
+    let created: Vec<&String> = rendered
+        .summaries
+        .iter()
+        .filter(|s| {
+            let name = s.split(' ').next().unwrap_or_default();
+            done.minted.iter().any(|m| m == name)
+        })
+        .collect();
+    if !created.is_empty() {
+        let names: Vec<&str> = created.iter().map(|s| s.as_str()).collect();
+        let note = format!(
+            "Minted {} for release {release} from commit {}: {}",
+            names.join(", "),
+            short_sha(&commit.sha),
+            commit.subject
+        );
+        ctx.publish(channel, EventType::Normal, "Minted", note)
+            .await;
+    }
+    let was_active = channel
+        .status
+        .as_ref()
+        .and_then(|s| s.active_release.as_deref())
+        == Some(release.as_str())
+        && channel
+            .status
+            .as_ref()
+            .and_then(|s| s.last_applied_commit.as_ref())
+            .map(|c| c.sha.as_str())
+            == Some(commit.sha.as_str());
+    let promoted = matches!(plan.phase, Phase::Active | Phase::Draining);
+    if !done.switched.is_empty() || (promoted && !was_active) {
+        let (reason, note) = if rendered.desired.revisions.is_empty() {
+            (
+                "Applied",
+                format!(
+                    "Applied release {release} from commit {}: {}",
+                    short_sha(&commit.sha),
+                    commit.subject
+                ),
+            )
+        } else {
+            let names: Vec<&str> = rendered
+                .desired
+                .revisions
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect();
+            (
+                "Promoted",
+                format!(
+                    "Promoted release {release} from commit {}: Services now select {}",
+                    short_sha(&commit.sha),
+                    names.join(", ")
+                ),
+            )
+        };
+        ctx.publish(channel, EventType::Normal, reason, note).await;
+    }
+    if !done.drained.is_empty() {
+        let note = format!("Scaled {} to zero", done.drained.join(", "));
+        ctx.publish(channel, EventType::Normal, "Drained", note)
+            .await;
+    }
+    if !done.deleted.is_empty() {
+        let note = format!("Deleted {}", done.deleted.join(", "));
+        ctx.publish(channel, EventType::Normal, "Pruned", note)
+            .await;
+        ctx.metrics.pruned_objects.inc_by(done.deleted.len() as u64);
+    }
+    for (object, manager) in &done.corrected {
+        let note = format!("{object} was changed by {manager}; put back as declared");
+        ctx.publish(channel, EventType::Normal, "DriftCorrected", note)
+            .await;
+    }
+    if let Phase::Failed { now: true, .. } = &plan.phase {
+        let message = status::failure_message(release, &channel.spec.rollout, plan, logs);
+        ctx.publish(channel, EventType::Warning, "ReleaseFailed", message)
+            .await;
+    }
+}
+
+pub(super) async fn log_new_commit(channel: &Channel, ctx: &Context, fetched: &Fetched) {
+    tracing::info!(
+        channel = %channel.key(),
+        reference = %fetched.reference,
+        commit = %short_sha(&fetched.commit.sha),
+        received_bytes = fetched.stats.received_bytes,
+        signed_by = ?fetched.signers,
+        "new commit fetched"
+    );
+    if let Some(old) = &fetched.rewritten_from {
+        let note = format!(
+            "{} was rewritten (force-push): {} is no longer an ancestor of {}; applying the new tip",
+            fetched.reference,
+            short_sha(old),
+            short_sha(&fetched.commit.sha)
+        );
+        ctx.publish(channel, EventType::Warning, "HistoryRewritten", note)
+            .await;
+    }
+}
