@@ -67,11 +67,13 @@ pub async fn run(
     let hooks = Hooks::new(operator.channels(), client.clone(), requests);
     // `--ui`: the UI's own watches (channels, minted ReplicaSets, channel
     // events), so pages are built from memory whichever replica leads.
-    let ui = ui.then(|| {
-        let caches = server::ui::Caches::start(&client, settings.namespace.as_deref());
+    let ui = if ui {
+        let caches = server::ui::Caches::start(&client, settings.namespace.as_deref()).await;
         let access = server::ui::access::Access::kubernetes(client.clone());
-        server::ui::router(caches, access)
-    });
+        Some(server::ui::router(caches, access))
+    } else {
+        None
+    };
     let state = ServerState {
         metrics,
         ready: ready.clone(),

@@ -21,7 +21,7 @@ pub enum UiCliError {
 /// `namespace` or of every namespace; prints the URL, and runs until Ctrl-C.
 pub async fn serve(namespace: Option<String>, port: u16) -> Result<(), UiCliError> {
     let (_, client) = super::connect().await?;
-    let caches = Caches::start(&client, namespace.as_deref());
+    let caches = Caches::start(&client, namespace.as_deref()).await;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let bound = ui::serve(addr, caches.clone(), Access::local(client)).await?;
     if !caches.wait_ready(Duration::from_secs(30)).await {

@@ -12,6 +12,7 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
 use crate::api::Channel;
+use crate::cluster::lists;
 use crate::rollout::{MANAGED_BY, MANAGED_BY_LABEL};
 
 /// The stores the pages read.
@@ -60,13 +61,23 @@ where
 }
 
 impl Caches {
-    /// Starts the reflectors with `client`, in `namespace` or every namespace.
-    pub fn start(client: &Client, namespace: Option<&str>) -> Caches {
-        let minted = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
-        let about_channels = watcher::Config::default().fields("involvedObject.kind=Channel");
+    /// Starts the reflectors with `client`, in `namespace` or every namespace,
+    /// with streaming lists where the API server serves them (as the
+    /// operator's own reflectors do, see [`lists`]).
+    pub async fn start(client: &Client, namespace: Option<&str>) -> Caches {
+        let minted = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
+        let channels: Api<Channel> = api(client, namespace);
+        let streaming = lists::serves_streaming_lists(&channels, "")
+            .await
+            .unwrap_or(false);
+        let about_channels =
+            lists::watcher_config("", streaming).fields("involvedObject.kind=Channel");
         Caches {
-            channels: reflect(api(client, namespace), watcher::Config::default()),
-            replica_sets: reflect(api(client, namespace), minted),
+            channels: reflect(channels, lists::watcher_config("", streaming)),
+            replica_sets: reflect(
+                api(client, namespace),
+                lists::watcher_config(&minted, streaming),
+            ),
             events: reflect(api(client, namespace), about_channels),
         }
     }
