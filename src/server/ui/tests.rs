@@ -436,6 +436,13 @@ fn hostile_strings_are_text_on_every_page() {
         html::release(&t, &t.entries[0], now()),
         html::overview(&model::overview(&snapshot), now()),
         html::page(&html::Chrome::new(subject, None).crumb("/ui/", file), ""),
+        html::confirm(
+            &t.summary,
+            super::actions::Action::Revert,
+            Some(&t.entries[0]),
+            file,
+        ),
+        html::message(subject, file),
     ];
     for page in pages {
         assert!(!page.contains("<script>alert"), "{page}");
