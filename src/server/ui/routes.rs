@@ -362,6 +362,9 @@ async fn sign_in(
         return Redirect::to("/ui/").into_response();
     };
     let token = form.token.trim();
+    if token.is_empty() {
+        return sign_in_form(StatusCode::BAD_REQUEST, Some("Paste a token to sign in."));
+    }
     match reviewer.authenticate(token).await {
         Ok(Some(_)) => {
             let mut r = Redirect::to("/ui/").into_response();
