@@ -18,6 +18,18 @@ pub use revisions::{
 
 pub use crate::rollout::FIELD_MANAGER;
 
+/// An API for the namespaced kind `K` in `namespace`, or in all namespaces.
+pub fn namespaced_or_all<K>(client: &kube::Client, namespace: Option<&str>) -> kube::Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => kube::Api::namespaced(client.clone(), ns),
+        None => kube::Api::all(client.clone()),
+    }
+}
+
 /// Errors of the cluster layer. Variants name condition reasons and metric
 /// labels; a client error is kept whole, so it can be told transient or not.
 #[derive(Debug, thiserror::Error)]

@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use crate::api::Channel;
-use crate::cluster::lists;
+use crate::cluster::{self, lists};
 use crate::rollout::{
     foreign_editors, FailedMark, LiveCopy, LiveHook, LiveObject, LiveRevision, LiveService,
     ObjectId, Observed, APPLIED_HASH_ANNOTATION, CHANNEL_LABEL, COMMIT_ANNOTATION,
@@ -243,7 +243,7 @@ impl Observer {
         let streaming = match known {
             Some(streaming) => streaming,
             None => {
-                let api: Api<ReplicaSet> = api(&self.client, namespace);
+                let api: Api<ReplicaSet> = cluster::namespaced_or_all(&self.client, namespace);
                 let answer = lists::serves_streaming_lists(&api, CHANNEL_LABEL).await;
                 *self.streaming.lock().unwrap_or_else(|p| p.into_inner()) = answer;
                 answer.unwrap_or(false)
@@ -267,19 +267,25 @@ impl Observer {
                 };
                 Typed {
                     replica_sets: spawn(
-                        watcher(api(&self.client, namespace), config.clone()),
+                        watcher(
+                            cluster::namespaced_or_all(&self.client, namespace),
+                            config.clone(),
+                        ),
                         reflector::store::Writer::default(),
                         self.wake.clone(),
                         target("apps", "ReplicaSet", "replicasets"),
                     ),
                     services: spawn(
-                        watcher(api(&self.client, namespace), config.clone()),
+                        watcher(
+                            cluster::namespaced_or_all(&self.client, namespace),
+                            config.clone(),
+                        ),
                         reflector::store::Writer::default(),
                         self.wake.clone(),
                         target("", "Service", "services"),
                     ),
                     jobs: spawn(
-                        watcher(api(&self.client, namespace), config),
+                        watcher(cluster::namespaced_or_all(&self.client, namespace), config),
                         reflector::store::Writer::default(),
                         self.wake.clone(),
                         target("batch", "Job", "jobs"),
@@ -641,18 +647,6 @@ pub struct Unsynced {
     pub errors: Vec<String>,
     /// The watches the API server refused (403), with what they list.
     pub refused: Vec<WatchFailure>,
-}
-
-/// An API for kind `K` in `namespace`, or in all namespaces.
-fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
 }
 
 /// ReplicaSets and Services have typed reflectors of their own.

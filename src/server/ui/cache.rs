@@ -12,7 +12,7 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
 use crate::api::Channel;
-use crate::cluster::lists;
+use crate::cluster::{self, lists};
 use crate::rollout::{MANAGED_BY, MANAGED_BY_LABEL};
 
 /// The stores the pages read.
@@ -24,17 +24,6 @@ pub struct Caches {
     pub replica_sets: Store<ReplicaSet>,
     /// Events about Channels.
     pub events: Store<Event>,
-}
-
-fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
 }
 
 /// Starts a reflector of `api` with `config` and returns its store.
@@ -66,7 +55,7 @@ impl Caches {
     /// operator's own reflectors do, see [`lists`]).
     pub async fn start(client: &Client, namespace: Option<&str>) -> Caches {
         let minted = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
-        let channels: Api<Channel> = api(client, namespace);
+        let channels: Api<Channel> = cluster::namespaced_or_all(client, namespace);
         let streaming = lists::serves_streaming_lists(&channels, "")
             .await
             .unwrap_or(false);
@@ -75,10 +64,13 @@ impl Caches {
         Caches {
             channels: reflect(channels, lists::watcher_config("", streaming)),
             replica_sets: reflect(
-                api(client, namespace),
+                cluster::namespaced_or_all(client, namespace),
                 lists::watcher_config(&minted, streaming),
             ),
-            events: reflect(api(client, namespace), about_channels),
+            events: reflect(
+                cluster::namespaced_or_all(client, namespace),
+                about_channels,
+            ),
         }
     }
 
