@@ -161,33 +161,6 @@ fn the_chart_s_tenancy_values_are_flags_that_kubemint_run_knows() {
     );
 }
 
-/// A kubeconfig like the admin's, authenticated with `token` instead.
-fn kubeconfig_with_token(admin: &Path, token: &str, dir: &Path) -> PathBuf {
-    let mut config: Value = serde_yaml::from_str(&std::fs::read_to_string(admin).unwrap()).unwrap();
-    for user in config["users"].as_array_mut().expect("users") {
-        user["user"] = json!({ "token": token });
-    }
-    let path = dir.join("kubeconfig");
-    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
-    path
-}
-
-/// A token of ServiceAccount `name` in `ns` (TokenRequest, through kubectl).
-fn token(admin: &Path, ns: &str, name: &str) -> String {
-    let out = Command::new(&support::cluster().kubectl)
-        .arg("--kubeconfig")
-        .arg(admin)
-        .args(["create", "token", name, "-n", ns, "--duration", "2h"])
-        .output()
-        .expect("kubectl create token");
-    assert!(
-        out.status.success(),
-        "kubectl create token: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// A tenant: a namespace with ServiceAccount `deployer`, and a repository served by git daemon.
 struct Tenant {
     ns: String,
@@ -222,8 +195,8 @@ async fn the_least_privileged_chart_delivers_two_tenants_and_names_a_missing_per
     apply_all(&client, &chart).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let token = token(cluster.kubeconfig(), &ns, release);
-    let kubeconfig = kubeconfig_with_token(cluster.kubeconfig(), &token, dir.path());
+    let token = fixture::service_account_token(&client, &ns, release).await;
+    let kubeconfig = fixture::kubeconfig_with_token(cluster.kubeconfig(), &token, dir.path());
     // The chart's account may not read tenants' objects by itself.
     let as_operator = Client::try_from(
         kube::Config::from_custom_kubeconfig(

@@ -13,10 +13,7 @@ use fixture::{
     apply_channel, apply_channel_with, install_crd, kubemint, wait_applied, wait_refused, GitRepo,
     Operator,
 };
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::ServiceAccount;
-use kube::api::{Api, PostParams};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// The refusal line the diff prints on stderr.
 fn refusal(reason: &str) -> String {
@@ -153,38 +150,6 @@ async fn a_commit_the_prune_guard_holds_is_shown_and_refused_by_diff_as_by_the_c
     );
 }
 
-/// A kubeconfig like the admin's, authenticated as ServiceAccount `name` of `ns`.
-async fn kubeconfig_of(
-    client: &kube::Client,
-    admin: &std::path::Path,
-    ns: &str,
-    name: &str,
-    dir: &std::path::Path,
-) -> std::path::PathBuf {
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: vec![],
-            expiration_seconds: Some(3600),
-            ..TokenRequestSpec::default()
-        },
-        ..TokenRequest::default()
-    };
-    let token = Api::<ServiceAccount>::namespaced(client.clone(), ns)
-        .create_token_request(name, &PostParams::default(), &request)
-        .await
-        .expect("a token")
-        .status
-        .expect("a token status")
-        .token;
-    let mut config: Value = serde_yaml::from_str(&std::fs::read_to_string(admin).unwrap()).unwrap();
-    for user in config["users"].as_array_mut().expect("users") {
-        user["user"] = json!({ "token": token });
-    }
-    let path = dir.join("kubeconfig");
-    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
-    path
-}
-
 #[tokio::test]
 async fn a_user_who_may_not_impersonate_the_channel_s_account_is_told_so() {
     let cluster = support::cluster();
@@ -203,7 +168,8 @@ async fn a_user_who_may_not_impersonate_the_channel_s_account_is_told_so() {
     apply_channel_with(&client, &ns, "web", &repo.url(), ".", spec).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let reader = kubeconfig_of(&client, cluster.kubeconfig(), &ns, "reader", dir.path()).await;
+    let token = fixture::service_account_token(&client, &ns, "reader").await;
+    let reader = fixture::kubeconfig_with_token(cluster.kubeconfig(), &token, dir.path());
     let diff = kubemint(&reader, &["diff", "web", "-n", &ns], &[]);
     assert_eq!(diff.code, 2, "{}\n{}", diff.stdout, diff.stderr);
     assert!(

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use browser::Browser;
 use fixture::{apply_channel_with, install_crd, Operator};
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, PostParams};
@@ -47,21 +46,7 @@ async fn account(client: &Client, ns: &str, name: &str, verbs: &[&str]) -> Strin
         .create(&PostParams::default(), &binding)
         .await
         .unwrap();
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: vec![],
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    Api::<ServiceAccount>::namespaced(client.clone(), ns)
-        .create_token_request(name, &PostParams::default(), &request)
-        .await
-        .unwrap()
-        .status
-        .unwrap()
-        .token
+    fixture::service_account_token(client, ns, name).await
 }
 
 /// The CSRF token in a page's forms.
