@@ -7,7 +7,7 @@ mod gitserver;
 
 use std::time::Duration;
 
-use gitserver::{GitDaemon, HttpServer, Upstream, HTTP_PASSWORD, HTTP_USER};
+use gitserver::{GitDaemon, GitRepo, HttpServer, HTTP_PASSWORD, HTTP_USER};
 use kubemint::source::{FetchRequest, GitCache, GitCredentials, RefRequest, TransferStats};
 
 const FILES: usize = 300;
@@ -69,7 +69,7 @@ async fn bench(name: &str, url: &str, creds: GitCredentials) {
 
 #[tokio::main]
 async fn main() {
-    let upstream = Upstream::new();
+    let upstream = GitRepo::new();
     for i in 0..FILES {
         let path = upstream.path().join(format!("deploy/cm-{i:03}.yaml"));
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -82,7 +82,9 @@ async fn main() {
     upstream.git(&["add", "-A"]);
     upstream.git(&["commit", "-q", "-m", "many files"]);
     for n in 0..5 {
-        upstream.commit("deploy/cm-000.yaml", &format!("v: {n}\n"), "change");
+        upstream
+            .write(&[("deploy/cm-000.yaml", &format!("v: {n}\n"))])
+            .commit("change");
     }
     println!("bench_poll: {FILES} manifests, 6 commits");
     let daemon = GitDaemon::start(upstream.root());

@@ -23,6 +23,8 @@
 
 #[path = "../fixture/mod.rs"]
 mod fixture;
+#[path = "../gitserver/mod.rs"]
+mod gitserver;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -217,7 +219,7 @@ async fn run(cluster: &'static support::TestCluster) {
     let ns = cluster.namespace("bench").await;
     let repo = GitRepo::new();
     write_apps(repo.path(), APPS);
-    let sha1 = repo.commit(&[], &[], "1000 objects");
+    let sha1 = repo.commit("1000 objects");
     let op = Operator::start(cluster.kubeconfig(), &ns);
     // Let it start (discovery, watches) before the clock runs.
     op.http_addr().await;
@@ -255,7 +257,9 @@ async fn run(cluster: &'static support::TestCluster) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let from = Timestamp::now();
     let started = Instant::now();
-    let sha2 = repo.commit(&[("app-0000.yaml", &app(0, "app:1.1"))], &[], "app-0 1.1");
+    let sha2 = repo
+        .write(&[("app-0000.yaml", &app(0, "app:1.1"))])
+        .commit("app-0 1.1");
     let switched = loop {
         let now = pinned(services.get("app-0").await.unwrap());
         if now.is_some() && now != before {

@@ -5,12 +5,12 @@
 //! rollback keeps the size. There is no metrics server: the tests scale the
 //! serving ReplicaSet through its scale subresource, as the HPA controller would.
 
-mod fixture;
-mod support;
+use crate::fixture;
+use crate::support;
 
 use std::time::Duration;
 
-use fixture::release::{commit, replicas, revisions, workload, Env};
+use fixture::release::{replicas, revisions, workload, Env};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
@@ -98,7 +98,7 @@ async fn an_autoscaler_follows_the_serving_revision_and_keeps_its_size() {
         "web/pdb.yaml".to_string(),
         "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: web}\nspec:\n  minAvailable: 1\n  selector: {matchLabels: {app: web}}\n".to_string(),
     ));
-    let sha_a = commit(&env.repo, &files, "web 1.0 with an autoscaler");
+    let sha_a = env.repo.write(&files).commit("web 1.0 with an autoscaler");
     let ha = revisions(&env.repo)["web"].clone();
     let rs_a = format!("web-{ha}");
     env.wait_settled(&sha_a).await;
@@ -141,14 +141,13 @@ async fn an_autoscaler_follows_the_serving_revision_and_keeps_its_size() {
     );
 
     // A release starts at the serving size, and the autoscaler moves with the switch.
-    let sha_b = commit(
-        &env.repo,
-        &[(
-            "web/deployment.yaml".into(),
-            fixture::release::deployment("web", "web:2.0", 2),
-        )],
-        "web 2.0",
-    );
+    let sha_b = env
+        .repo
+        .write(&[(
+            "web/deployment.yaml",
+            fixture::manifests::deployment("web", "web:2.0", 2),
+        )])
+        .commit("web 2.0");
     let hb = revisions(&env.repo)["web"].clone();
     let rs_b = format!("web-{hb}");
     let started = wait_for(Duration::from_secs(60), || async {
@@ -176,7 +175,8 @@ async fn an_autoscaler_follows_the_serving_revision_and_keeps_its_size() {
     // Without the autoscaler the workload returns to the Deployment's replicas.
     let sha_c = env
         .repo
-        .commit(&[], &["web/hpa.yaml"], "drop the autoscaler");
+        .remove(&["web/hpa.yaml"])
+        .commit("drop the autoscaler");
     env.wait_settled(&sha_c).await;
     wait_replicas(&env, &rs_a, 2).await;
     assert!(hpas(&env).get_opt("web").await.unwrap().is_none(), "pruned");

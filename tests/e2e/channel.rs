@@ -1,8 +1,8 @@
 //! End-to-end: a Channel delivers commits of a real git repository to a real
 //! API server (started by `support`), through the real `kubemint run` binary.
 
-mod fixture;
-mod support;
+use crate::fixture;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -85,17 +85,15 @@ async fn setup(prefix: &str) -> (Client, String, GitRepo, String, Operator, Serv
     let ns = cluster.namespace(prefix).await;
     let checker = ServingChecker::start(client.clone(), &ns).await;
     let repo = GitRepo::new();
-    let sha = repo.commit(
-        &[
+    let sha = repo
+        .write(&[
             ("deploy/web/config.yaml", CONFIG_V1),
             ("deploy/web/deployment.yaml", DEPLOYMENT),
             ("deploy/web/service.yaml", WEB_SERVICE),
             ("deploy/api/service.yaml", API_SERVICE),
             ("README.md", "not a manifest\n"),
-        ],
-        &[],
-        "first release",
-    );
+        ])
+        .commit("first release");
     let op = Operator::start(cluster.kubeconfig(), &ns);
     apply_channel(&client, &ns, "shop", &repo.url(), "deploy").await;
     (client, ns, repo, sha, op, checker)
@@ -174,14 +172,13 @@ async fn first_commit_applies_and_next_commit_prunes_only_what_it_dropped() {
         .await
         .unwrap();
 
-    let sha2 = repo.commit(
-        &[(
+    let sha2 = repo
+        .write(&[(
             "deploy/web/config.yaml",
             &CONFIG_V1.replace("hello", "bonjour"),
-        )],
-        &["deploy/api/service.yaml"],
-        "greet in French, drop the api service",
-    );
+        )])
+        .remove(&["deploy/api/service.yaml"])
+        .commit("greet in French, drop the api service");
     let ch = wait_applied(&client, &ns, "shop", &sha2, &op).await;
 
     assert!(
@@ -229,20 +226,19 @@ async fn invalid_commit_is_rejected_whole() {
     wait_applied(&client, &ns, "shop", &sha1, &op).await;
 
     // A valid change and a broken file in one commit: neither may be applied.
-    let bad = repo.commit(
-        &[
+    let bad = repo
+        .write(&[
             (
                 "deploy/web/config.yaml",
-                &CONFIG_V1.replace("hello", "changed"),
+                CONFIG_V1.replace("hello", "changed").as_str(),
             ),
             (
                 "deploy/web/broken.yaml",
                 "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [oops\n",
             ),
-        ],
-        &["deploy/api/service.yaml"],
-        "broken commit",
-    );
+        ])
+        .remove(&["deploy/api/service.yaml"])
+        .commit("broken commit");
     let ch = wait_for(Duration::from_secs(60), || async {
         let ch = channel(&client, &ns, "shop").await;
         let stalled = condition(&ch, "Stalled")?;
@@ -269,16 +265,14 @@ async fn invalid_commit_is_rejected_whole() {
     );
 
     // A commit that empties the path is held, never a reason to delete everything.
-    let empty = repo.commit(
-        &[],
-        &[
+    let empty = repo
+        .remove(&[
             "deploy/web/broken.yaml",
             "deploy/web/config.yaml",
             "deploy/web/deployment.yaml",
             "deploy/web/service.yaml",
-        ],
-        "delete everything",
-    );
+        ])
+        .commit("delete everything");
     let ch = wait_for(Duration::from_secs(60), || async {
         let ch = channel(&client, &ns, "shop").await;
         let attempted = ch
@@ -296,14 +290,12 @@ async fn invalid_commit_is_rejected_whole() {
     assert!(configs.get_opt("web-config").await.unwrap().is_some());
 
     // The fix is a new commit, applied as usual.
-    let fixed = repo.commit(
-        &[
+    let fixed = repo
+        .write(&[
             ("deploy/web/config.yaml", CONFIG_V1),
             ("deploy/web/service.yaml", WEB_SERVICE),
-        ],
-        &[],
-        "restore",
-    );
+        ])
+        .commit("restore");
     let ch = wait_applied(&client, &ns, "shop", &fixed, &op).await;
     assert!(condition(&ch, "Stalled").is_none());
     assert!(
@@ -350,7 +342,7 @@ async fn unreachable_repository_changes_nothing_and_recovers() {
     assert!(services.get_opt("web").await.unwrap().is_some());
 
     // Back online: the next retry succeeds.
-    let sha2 = repo.commit(&[], &["deploy/api/service.yaml"], "drop api");
+    let sha2 = repo.remove(&["deploy/api/service.yaml"]).commit("drop api");
     wait_applied(&client, &ns, "shop", &sha2, &op).await;
     assert!(services.get_opt("api").await.unwrap().is_none());
     checker.finish().await;
@@ -458,16 +450,14 @@ spec:
     );
     let repo = GitRepo::new();
     // File order puts the custom resource before its CRD and namespace.
-    let sha = repo.commit(
-        &[
+    let sha = repo
+        .write(&[
             ("a-widget.yaml", &widget),
             ("b-config.yaml", &config),
             ("z-crd.yaml", &crd),
             ("z-namespace.yaml", &namespace),
-        ],
-        &[],
-        "widgets",
-    );
+        ])
+        .commit("widgets");
     let op = Operator::start(cluster.kubeconfig(), &ns);
     apply_channel(&client, &ns, "staged", &repo.url(), ".").await;
     let ch = wait_applied(&client, &ns, "staged", &sha, &op).await;
@@ -495,7 +485,7 @@ spec:
     assert_eq!(widgets.get("w1").await.unwrap().data["spec"]["size"], 3);
 
     // Dropping the widget prunes it; the CRD and namespace stay.
-    let sha2 = repo.commit(&[], &["a-widget.yaml"], "no more widgets");
+    let sha2 = repo.remove(&["a-widget.yaml"]).commit("no more widgets");
     wait_applied(&client, &ns, "staged", &sha2, &op).await;
     assert!(widgets.get_opt("w1").await.unwrap().is_none());
     let configs: Api<ConfigMap> = Api::namespaced(client.clone(), &format!("{ns}-extra"));
@@ -522,11 +512,9 @@ async fn suspend_pauses_and_deleting_the_channel_prunes_what_it_delivered() {
         (condition(&ch, "Reconciling")?.1 == "Suspended").then_some(())
     })
     .await;
-    let sha2 = repo.commit(
-        &[],
-        &["deploy/api/service.yaml"],
-        "drop api while suspended",
-    );
+    let sha2 = repo
+        .remove(&["deploy/api/service.yaml"])
+        .commit("drop api while suspended");
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(
         services.get_opt("api").await.unwrap().is_some(),

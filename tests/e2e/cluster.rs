@@ -1,7 +1,7 @@
 //! The test control plane itself (`tests/support`): real kube-apiserver,
 //! controller-manager and scheduler, with the simulated node running pods.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

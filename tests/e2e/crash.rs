@@ -11,14 +11,15 @@
 //! operator with the failpoint until it exits 86, then a plain one, and
 //! requires convergence on B with the serving checker clean throughout.
 
-mod fixture;
-mod support;
+use crate::fixture;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use fixture::condition;
-use fixture::release::{available, config, deployment, replicas, revisions, service, Env};
+use fixture::manifests::{config, deployment, service};
+use fixture::release::{available, replicas, revisions, Env};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
 use serde_json::json;
@@ -103,21 +104,21 @@ async fn crash_after(kind: &str, n: u32) {
         .iter()
         .map(|(p, c)| (p.as_str(), c.as_str()))
         .collect();
-    let sha_a = env.repo.commit(&refs, &[], "A");
+    let sha_a = env.repo.write(&refs).commit("A");
     let a = revisions(&env.repo);
     env.wait_settled(&sha_a).await;
     let web_uid = env.services().get("web").await.unwrap().metadata.uid;
 
     // B lands while no operator runs, so the failpoint counts B's actions only.
     env.op.stop();
-    let sha_b = env.repo.commit(
-        &[
+    let sha_b = env
+        .repo
+        .write(&[
             ("web/deployment.yaml", &deployment("web", "web:2.0", 1)),
             ("web/config.yaml", &config("web", "b")),
-        ],
-        &["worker/deployment.yaml", "worker/config.yaml"],
-        "B",
-    );
+        ])
+        .remove(&["worker/deployment.yaml", "worker/config.yaml"])
+        .commit("B");
     let b = revisions(&env.repo);
     assert!(!b.contains_key("worker"));
     let failpoint = format!("{kind}:{n}");

@@ -2,11 +2,12 @@
 //! a local checkout) would change, from server-side dry runs against the real
 //! API server, and writes nothing.
 
-mod fixture;
-mod support;
+use crate::fixture;
+use crate::support;
 
 use std::path::Path;
 
+use fixture::manifests::{bare_deployment, config_map, service};
 use fixture::{
     apply_channel_with, channel, install_crd, kubemint, wait_applied, GitRepo, Operator, Run,
 };
@@ -23,58 +24,24 @@ fn files(image: &str, greeting: &str, token: &str, with_old: bool) -> Vec<(Strin
     let mut files = vec![
         (
             "web/deployment.yaml".to_string(),
-            format!(
-                "apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {{app: web}}
-  template:
-    metadata:
-      labels: {{app: web}}
-    spec:
-      containers:
-        - name: web
-          image: {image}
-"
-            ),
+            bare_deployment("web", image, 1),
         ),
-        (
-            "web/service.yaml".to_string(),
-            "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n    - port: 80\n".to_string(),
-        ),
+        ("web/service.yaml".to_string(), service("web")),
         (
             "config.yaml".to_string(),
-            format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  GREETING: {greeting}\n"),
+            config_map("settings", &[("GREETING", greeting)]),
         ),
         (
             "secret.yaml".to_string(),
-            format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\ndata:\n  token: {token}\n"),
+            format!(
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\ndata:\n  token: {token}\n"
+            ),
         ),
     ];
     if with_old {
         files.push((
             "worker.yaml".to_string(),
-            "apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: worker
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app: worker}
-  template:
-    metadata:
-      labels: {app: worker}
-    spec:
-      containers:
-        - name: worker
-          image: busybox:1.36
-"
-            .to_string(),
+            bare_deployment("worker", "busybox:1.36", 1),
         ));
         files.push((
             "old.yaml".to_string(),
@@ -113,7 +80,7 @@ async fn diff_shows_what_the_next_commit_changes_and_writes_nothing() {
             .iter()
             .map(|(p, c)| (p.as_str(), c.as_str()))
             .collect();
-        repo.commit(&refs, &[], message)
+        repo.write(&refs).commit(message)
     };
 
     let first = write(

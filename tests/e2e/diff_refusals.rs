@@ -4,10 +4,12 @@
 //! refuses is reported with the controller's reason and message, exit code 2.
 //! Each test has the controller refuse the commit first, then asks the diff.
 
-mod fixture;
-mod support;
+use crate::fixture;
+use crate::support;
 
-use fixture::release::{commit, config, workload};
+use fixture::manifests::config;
+use fixture::manifests::config_map_in;
+use fixture::release::workload;
 use fixture::tenancy::service_account;
 use fixture::{
     apply_channel, apply_channel_with, install_crd, kubemint, wait_applied, wait_refused, GitRepo,
@@ -34,7 +36,8 @@ async fn a_write_impersonation_forbids_is_refused_by_diff_as_by_the_controller()
     ]);
     service_account(&client, &ns, "no-config", rules).await;
     let repo = GitRepo::new();
-    commit(&repo, &workload("web", "nginx:1.0", "one"), "web 1.0");
+    repo.write(&workload("web", "nginx:1.0", "one"))
+        .commit("web 1.0");
     let op = Operator::start_with(cluster.kubeconfig(), &ns, "", &[]);
     let spec = json!({"serviceAccountName": "no-config"});
     apply_channel_with(&client, &ns, "denied", &repo.url(), ".", spec).await;
@@ -76,9 +79,9 @@ async fn a_cross_namespace_refusal_is_reported_by_diff_as_by_the_controller() {
     let mut files = workload("web", "nginx:1.0", "one");
     files.push((
         "elsewhere.yaml".to_string(),
-        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: {other}\ndata: {{}}\n"),
+        config_map_in(&other, "x", &[]),
     ));
-    commit(&repo, &files, "reaches into another namespace");
+    repo.write(&files).commit("reaches into another namespace");
     let op = Operator::start_with(
         cluster.kubeconfig(),
         &ns,
@@ -120,11 +123,11 @@ async fn a_commit_the_prune_guard_holds_is_shown_and_refused_by_diff_as_by_the_c
         .iter()
         .map(|n| (format!("{n}.yaml"), config(n, n)))
         .collect();
-    let first = commit(&repo, &configs, "three configs");
+    let first = repo.write(&configs).commit("three configs");
     apply_channel(&client, &ns, "cfg", &repo.url(), ".").await;
     wait_applied(&client, &ns, "cfg", &first, &op).await;
 
-    let held = repo.commit(&[], &["b.yaml", "c.yaml"], "drop b and c");
+    let held = repo.remove(&["b.yaml", "c.yaml"]).commit("drop b and c");
     let message = wait_refused(&client, &ns, "cfg", "PruneHeld", &op).await;
     assert!(message.contains(&held[..12]), "{message}");
 
@@ -163,7 +166,8 @@ async fn a_user_who_may_not_impersonate_the_channel_s_account_is_told_so() {
     ]);
     service_account(&client, &ns, "reader", reader_rules).await;
     let repo = GitRepo::new();
-    commit(&repo, &workload("web", "nginx:1.0", "one"), "web 1.0");
+    repo.write(&workload("web", "nginx:1.0", "one"))
+        .commit("web 1.0");
     let spec = json!({"serviceAccountName": "deployer"});
     apply_channel_with(&client, &ns, "web", &repo.url(), ".", spec).await;
 

@@ -3,28 +3,25 @@
 //! rollback that a verifying channel accepts because `kubemint revert --sign`
 //! signed it, and a revert in a monorepo that leaves other directories alone.
 
-mod fixture;
-mod gitserver;
-mod support;
+use crate::fixture;
+use crate::gitserver;
+use crate::support;
 
-use std::path::Path;
 use std::time::Duration;
 
-use fixture::release::{deployment, revisions_in, workload};
+use fixture::manifests::{self, deployment};
+use fixture::release::{revisions_in, workload};
+use fixture::revert::{new_commit, pushable, revert_app, wait_reverted};
 use fixture::{
-    apply_channel_with, channel, condition, create_secret, install_crd, kubemint, last_applied,
-    wait_applied, Operator, Run,
+    apply_channel_with, channel, condition, create_secret, install_crd, last_applied, wait_applied,
+    Operator,
 };
-use gitserver::{GitDaemon, HttpServer, SshSigningKey, Upstream, HTTP_PASSWORD, HTTP_USER};
+use gitserver::{GitDaemon, GitRepo, SshSigningKey};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use kube::Client;
 use serde_json::json;
 use support::{eventually, hold_revision};
-
-fn config_map(value: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: greeting\ndata:\n  GREETING: \"{value}\"\n")
-}
 
 async fn greeting(client: &Client, ns: &str) -> Option<String> {
     let cm = Api::<ConfigMap>::namespaced(client.clone(), ns)
@@ -63,7 +60,7 @@ async fn wait_refused(
 }
 
 /// Commits in `upstream` are signed with `signer` from now on (`gpg.format ssh`).
-fn sign_commits(upstream: &Upstream, signer: &SshSigningKey) {
+fn sign_commits(upstream: &GitRepo, signer: &SshSigningKey) {
     upstream.git(&["config", "gpg.format", "ssh"]);
     upstream.git(&[
         "config",
@@ -80,14 +77,22 @@ async fn all_commits_from_a_trust_anchor_then_an_unsigned_commit_is_refused() {
     install_crd(&client).await;
     let ns = cluster.namespace("anchor").await;
     let signer = SshSigningKey::generate();
-    let upstream = Upstream::new();
+    let upstream = GitRepo::new();
     // The history from before the team signed its commits...
-    let first = upstream.commit("deploy/cm.yaml", &config_map("one"), "one, unsigned");
-    let anchor = upstream.commit("deploy/cm.yaml", &config_map("two"), "two, unsigned");
+    let first = upstream
+        .write(&[("deploy/cm.yaml", &manifests::greeting("one"))])
+        .commit("one, unsigned");
+    let anchor = upstream
+        .write(&[("deploy/cm.yaml", &manifests::greeting("two"))])
+        .commit("two, unsigned");
     // ...and from the day it did.
     sign_commits(&upstream, &signer);
-    upstream.commit("deploy/cm.yaml", &config_map("three"), "three, signed");
-    let four = upstream.commit("deploy/cm.yaml", &config_map("four"), "four, signed");
+    upstream
+        .write(&[("deploy/cm.yaml", &manifests::greeting("three"))])
+        .commit("three, signed");
+    let four = upstream
+        .write(&[("deploy/cm.yaml", &manifests::greeting("four"))])
+        .commit("four, signed");
     let daemon = GitDaemon::start(upstream.root());
     let url = daemon.url("work");
     create_secret(
@@ -123,56 +128,14 @@ async fn all_commits_from_a_trust_anchor_then_an_unsigned_commit_is_refused() {
 
     // An unsigned commit pushed after it is refused; the release stays.
     upstream.git(&["config", "commit.gpgsign", "false"]);
-    let five = upstream.commit("deploy/cm.yaml", &config_map("five"), "five, unsigned");
+    let five = upstream
+        .write(&[("deploy/cm.yaml", &manifests::greeting("five"))])
+        .commit("five, unsigned");
     let message = wait_refused(&client, &ns, "app", &five, &op).await;
     assert!(message.contains("not signed"), "{message}");
     let ch = channel(&client, &ns, "app").await;
     assert_eq!(last_applied(&ch), Some(four.as_str()));
     assert_eq!(greeting(&client, &ns).await.as_deref(), Some("four"));
-}
-
-/// `kubemint revert app -n <ns> <args>` as Grace, pushing with the channel's
-/// credentials; fails the test if any of `secrets` (or the HTTP password) is printed.
-fn revert_app(kubeconfig: &Path, ns: &str, args: &[&str], secrets: &[&str]) -> Run {
-    let mut all = vec!["revert", "app", "-n", ns];
-    all.extend_from_slice(args);
-    all.extend([
-        "--author-name",
-        "Grace Hopper",
-        "--author-email",
-        "grace@example.com",
-    ]);
-    let mut hidden = vec![HTTP_PASSWORD];
-    hidden.extend_from_slice(secrets);
-    let run = kubemint(kubeconfig, &all, &hidden);
-    println!("$ kubemint {}\n{}{}", all.join(" "), run.stdout, run.stderr);
-    run
-}
-
-/// The 40-hex commit id on the line `  commit <sha> ...` of revert's output.
-fn new_commit(stdout: &str) -> String {
-    stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("commit "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no commit in:\n{stdout}"))
-        .to_string()
-}
-
-/// An upstream served over HTTP with basic auth, accepting pushes, and the
-/// channel's credentials Secret `git-creds`.
-async fn pushable(client: &Client, ns: &str) -> (Upstream, HttpServer) {
-    let upstream = Upstream::new();
-    upstream.git(&["config", "receive.denyCurrentBranch", "updateInstead"]);
-    let server = HttpServer::start(upstream.root());
-    create_secret(
-        client,
-        ns,
-        "git-creds",
-        json!({"username": HTTP_USER, "password": HTTP_PASSWORD}),
-    )
-    .await;
-    (upstream, server)
 }
 
 #[tokio::test]
@@ -184,10 +147,16 @@ async fn a_signed_revert_is_accepted_where_an_unsigned_one_is_refused() {
     let kubeconfig = cluster.kubeconfig();
     let (upstream, server) = pushable(&client, &ns).await;
     let signer = SshSigningKey::generate();
-    let anchor = upstream.commit("README.md", "deploy/ holds the manifests\n", "start");
+    let anchor = upstream
+        .write(&[("README.md", "deploy/ holds the manifests\n")])
+        .commit("start");
     sign_commits(&upstream, &signer);
-    upstream.commit("deploy/cm.yaml", &config_map("one"), "one");
-    let two = upstream.commit("deploy/cm.yaml", &config_map("two"), "two");
+    upstream
+        .write(&[("deploy/cm.yaml", &manifests::greeting("one"))])
+        .commit("one");
+    let two = upstream
+        .write(&[("deploy/cm.yaml", &manifests::greeting("two"))])
+        .commit("two");
     create_secret(
         &client,
         &ns,
@@ -279,13 +248,13 @@ async fn revert_in_a_monorepo_leaves_other_paths_alone() {
     let (upstream, server) = pushable(&client, &ns).await;
     let files = |cm: &str, team: &str| {
         vec![
-            ("deploy/cm.yaml".to_string(), config_map(cm)),
+            ("deploy/cm.yaml".to_string(), manifests::greeting(cm)),
             ("billing/app.yaml".to_string(), format!("team: {team}\n")),
         ]
     };
-    upstream.commit_files(&files("one", "1"), "one; billing 1");
+    upstream.write(&files("one", "1")).commit("one; billing 1");
     // One commit changes this channel's directory and another team's.
-    let two = upstream.commit_files(&files("two", "2"), "two; billing 2");
+    let two = upstream.write(&files("two", "2")).commit("two; billing 2");
     apply_channel_with(
         &client,
         &ns,
@@ -303,7 +272,7 @@ async fn revert_in_a_monorepo_leaves_other_paths_alone() {
     let revert = new_commit(&run.stdout);
     assert_eq!(
         upstream.git(&["show", "main:deploy/cm.yaml"]),
-        config_map("one").trim()
+        manifests::greeting("one").trim()
     );
     assert_eq!(upstream.git(&["show", "main:billing/app.yaml"]), "team: 2");
     let body = upstream.git(&["log", "-1", "--format=%b"]);
@@ -350,7 +319,9 @@ async fn an_automatic_revert_is_signed_so_the_verifying_channel_delivers_it() {
     let (upstream, server) = pushable(&client, &ns).await;
     let (team, bot) = (SshSigningKey::generate(), SshSigningKey::generate());
     sign_commits(&upstream, &team);
-    let good = upstream.commit_files(&workload("web", "web:1.0", "one"), "web 1.0");
+    let good = upstream
+        .write(&workload("web", "web:1.0", "one"))
+        .commit("web 1.0");
     let allowed = format!(
         "{}{}",
         team.allowed_signers("ada@example.com"),
@@ -382,21 +353,9 @@ async fn an_automatic_revert_is_signed_so_the_verifying_channel_delivers_it() {
         deployment("web", "web:1.1-broken", 2),
     )
     .unwrap();
-    hold_revision(&ns, &revisions_in(&upstream.path())["web"]);
-    let bad = upstream.commit_files(&[], "web 1.1");
-    let revert = eventually(
-        Duration::from_secs(60),
-        "the automatic revert pushed",
-        || async {
-            let tip = upstream.git(&["rev-parse", "main"]);
-            if tip != bad {
-                Ok(tip)
-            } else {
-                Err(op.log_text())
-            }
-        },
-    )
-    .await;
+    hold_revision(&ns, &revisions_in(upstream.path())["web"]);
+    let bad = upstream.commit("web 1.1");
+    let revert = wait_reverted(&upstream, &bad, &op).await;
     assert_eq!(upstream.git(&["rev-parse", "main^"]), bad);
     let file = upstream.root().join("allowed_signers");
     std::fs::write(&file, &allowed).unwrap();

@@ -2,23 +2,20 @@
 //! credentials in a Secret, delivered by the real `kubemint run`; then a signed-
 //! commit policy that stalls on an unsigned commit and names it.
 
-mod fixture;
-mod gitserver;
-mod support;
+use crate::fixture;
+use crate::gitserver;
+use crate::support;
 
 use std::time::Duration;
 
+use fixture::manifests::greeting;
 use fixture::{channel, condition, install_crd, wait_applied, Operator};
-use gitserver::{SshServer, Upstream};
+use gitserver::{GitRepo, SshServer};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kubemint::controller::Channel;
 use serde_json::json;
 use support::wait_for;
-
-fn config_map(value: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: greeting\ndata:\n  GREETING: {value}\n")
-}
 
 #[tokio::test]
 async fn ssh_channel_with_secret_and_signature_policy() {
@@ -27,9 +24,11 @@ async fn ssh_channel_with_secret_and_signature_policy() {
     install_crd(&client).await;
     let ns = cluster.namespace("gitssh").await;
     let server = SshServer::start();
-    let upstream = Upstream::new();
-    let sha1 = upstream.commit("deploy/cm.yaml", &config_map("hello"), "first");
-    let url = server.url(&upstream.path());
+    let upstream = GitRepo::new();
+    let sha1 = upstream
+        .write(&[("deploy/cm.yaml", &greeting("hello"))])
+        .commit("first");
+    let url = server.url(upstream.path());
 
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let secret: Secret = serde_json::from_value(json!({
@@ -84,7 +83,9 @@ async fn ssh_channel_with_secret_and_signature_policy() {
     }))
     .unwrap();
     secrets.create(&PostParams::default(), &keys).await.unwrap();
-    let sha2 = upstream.commit("deploy/cm.yaml", &config_map("unsigned"), "unsigned");
+    let sha2 = upstream
+        .write(&[("deploy/cm.yaml", &greeting("unsigned"))])
+        .commit("unsigned");
     apply(spec(Some(
         json!({"mode": "AllCommits", "secretRef": {"name": "signers"}}),
     )))
@@ -106,7 +107,9 @@ async fn ssh_channel_with_secret_and_signature_policy() {
     let key = signer.key_path().display().to_string();
     upstream.git(&["config", "gpg.format", "ssh"]);
     upstream.git(&["config", "user.signingkey", &key]);
-    let sha3 = upstream.commit_with("deploy/cm.yaml", &config_map("signed"), "signed", &["-S"]);
+    let sha3 = upstream
+        .write(&[("deploy/cm.yaml", &greeting("signed"))])
+        .commit_with("signed", &["-S"]);
     tokio::time::sleep(Duration::from_secs(5)).await;
     let ch = channel(&client, &ns, "ssh").await;
     let stalled = condition(&ch, "Stalled").expect("still stalled");

@@ -1,7 +1,7 @@
 //! The install manifests a user applies (`manifests/install.yaml` and the CRD)
 //! are accepted by a real API server: a server-side dry run of every object.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

@@ -2,18 +2,17 @@
 //! same immutable blue/green rollout as plain manifests. kustomize is the real
 //! one (`kustomize`, else `kubectl kustomize`).
 
-mod fixture;
-mod support;
+use crate::fixture;
+use crate::support;
 
 use std::time::Duration;
 
-use fixture::{
-    apply_channel_with, channel, condition, install_crd, kubemint, wait_applied, GitRepo, Operator,
-};
+use fixture::manifests::{bare_deployment, service};
+use fixture::release::{available, replicas, Env};
+use fixture::{condition, kubemint};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use kube::api::{Api, ListParams};
-use kube::Client;
+use kube::api::Api;
 use kubemint::controller::Channel;
 use kubemint::render::{render, RenderOptions, RepoTree};
 use serde_json::json;
@@ -53,33 +52,6 @@ spec:
             - configMapRef: {name: web-config}
 ";
 
-const SERVICE: &str = "apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  selector: {app: web}
-  ports:
-    - port: 80
-";
-
-const WORKER: &str = "apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: worker
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app: worker}
-  template:
-    metadata:
-      labels: {app: worker}
-    spec:
-      containers:
-        - name: worker
-          image: registry.example.com/worker:0.1
-";
-
 const ENV_PATCH: &str = "apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
@@ -116,57 +88,42 @@ configMapGenerator:
     )
 }
 
-struct Env {
-    client: Client,
-    ns: String,
-    repo: GitRepo,
-    op: Operator,
+/// A namespace, an operator, and a channel on the dev overlay of a new
+/// repository (no serving checker: these tests check serving themselves).
+async fn start_overlay(prefix: &str) -> Env {
+    let env = Env::prepare(prefix, false).await;
+    let spec = json!({"rollout": {"drainSeconds": 1, "keepReleases": 3, "readyTimeout": "2m"}});
+    env.apply_channel_at(OVERLAY, spec).await;
+    env
 }
 
-impl Env {
-    /// A namespace, an operator, and a channel on the dev overlay of a new repository.
-    async fn start(prefix: &str) -> Env {
-        let cluster = support::cluster();
-        let client = cluster.client().await;
-        install_crd(&client).await;
-        let ns = cluster.namespace(prefix).await;
-        let repo = GitRepo::new();
-        let op = Operator::start(cluster.kubeconfig(), &ns);
-        apply_channel_with(
-            &client,
-            &ns,
-            "shop",
-            &repo.url(),
-            OVERLAY,
-            json!({"rollout": {"drainSeconds": 1, "keepReleases": 3, "readyTimeout": "2m"}}),
-        )
-        .await;
-        Env {
-            client,
-            ns,
-            repo,
-            op,
-        }
-    }
-
+/// What the kustomize tests do beyond the shared [`Env`]: commit the base and
+/// the overlay, render the overlay's revisions, wait for a stalled commit.
+trait Overlay {
     /// Commits the base and the overlay.
+    fn commit(&self, tag: &str, greeting: &str, extra: &str, message: &str) -> String;
+    /// The revision of `workload` in the working tree, as kubemint computes it.
+    fn revision(&self, workload: &str) -> String;
+    /// Waits until the channel is Stalled on commit `sha`.
+    async fn wait_stalled(&self, sha: &str) -> Channel;
+}
+
+impl Overlay for Env {
     fn commit(&self, tag: &str, greeting: &str, extra: &str, message: &str) -> String {
         let overlay = overlay(&self.ns, tag, greeting, extra);
-        self.repo.commit(
-            &[
+        let worker = bare_deployment("worker", "registry.example.com/worker:0.1", 1);
+        self.repo
+            .write(&[
                 ("base/kustomization.yaml", BASE),
                 ("base/web.yaml", WEB),
-                ("base/service.yaml", SERVICE),
-                ("base/worker.yaml", WORKER),
-                ("overlays/dev/kustomization.yaml", &overlay),
+                ("base/service.yaml", service("web").as_str()),
+                ("base/worker.yaml", worker.as_str()),
+                ("overlays/dev/kustomization.yaml", overlay.as_str()),
                 ("overlays/dev/env.yaml", ENV_PATCH),
-            ],
-            &[],
-            message,
-        )
+            ])
+            .commit(message)
     }
 
-    /// The revision of `workload` in the working tree, as kubemint computes it.
     fn revision(&self, workload: &str) -> String {
         let tree = RepoTree::from_dir(self.repo.path(), &Default::default()).unwrap();
         let options = RenderOptions {
@@ -183,49 +140,6 @@ impl Env {
             .hash
     }
 
-    async fn service_revision(&self) -> Option<String> {
-        let svc = Api::<Service>::namespaced(self.client.clone(), &self.ns)
-            .get_opt("web")
-            .await
-            .ok()??;
-        svc.spec?.selector?.get("kubemint.io/revision").cloned()
-    }
-
-    async fn rs(&self, name: &str) -> Option<ReplicaSet> {
-        Api::<ReplicaSet>::namespaced(self.client.clone(), &self.ns)
-            .get_opt(name)
-            .await
-            .ok()?
-    }
-
-    async fn rs_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = Api::<ReplicaSet>::namespaced(self.client.clone(), &self.ns)
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .filter_map(|rs| rs.metadata.name)
-            .collect();
-        names.sort();
-        names
-    }
-
-    async fn channel(&self) -> Channel {
-        channel(&self.client, &self.ns, "shop").await
-    }
-
-    /// Waits until `sha` is applied and its rollout has nothing left to do.
-    async fn wait_settled(&self, sha: &str) -> Channel {
-        wait_applied(&self.client, &self.ns, "shop", sha, &self.op).await;
-        wait_for(Duration::from_secs(60), || async {
-            let ch = self.channel().await;
-            (condition(&ch, "Reconciling")?.0 == "False").then_some(ch)
-        })
-        .await
-    }
-
-    /// Waits until the channel is Stalled on commit `sha`.
     async fn wait_stalled(&self, sha: &str) -> Channel {
         wait_for(Duration::from_secs(60), || async {
             let ch = self.channel().await;
@@ -235,17 +149,6 @@ impl Env {
         })
         .await
     }
-}
-
-fn replicas(rs: &ReplicaSet) -> i32 {
-    rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
-}
-
-fn available(rs: &ReplicaSet) -> i32 {
-    rs.status
-        .as_ref()
-        .and_then(|s| s.available_replicas)
-        .unwrap_or(0)
 }
 
 /// The web container of a ReplicaSet: (image, LOG_LEVEL, the ConfigMap its envFrom reads).
@@ -270,7 +173,7 @@ fn web_container(rs: &ReplicaSet) -> (String, String, String) {
 
 #[tokio::test]
 async fn an_overlay_is_delivered_and_an_image_bump_promotes_blue_green() {
-    let env = Env::start("kust-bump").await;
+    let env = start_overlay("kust-bump").await;
     let started = std::time::Instant::now();
     let sha1 = env.commit("1.0", "hi", "", "web 1.0 in dev");
     let h1 = env.revision("web");
@@ -294,7 +197,10 @@ async fn an_overlay_is_delivered_and_an_image_bump_promotes_blue_green() {
     );
     let worker = env.revision("worker");
     assert!(env.rs(&format!("worker-{worker}")).await.is_some());
-    assert_eq!(env.service_revision().await.as_deref(), Some(h1.as_str()));
+    assert_eq!(
+        env.service_revision("web").await.as_deref(),
+        Some(h1.as_str())
+    );
     let service = Api::<Service>::namespaced(env.client.clone(), &env.ns)
         .get("web")
         .await
@@ -334,7 +240,7 @@ async fn an_overlay_is_delivered_and_an_image_bump_promotes_blue_green() {
     );
 
     hold_revision(&env.ns, &h2);
-    let sha2 = env.repo.commit(&[], &[], "web 1.1 in dev");
+    let sha2 = env.repo.commit("web 1.1 in dev");
     let rs2_name = format!("web-{h2}");
     let rs2 = wait_for(Duration::from_secs(30), || async {
         env.rs(&rs2_name).await.filter(|rs| replicas(rs) == 2)
@@ -343,7 +249,7 @@ async fn an_overlay_is_delivered_and_an_image_bump_promotes_blue_green() {
     assert_eq!(web_container(&rs2).0, "registry.example.com/web:1.1");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        env.service_revision().await.as_deref(),
+        env.service_revision("web").await.as_deref(),
         Some(h1.as_str()),
         "no switch before the new pods are ready"
     );
@@ -352,7 +258,7 @@ async fn an_overlay_is_delivered_and_an_image_bump_promotes_blue_green() {
 
     release_revision(&env.client, &env.ns, &h2).await;
     wait_for(Duration::from_secs(30), || async {
-        (env.service_revision().await.as_deref() == Some(h2.as_str())).then_some(())
+        (env.service_revision("web").await.as_deref() == Some(h2.as_str())).then_some(())
     })
     .await;
     assert_eq!(available(&env.rs(&rs2_name).await.unwrap()), 2);
@@ -370,7 +276,7 @@ async fn an_overlay_is_delivered_and_an_image_bump_promotes_blue_green() {
 
 #[tokio::test]
 async fn a_config_map_generator_change_mints_new_pods_and_a_revert_brings_the_old_ones_back() {
-    let env = Env::start("kust-config").await;
+    let env = start_overlay("kust-config").await;
     let sha1 = env.commit("1.0", "hi", "", "greeting hi");
     let h1 = env.revision("web");
     env.wait_settled(&sha1).await;
@@ -381,7 +287,10 @@ async fn a_config_map_generator_change_mints_new_pods_and_a_revert_brings_the_ol
     let h2 = env.revision("web");
     assert_ne!(h1, h2, "a generator literal is part of the pods");
     env.wait_settled(&sha2).await;
-    assert_eq!(env.service_revision().await.as_deref(), Some(h2.as_str()));
+    assert_eq!(
+        env.service_revision("web").await.as_deref(),
+        Some(h2.as_str())
+    );
     let rs2 = env.rs(&format!("web-{h2}")).await.unwrap();
     let config2 = web_container(&rs2).2;
     assert_ne!(config1, config2);
@@ -403,7 +312,10 @@ async fn a_config_map_generator_change_mints_new_pods_and_a_revert_brings_the_ol
         "the old pods' ReplicaSet is scaled back up, not recreated"
     );
     assert_eq!((replicas(&back), available(&back)), (2, 2));
-    assert_eq!(env.service_revision().await.as_deref(), Some(h1.as_str()));
+    assert_eq!(
+        env.service_revision("web").await.as_deref(),
+        Some(h1.as_str())
+    );
     assert_eq!(web_container(&back).2, config1);
     assert_eq!(
         configs.get(&config1).await.unwrap().data.unwrap()["GREETING"],
@@ -414,7 +326,7 @@ async fn a_config_map_generator_change_mints_new_pods_and_a_revert_brings_the_ol
 
 #[tokio::test]
 async fn a_broken_kustomization_is_rejected_whole_while_the_previous_release_keeps_serving() {
-    let env = Env::start("kust-broken").await;
+    let env = start_overlay("kust-broken").await;
     let sha1 = env.commit("1.0", "hi", "", "good");
     let h1 = env.revision("web");
     env.wait_settled(&sha1).await;
@@ -442,7 +354,10 @@ async fn a_broken_kustomization_is_rejected_whole_while_the_previous_release_kee
     assert!(!message.contains("correct-horse-battery"), "{message}");
     let status = ch.status.as_ref().unwrap();
     assert_eq!(status.last_applied_commit.as_ref().unwrap().sha, sha1);
-    assert_eq!(env.service_revision().await.as_deref(), Some(h1.as_str()));
+    assert_eq!(
+        env.service_revision("web").await.as_deref(),
+        Some(h1.as_str())
+    );
     let serving = env.rs(&format!("web-{h1}")).await.unwrap();
     assert_eq!((replicas(&serving), available(&serving)), (2, 2));
     assert_eq!(env.rs_names().await, before, "nothing was minted");
@@ -458,13 +373,19 @@ async fn a_broken_kustomization_is_rejected_whole_while_the_previous_release_kee
         message.contains("overlays/dev/kustomization.yaml: components: \"github.com/acme/deploy"),
         "{message}"
     );
-    assert_eq!(env.service_revision().await.as_deref(), Some(h1.as_str()));
+    assert_eq!(
+        env.service_revision("web").await.as_deref(),
+        Some(h1.as_str())
+    );
 
     // The fix is a new commit, delivered as usual.
     let fixed = env.commit("2.0", "changed", "", "fixed");
     let h2 = env.revision("web");
     env.wait_settled(&fixed).await;
-    assert_eq!(env.service_revision().await.as_deref(), Some(h2.as_str()));
+    assert_eq!(
+        env.service_revision("web").await.as_deref(),
+        Some(h2.as_str())
+    );
     let rs2 = env.rs(&format!("web-{h2}")).await.unwrap();
     assert_eq!(web_container(&rs2).0, "registry.example.com/web:2.0");
 }

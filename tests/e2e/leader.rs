@@ -2,20 +2,17 @@
 //! its holder reconciles; a standby takes over when the leader dies, and a
 //! leader stopped with SIGTERM hands the Lease over at once.
 
-mod fixture;
-mod support;
+use crate::fixture;
+use crate::support;
 
 use std::time::Duration;
 
+use fixture::manifests::greeting;
 use fixture::{apply_channel, install_crd, wait_applied, GitRepo, Operator};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use kubemint::controller::leader::LEASE_NAME;
 use support::wait_for;
-
-fn config_map(value: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: greeting\ndata:\n  GREETING: \"{value}\"\n")
-}
 
 fn elected(kubeconfig: &std::path::Path, ns: &str, name: &str, lease: &str) -> Operator {
     Operator::start_with(
@@ -51,7 +48,9 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over() {
     let held_by = |op: &Operator| format!("_{}", op.pid());
 
     let repo = GitRepo::new();
-    let first = repo.commit(&[("deploy/cm.yaml", &config_map("one"))], &[], "one");
+    let first = repo
+        .write(&[("deploy/cm.yaml", &greeting("one"))])
+        .commit("one");
     apply_channel(&client, &ns, "app", &repo.url(), "deploy").await;
 
     // The first replica finds the Lease free and leads.
@@ -91,7 +90,9 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over() {
     // The leader dies without a word: once its Lease expires the standby leads
     // and delivers the next commit.
     a.kill();
-    let second = repo.commit(&[("deploy/cm.yaml", &config_map("two"))], &[], "two");
+    let second = repo
+        .write(&[("deploy/cm.yaml", &greeting("two"))])
+        .commit("two");
     let b_id = held_by(&b);
     wait_for(Duration::from_secs(60), || async {
         holder().await.filter(|h| h.ends_with(&b_id))

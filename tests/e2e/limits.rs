@@ -3,10 +3,11 @@
 //! (`--max-file-size`, `--max-release-size`, `--max-objects`), the checks of a
 //! Deployment that is never sent as declared, and the prune guard.
 
-mod fixture;
-mod support;
+use crate::fixture;
+use crate::support;
 
-use fixture::release::{config, workload};
+use fixture::manifests::config;
+use fixture::release::workload;
 use fixture::{
     apply_channel, channel_events, condition, install_crd, last_applied, wait_applied,
     wait_refused, GitRepo, Operator,
@@ -68,14 +69,16 @@ async fn each_limit_rejects_a_commit_whole_naming_the_file_and_the_limit() {
         .iter()
         .map(|(p, c)| (p.as_str(), c.as_str()))
         .collect();
-    let good = repo.commit(&refs, &[], "web 1.0");
+    let good = repo.write(&refs).commit("web 1.0");
     apply_channel(&client, &ns, "web", &repo.url(), ".").await;
     wait_applied(&client, &ns, "web", &good, &op).await;
     let before = peak_rss_mib(op.pid());
 
     // One file of 40 MiB: refused without being read.
     let blob = format!("{}  blob: {}\n", config("big", "x"), "x".repeat(40 << 20));
-    let big = repo.commit(&[("big.yaml", blob.as_str())], &[], "a 40 MiB manifest");
+    let big = repo
+        .write(&[("big.yaml", blob.as_str())])
+        .commit("a 40 MiB manifest");
     let message = wait_refused(&client, &ns, "web", "FileTooLarge", &op).await;
     assert!(
         message.starts_with(
@@ -111,7 +114,9 @@ async fn each_limit_rejects_a_commit_whole_naming_the_file_and_the_limit() {
         .iter()
         .map(|(p, c)| (p.as_str(), c.as_str()))
         .collect();
-    repo.commit(&refs, &["big.yaml"], "2.4 MiB of manifests");
+    repo.write(&refs)
+        .remove(&["big.yaml"])
+        .commit("2.4 MiB of manifests");
     let message = wait_refused(&client, &ns, "web", "ReleaseTooLarge", &op).await;
     assert!(
         message.starts_with(
@@ -128,7 +133,9 @@ async fn each_limit_rejects_a_commit_whole_naming_the_file_and_the_limit() {
         .unwrap();
     let removed: Vec<String> = (0..3).map(|i| format!("parts/{i}.yaml")).collect();
     let removed: Vec<&str> = removed.iter().map(String::as_str).collect();
-    repo.commit(&[("many.json", list.as_str())], &removed, "25 objects");
+    repo.write(&[("many.json", list.as_str())])
+        .remove(&removed)
+        .commit("25 objects");
     let message = wait_refused(&client, &ns, "web", "TooManyObjects", &op).await;
     assert!(
         message.starts_with("many.json: the release has more than 20 objects (--max-objects)"),
@@ -144,11 +151,9 @@ async fn each_limit_rejects_a_commit_whole_naming_the_file_and_the_limit() {
         .map(|l| format!("{l}\n"))
         .collect();
     assert_ne!(no_selector, deployment);
-    repo.commit(
-        &[("web/deployment.yaml", no_selector.as_str())],
-        &["many.json"],
-        "no selector",
-    );
+    repo.write(&[("web/deployment.yaml", no_selector.as_str())])
+        .remove(&["many.json"])
+        .commit("no selector");
     let message = wait_refused(&client, &ns, "web", "ValidationFailed", &op).await;
     assert!(
         message.contains("web/deployment.yaml")
@@ -158,11 +163,9 @@ async fn each_limit_rejects_a_commit_whole_naming_the_file_and_the_limit() {
 
     // Nothing of the refused commits reached the cluster; a good commit goes through.
     assert_eq!(config_names(&client, &ns).await, ["web-config"]);
-    let fixed = repo.commit(
-        &[("web/deployment.yaml", deployment.as_str())],
-        &[],
-        "selector back",
-    );
+    let fixed = repo
+        .write(&[("web/deployment.yaml", deployment.as_str())])
+        .commit("selector back");
     wait_applied(&client, &ns, "web", &fixed, &op).await;
 }
 
@@ -182,19 +185,19 @@ async fn the_prune_guard_holds_a_large_prune_until_the_commit_is_approved() {
         .iter()
         .map(|(p, c)| (p.as_str(), c.as_str()))
         .collect();
-    let first = repo.commit(&refs, &[], "four configs");
+    let first = repo.write(&refs).commit("four configs");
     apply_channel(&client, &ns, "cfg", &repo.url(), ".").await;
     wait_applied(&client, &ns, "cfg", &first, &op).await;
     let all = ["a-config", "b-config", "c-config", "d-config"];
     assert_eq!(config_names(&client, &ns).await, all);
 
     // One of four (25%) is within the default maxFraction of 0.5.
-    let second = repo.commit(&[], &["d.yaml"], "drop d");
+    let second = repo.remove(&["d.yaml"]).commit("drop d");
     wait_applied(&client, &ns, "cfg", &second, &op).await;
     assert_eq!(config_names(&client, &ns).await, all[..3]);
 
     // Two of the three left (67%) is held: nothing deleted, a condition and an event.
-    let third = repo.commit(&[], &["b.yaml", "c.yaml"], "drop b and c");
+    let third = repo.remove(&["b.yaml", "c.yaml"]).commit("drop b and c");
     let message = wait_refused(&client, &ns, "cfg", "PruneHeld", &op).await;
     assert!(
         message.starts_with(&format!(

@@ -10,17 +10,20 @@
 //! Every check reads what the servers hold (`git notes show`, `git log`), not
 //! what the operator says it did.
 
-mod fixture;
-mod gitserver;
-mod support;
+use crate::fixture;
+use crate::gitserver;
+use crate::support;
 
 use std::time::Duration;
 
-use fixture::release::{deployment, revisions_in, workload};
+use fixture::manifests::config_map;
+use fixture::manifests::deployment;
+use fixture::release::{revisions_in, workload};
+use fixture::revert::wait_reverted;
 use fixture::{
     apply_channel_with, channel, channel_events, install_crd, kubemint, wait_applied, Operator,
 };
-use gitserver::{GitDaemon, HttpServer, SshServer, Upstream, HTTP_PASSWORD, HTTP_USER};
+use gitserver::{GitDaemon, GitRepo, HttpServer, SshServer, HTTP_PASSWORD, HTTP_USER};
 use kube::api::Api;
 use kube::Client;
 use kubemint::controller::crd::ReleasePhase;
@@ -33,7 +36,7 @@ async fn create_secret(client: &Client, ns: &str, data: serde_json::Value) {
 }
 
 /// The note of `sha` under `refs/notes/kubemint/<cluster>` in the server's repository, once it has `want` entries.
-async fn wait_note(upstream: &Upstream, cluster: &str, sha: &str, want: usize) -> String {
+async fn wait_note(upstream: &GitRepo, cluster: &str, sha: &str, want: usize) -> String {
     let reference = format!("--ref=kubemint/{cluster}");
     let mut last = String::new();
     for _ in 0..300 {
@@ -82,7 +85,7 @@ async fn notes_are_pushed_on_promotion_failure_and_supersede_and_read_back_from_
     let client = cluster.client().await;
     install_crd(&client).await;
     let ns = cluster.namespace("notes").await;
-    let upstream = Upstream::new();
+    let upstream = GitRepo::new();
     upstream.allow_push();
     let (server, ca) = HttpServer::start_tls(upstream.root());
     create_secret(
@@ -91,8 +94,8 @@ async fn notes_are_pushed_on_promotion_failure_and_supersede_and_read_back_from_
         json!({"username": HTTP_USER, "password": HTTP_PASSWORD, "ca.crt": ca}),
     )
     .await;
-    let sha1 = upstream.commit_files(&web("web:1.0"), "web 1.0");
-    let h1 = revisions_in(&upstream.path())["web"].clone();
+    let sha1 = upstream.write(&web("web:1.0")).commit("web 1.0");
+    let h1 = revisions_in(upstream.path())["web"].clone();
     apply_channel_with(
         &client,
         &ns,
@@ -140,9 +143,9 @@ async fn notes_are_pushed_on_promotion_failure_and_supersede_and_read_back_from_
         deployment("web", "web:1.1-broken", 2),
     )
     .unwrap();
-    let h2 = revisions_in(&upstream.path())["web"].clone();
+    let h2 = revisions_in(upstream.path())["web"].clone();
     hold_revision(&ns, &h2);
-    let sha2 = upstream.commit_files(&[], "web 1.1 (broken)");
+    let sha2 = upstream.commit("web 1.1 (broken)");
     wait_failed(&client, &ns, "app", &sha2).await;
     let note = wait_note(&upstream, "prod", &sha2, 1).await;
     println!("$ git notes --ref=kubemint/prod show {sha2}\n{note}");
@@ -158,7 +161,7 @@ async fn notes_are_pushed_on_promotion_failure_and_supersede_and_read_back_from_
     assert_eq!(note.matches("event: ").count(), 1);
 
     // A good release: promoted, and release 1 superseded (appended to its note).
-    let sha3 = upstream.commit_files(&web("web:1.2"), "web 1.2");
+    let sha3 = upstream.write(&web("web:1.2")).commit("web 1.2");
     wait_applied(&client, &ns, "app", &sha3, &op).await;
     let note = wait_note(&upstream, "prod", &sha3, 1).await;
     assert!(
@@ -237,17 +240,14 @@ async fn two_operators_with_different_cluster_names_share_one_repository_over_ss
     let cluster = support::cluster();
     let client = cluster.client().await;
     install_crd(&client).await;
-    let upstream = Upstream::new();
+    let upstream = GitRepo::new();
     upstream.allow_push();
     let server = SshServer::start();
-    let url = server.url(&upstream.path());
-    let cm = |name: &str| {
-        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  V: \"1\"\n")
-    };
-    let sha1 = upstream.commit_files(
-        &[("a/cm.yaml".into(), cm("a")), ("b/cm.yaml".into(), cm("b"))],
-        "config a and b",
-    );
+    let url = server.url(upstream.path());
+    let cm = |name: &str| config_map(name, &[("V", "1")]);
+    let sha1 = upstream
+        .write(&[("a/cm.yaml", cm("a")), ("b/cm.yaml", cm("b"))])
+        .commit("config a and b");
     // Operators east and west, plus a second operator named east (another
     // process writing to the same ref: a real race on the server).
     let mut operators = Vec::new();
@@ -330,7 +330,7 @@ async fn a_failed_release_is_reverted_in_git_then_delivered_and_never_twice() {
     let client = cluster.client().await;
     install_crd(&client).await;
     let ns = cluster.namespace("autorevert").await;
-    let upstream = Upstream::new();
+    let upstream = GitRepo::new();
     upstream.allow_push();
     let (server, ca) = HttpServer::start_tls(upstream.root());
     create_secret(
@@ -339,7 +339,7 @@ async fn a_failed_release_is_reverted_in_git_then_delivered_and_never_twice() {
         json!({"username": HTTP_USER, "password": HTTP_PASSWORD, "ca.crt": ca}),
     )
     .await;
-    let sha1 = upstream.commit_files(&web("web:3.0"), "web 3.0");
+    let sha1 = upstream.write(&web("web:3.0")).commit("web 3.0");
     apply_channel_with(
         &client,
         &ns,
@@ -365,18 +365,14 @@ async fn a_failed_release_is_reverted_in_git_then_delivered_and_never_twice() {
         deployment("web", "web:3.1-broken", 2),
     )
     .unwrap();
-    let h2 = revisions_in(&upstream.path())["web"].clone();
+    let h2 = revisions_in(upstream.path())["web"].clone();
     hold_revision(&ns, &h2);
-    let sha2 = upstream.commit_files(&[], "web 3.1");
+    let sha2 = upstream.commit("web 3.1");
     let ch = wait_failed(&client, &ns, "app", &sha2).await;
     let release2 = ch.status.as_ref().unwrap().releases[0].id.clone();
 
     // The revert is on the branch, with a message naming release, workload, counts.
-    let revert = wait_for(Duration::from_secs(30), || async {
-        let tip = upstream.git(&["rev-parse", "main"]);
-        (tip != sha2).then_some(tip)
-    })
-    .await;
+    let revert = wait_reverted(&upstream, &sha2, &op).await;
     assert_eq!(upstream.git(&["rev-parse", "main^"]), sha2);
     let message = upstream.git(&["log", "-1", "--format=%B", "main"]);
     println!("$ git log -1 main\n{message}");
@@ -431,13 +427,12 @@ async fn a_failed_release_is_reverted_in_git_then_delivered_and_never_twice() {
 
     // The same release landing again is held by the engine (it failed before) and
     // not reverted again.
-    let sha3 = upstream.commit_files(
-        &[(
-            "web/deployment.yaml".into(),
+    let sha3 = upstream
+        .write(&[(
+            "web/deployment.yaml",
             deployment("web", "web:3.1-broken", 2),
-        )],
-        "web 3.1 again",
-    );
+        )])
+        .commit("web 3.1 again");
     wait_failed(&client, &ns, "app", &sha3).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(upstream.git(&["rev-parse", "main"]), sha3, "reverted twice");
@@ -467,11 +462,8 @@ async fn a_failed_release_is_reverted_in_git_then_delivered_and_never_twice() {
         deployment("web", "web:3.2-broken", 2),
     )
     .unwrap();
-    hold_revision(&ns, &revisions_in(&upstream.path())["web"]);
-    let sha4 = upstream.commit_files(
-        &[],
-        "Revert something\n\nKubemint-Reverts-Release: 0123456789ab",
-    );
+    hold_revision(&ns, &revisions_in(upstream.path())["web"]);
+    let sha4 = upstream.commit("Revert something\n\nKubemint-Reverts-Release: 0123456789ab");
     wait_failed(&client, &ns, "app", &sha4).await;
     let auto = wait_for(Duration::from_secs(20), || async {
         let a = channel(&client, &ns, "app").await.status?.auto_revert?;
@@ -490,17 +482,17 @@ async fn a_revert_that_conflicts_with_a_moved_branch_pushes_nothing() {
     let client = cluster.client().await;
     install_crd(&client).await;
     let ns = cluster.namespace("revertconflict").await;
-    let upstream = Upstream::new();
+    let upstream = GitRepo::new();
     upstream.allow_push();
     let server = SshServer::start();
-    let url = server.url(&upstream.path());
+    let url = server.url(upstream.path());
     create_secret(
         &client,
         &ns,
         json!({"identity": server.identity, "known_hosts": server.known_hosts}),
     )
     .await;
-    let sha1 = upstream.commit_files(&web("web:4.0"), "web 4.0");
+    let sha1 = upstream.write(&web("web:4.0")).commit("web 4.0");
     // A long interval: the channel sees only what the test asks it to fetch.
     let spec = json!({"git": {"secretRef": {"name": "git-creds"}, "interval": "1h"},
                       "rollout": {"readyTimeout": "5s", "onFailure": "revert"}});
@@ -513,8 +505,8 @@ async fn a_revert_that_conflicts_with_a_moved_branch_pushes_nothing() {
         deployment("web", "web:4.1-broken", 2),
     )
     .unwrap();
-    hold_revision(&ns, &revisions_in(&upstream.path())["web"]);
-    let sha2 = upstream.commit_files(&[], "web 4.1");
+    hold_revision(&ns, &revisions_in(upstream.path())["web"]);
+    let sha2 = upstream.commit("web 4.1");
     // Ask for a sync (a spec change fetches at once), wait until it is trying sha2.
     let mut spec = spec;
     spec["driftInterval"] = json!("3s");
@@ -525,13 +517,9 @@ async fn a_revert_that_conflicts_with_a_moved_branch_pushes_nothing() {
     })
     .await;
     // Meanwhile the branch moves on the same line.
-    let sha3 = upstream.commit_files(
-        &[(
-            "web/deployment.yaml".into(),
-            deployment("web", "web:4.2", 2),
-        )],
-        "web 4.2",
-    );
+    let sha3 = upstream
+        .write(&[("web/deployment.yaml", deployment("web", "web:4.2", 2))])
+        .commit("web 4.2");
     let ch = wait_failed(&client, &ns, "app", &sha2).await;
     let _ = ch;
     let auto = wait_for(Duration::from_secs(20), || async {
@@ -562,10 +550,10 @@ async fn a_note_that_cannot_be_pushed_is_a_warning_and_a_metric_not_a_failed_del
     let client = cluster.client().await;
     install_crd(&client).await;
     let ns = cluster.namespace("notesfail").await;
-    let upstream = Upstream::new();
+    let upstream = GitRepo::new();
     // git daemon serves fetches only: every push is refused.
     let daemon = GitDaemon::start(upstream.root());
-    let sha1 = upstream.commit_files(&web("web:5.0"), "web 5.0");
+    let sha1 = upstream.write(&web("web:5.0")).commit("web 5.0");
     apply_channel_with(
         &client,
         &ns,

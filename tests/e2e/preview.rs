@@ -4,13 +4,14 @@
 //! new revision is ready, and only its success lets the Services switch. The
 //! simulated node completes Job pods (failing them on request).
 
-mod fixture;
-mod support;
+use crate::fixture;
+use crate::support;
 
 use std::time::Duration;
 
 use fixture::condition;
-use fixture::release::{commit, deployment, revisions, workload, Env};
+use fixture::manifests::deployment;
+use fixture::release::{revisions, workload, Env};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams};
@@ -56,7 +57,10 @@ async fn wait_preview_on(env: &Env, revision: &str) {
 #[tokio::test]
 async fn a_preview_service_selects_the_newest_revision_before_the_switch() {
     let mut env = Env::start("preview", json!({"drainSeconds": 1, "preview": true})).await;
-    let sha_a = commit(&env.repo, &workload("web", "web:1.0", "a"), "web 1.0");
+    let sha_a = env
+        .repo
+        .write(&workload("web", "web:1.0", "a"))
+        .commit("web 1.0");
     let ha = revisions(&env.repo)["web"].clone();
     env.wait_settled(&sha_a).await;
     wait_preview_on(&env, &ha).await;
@@ -69,7 +73,7 @@ async fn a_preview_service_selects_the_newest_revision_before_the_switch() {
     std::fs::write(env.repo.path().join(&files[0].0), &files[0].1).unwrap();
     let hb = revisions(&env.repo)["web"].clone();
     hold_revision(&env.ns, &hb);
-    let sha_b = commit(&env.repo, &files, "web 2.0");
+    let sha_b = env.repo.write(&files).commit("web 2.0");
     wait_preview_on(&env, &hb).await;
     assert_eq!(env.service_revision("web").await, Some(ha.clone()));
 
@@ -113,7 +117,7 @@ async fn the_pre_promotion_test_gates_the_switch_and_a_retry_runs_it_again() {
     let mut env = Env::start("hook", json!({"drainSeconds": 1, "testTimeout": "2m"})).await;
     let mut files = workload("web", "web:1.0", "a");
     files.push(("tests/smoke.yaml".to_string(), SMOKE.to_string()));
-    let sha_a = commit(&env.repo, &files, "web 1.0 with a smoke test");
+    let sha_a = env.repo.write(&files).commit("web 1.0 with a smoke test");
     let ha = revisions(&env.repo)["web"].clone();
     let ch = env.wait_settled(&sha_a).await;
     let release_a = ch.status.unwrap().active_release.unwrap();
@@ -152,7 +156,7 @@ async fn the_pre_promotion_test_gates_the_switch_and_a_retry_runs_it_again() {
     )];
     std::fs::write(env.repo.path().join(&b[0].0), &b[0].1).unwrap();
     let hb = revisions(&env.repo)["web"].clone();
-    let sha_b = commit(&env.repo, &b, "web 2.0");
+    let sha_b = env.repo.write(&b).commit("web 2.0");
     let ch = eventually(Duration::from_secs(90), "release B failed", || async {
         let ch = env.channel().await;
         let failed = ch.status.as_ref().and_then(|s| {

@@ -5,12 +5,12 @@
 //! every second (counted in the API server's audit log); and once the
 //! RoleBinding is fixed, a sync request delivers the commit.
 
-mod fixture;
-mod support;
+use crate::fixture;
+use crate::support;
 
 use std::time::Duration;
 
-use fixture::release::{commit, workload};
+use fixture::release::workload;
 use fixture::tenancy::{deployer_rules, service_account};
 use fixture::{
     apply_channel_with, condition, install_crd, wait_applied, wait_refused, GitRepo, Operator,
@@ -65,7 +65,9 @@ async fn a_refused_watch_stalls_the_channel_backs_off_and_delivers_once_the_role
     ]);
     service_account(&client, &ns, "deployer", rules).await;
     let repo = GitRepo::new();
-    let sha = commit(&repo, &workload("web", "nginx:1.0", "one"), "web 1.0");
+    let sha = repo
+        .write(&workload("web", "nginx:1.0", "one"))
+        .commit("web 1.0");
     let op = Operator::start_with(cluster.kubeconfig(), &ns, "", &[]);
     let start = Timestamp::now();
     let spec = json!({"serviceAccountName": "deployer"});
@@ -128,7 +130,8 @@ async fn a_service_the_account_may_not_list_is_refused_naming_its_file() {
     ]);
     service_account(&client, &ns, "deployer", rules).await;
     let repo = GitRepo::new();
-    commit(&repo, &workload("web", "nginx:1.0", "one"), "web 1.0");
+    repo.write(&workload("web", "nginx:1.0", "one"))
+        .commit("web 1.0");
     let op = Operator::start_with(cluster.kubeconfig(), &ns, "", &[]);
     let spec = json!({"serviceAccountName": "deployer"});
     apply_channel_with(&client, &ns, "web", &repo.url(), ".", spec).await;

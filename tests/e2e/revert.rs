@@ -3,48 +3,21 @@
 //! revert clones and pushes with the credentials in the channel's Secret, and
 //! the operator then delivers the revert like any other commit.
 
-mod fixture;
-mod gitserver;
-mod support;
+use crate::fixture;
+use crate::gitserver;
+use crate::support;
 
 use std::process::Command;
 
-use fixture::{channel, install_crd, kubemint, wait_applied, Operator, Run};
-use gitserver::{HttpServer, Upstream, HTTP_PASSWORD, HTTP_USER};
+use fixture::manifests::config_map;
+use fixture::revert::{new_commit, revert_app};
+use fixture::{channel, install_crd, kubemint, wait_applied, Operator};
+use gitserver::{GitRepo, HttpServer, HTTP_PASSWORD, HTTP_USER};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
 use kubemint::controller::Channel;
 use serde_json::json;
-
-fn config_map(name: &str, value: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  VALUE: \"{value}\"\n"
-    )
-}
-
-/// `kubemint revert app -n <ns> <args> --author-name .. --author-email ..`.
-fn revert_app(kubeconfig: &std::path::Path, ns: &str, args: &[&str]) -> Run {
-    let mut all = vec!["revert", "app", "-n", ns];
-    all.extend_from_slice(args);
-    all.extend([
-        "--author-name",
-        "Grace Hopper",
-        "--author-email",
-        "grace@example.com",
-    ]);
-    kubemint(kubeconfig, &all, &[HTTP_PASSWORD])
-}
-
-/// The 40-hex commit id on the line `  commit <sha> ...` of revert's output.
-fn new_commit(stdout: &str) -> String {
-    stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("commit "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no commit in:\n{stdout}"))
-        .to_string()
-}
 
 async fn apply(client: &Client, ns: &str, name: &str, url: &str, reference: serde_json::Value) {
     let body = json!({"apiVersion": "kubemint.io/v1alpha1", "kind": "Channel",
@@ -75,7 +48,7 @@ async fn revert_commits_and_pushes_a_rollback_that_the_operator_delivers() {
     let client = cluster.client().await;
     install_crd(&client).await;
     let ns = cluster.namespace("revert").await;
-    let upstream = Upstream::new();
+    let upstream = GitRepo::new();
     // Pushes to the checked-out branch update its work tree, so the test keeps committing there.
     upstream.git(&["config", "receive.denyCurrentBranch", "updateInstead"]);
     let server = HttpServer::start(upstream.root());
@@ -90,11 +63,12 @@ async fn revert_commits_and_pushes_a_rollback_that_the_operator_delivers() {
         .await
         .unwrap();
 
-    let first = upstream.commit(
-        "deploy/cm.yaml",
-        &config_map("greeting", "one"),
-        "greeting one",
-    );
+    let first = upstream
+        .write(&[(
+            "deploy/cm.yaml",
+            &config_map("greeting", &[("VALUE", "one")]),
+        )])
+        .commit("greeting one");
     apply(
         &client,
         &ns,
@@ -106,17 +80,18 @@ async fn revert_commits_and_pushes_a_rollback_that_the_operator_delivers() {
     let op = Operator::start(kubeconfig, &ns);
     wait_applied(&client, &ns, "app", &first, &op).await;
     let release_one = active_release(&client, &ns).await;
-    let second = upstream.commit(
-        "deploy/cm.yaml",
-        &config_map("greeting", "two"),
-        "greeting two",
-    );
+    let second = upstream
+        .write(&[(
+            "deploy/cm.yaml",
+            &config_map("greeting", &[("VALUE", "two")]),
+        )])
+        .commit("greeting two");
     wait_applied(&client, &ns, "app", &second, &op).await;
     let release_two = active_release(&client, &ns).await;
     assert_ne!(release_one, release_two);
 
     // Roll back the active release, pushed with the channel's credentials.
-    let run = revert_app(kubeconfig, &ns, &["--push"]);
+    let run = revert_app(kubeconfig, &ns, &["--push"], &[]);
     assert!(run.ok, "{}\n{}", run.stdout, run.stderr);
     println!("$ kubemint revert app --push\n{}", run.stdout);
     assert!(
@@ -131,7 +106,7 @@ async fn revert_commits_and_pushes_a_rollback_that_the_operator_delivers() {
     assert_eq!(upstream.git(&["rev-parse", "main^"]), second);
     assert_eq!(
         upstream.git(&["show", "main:deploy/cm.yaml"]),
-        config_map("greeting", "one").trim()
+        config_map("greeting", &[("VALUE", "one")]).trim()
     );
     assert_eq!(
         upstream.git(&["log", "-1", "--format=%an <%ae>"]),
@@ -146,7 +121,7 @@ async fn revert_commits_and_pushes_a_rollback_that_the_operator_delivers() {
 
     // The rollback is a release like any other: reverting it brings "two" back,
     // though release one now has two records (its first commit and the revert).
-    let run = revert_app(kubeconfig, &ns, &["--push"]);
+    let run = revert_app(kubeconfig, &ns, &["--push"], &[]);
     assert!(run.ok, "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stdout
@@ -157,20 +132,27 @@ async fn revert_commits_and_pushes_a_rollback_that_the_operator_delivers() {
     let redo = new_commit(&run.stdout);
     assert_eq!(
         upstream.git(&["show", "main:deploy/cm.yaml"]),
-        config_map("greeting", "two").trim()
+        config_map("greeting", &[("VALUE", "two")]).trim()
     );
     wait_applied(&client, &ns, "app", &redo, &op).await;
     assert_eq!(active_release(&client, &ns).await, release_two);
 
     // One commit in the middle of three, touching different files: only it is undone.
-    let x = upstream.commit("deploy/x.yaml", &config_map("x", "1"), "add x");
-    let y = upstream.commit("deploy/y.yaml", &config_map("y", "1"), "add y");
-    let z = upstream.commit("deploy/z.yaml", &config_map("z", "1"), "add z");
+    let x = upstream
+        .write(&[("deploy/x.yaml", &config_map("x", &[("VALUE", "1")]))])
+        .commit("add x");
+    let y = upstream
+        .write(&[("deploy/y.yaml", &config_map("y", &[("VALUE", "1")]))])
+        .commit("add y");
+    let z = upstream
+        .write(&[("deploy/z.yaml", &config_map("z", &[("VALUE", "1")]))])
+        .commit("add z");
     wait_applied(&client, &ns, "app", &z, &op).await;
     let run = revert_app(
         kubeconfig,
         &ns,
         &["--commit", &y, "--push", "-m", "Drop y: not needed"],
+        &[],
     );
     assert!(run.ok, "{}\n{}", run.stdout, run.stderr);
     let drop_y = new_commit(&run.stdout);
@@ -202,6 +184,7 @@ async fn revert_commits_and_pushes_a_rollback_that_the_operator_delivers() {
         kubeconfig,
         &ns,
         &["--commit", &x, "--workdir", clone.to_str().unwrap()],
+        &[],
     );
     assert!(run.ok, "{}\n{}", run.stdout, run.stderr);
     let local = new_commit(&run.stdout);
@@ -224,13 +207,14 @@ async fn revert_commits_and_pushes_a_rollback_that_the_operator_delivers() {
     assert_eq!(String::from_utf8_lossy(&in_clone.stdout).trim(), local);
 
     // A revert that conflicts with later changes: nothing is committed or pushed.
-    upstream.commit(
-        "deploy/cm.yaml",
-        &config_map("greeting", "three"),
-        "greeting three",
-    );
+    upstream
+        .write(&[(
+            "deploy/cm.yaml",
+            &config_map("greeting", &[("VALUE", "three")]),
+        )])
+        .commit("greeting three");
     let before = upstream.git(&["rev-parse", "main"]);
-    let run = revert_app(kubeconfig, &ns, &["--commit", &second, "--push"]);
+    let run = revert_app(kubeconfig, &ns, &["--commit", &second, "--push"], &[]);
     assert!(!run.ok);
     assert!(
         run.stderr.contains("conflicts") && run.stderr.contains("deploy/cm.yaml"),
@@ -240,7 +224,7 @@ async fn revert_commits_and_pushes_a_rollback_that_the_operator_delivers() {
     assert_eq!(upstream.git(&["rev-parse", "main"]), before);
 
     // Unknown releases list the known ones; a commit not on the branch is refused.
-    let run = revert_app(kubeconfig, &ns, &["--release", "0000dead"]);
+    let run = revert_app(kubeconfig, &ns, &["--release", "0000dead"], &[]);
     assert!(!run.ok);
     assert!(
         run.stderr.contains("no release '0000dead'") && run.stderr.contains(&release_one),
@@ -251,6 +235,7 @@ async fn revert_commits_and_pushes_a_rollback_that_the_operator_delivers() {
         kubeconfig,
         &ns,
         &["--commit", "0123456789abcdef0123456789abcdef01234567"],
+        &[],
     );
     assert!(!run.ok);
     assert!(

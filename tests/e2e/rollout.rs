@@ -2,15 +2,14 @@
 //! revision; Services switch only when all new revisions are ready; previous
 //! revisions drain, are kept, then deleted; git revert reuses a kept revision.
 
-mod fixture;
-mod support;
+use crate::fixture;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use fixture::release::{
-    available, commit, config, deployment, replicas, revisions, service, workload, Env,
-};
+use fixture::manifests::{config, deployment, service};
+use fixture::release::{available, replicas, revisions, workload, Env};
 use fixture::{channel, condition, wait_applied, Operator};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
@@ -30,7 +29,10 @@ async fn image_bump_mints_promotes_after_ready_drains_and_keeps_revisions() {
         json!({"drainSeconds": 3, "keepReleases": 1, "readyTimeout": "2m"}),
     )
     .await;
-    let sha1 = commit(&env.repo, &workload("web", "web:1.0", "a"), "web 1.0");
+    let sha1 = env
+        .repo
+        .write(&workload("web", "web:1.0", "a"))
+        .commit("web 1.0");
     let h1 = revisions(&env.repo)["web"].clone();
     let ch = env.wait_settled(&sha1).await;
     let rs1 = env
@@ -70,7 +72,7 @@ async fn image_bump_mints_promotes_after_ready_drains_and_keeps_revisions() {
     let h2 = revisions(&env.repo)["web"].clone();
     assert_ne!(h1, h2);
     hold_revision(&env.ns, &h2);
-    let sha2 = env.repo.commit(&[], &[], "web 1.1");
+    let sha2 = env.repo.commit("web 1.1");
     let rs2_name = format!("web-{h2}");
     wait_for(Duration::from_secs(30), || async {
         env.rs(&rs2_name).await.filter(|rs| replicas(rs) == 2)
@@ -122,14 +124,10 @@ async fn image_bump_mints_promotes_after_ready_drains_and_keeps_revisions() {
     );
 
     // A third release: revision 1 falls past keepReleases = 1 and is deleted.
-    let sha3 = commit(
-        &env.repo,
-        &[(
-            "web/deployment.yaml".into(),
-            deployment("web", "web:1.2", 2),
-        )],
-        "web 1.2",
-    );
+    let sha3 = env
+        .repo
+        .write(&[("web/deployment.yaml", deployment("web", "web:1.2", 2))])
+        .commit("web 1.2");
     let h3 = revisions(&env.repo)["web"].clone();
     env.wait_settled(&sha3).await;
     assert_eq!(
@@ -139,14 +137,10 @@ async fn image_bump_mints_promotes_after_ready_drains_and_keeps_revisions() {
     assert_eq!(replicas(&env.rs(&format!("web-{h2}")).await.unwrap()), 0);
 
     // Rolling back to revision 1, which is no longer kept: it is minted again.
-    let sha4 = commit(
-        &env.repo,
-        &[(
-            "web/deployment.yaml".into(),
-            deployment("web", "web:1.0", 2),
-        )],
-        "back to web 1.0",
-    );
+    let sha4 = env
+        .repo
+        .write(&[("web/deployment.yaml", deployment("web", "web:1.0", 2))])
+        .commit("back to web 1.0");
     assert_eq!(
         revisions(&env.repo)["web"],
         h1,
@@ -195,16 +189,18 @@ async fn image_bump_mints_promotes_after_ready_drains_and_keeps_revisions() {
 #[tokio::test]
 async fn a_config_only_change_mints_new_pods_and_revert_reuses_the_kept_revision() {
     let mut env = Env::start("config", json!({"drainSeconds": 1, "keepReleases": 2})).await;
-    let sha1 = commit(&env.repo, &workload("web", "web:1.0", "a"), "value a");
+    let sha1 = env
+        .repo
+        .write(&workload("web", "web:1.0", "a"))
+        .commit("value a");
     let h1 = revisions(&env.repo)["web"].clone();
     env.wait_settled(&sha1).await;
     let rs1_uid = env.rs(&format!("web-{h1}")).await.unwrap().metadata.uid;
 
-    let sha2 = commit(
-        &env.repo,
-        &[("web/config.yaml".into(), config("web", "b"))],
-        "value b",
-    );
+    let sha2 = env
+        .repo
+        .write(&[("web/config.yaml", config("web", "b"))])
+        .commit("value b");
     let h2 = revisions(&env.repo)["web"].clone();
     assert_ne!(h1, h2, "the config is part of the revision");
     env.wait_settled(&sha2).await;
@@ -259,7 +255,10 @@ async fn an_unready_release_fails_keeps_traffic_and_is_retried_on_request() {
     // No serving checker: the test points the Service by hand at the failed
     // revision (scaled to zero), an outage on purpose, to see it put back.
     let env = Env::start_unchecked("fail", json!({"drainSeconds": 1, "readyTimeout": "6s"})).await;
-    let sha1 = commit(&env.repo, &workload("web", "web:1.0", "a"), "web 1.0");
+    let sha1 = env
+        .repo
+        .write(&workload("web", "web:1.0", "a"))
+        .commit("web 1.0");
     let h1 = revisions(&env.repo)["web"].clone();
     env.wait_settled(&sha1).await;
 
@@ -270,7 +269,7 @@ async fn an_unready_release_fails_keeps_traffic_and_is_retried_on_request() {
     .unwrap();
     let h2 = revisions(&env.repo)["web"].clone();
     hold_revision(&env.ns, &h2);
-    let sha2 = env.repo.commit(&[], &[], "broken image");
+    let sha2 = env.repo.commit("broken image");
     let ch = wait_for(Duration::from_secs(40), || async {
         let ch = env.channel().await;
         let failed = ch.status.as_ref()?.releases.first()?.phase == ReleasePhase::Failed;
@@ -408,7 +407,7 @@ async fn an_adopted_service_serves_the_old_pods_until_the_new_revision_is_ready(
     }
     let h1 = revisions(&env.repo)["web"].clone();
     hold_revision(&env.ns, &h1);
-    let sha1 = env.repo.commit(&[], &[], "kubemint takes over web");
+    let sha1 = env.repo.commit("kubemint takes over web");
     wait_for(Duration::from_secs(60), || async {
         env.rs(&format!("web-{h1}"))
             .await
@@ -442,7 +441,7 @@ async fn workloads_of_one_commit_are_promoted_together() {
     let mut env = Env::start("together", json!({"drainSeconds": 1})).await;
     let mut files = workload("web", "web:1.0", "a");
     files.extend(workload("api", "api:1.0", "a"));
-    let sha1 = commit(&env.repo, &files, "web and api 1.0");
+    let sha1 = env.repo.write(&files).commit("web and api 1.0");
     let old = revisions(&env.repo);
     env.wait_settled(&sha1).await;
 
@@ -458,7 +457,7 @@ async fn workloads_of_one_commit_are_promoted_together() {
     .unwrap();
     let new = revisions(&env.repo);
     hold_revision(&env.ns, &new["api"]);
-    let sha2 = env.repo.commit(&[], &[], "web and api 2.0");
+    let sha2 = env.repo.commit("web and api 2.0");
     // web's new revision becomes ready; api's does not.
     let web_rs = format!("web-{}", new["web"]);
     wait_for(Duration::from_secs(30), || async {
@@ -488,7 +487,10 @@ async fn workloads_of_one_commit_are_promoted_together() {
 async fn a_killed_operator_resumes_every_step_of_a_rollout() {
     let cluster = support::cluster();
     let env = Env::start("crash", json!({"drainSeconds": 4, "keepReleases": 1})).await;
-    let sha1 = commit(&env.repo, &workload("web", "web:1.0", "a"), "web 1.0");
+    let sha1 = env
+        .repo
+        .write(&workload("web", "web:1.0", "a"))
+        .commit("web 1.0");
     let h1 = revisions(&env.repo)["web"].clone();
     env.wait_settled(&sha1).await;
     let Env {
@@ -513,7 +515,7 @@ async fn a_killed_operator_resumes_every_step_of_a_rollout() {
     .unwrap();
     let h2 = revisions(&repo)["web"].clone();
     hold_revision(&ns, &h2);
-    let sha2 = repo.commit(&[], &[], "web 2.0");
+    let sha2 = repo.commit("web 2.0");
     let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
     let rs2 = format!("web-{h2}");
     wait_for(Duration::from_secs(30), || async {
@@ -559,14 +561,9 @@ async fn a_killed_operator_resumes_every_step_of_a_rollout() {
     .await;
 
     // Step 4: killed between the drain and the cleanup of a third release.
-    let sha3 = commit(
-        &repo,
-        &[(
-            "web/deployment.yaml".into(),
-            deployment("web", "web:3.0", 2),
-        )],
-        "web 3.0",
-    );
+    let sha3 = repo
+        .write(&[("web/deployment.yaml", deployment("web", "web:3.0", 2))])
+        .commit("web 3.0");
     let h3 = revisions(&repo)["web"].clone();
     wait_for(Duration::from_secs(30), || async {
         (pinned(svc.get("web").await.ok()?) == h3).then_some(())

@@ -6,8 +6,8 @@
 //! the serving checker sees no Service without ready pods on the way. The
 //! operator's reflectors use streaming lists, which this server serves.
 
-mod fixture;
-mod support;
+use crate::fixture;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 
@@ -62,7 +62,10 @@ async fn todays_shapes_are_delivered_unmodified() {
     let mut env = Env::prepare("shapes", true).await;
     let files = files_of(&example_dir());
     assert!(files.len() >= 10, "examples/boutique: {files:?}");
-    let sha = fixture::release::commit(&env.repo, &files, "boutique as it is in examples/");
+    let sha = env
+        .repo
+        .write(&files)
+        .commit("boutique as it is in examples/");
     let revs = revisions(&env.repo);
     env.apply_channel(json!({})).await;
     env.wait_settled(&sha).await;
@@ -175,11 +178,10 @@ async fn todays_shapes_are_delivered_unmodified() {
     let images = std::fs::read_to_string(example_dir().join("images.yaml")).unwrap();
     let bumped = images.replace("\"2.3.0\"", "\"2.4.0\"");
     assert_ne!(bumped, images);
-    let next = fixture::release::commit(
-        &env.repo,
-        &[("images.yaml".into(), bumped)],
-        "release 2.4.0",
-    );
+    let next = env
+        .repo
+        .write(&[("images.yaml", bumped)])
+        .commit("release 2.4.0");
     let next_revs = revisions(&env.repo);
     env.wait_settled(&next).await;
     for name in ["checkout", "frontend"] {
@@ -210,9 +212,10 @@ async fn todays_shapes_are_delivered_unmodified() {
     // (this server serves them): watches with initial events, no
     // label-selected LIST.
     let log = support::cluster().audit_log();
-    let ours = audit::requests(
+    let ours = audit::requests_in(
         &log,
         kubemint::cluster::USER_AGENT,
+        &env.ns,
         started,
         Timestamp::now(),
     );

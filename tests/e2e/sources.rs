@@ -3,14 +3,15 @@
 //! real `git daemon`, and a notify watch on a local repository. Both channels
 //! poll only every hour, so a commit can only arrive through the trigger.
 
-mod fixture;
-mod gitserver;
-mod support;
+use crate::fixture;
+use crate::gitserver;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
+use fixture::manifests::greeting;
 use fixture::{channel, install_crd, wait_applied, GitRepo, Operator};
-use gitserver::{GitDaemon, Upstream};
+use gitserver::GitDaemon;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
@@ -19,10 +20,6 @@ use kubemint::source::webhook::sign;
 use serde_json::json;
 
 const TOKEN: &str = "hook-token-5b1f0e";
-
-fn config_map(value: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: greeting\ndata:\n  GREETING: {value}\n")
-}
 
 /// A push payload as GitHub sends it (fields trimmed to what a push carries).
 fn github_push(reference: &str, before: &str, after: &str, message: &str) -> Vec<u8> {
@@ -167,8 +164,10 @@ async fn webhooks_trigger_a_sync_only_when_signed_and_for_the_channels_ref() {
     let client = cluster.client().await;
     install_crd(&client).await;
     let ns = cluster.namespace("hooks").await;
-    let upstream = Upstream::new();
-    let first = upstream.commit("deploy/cm.yaml", &config_map("one"), "first");
+    let upstream = GitRepo::new();
+    let first = upstream
+        .write(&[("deploy/cm.yaml", &greeting("one"))])
+        .commit("first");
     let daemon = GitDaemon::start(upstream.root());
     create_token_secret(&client, &ns).await;
     apply_hourly_channel(&client, &ns, &daemon.url("work"), true).await;
@@ -180,7 +179,9 @@ async fn webhooks_trigger_a_sync_only_when_signed_and_for_the_channels_ref() {
         url: format!("http://{addr}/hooks/{ns}/app"),
     };
 
-    let second = upstream.commit("deploy/cm.yaml", &config_map("two"), "second");
+    let second = upstream
+        .write(&[("deploy/cm.yaml", &greeting("two"))])
+        .commit("second");
     let push = github_push("refs/heads/main", &first, &second, "second");
     // Refused: unsigned, signed with another secret, tampered, oversized, wrong GitLab token.
     let (status, body) = hook
@@ -240,7 +241,9 @@ async fn webhooks_trigger_a_sync_only_when_signed_and_for_the_channels_ref() {
     );
 
     // GitLab: the token header.
-    let third = upstream.commit("deploy/cm.yaml", &config_map("three"), "third");
+    let third = upstream
+        .write(&[("deploy/cm.yaml", &greeting("three"))])
+        .commit("third");
     let body = serde_json::to_vec(&json!({"object_kind": "push", "ref": "refs/heads/main",
         "before": second, "after": third, "project": {"path_with_namespace": "acme/deploy"}}))
     .unwrap();
@@ -253,7 +256,9 @@ async fn webhooks_trigger_a_sync_only_when_signed_and_for_the_channels_ref() {
     println!("webhook (GitLab) -> applied: {took:?}");
 
     // Generic: an HMAC-SHA256 of the body.
-    let fourth = upstream.commit("deploy/cm.yaml", &config_map("four"), "fourth");
+    let fourth = upstream
+        .write(&[("deploy/cm.yaml", &greeting("four"))])
+        .commit("fourth");
     let body = br#"{"ref":"refs/heads/main"}"#.to_vec();
     let headers = [("x-signature-256", sign(&body, TOKEN.as_bytes()))];
     assert_eq!(hook.post(&headers, body).await.0, 202);
@@ -291,7 +296,9 @@ async fn a_commit_in_a_local_repository_syncs_without_a_poll() {
     install_crd(&client).await;
     let ns = cluster.namespace("notify").await;
     let repo = GitRepo::new();
-    let first = repo.commit(&[("deploy/cm.yaml", &config_map("one"))], &[], "first");
+    let first = repo
+        .write(&[("deploy/cm.yaml", &greeting("one"))])
+        .commit("first");
     // A plain path, as a sidecar-mounted repository or a development loop has it.
     apply_hourly_channel(&client, &ns, repo.path().to_str().unwrap(), false).await;
     let op = Operator::start(cluster.kubeconfig(), &ns);
@@ -299,7 +306,9 @@ async fn a_commit_in_a_local_repository_syncs_without_a_poll() {
 
     let mut shas = vec![first];
     for round in ["two", "three"] {
-        let sha = repo.commit(&[("deploy/cm.yaml", &config_map(round))], &[], round);
+        let sha = repo
+            .write(&[("deploy/cm.yaml", &greeting(round))])
+            .commit(round);
         let took = time_to_apply(&client, &ns, "app", &sha, &op).await;
         println!("local commit -> applied (notify): {took:?}");
         shas.push(sha);

@@ -4,10 +4,11 @@
 //! The operator in these tests runs with the admin's kubeconfig: whatever a
 //! channel is refused, it was refused as its ServiceAccount, not as kubemint.
 
-mod fixture;
-mod support;
+use crate::fixture;
+use crate::support;
 
-use fixture::release::{commit, workload};
+use fixture::manifests::config_map_in;
+use fixture::release::workload;
 use fixture::tenancy::{deployer_rules, service_account};
 use fixture::{apply_channel_with, condition, install_crd, wait_refused, GitRepo, Operator};
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -32,7 +33,9 @@ async fn tenant(prefix: &str, flags: &[&str]) -> (Client, String, GitRepo, Strin
     install_crd(&client).await;
     let ns = cluster.namespace(prefix).await;
     let repo = GitRepo::new();
-    let sha = commit(&repo, &workload("web", "nginx:1.0", "one"), "web 1.0");
+    let sha = repo
+        .write(&workload("web", "nginx:1.0", "one"))
+        .commit("web 1.0");
     let op = Operator::start_with(cluster.kubeconfig(), &ns, "", flags);
     (client, ns, repo, sha, op)
 }
@@ -131,9 +134,9 @@ async fn no_cross_namespace_refs_keeps_a_channel_in_its_namespace() {
     let mut files = workload("web", "nginx:1.0", "one");
     files.push((
         "elsewhere.yaml".to_string(),
-        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: {other}\ndata: {{}}\n"),
+        config_map_in(&other, "x", &[]),
     ));
-    commit(&repo2, &files, "reaches into another namespace");
+    repo2.write(&files).commit("reaches into another namespace");
     apply_channel_with(&client, &ns, "reach", &repo2.url(), ".", json!({})).await;
     let message = wait_refused(&client, &ns, "reach", "CrossNamespaceRefused", &op).await;
     assert!(message.starts_with("elsewhere.yaml:"), "{message}");
@@ -144,7 +147,7 @@ async fn no_cross_namespace_refs_keeps_a_channel_in_its_namespace() {
         "role.yaml".to_string(),
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: tenant-wide\nrules: []\n".to_string(),
     ));
-    commit(&repo3, &files, "a cluster-scoped object");
+    repo3.write(&files).commit("a cluster-scoped object");
     apply_channel_with(&client, &ns, "wide", &repo3.url(), ".", json!({})).await;
     let message = wait_refused(&client, &ns, "wide", "CrossNamespaceRefused", &op).await;
     assert!(message.contains("cluster scope"), "{message}");
@@ -163,7 +166,8 @@ async fn local_sources_are_refused_without_allow_local_sources() {
     install_crd(&client).await;
     let ns = cluster.namespace("local-refused").await;
     let repo = GitRepo::new();
-    commit(&repo, &workload("web", "nginx:1.0", "one"), "web 1.0");
+    repo.write(&workload("web", "nginx:1.0", "one"))
+        .commit("web 1.0");
     // The defaults of a real install: no --allow-local-sources.
     let op = Operator::start_strict(cluster.kubeconfig(), &ns);
 

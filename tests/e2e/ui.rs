@@ -4,20 +4,20 @@
 //! followed live on pages that are never reloaded; hostile commit subjects
 //! and file names shown as text; axe-core on every page; page timings.
 
-#[path = "ui/browser.rs"]
-mod browser;
-mod fixture;
-mod gitserver;
-mod support;
+use crate::browser;
+use crate::fixture;
+use crate::gitserver;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
 use browser::{Browser, UiProcess};
-use fixture::release::{deployment, revisions_in, workload};
-use fixture::{apply_channel_with, create_secret, install_crd, kubemint, wait_applied, Operator};
-use gitserver::{HttpServer, Upstream, HTTP_PASSWORD, HTTP_USER};
+use fixture::manifests::{config_map, deployment};
+use fixture::release::{revisions_in, workload};
+use fixture::revert::pushable;
+use fixture::{apply_channel_with, install_crd, kubemint, wait_applied, Operator};
+use gitserver::HTTP_PASSWORD;
 use kube::api::{Api, Patch, PatchParams};
-use kube::Client;
 use kubemint::controller::Channel;
 use serde_json::json;
 use support::{hold_revision, release_revision, wait_for};
@@ -26,22 +26,6 @@ use support::{hold_revision, release_revision, wait_for};
 const XSS_SUBJECT: &str = "<script>alert(1)</script>";
 /// A file name that would be an image with a handler if it were markup.
 const XSS_FILE: &str = "web/\"><img src=x onerror=alert(2)>.yaml";
-
-/// A repository the operator can push to (for automatic reverts) over HTTP,
-/// with its credentials in Secret `git-creds`.
-async fn pushable(client: &Client, ns: &str) -> (Upstream, HttpServer) {
-    let upstream = Upstream::new();
-    upstream.git(&["config", "receive.denyCurrentBranch", "updateInstead"]);
-    let server = HttpServer::start(upstream.root());
-    create_secret(
-        client,
-        ns,
-        "git-creds",
-        json!({"username": HTTP_USER, "password": HTTP_PASSWORD}),
-    )
-    .await;
-    (upstream, server)
-}
 
 /// Asserts axe-core finds no serious or critical violation on tab `name`.
 async fn accessible(b: &mut Browser, name: &str) {
@@ -57,7 +41,9 @@ async fn a_release_a_failure_reverted_automatically_and_a_revert_seen_live() {
     let ns = cluster.namespace("ui").await;
     let kubeconfig = cluster.kubeconfig();
     let (upstream, server) = pushable(&client, &ns).await;
-    let sha1 = upstream.commit_files(&workload("web", "web:1.0", "a"), "web 1.0");
+    let sha1 = upstream
+        .write(&workload("web", "web:1.0", "a"))
+        .commit("web 1.0");
     apply_channel_with(
         &client,
         &ns,
@@ -97,9 +83,9 @@ async fn a_release_a_failure_reverted_automatically_and_a_revert_seen_live() {
         deployment("web", "web:1.1", 2),
     )
     .unwrap();
-    let h2 = revisions_in(&upstream.path())["web"].clone();
+    let h2 = revisions_in(upstream.path())["web"].clone();
     hold_revision(&ns, &h2);
-    let sha2 = upstream.commit_files(&[], XSS_SUBJECT);
+    let sha2 = upstream.commit(XSS_SUBJECT);
     b.wait_text("timeline", "li.entry.progressing", "0/2 pods ready")
         .await;
     b.wait_text("overview", "tbody tr", "Rolling out").await;
@@ -123,8 +109,8 @@ async fn a_release_a_failure_reverted_automatically_and_a_revert_seen_live() {
         deployment("web", "web:1.2-broken", 2),
     )
     .unwrap();
-    hold_revision(&ns, &revisions_in(&upstream.path())["web"]);
-    let sha3 = upstream.commit_files(&[], "web 1.2");
+    hold_revision(&ns, &revisions_in(upstream.path())["web"]);
+    let sha3 = upstream.commit("web 1.2");
     let failed = format!("li#c-{}", &sha3[..12]);
     b.wait_text("timeline", &failed, "Why it failed").await;
     b.wait_text("timeline", &failed, "0/2 pods ready").await;
@@ -234,7 +220,9 @@ async fn a_release_a_failure_reverted_automatically_and_a_revert_seen_live() {
 
     // A file named like markup: the commit is refused, the page names the file as text.
     let file = XSS_FILE.to_string();
-    upstream.commit_files(&[(file, "kind: [\n".into())], "a broken file");
+    upstream
+        .write(&[(file, "kind: [\n")])
+        .commit("a broken file");
     b.wait_text("overview", "tr.alarm", "Stalled").await;
     b.wait_text("overview", "tr.alarm", "onerror=alert(2)")
         .await;
@@ -249,8 +237,8 @@ async fn a_release_a_failure_reverted_automatically_and_a_revert_seen_live() {
 
     // A commit that would prune nearly everything is held; approving it in the UI lets it through.
     upstream.git(&["rm", "-q", "-r", "web"]);
-    let keep = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: keep\ndata:\n  a: b\n";
-    let pruning = upstream.commit_files(&[("keep.yaml".into(), keep.into())], "retire web");
+    let keep = config_map("keep", &[("a", "b")]);
+    let pruning = upstream.write(&[("keep.yaml", keep)]).commit("retire web");
     b.wait_text("overview", "tr.alarm", "Held").await;
     b.wait_text("channel-stalled", ".summary", "PruneHeld")
         .await;

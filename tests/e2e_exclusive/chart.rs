@@ -5,9 +5,9 @@
 //! ServiceAccount. Taking a permission away fails clearly, naming it.
 //! `manifests/install.yaml` is checked to be the chart's render.
 
-mod fixture;
-mod gitserver;
-mod support;
+use crate::fixture;
+use crate::gitserver;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,7 +16,7 @@ use std::time::Duration;
 use fixture::release::workload;
 use fixture::tenancy::{apply_all, deployer_rules, service_account};
 use fixture::{apply_channel_with, condition, install_crd, Operator};
-use gitserver::{GitDaemon, Upstream};
+use gitserver::{GitDaemon, GitRepo};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::api::Api;
 use kube::Client;
@@ -164,7 +164,7 @@ fn the_chart_s_tenancy_values_are_flags_that_kubemint_run_knows() {
 /// A tenant: a namespace with ServiceAccount `deployer`, and a repository served by git daemon.
 struct Tenant {
     ns: String,
-    upstream: Upstream,
+    upstream: GitRepo,
     _daemon: GitDaemon,
     url: String,
 }
@@ -172,8 +172,10 @@ struct Tenant {
 async fn tenant(client: &Client, prefix: &str) -> Tenant {
     let ns = support::cluster().namespace(prefix).await;
     service_account(client, &ns, "deployer", deployer_rules()).await;
-    let upstream = Upstream::new();
-    upstream.commit_files(&workload("web", "nginx:1.0", prefix), "web 1.0");
+    let upstream = GitRepo::new();
+    upstream
+        .write(&workload("web", "nginx:1.0", prefix))
+        .commit("web 1.0");
     let daemon = GitDaemon::start(upstream.root());
     let url = daemon.url("work");
     Tenant {
@@ -186,6 +188,8 @@ async fn tenant(client: &Client, prefix: &str) -> Tenant {
 
 #[tokio::test]
 async fn the_least_privileged_chart_delivers_two_tenants_and_names_a_missing_permission() {
+    // Its operator watches every namespace.
+    let _alone = crate::CONTROL_PLANE.write().await;
     let cluster = support::cluster();
     let client = cluster.client().await;
     install_crd(&client).await;
@@ -242,7 +246,8 @@ async fn the_least_privileged_chart_delivers_two_tenants_and_names_a_missing_per
     rules.retain(|r| r["verbs"] != json!(["impersonate"]));
     apply_all(&client, &[role]).await;
     a.upstream
-        .commit_files(&workload("web", "nginx:1.1", "tenant-a"), "web 1.1");
+        .write(&workload("web", "nginx:1.1", "tenant-a"))
+        .commit("web 1.1");
     eventually(
         Duration::from_secs(90),
         "the channel to report the missing impersonate permission",

@@ -6,13 +6,15 @@
 //! (`support::checker`) from its start: no pinned Service may ever select
 //! a revision without ready pods.
 
-mod fixture;
-mod support;
+use crate::fixture;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use fixture::release::{available, commit, config, deployment, replicas, revisions, workload, Env};
+use crate::CONTROL_PLANE;
+use fixture::manifests::{config, deployment};
+use fixture::release::{available, replicas, revisions, workload, Env};
 use fixture::{condition, inventory_uids};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
@@ -22,10 +24,6 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::Client;
 use serde_json::json;
 use support::{eventually, hold_revision, release_revision, wait_for, ServingChecker};
-
-/// The API server restart test stops the server every test of this binary
-/// uses: it takes this lock for writing and runs alone; the others share it.
-static API_SERVER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 /// Replicas, ready pods and the Service's pinned revision, for messages.
 async fn serving_state(env: &Env, workload: &str, revisions: &[&str]) -> String {
@@ -80,18 +78,17 @@ async fn wait_web_on(env: &Env, revision: &str, pods: i32, others: &[&str]) {
 /// Delivers A (web 1.0), then B (web 2.0), each promoted and settled;
 /// returns (sha A, revision A, sha B, revision B).
 async fn promote_a_then_b(env: &Env) -> (String, String, String, String) {
-    let sha_a = commit(&env.repo, &workload("web", "web:1.0", "a"), "A: web 1.0");
+    let sha_a = env
+        .repo
+        .write(&workload("web", "web:1.0", "a"))
+        .commit("A: web 1.0");
     let ha = revisions(&env.repo)["web"].clone();
     env.wait_settled(&sha_a).await;
     wait_web_on(env, &ha, 2, &[]).await;
-    let sha_b = commit(
-        &env.repo,
-        &[(
-            "web/deployment.yaml".into(),
-            deployment("web", "web:2.0", 2),
-        )],
-        "B: web 2.0",
-    );
+    let sha_b = env
+        .repo
+        .write(&[("web/deployment.yaml", deployment("web", "web:2.0", 2))])
+        .commit("B: web 2.0");
     let hb = revisions(&env.repo)["web"].clone();
     assert_ne!(ha, hb);
     env.wait_settled(&sha_b).await;
@@ -119,7 +116,7 @@ async fn assert_back_on_a(mut env: Env, sha_a: &str, ha: &str, hb: &str) {
 /// Issue 9, item 1: promote A, promote B, force-push the branch back to A.
 #[tokio::test]
 async fn a_force_push_back_to_an_earlier_commit_serves_it_again() {
-    let _shared = API_SERVER.read().await;
+    let _shared = CONTROL_PLANE.read().await;
     let env = Env::start("repush", json!({"drainSeconds": 1, "keepReleases": 2})).await;
     let (sha_a, ha, _sha_b, hb) = promote_a_then_b(&env).await;
     env.repo.git(&["reset", "--hard", &sha_a]);
@@ -129,7 +126,7 @@ async fn a_force_push_back_to_an_earlier_commit_serves_it_again() {
 /// Issue 9, item 1, the other way to go back: `ref.commit` pinned to A.
 #[tokio::test]
 async fn pinning_the_ref_to_an_earlier_commit_serves_it_again() {
-    let _shared = API_SERVER.read().await;
+    let _shared = CONTROL_PLANE.read().await;
     let env = Env::start("pinref", json!({"drainSeconds": 1, "keepReleases": 2})).await;
     let (sha_a, ha, _sha_b, hb) = promote_a_then_b(&env).await;
     env.apply_channel(json!({
@@ -145,14 +142,17 @@ async fn pinning_the_ref_to_an_earlier_commit_serves_it_again() {
 /// seconds and not at the drift interval, and reported; the channel goes on.
 #[tokio::test]
 async fn a_hand_patched_service_port_is_put_back_from_the_watch_and_reported() {
-    let _shared = API_SERVER.read().await;
+    let _shared = CONTROL_PLANE.read().await;
     // driftInterval 1h: only a watch can put it back in time.
     let mut env = Env::start_spec(
         "handpatch",
         json!({"driftInterval": "1h", "rollout": {"drainSeconds": 1}}),
     )
     .await;
-    let sha1 = commit(&env.repo, &workload("web", "web:1.0", "a"), "web 1.0");
+    let sha1 = env
+        .repo
+        .write(&workload("web", "web:1.0", "a"))
+        .commit("web 1.0");
     env.wait_settled(&sha1).await;
     let services = env.services();
     let patch: Patch<()> = Patch::Json(
@@ -233,11 +233,10 @@ async fn a_hand_patched_service_port_is_put_back_from_the_watch_and_reported() {
     );
 
     // The channel still delivers.
-    let sha2 = commit(
-        &env.repo,
-        &[("web/config.yaml".into(), config("web", "b"))],
-        "value b",
-    );
+    let sha2 = env
+        .repo
+        .write(&[("web/config.yaml", config("web", "b"))])
+        .commit("value b");
     let h2 = revisions(&env.repo)["web"].clone();
     env.wait_settled(&sha2).await;
     wait_web_on(&env, &h2, 2, &[]).await;
@@ -304,7 +303,10 @@ imagePullSecrets:
         ("web/secret.yaml".into(), secret),
         ("web/ingress.yaml".into(), ingress.into()),
         ("web/serviceaccount.yaml".into(), account.into()),
-        ("web/service.yaml".into(), fixture::release::service("web")),
+        (
+            "web/service.yaml".into(),
+            fixture::manifests::service("web"),
+        ),
     ]
 }
 
@@ -325,9 +327,12 @@ fn holds_declared_data(secret: &Secret) -> bool {
 /// the pods read; a next commit does not prune it.
 #[tokio::test]
 async fn a_secret_read_by_pods_and_named_by_other_objects_is_delivered_as_declared_too() {
-    let _shared = API_SERVER.read().await;
+    let _shared = CONTROL_PLANE.read().await;
     let mut env = Env::start("secret", json!({"drainSeconds": 1})).await;
-    let sha1 = commit(&env.repo, &secret_release("web:1.0"), "web with creds");
+    let sha1 = env
+        .repo
+        .write(&secret_release("web:1.0"))
+        .commit("web with creds");
     let h1 = revisions(&env.repo)["web"].clone();
     env.wait_settled(&sha1).await;
     let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
@@ -399,7 +404,7 @@ async fn a_secret_read_by_pods_and_named_by_other_objects_is_delivered_as_declar
     assert_eq!(pull, ["creds"]);
 
     // A next commit (an image bump) keeps the declared Secret.
-    let sha2 = commit(&env.repo, &secret_release("web:1.1"), "web 1.1");
+    let sha2 = env.repo.write(&secret_release("web:1.1")).commit("web 1.1");
     let h2 = revisions(&env.repo)["web"].clone();
     env.wait_settled(&sha2).await;
     wait_web_on(&env, &h2, 2, &[&h1]).await;
@@ -464,11 +469,14 @@ async fn managed_in(
 /// namespace serves ready pods, the old one's objects are pruned.
 #[tokio::test]
 async fn changing_the_target_namespace_moves_the_release_and_prunes_the_old_namespace() {
-    let _shared = API_SERVER.read().await;
+    let _shared = CONTROL_PLANE.read().await;
     let cluster = support::cluster();
     let rollout = json!({"drainSeconds": 1});
     let mut env = Env::start("retarget", rollout.clone()).await;
-    let sha1 = commit(&env.repo, &workload("web", "web:1.0", "a"), "web 1.0");
+    let sha1 = env
+        .repo
+        .write(&workload("web", "web:1.0", "a"))
+        .commit("web 1.0");
     let h1 = revisions(&env.repo)["web"].clone();
     env.wait_settled(&sha1).await;
     wait_web_on(&env, &h1, 2, &[]).await;
@@ -539,17 +547,19 @@ async fn changing_the_target_namespace_moves_the_release_and_prunes_the_old_name
 /// without ready pods behind the Service.
 #[tokio::test]
 async fn drain_seconds_zero_promotes_and_drains_in_one_go() {
-    let _shared = API_SERVER.read().await;
+    let _shared = CONTROL_PLANE.read().await;
     let mut env = Env::start("nodrain", json!({"drainSeconds": 0, "keepReleases": 1})).await;
-    let sha1 = commit(&env.repo, &workload("web", "web:1.0", "a"), "web 1.0");
+    let sha1 = env
+        .repo
+        .write(&workload("web", "web:1.0", "a"))
+        .commit("web 1.0");
     let h1 = revisions(&env.repo)["web"].clone();
     env.wait_settled(&sha1).await;
     for (i, image) in ["web:1.1", "web:1.2"].into_iter().enumerate() {
-        let sha = commit(
-            &env.repo,
-            &[("web/deployment.yaml".into(), deployment("web", image, 2))],
-            image,
-        );
+        let sha = env
+            .repo
+            .write(&[("web/deployment.yaml", deployment("web", image, 2))])
+            .commit(image);
         let h = revisions(&env.repo)["web"].clone();
         env.wait_settled(&sha).await;
         wait_web_on(&env, &h, 2, &[]).await;
@@ -577,10 +587,13 @@ async fn drain_seconds_zero_promotes_and_drains_in_one_go() {
 /// nothing of the release, and the channel does not end Stalled.
 #[tokio::test]
 async fn an_api_server_restart_mid_rollout_is_survived_without_restarting_the_operator() {
-    let _alone = API_SERVER.write().await;
+    let _alone = CONTROL_PLANE.write().await;
     let cluster = support::cluster();
     let mut env = Env::start("apirestart", json!({"drainSeconds": 1, "keepReleases": 2})).await;
-    let sha1 = commit(&env.repo, &workload("web", "web:1.0", "a"), "web 1.0");
+    let sha1 = env
+        .repo
+        .write(&workload("web", "web:1.0", "a"))
+        .commit("web 1.0");
     let h1 = revisions(&env.repo)["web"].clone();
     let ch = env.wait_settled(&sha1).await;
     // What the release consists of, by uid: after the restart every one of
@@ -599,7 +612,7 @@ async fn an_api_server_restart_mid_rollout_is_survived_without_restarting_the_op
     .unwrap();
     let h2 = revisions(&env.repo)["web"].clone();
     hold_revision(&env.ns, &h2);
-    let sha2 = env.repo.commit(&[], &[], "web 2.0");
+    let sha2 = env.repo.commit("web 2.0");
     let rs2 = format!("web-{h2}");
     wait_for(Duration::from_secs(60), || async {
         env.rs(&rs2).await.filter(|rs| replicas(rs) == 2)

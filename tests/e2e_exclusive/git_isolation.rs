@@ -11,14 +11,15 @@
 //! One operator watches every namespace (so both tenants share its cache);
 //! this file holds one test, so it sees only this test's channels.
 
-mod fixture;
-mod gitserver;
-mod support;
+use crate::fixture;
+use crate::gitserver;
+use crate::support;
 
 use std::time::Duration;
 
+use fixture::manifests::config_map;
 use fixture::{apply_channel_with, channel, channel_events, condition, install_crd, Operator};
-use gitserver::{HttpServer, Upstream, HTTP_PASSWORD, HTTP_USER};
+use gitserver::{GitRepo, HttpServer, HTTP_PASSWORD, HTTP_USER};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
 use kube::Client;
@@ -29,12 +30,6 @@ use support::eventually;
 const PRIVATE_NAME: &str = "a-private-plan";
 const PRIVATE_VALUE: &str = "tenant-a-confidential-7c1e";
 const PRIVATE_SUBJECT: &str = "tenant A's private rollout plan";
-
-fn config_map(value: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {PRIVATE_NAME}\ndata:\n  PLAN: {value}\n"
-    )
-}
 
 async fn create_secret(client: &Client, ns: &str, data: serde_json::Value) {
     fixture::create_secret(client, ns, "git", data).await
@@ -49,18 +44,21 @@ async fn visible_to_b(client: &Client, ns: &str, name: &str) -> String {
 
 #[tokio::test]
 async fn a_tenant_cannot_read_another_tenant_s_cached_commit() {
+    // Its operator watches every namespace.
+    let _alone = crate::CONTROL_PLANE.write().await;
     let cluster = support::cluster();
     let client = cluster.client().await;
     install_crd(&client).await;
     let ns_a = cluster.namespace("iso-a").await;
     let ns_b = cluster.namespace("iso-b").await;
 
-    let upstream = Upstream::new();
-    let sha = upstream.commit(
-        "deploy/plan.yaml",
-        &config_map(PRIVATE_VALUE),
-        PRIVATE_SUBJECT,
-    );
+    let upstream = GitRepo::new();
+    let sha = upstream
+        .write(&[(
+            "deploy/plan.yaml",
+            &config_map(PRIVATE_NAME, &[("PLAN", PRIVATE_VALUE)]),
+        )])
+        .commit(PRIVATE_SUBJECT);
     let (server, ca_pem) = HttpServer::start_tls(upstream.root());
     let url = server.https_url("work");
 
@@ -147,11 +145,12 @@ async fn a_tenant_cannot_read_another_tenant_s_cached_commit() {
     }
 
     // A keeps working: its next commit is delivered as usual.
-    let next = upstream.commit(
-        "deploy/plan.yaml",
-        &config_map("tenant-a-next"),
-        "tenant A's next plan",
-    );
+    let next = upstream
+        .write(&[(
+            "deploy/plan.yaml",
+            &config_map(PRIVATE_NAME, &[("PLAN", "tenant-a-next")]),
+        )])
+        .commit("tenant A's next plan");
     fixture::wait_applied(&client, &ns_a, "web", &next, &op).await;
     let plan = a_configs.get(PRIVATE_NAME).await.unwrap();
     assert_eq!(plan.data.unwrap()["PLAN"], "tenant-a-next");

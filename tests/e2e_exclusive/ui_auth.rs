@@ -3,10 +3,9 @@
 //! refused without its verb and done with it, and cross-site requests
 //! refused. Its own test binary: the operator here watches every namespace.
 
-#[path = "ui/browser.rs"]
-mod browser;
-mod fixture;
-mod support;
+use crate::browser;
+use crate::fixture;
+use crate::support;
 
 use std::time::Duration;
 
@@ -71,6 +70,8 @@ async fn reconcile_annotation(client: &Client, ns: &str, name: &str) -> Option<S
 
 #[tokio::test]
 async fn signed_in_tokens_see_and_do_only_what_rbac_allows() {
+    // Its operator watches every namespace.
+    let _alone = crate::CONTROL_PLANE.write().await;
     let cluster = support::cluster();
     let client = cluster.client().await;
     install_crd(&client).await;

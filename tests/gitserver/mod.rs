@@ -1,7 +1,8 @@
-//! Real git servers on loopback for the source tests: `sshd` (its own config,
-//! host key and authorized_keys), lighttpd in front of `git http-backend` with
-//! basic auth (and a bearer-token location), and `git daemon`. Each server is a
-//! child process killed when its handle is dropped. Installed by
+//! Git repositories for the tests ([`GitRepo`]), and real git servers on
+//! loopback to serve them: `sshd` (its own config, host key and
+//! authorized_keys), lighttpd in front of `git http-backend` with basic auth
+//! (and a bearer-token location), and `git daemon`. Each server is a child
+//! process killed when its handle is dropped. Installed by
 //! `tests/git/install.sh` (run by `tests/run.sh`).
 #![allow(dead_code)]
 
@@ -18,22 +19,33 @@ pub const HTTP_PASSWORD: &str = "correct-horse-battery";
 /// Bearer token accepted under `/bearer/`.
 pub const BEARER_TOKEN: &str = "tok-0123456789abcdef";
 
-/// A working repository served directly by the servers (they serve non-bare repos too).
-pub struct Upstream {
+/// A git repository on disk, changed with the real `git` command: reached as
+/// a `file://` URL, or served by the servers below (they serve non-bare
+/// repositories too).
+///
+/// ```ignore
+/// let repo = GitRepo::new();
+/// let sha = repo.write(&[("deploy/cm.yaml", "...")]).commit("add cm");
+/// let sha2 = repo.remove(&["deploy/cm.yaml"]).commit("drop cm");
+/// ```
+pub struct GitRepo {
     dir: tempfile::TempDir,
+    work: PathBuf,
     gnupg_home: Option<PathBuf>,
 }
 
-impl Upstream {
+impl GitRepo {
     /// An empty repository with branch `main`, readable by the sshd user.
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         chmod(dir.path(), 0o755);
-        let repo = Upstream {
+        let work = dir.path().join("work");
+        std::fs::create_dir(&work).unwrap();
+        let repo = GitRepo {
             dir,
+            work,
             gnupg_home: None,
         };
-        std::fs::create_dir(repo.path()).unwrap();
         repo.git(&["init", "-q", "-b", "main"]);
         repo.git(&["config", "user.name", "Ada Lovelace"]);
         repo.git(&["config", "user.email", "ada@example.com"]);
@@ -41,14 +53,20 @@ impl Upstream {
         repo
     }
 
-    /// The repository directory (non-bare).
-    pub fn path(&self) -> PathBuf {
-        self.dir.path().join("work")
+    /// The repository directory (non-bare), named `work`.
+    pub fn path(&self) -> &Path {
+        &self.work
     }
 
-    /// The directory holding the repository (served as the project root).
+    /// The directory holding the repository (what servers serve as the
+    /// project root).
     pub fn root(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// A `file://` URL of the repository.
+    pub fn url(&self) -> String {
+        format!("file://{}", self.path().display())
     }
 
     /// Uses this GnuPG home for `gpg` signing.
@@ -56,17 +74,21 @@ impl Upstream {
         self.gnupg_home = Some(home.to_path_buf());
     }
 
-    /// Runs git in the repository; returns trimmed stdout; panics on failure.
-    pub fn git(&self, args: &[&str]) -> String {
+    fn command(&self, args: &[&str]) -> std::process::Output {
         let mut cmd = Command::new("git");
         cmd.args(args)
             .current_dir(self.path())
             .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("HOME", self.dir.path());
+            .env("HOME", self.root());
         if let Some(home) = &self.gnupg_home {
             cmd.env("GNUPGHOME", home);
         }
-        let out = cmd.output().expect("running git");
+        cmd.output().expect("running git")
+    }
+
+    /// Runs git in the repository; returns trimmed stdout; panics on failure.
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = self.command(args);
         assert!(
             out.status.success(),
             "git {args:?} failed: {}",
@@ -75,41 +97,45 @@ impl Upstream {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    /// Writes a file and commits it with extra `git commit` flags; returns the sha.
-    pub fn commit_with(&self, file: &str, content: &str, message: &str, flags: &[&str]) -> String {
-        let path = self.path().join(file);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, content).unwrap();
-        self.git(&["add", "-A"]);
-        let mut args = vec!["commit", "-q", "-m", message];
-        args.extend_from_slice(flags);
-        self.git(&args);
-        self.git(&["rev-parse", "HEAD"])
-    }
-
     /// Runs git in the repository; trimmed stdout, or `None` when git fails.
     pub fn git_opt(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(self.path())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("HOME", self.dir.path())
-            .output()
-            .expect("running git");
+        let out = self.command(args);
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
-    /// Writes `files` (path, content) over the work tree and commits them all; returns the sha.
-    pub fn commit_files(&self, files: &[(String, String)], message: &str) -> String {
+    /// Writes `files` (path, content) over the work tree, creating
+    /// directories; [`GitRepo::commit`] commits them.
+    pub fn write<P: AsRef<str>, C: AsRef<str>>(&self, files: &[(P, C)]) -> &Self {
         for (file, content) in files {
-            let path = self.path().join(file);
+            let path = self.path().join(file.as_ref());
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, content).unwrap();
+            std::fs::write(&path, content.as_ref()).unwrap();
         }
+        self
+    }
+
+    /// Removes `files` from the work tree; [`GitRepo::commit`] commits that.
+    pub fn remove(&self, files: &[&str]) -> &Self {
+        for file in files {
+            std::fs::remove_file(self.path().join(file)).unwrap();
+        }
+        self
+    }
+
+    /// Commits the whole work tree as it is (an empty commit when nothing
+    /// changed); returns the sha.
+    pub fn commit(&self, message: &str) -> String {
+        self.commit_with(message, &[])
+    }
+
+    /// Like [`GitRepo::commit`], with extra `git commit` flags (`-S` to sign).
+    pub fn commit_with(&self, message: &str, flags: &[&str]) -> String {
         self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
+        let mut args = vec!["commit", "-q", "--allow-empty", "-m", message];
+        args.extend_from_slice(flags);
+        self.git(&args);
         self.git(&["rev-parse", "HEAD"])
     }
 
@@ -125,14 +151,9 @@ impl Upstream {
             .expect("chmod");
         assert!(out.status.success());
     }
-
-    /// Writes a file and commits it unsigned; returns the sha.
-    pub fn commit(&self, file: &str, content: &str, message: &str) -> String {
-        self.commit_with(file, content, message, &[])
-    }
 }
 
-impl Default for Upstream {
+impl Default for GitRepo {
     fn default() -> Self {
         Self::new()
     }

@@ -4,7 +4,7 @@
 //! (`support::audit`) on lines as kube-apiserver writes them. No
 //! cluster needed.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 

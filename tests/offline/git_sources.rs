@@ -2,12 +2,12 @@
 //! `git http-backend`, `git daemon`): authentication, host key verification,
 //! refs, cheap polling, force-pushes and signed commits. No cluster needed.
 
-mod gitserver;
+use crate::gitserver;
 
 use std::collections::BTreeMap;
 
 use gitserver::{
-    GitDaemon, GpgKey, HttpServer, SshServer, SshSigningKey, Upstream, BEARER_TOKEN, HTTP_PASSWORD,
+    GitDaemon, GitRepo, GpgKey, HttpServer, SshServer, SshSigningKey, BEARER_TOKEN, HTTP_PASSWORD,
     HTTP_USER, SSH_USER,
 };
 use kubemint::controller::crd::VerifyMode;
@@ -51,9 +51,11 @@ fn object_count(cache: &GitCache, url: &str) -> usize {
 #[tokio::test]
 async fn ssh_fetch_needs_the_right_host_key() {
     let server = SshServer::start();
-    let upstream = Upstream::new();
-    let sha = upstream.commit("deploy/a.yaml", "a: 1\n", "first");
-    let url = server.url(&upstream.path());
+    let upstream = GitRepo::new();
+    let sha = upstream
+        .write(&[("deploy/a.yaml", "a: 1\n")])
+        .commit("first");
+    let url = server.url(upstream.path());
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = GitCache::new(cache_dir.path());
 
@@ -128,8 +130,10 @@ async fn ssh_fetch_needs_the_right_host_key() {
 
 #[tokio::test]
 async fn https_basic_auth_and_bearer_token() {
-    let upstream = Upstream::new();
-    let sha = upstream.commit("deploy/a.yaml", "a: 1\n", "first");
+    let upstream = GitRepo::new();
+    let sha = upstream
+        .write(&[("deploy/a.yaml", "a: 1\n")])
+        .commit("first");
     let server = HttpServer::start(upstream.root());
     let url = server.url("work");
     let cache_dir = tempfile::tempdir().unwrap();
@@ -197,8 +201,10 @@ async fn https_basic_auth_and_bearer_token() {
 
 #[tokio::test]
 async fn https_with_a_custom_ca() {
-    let upstream = Upstream::new();
-    let sha = upstream.commit("deploy/a.yaml", "a: 1\n", "first");
+    let upstream = GitRepo::new();
+    let sha = upstream
+        .write(&[("deploy/a.yaml", "a: 1\n")])
+        .commit("first");
     let (server, ca_pem) = HttpServer::start_tls(upstream.root());
     let url = server.https_url("work");
     let basic = [("username", HTTP_USER), ("password", HTTP_PASSWORD)];
@@ -236,12 +242,18 @@ async fn https_with_a_custom_ca() {
 
 #[tokio::test]
 async fn refs_polling_and_force_push_over_git_daemon() {
-    let upstream = Upstream::new();
-    let first = upstream.commit("deploy/a.yaml", "a: 1\n", "first");
+    let upstream = GitRepo::new();
+    let first = upstream
+        .write(&[("deploy/a.yaml", "a: 1\n")])
+        .commit("first");
     upstream.git(&["tag", "v1.0.0"]);
-    let second = upstream.commit("deploy/a.yaml", "a: 2\n", "second");
+    let second = upstream
+        .write(&[("deploy/a.yaml", "a: 2\n")])
+        .commit("second");
     upstream.git(&["tag", "-a", "-m", "release 1.2", "v1.2.0"]);
-    let third = upstream.commit("deploy/a.yaml", "a: 3\n", "third");
+    let third = upstream
+        .write(&[("deploy/a.yaml", "a: 3\n")])
+        .commit("third");
     upstream.git(&["tag", "v2.0.0"]);
     upstream.git(&["tag", "not-a-version"]);
     let daemon = GitDaemon::start(upstream.root());
@@ -339,7 +351,9 @@ async fn refs_polling_and_force_push_over_git_daemon() {
     assert!(err.to_string().contains("branch 'nope'"), "{err}");
 
     // A new commit: fetched incrementally, not a rewrite.
-    let fourth = upstream.commit("deploy/a.yaml", "a: 4\n", "fourth");
+    let fourth = upstream
+        .write(&[("deploy/a.yaml", "a: 4\n")])
+        .commit("fourth");
     let got = cache
         .fetch(&request(&url, branch("main"), anon()))
         .await
@@ -351,7 +365,9 @@ async fn refs_polling_and_force_push_over_git_daemon() {
 
     // Force-push: history rewritten; the new tip is delivered and the rewrite reported.
     upstream.git(&["reset", "-q", "--hard", &second]);
-    let rewritten = upstream.commit("deploy/a.yaml", "a: 5\n", "rewritten");
+    let rewritten = upstream
+        .write(&[("deploy/a.yaml", "a: 5\n")])
+        .commit("rewritten");
     let got = cache
         .fetch(&request(&url, branch("main"), anon()))
         .await
@@ -374,7 +390,7 @@ async fn signed_commits_gpg_and_ssh() {
     let gpg = GpgKey::generate("Ada Lovelace <ada@example.com>");
     let stranger = GpgKey::generate("Mallory <mallory@example.com>");
     let ssh = SshSigningKey::generate();
-    let mut upstream = Upstream::new();
+    let mut upstream = GitRepo::new();
     upstream.set_gnupg_home(gpg.home.path());
     let daemon = GitDaemon::start(upstream.root());
     let url = daemon.url("work");
@@ -391,7 +407,9 @@ async fn signed_commits_gpg_and_ssh() {
     };
 
     let flags = gpg_sign_flags(&gpg);
-    let c1 = upstream.commit_with("a.yaml", "1", "gpg signed", &[&flags[0]]);
+    let c1 = upstream
+        .write(&[("a.yaml", "1")])
+        .commit_with("gpg signed", &[&flags[0]]);
     cache.fetch(&full(branch("main"))).await.unwrap();
     let ok = cache
         .verify(
@@ -410,7 +428,9 @@ async fn signed_commits_gpg_and_ssh() {
     let key_path = ssh.key_path().display().to_string();
     upstream.git(&["config", "gpg.format", "ssh"]);
     upstream.git(&["config", "user.signingkey", &key_path]);
-    let c2 = upstream.commit_with("a.yaml", "2b", "ssh signed", &["-S"]);
+    let c2 = upstream
+        .write(&[("a.yaml", "2b")])
+        .commit_with("ssh signed", &["-S"]);
     upstream.git(&["config", "--unset", "gpg.format"]);
     upstream.git(&["config", "--unset", "user.signingkey"]);
     cache.fetch(&full(branch("main"))).await.unwrap();
@@ -428,7 +448,7 @@ async fn signed_commits_gpg_and_ssh() {
     assert!(ok[0].signer.contains("ada@example.com"), "{ok:?}");
 
     // Unsigned tip: HEAD fails naming the commit.
-    let c3 = upstream.commit("a.yaml", "3", "unsigned");
+    let c3 = upstream.write(&[("a.yaml", "3")]).commit("unsigned");
     cache.fetch(&full(branch("main"))).await.unwrap();
     let err = cache
         .verify(
@@ -448,7 +468,9 @@ async fn signed_commits_gpg_and_ssh() {
     assert_eq!(err.reason(), "SignatureVerificationFailed");
 
     // Signed tip on top of the unsigned commit: HEAD passes, AllCommits names the unsigned one.
-    let c4 = upstream.commit_with("a.yaml", "4", "gpg signed again", &[&flags[0]]);
+    let c4 = upstream
+        .write(&[("a.yaml", "4")])
+        .commit_with("gpg signed again", &[&flags[0]]);
     cache.fetch(&full(branch("main"))).await.unwrap();
     cache
         .verify(
@@ -505,7 +527,9 @@ async fn signed_commits_gpg_and_ssh() {
 
     // Signed by a key that is not trusted.
     upstream.set_gnupg_home(stranger.home.path());
-    let c5 = upstream.commit_with("a.yaml", "5", "stranger", &[&gpg_sign_flags(&stranger)[0]]);
+    let c5 = upstream
+        .write(&[("a.yaml", "5")])
+        .commit_with("stranger", &[&gpg_sign_flags(&stranger)[0]]);
     cache.fetch(&full(branch("main"))).await.unwrap();
     let err = cache
         .verify(
@@ -530,8 +554,10 @@ async fn signed_commits_gpg_and_ssh() {
 /// that fetch goes to the server, which refuses it.
 #[tokio::test]
 async fn a_cached_commit_is_served_only_to_the_credentials_that_fetched_it() {
-    let upstream = Upstream::new();
-    let sha = upstream.commit("deploy/a.yaml", "private: data\n", "first");
+    let upstream = GitRepo::new();
+    let sha = upstream
+        .write(&[("deploy/a.yaml", "private: data\n")])
+        .commit("first");
     let server = HttpServer::start(upstream.root());
     let url = server.url("work");
     let cache_dir = tempfile::tempdir().unwrap();
@@ -606,8 +632,10 @@ async fn a_cached_commit_is_served_only_to_the_credentials_that_fetched_it() {
 
 #[tokio::test]
 async fn unused_cache_entries_are_collected_and_fetched_again_when_needed() {
-    let upstream = Upstream::new();
-    let sha = upstream.commit("deploy/a.yaml", "a: 1\n", "first");
+    let upstream = GitRepo::new();
+    let sha = upstream
+        .write(&[("deploy/a.yaml", "a: 1\n")])
+        .commit("first");
     let daemon = GitDaemon::start(upstream.root());
     let url = daemon.url("work");
     let cache_dir = tempfile::tempdir().unwrap();

@@ -3,11 +3,11 @@
 //! fetch that AllCommits deepens, and a shallow walk that is refused instead of
 //! verifying less than asked.
 
-mod gitserver;
+use crate::gitserver;
 
 use std::collections::BTreeMap;
 
-use gitserver::{GitDaemon, SshSigningKey, Upstream};
+use gitserver::{GitDaemon, GitRepo, SshSigningKey};
 use kubemint::controller::crd::VerifyMode;
 use kubemint::source::verify::Policy;
 use kubemint::source::{
@@ -48,10 +48,14 @@ fn failed_commit(err: &SourceError) -> &str {
 async fn all_commits_from_a_trust_anchor_deepening_a_shallow_cache() {
     let signer = SshSigningKey::generate();
     let keys = keys(&signer);
-    let upstream = Upstream::new();
+    let upstream = GitRepo::new();
     // History from before signing began...
-    let c1 = upstream.commit("deploy/a.yaml", "1", "unsigned one");
-    let anchor = upstream.commit("deploy/a.yaml", "2", "unsigned two");
+    let c1 = upstream
+        .write(&[("deploy/a.yaml", "1")])
+        .commit("unsigned one");
+    let anchor = upstream
+        .write(&[("deploy/a.yaml", "2")])
+        .commit("unsigned two");
     // ...and signed commits after the anchor.
     upstream.git(&["config", "gpg.format", "ssh"]);
     upstream.git(&[
@@ -59,8 +63,12 @@ async fn all_commits_from_a_trust_anchor_deepening_a_shallow_cache() {
         "user.signingkey",
         &signer.key_path().display().to_string(),
     ]);
-    let c3 = upstream.commit_with("deploy/a.yaml", "3", "signed three", &["-S"]);
-    let c4 = upstream.commit_with("deploy/a.yaml", "4", "signed four", &["-S"]);
+    let c3 = upstream
+        .write(&[("deploy/a.yaml", "3")])
+        .commit_with("signed three", &["-S"]);
+    let c4 = upstream
+        .write(&[("deploy/a.yaml", "4")])
+        .commit_with("signed four", &["-S"]);
     let daemon = GitDaemon::start(upstream.root());
     let url = daemon.url("work");
     let cache_dir = tempfile::tempdir().unwrap();
@@ -147,7 +155,9 @@ async fn all_commits_from_a_trust_anchor_deepening_a_shallow_cache() {
     assert!(none.is_empty());
 
     // Later deliveries: from the last delivered commit on.
-    let c5 = upstream.commit("deploy/a.yaml", "5", "unsigned five");
+    let c5 = upstream
+        .write(&[("deploy/a.yaml", "5")])
+        .commit("unsigned five");
     cache.fetch(&fetch(&url, false)).await.unwrap();
     let err = cache
         .verify(
@@ -165,7 +175,9 @@ async fn all_commits_from_a_trust_anchor_deepening_a_shallow_cache() {
 
     // A tip that does not descend from the anchor is refused, even when signed.
     upstream.git(&["checkout", "-q", "-b", "side", &c1]);
-    let side = upstream.commit_with("deploy/a.yaml", "s", "signed side", &["-S"]);
+    let side = upstream
+        .write(&[("deploy/a.yaml", "s")])
+        .commit_with("signed side", &["-S"]);
     upstream.git(&["checkout", "-q", "main"]);
     upstream.git(&["reset", "-q", "--hard", &side]);
     let moved = cache.fetch(&fetch(&url, false)).await.unwrap();

@@ -1,0 +1,13 @@
+//! Tests that need no cluster: the `kubemint` command offline, git sources
+//! against real git servers on loopback, and the tests' own serving checker
+//! and audit-log reader.
+
+#[path = "../gitserver/mod.rs"]
+mod gitserver;
+#[path = "../support/mod.rs"]
+mod support;
+
+mod checker;
+mod cli;
+mod git_sources;
+mod git_verify;
