@@ -11,7 +11,7 @@ BIN=$(bash tests/cluster/install.sh | tail -n1)
 export PATH="$BIN:$PATH"
 bash tests/git/install.sh
 bash tests/chart/install.sh >/dev/null
-bash tests/ui/install.sh  # chromium (Debian), playwright-core and axe-core for tests/e2e_ui.rs
+bash tests/ui/install.sh  # chromium (Debian), playwright-core and axe-core for tests/e2e/ui.rs
 # The kustomize tests run the real kustomize, or kubectl's built-in one.
 if ! command -v kustomize >/dev/null && ! command -v kubectl >/dev/null; then
     echo "tests/run.sh: the kustomize tests need kustomize or kubectl (kubectl kustomize) on PATH" >&2

@@ -16,15 +16,14 @@ use crate::support;
 
 use std::time::Duration;
 
-use fixture::manifests::config_map;
-use fixture::manifests::deployment;
+use fixture::manifests::{config_map, deployment};
 use fixture::release::{revisions_in, workload};
 use fixture::revert::wait_reverted;
 use fixture::{
-    apply_channel_with, channel, channel_events, install_crd, kubemint, wait_applied, Operator,
+    apply_channel_with, channel, channel_events, install_crd, kubemint, request, wait_applied,
+    Operator,
 };
 use gitserver::{GitDaemon, GitRepo, HttpServer, SshServer, HTTP_PASSWORD, HTTP_USER};
-use kube::api::Api;
 use kube::Client;
 use kubemint::controller::crd::ReleasePhase;
 use kubemint::controller::Channel;
@@ -63,18 +62,6 @@ async fn wait_failed(client: &Client, ns: &str, name: &str, sha: &str) -> Channe
 }
 
 /// Sets annotation `name` of channel `channel` to a new value (a sync or retry request).
-async fn request(client: &Client, ns: &str, channel: &str, name: &str) {
-    let value = format!("{:?}", std::time::SystemTime::now());
-    Api::<Channel>::namespaced(client.clone(), ns)
-        .patch(
-            channel,
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(json!({"metadata": {"annotations": {name: value}}})),
-        )
-        .await
-        .unwrap();
-}
-
 fn web(image: &str) -> Vec<(String, String)> {
     workload("web", image, "a")
 }
@@ -591,13 +578,7 @@ async fn a_note_that_cannot_be_pushed_is_a_warning_and_a_metric_not_a_failed_del
     assert!(upstream
         .git_opt(&["notes", "--ref=kubemint/default", "show", &sha1])
         .is_none());
-    let addr = op.http_addr().await;
-    let metrics = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = op.metrics().await;
     assert!(
         metrics.contains("kubemint_git_notes_total{outcome=\"NotesPushRejected\"} 1"),
         "{metrics}"

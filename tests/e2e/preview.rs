@@ -9,12 +9,12 @@ use crate::support;
 
 use std::time::Duration;
 
-use fixture::condition;
 use fixture::manifests::deployment;
 use fixture::release::{revisions, workload, Env};
+use fixture::{condition, request};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Event;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kubemint::controller::crd::ReleasePhase;
 use serde_json::json;
 use support::{eventually, fail_jobs, hold_revision, release_revision};
@@ -213,15 +213,7 @@ async fn the_pre_promotion_test_gates_the_switch_and_a_retry_runs_it_again() {
 
     // Fixed the flaky dependency; a retry runs the test again and promotes B.
     fail_jobs(&env.ns, false);
-    let channels: Api<kubemint::controller::Channel> = Api::namespaced(env.client.clone(), &env.ns);
-    channels
-        .patch(
-            "shop",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"kubemint.io/retry": "1"}}})),
-        )
-        .await
-        .unwrap();
+    request(&env.client, &env.ns, "shop", "kubemint.io/retry").await;
     env.wait_settled(&sha_b).await;
     env.wait_serving("web", "web", &hb, 2).await;
     let job = jobs(&env)

@@ -13,10 +13,10 @@ use std::time::Duration;
 use fixture::release::workload;
 use fixture::tenancy::{deployer_rules, service_account};
 use fixture::{
-    apply_channel_with, condition, install_crd, wait_applied, wait_refused, GitRepo, Operator,
+    apply_channel_with, condition, install_crd, request, wait_applied, wait_refused, GitRepo,
+    Operator,
 };
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
 use serde_json::{json, Value};
 
 /// Requests the API server refused (403) to `user`, impersonated, received in `[from, to)`.
@@ -109,11 +109,7 @@ async fn a_refused_watch_stalls_the_channel_backs_off_and_delivers_once_the_role
 
     // The RoleBinding is fixed: a sync request retries the watch at once and delivers.
     service_account(&client, &ns, "deployer", deployer_rules()).await;
-    let reconcile = json!({"metadata": {"annotations": {"kubemint.io/reconcile": "fixed"}}});
-    Api::<kubemint::api::Channel>::namespaced(client.clone(), &ns)
-        .patch("web", &PatchParams::default(), &Patch::Merge(&reconcile))
-        .await
-        .unwrap();
+    request(&client, &ns, "web", "kubemint.io/reconcile").await;
     wait_applied(&client, &ns, "web", &sha, &op).await;
 }
 

@@ -10,12 +10,11 @@ use std::time::Duration;
 
 use fixture::manifests::{config, deployment, service};
 use fixture::release::{available, replicas, revisions, workload, Env};
-use fixture::{channel, condition, wait_applied, Operator};
+use fixture::{channel, condition, request, wait_applied, Operator};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kubemint::controller::crd::ReleasePhase;
-use kubemint::controller::Channel;
 use serde_json::json;
 use support::{hold_revision, release_revision, wait_for};
 
@@ -343,15 +342,7 @@ async fn an_unready_release_fails_keeps_traffic_and_is_retried_on_request() {
 
     // Fix the pods and ask for a retry: the same commit now goes through.
     release_revision(&env.client, &env.ns, &h2).await;
-    let channels: Api<Channel> = Api::namespaced(env.client.clone(), &env.ns);
-    channels
-        .patch(
-            "shop",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {"kubemint.io/retry": "1"}}})),
-        )
-        .await
-        .unwrap();
+    request(&env.client, &env.ns, "shop", "kubemint.io/retry").await;
     // The pods were scaled away; new ones come up under the released hold.
     env.wait_settled(&sha2).await;
     assert_eq!(

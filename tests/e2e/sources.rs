@@ -265,12 +265,7 @@ async fn webhooks_trigger_a_sync_only_when_signed_and_for_the_channels_ref() {
     let took = time_to_apply(&client, &ns, "app", &fourth, &op).await;
     println!("webhook (generic HMAC) -> applied: {took:?}");
 
-    let metrics = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = op.metrics().await;
     assert!(
         metrics.contains(r#"kubemint_webhook_requests_total{outcome="Accepted"} 3"#),
         "{metrics}"

@@ -13,7 +13,7 @@ use fixture::tenancy::{deployer_rules, service_account};
 use fixture::{apply_channel_with, condition, install_crd, wait_refused, GitRepo, Operator};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kube::Client;
 use serde_json::{json, Value};
 
@@ -106,11 +106,7 @@ async fn the_default_service_account_makes_impersonation_mandatory() {
 
     // Granting the default account what it needs lets the same channel through.
     service_account(&client, &ns, "kubemint-deployer", deployer_rules()).await;
-    let reconcile = json!({"metadata": {"annotations": {"kubemint.io/reconcile": "now"}}});
-    Api::<kubemint::controller::Channel>::namespaced(client.clone(), &ns)
-        .patch("web", &PatchParams::default(), &Patch::Merge(&reconcile))
-        .await
-        .unwrap();
+    fixture::request(&client, &ns, "web", "kubemint.io/reconcile").await;
     fixture::wait_applied(&client, &ns, "web", &sha, &op).await;
 }
 

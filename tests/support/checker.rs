@@ -10,7 +10,7 @@
 //! was never served yet (pinned before its pods are up) is not an outage.
 //!
 //! The replay ([`replay`]) is a pure function over [`Observed`] events; its
-//! own tests are in `tests/checker.rs`.
+//! own tests are in `tests/offline/checker.rs`.
 //!
 //! ```ignore
 //! let checker = ServingChecker::start(client.clone(), &ns).await;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs, idempotently, what the browser tests (tests/e2e_ui.rs) need:
+# Installs, idempotently, what the browser tests (tests/e2e/ui.rs) need:
 # Debian's chromium (never a downloaded browser) and, from tests/ui's
 # package-lock.json, playwright-core and axe-core. Building kubemint needs none of it.
 set -euo pipefail
