@@ -32,7 +32,6 @@ mod preview;
 mod refused_watch;
 mod revert;
 mod rollout;
-mod shapes;
 mod sources;
 mod tenancy;
 mod ui;

@@ -17,6 +17,7 @@ mod support;
 mod chart;
 mod engine;
 mod git_isolation;
+mod shapes;
 mod ui_auth;
 
 /// Held for writing by a test that needs the control plane to itself, for
