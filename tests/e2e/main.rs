@@ -4,7 +4,9 @@
 //! running side by side do not see each other's channels.
 //!
 //! A test that needs the control plane to itself (restarting the API server,
-//! an operator watching every namespace) belongs in `tests/e2e_exclusive/`.
+//! an operator watching every namespace, counting every request kubemint
+//! makes: the reflectors of an operator limited to namespaces still watch
+//! all of them) belongs in `tests/e2e_exclusive/`.
 
 #[path = "../ui/browser.rs"]
 mod browser;

@@ -1,6 +1,7 @@
 //! End-to-end tests that at times need the control plane to themselves: one
 //! restarts the API server, others run an operator watching every namespace
-//! (which would reconcile other tests' channels too). Such a test holds
+//! (which would reconcile other tests' channels too), and one counts every
+//! request of kubemint's user agent in the audit log. Such a test holds
 //! [`CONTROL_PLANE`] for writing; every other test here that uses the cluster
 //! holds it for reading. The control plane is this process's own, apart from
 //! that of `tests/e2e/`.

@@ -122,21 +122,6 @@ pub fn requests(path: &Path, agent: &str, from: Timestamp, to: Timestamp) -> Vec
         .collect()
 }
 
-/// Like [`requests`], only those about objects in `namespace`: what one test's
-/// operator did, when other tests share the control plane.
-pub fn requests_in(
-    path: &Path,
-    agent: &str,
-    namespace: &str,
-    from: Timestamp,
-    to: Timestamp,
-) -> Vec<Request> {
-    requests(path, agent, from, to)
-        .into_iter()
-        .filter(|r| r.namespace.as_deref() == Some(namespace))
-        .collect()
-}
-
 /// Requests counted by [`Class`].
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
