@@ -327,16 +327,7 @@ async fn unreachable_repository_changes_nothing_and_recovers() {
         "it retries"
     );
     assert!(condition(&ch, "Stalled").is_none());
-    assert_eq!(
-        ch.status
-            .as_ref()
-            .unwrap()
-            .last_applied_commit
-            .as_ref()
-            .unwrap()
-            .sha,
-        sha1
-    );
+    assert_eq!(fixture::last_applied(&ch), Some(sha1.as_str()));
     let services: Api<Service> = Api::namespaced(client.clone(), &ns);
     assert!(services.get_opt("api").await.unwrap().is_some());
     assert!(services.get_opt("web").await.unwrap().is_some());
