@@ -55,7 +55,12 @@ pub async fn run(
     let ready = Arc::new(AtomicBool::new(false));
     let leading = Arc::new(AtomicBool::new(election.is_none()));
     let (requests, wake) = SyncRequests::new();
-    let (config, client) = super::connect().await?;
+    let (config, _) = super::connect().await?;
+    // The operator's own client and every impersonated one share one rate limit.
+    let client = settings
+        .throttle
+        .client(config.clone())
+        .map_err(super::CliError::Connect)?;
     let operator = Operator::new(
         config,
         client.clone(),
