@@ -192,7 +192,12 @@ async fn handle(
     if let Ok(followed) = RefRequest::from_spec(&channel.spec.git.reference) {
         webhook::should_sync(&followed, &event).map_err(Rejection::Ignored)?;
     }
-    hooks.requests.request(namespace, name);
+    // Every channel that follows the same ref of the repository shares the
+    // poll this push calls for: all of them are woken, and they poll once.
+    let all = hooks.channels.state();
+    for (ns, follower) in followers(&all, &channel) {
+        hooks.requests.request(&ns, &follower);
+    }
     Ok(provider)
 }
 
@@ -209,9 +214,60 @@ async fn read_token(client: &Client, namespace: &str, secret: &str) -> Result<Ve
         .ok_or_else(|| unavailable(format!("it has no `{TOKEN_KEY}` key")))
 }
 
+/// The channels (`(namespace, name)`) that follow the same URL and ref as
+/// `channel`, itself included: a push to it is news to all of them.
+fn followers(channels: &[Arc<Channel>], channel: &Channel) -> Vec<(String, String)> {
+    let git = &channel.spec.git;
+    channels
+        .iter()
+        .filter(|c| c.spec.git.url == git.url && c.spec.git.reference == git.reference)
+        .chain(std::iter::once(&Arc::new(channel.clone())))
+        .filter_map(|c| Some((c.metadata.namespace.clone()?, c.metadata.name.clone()?)))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn channel(ns: &str, name: &str, url: &str, branch: &str) -> Arc<Channel> {
+        let spec = serde_json::from_value(serde_json::json!({
+            "git": {"url": url, "ref": {"branch": branch}, "path": name},
+        }))
+        .unwrap();
+        let mut c = Channel::new(name, spec);
+        c.metadata.namespace = Some(ns.into());
+        Arc::new(c)
+    }
+
+    #[test]
+    fn a_push_wakes_every_channel_that_follows_the_same_ref_of_the_repository() {
+        let mono = "https://git.example.com/mono.git";
+        let all = vec![
+            channel("shop", "web", mono, "main"),
+            channel("shop", "api", mono, "main"),
+            channel("blog", "site", mono, "main"),
+            channel("shop", "staging", mono, "staging"),
+            channel("shop", "other", "https://git.example.com/other.git", "main"),
+        ];
+        let woken = followers(&all, &all[0]);
+        assert_eq!(
+            woken,
+            [
+                ("blog".to_string(), "site".to_string()),
+                ("shop".to_string(), "api".to_string()),
+                ("shop".to_string(), "web".to_string()),
+            ]
+        );
+        // A channel not yet in the cache is woken all the same.
+        let new = channel("shop", "new", "https://git.example.com/new.git", "main");
+        assert_eq!(
+            followers(&all, &new),
+            [("shop".to_string(), "new".to_string())]
+        );
+    }
 
     #[test]
     fn tokens_are_reused_until_they_expire() {
