@@ -18,9 +18,10 @@
 //!   renders (the operator's metrics).
 //!
 //! Each app is a Deployment with 0 replicas, a ServiceAccount, a Service and
-//! an Ingress. Channels poll every 10 s (the monorepo) or 60 s with a push
-//! webhook-like sync request per repository (the variant: N repositories at
-//! 10 s would be N/10 ref advertisements a second by design, not by kubemint).
+//! an Ingress. Channels poll every 60 s, and every push is followed by a push
+//! webhook (GitLab's format) to the operator for one channel of the pushed
+//! repository, as a forge would send: the operator wakes every channel of
+//! that repository and ref.
 
 // Cargo also discovers this file as an integration test, built with the test
 // harness (cfg(test)) and so without a use for `main`: nothing to run there.
@@ -53,6 +54,9 @@ use process::{cpu_seconds, memory_mib, secs};
 use support::audit;
 
 const IDLE: Duration = Duration::from_secs(60);
+/// The Secret of the channels' push webhook, and its token.
+const HOOK_SECRET: &str = "push-hook";
+const HOOK_TOKEN: &str = "bench-webhook-token";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -174,6 +178,13 @@ impl Fleet {
             }
         }
         let http = CountedHttp::start(root.path());
+        fixture::create_secret(
+            client,
+            &ns,
+            HOOK_SECRET,
+            serde_json::json!({"token": HOOK_TOKEN}),
+        )
+        .await;
         let op = Operator::start_with(
             cluster.kubeconfig(),
             &ns,
