@@ -300,6 +300,12 @@ enum Command {
         /// Port on 127.0.0.1 (0: any free port).
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// Git cache of the release diffs (default: $XDG_CACHE_HOME/kubemint/ui,
+        /// or ~/.cache/kubemint/ui).
+        #[arg(long, env = "KUBEMINT_UI_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
+        #[command(flatten)]
+        kustomize: KustomizeArg,
     },
 }
 
@@ -333,9 +339,26 @@ fn main() -> ExitCode {
             };
         }
         Command::Crd => print_crd(),
-        Command::Ui { namespace, port } => tokio::runtime::Runtime::new()
-            .context("starting the async runtime")
-            .and_then(|rt| Ok(rt.block_on(cli::ui::serve(namespace, port))?)),
+        Command::Ui {
+            namespace,
+            port,
+            cache_dir,
+            kustomize,
+        } => {
+            let cache_dir = cache_dir.unwrap_or_else(ui_cache_dir);
+            let limits = kustomize.limits();
+            tokio::runtime::Runtime::new()
+                .context("starting the async runtime")
+                .and_then(|rt| {
+                    Ok(rt.block_on(cli::ui::serve(
+                        namespace,
+                        port,
+                        cache_dir,
+                        kustomize.command,
+                        limits,
+                    ))?)
+                })
+        }
         Command::Status { channel, namespace } => {
             inspect(&channel, namespace, kubemint::cli::inspect::describe_status)
         }
@@ -450,6 +473,16 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Where `kubemint ui` caches git by default (XDG's cache directory).
+fn ui_cache_dir() -> PathBuf {
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    env("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("kubemint/ui")
 }
 
 fn print_crd() -> anyhow::Result<()> {

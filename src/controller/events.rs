@@ -49,19 +49,8 @@ pub(super) async fn publish(
         ctx.publish(channel, EventType::Normal, "Minted", note)
             .await;
     }
-    let was_active = channel
-        .status
-        .as_ref()
-        .and_then(|s| s.active_release.as_deref())
-        == Some(release.as_str())
-        && channel
-            .status
-            .as_ref()
-            .and_then(|s| s.last_applied_commit.as_ref())
-            .map(|c| c.sha.as_str())
-            == Some(commit.sha.as_str());
-    let promoted = matches!(plan.phase, Phase::Active | Phase::Draining);
-    if !done.switched.is_empty() || (promoted && !was_active) {
+    let promoted_now = promoted_now(channel, rendered, plan, done);
+    if promoted_now {
         let (reason, note) = if rendered.desired.revisions.is_empty() {
             (
                 "Applied",
@@ -88,6 +77,25 @@ pub(super) async fn publish(
             )
         };
         ctx.publish(channel, EventType::Normal, reason, note).await;
+        // A passed test is told too, with its last log lines (the UI shows them).
+        // (The logs are the first Job's, as report.rs reads them.)
+        let jobs: Vec<&str> = rendered
+            .desired
+            .hooks
+            .iter()
+            .map(|h| h.id.name.as_str())
+            .collect();
+        if !jobs.is_empty() {
+            let logs = logs
+                .map(|l| format!("; last log lines:\n{l}"))
+                .unwrap_or_default();
+            let note = format!(
+                "Pre-promotion test Job {} of release {release} passed{logs}",
+                jobs.join(", ")
+            );
+            ctx.publish(channel, EventType::Normal, "TestPassed", note)
+                .await;
+        }
     }
     if !done.drained.is_empty() {
         let note = format!("Scaled {} to zero", done.drained.join(", "));
@@ -110,6 +118,25 @@ pub(super) async fn publish(
         ctx.publish(channel, EventType::Warning, "ReleaseFailed", message)
             .await;
     }
+}
+
+/// Whether the pass promoted the release (or applied one without workloads)
+/// that was not serving before it.
+pub(super) fn promoted_now(
+    channel: &Channel,
+    rendered: &Rendered,
+    plan: &Plan,
+    done: &Executed,
+) -> bool {
+    let status = channel.status.as_ref();
+    let was_active = status.and_then(|s| s.active_release.as_deref())
+        == Some(rendered.desired.id.as_str())
+        && status
+            .and_then(|s| s.last_applied_commit.as_ref())
+            .map(|c| c.sha.as_str())
+            == Some(rendered.commit.sha.as_str());
+    let promoted = matches!(plan.phase, Phase::Active | Phase::Draining);
+    !done.switched.is_empty() || (promoted && !was_active)
 }
 
 pub(super) async fn log_new_commit(channel: &Channel, ctx: &Context, fetched: &Fetched) {

@@ -9,6 +9,7 @@
 //! tree: `kustomize/`) and its output goes through the same steps.
 
 mod defaults;
+pub mod diff;
 mod error;
 mod hash;
 mod images;
