@@ -300,6 +300,11 @@ enum Command {
         /// Port on 127.0.0.1 (0: any free port).
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// The cluster the kube context points to, by its name in deployment
+        /// notes (`kubemint run --cluster-name`): "where it ran" then lists the
+        /// other clusters only.
+        #[arg(long, env = "KUBEMINT_CLUSTER_NAME", value_parser = cluster_name)]
+        cluster_name: Option<String>,
         /// Git cache of the release diffs (default: $XDG_CACHE_HOME/kubemint/ui,
         /// or ~/.cache/kubemint/ui).
         #[arg(long, env = "KUBEMINT_UI_CACHE_DIR")]
@@ -342,6 +347,7 @@ fn main() -> ExitCode {
         Command::Ui {
             namespace,
             port,
+            cluster_name,
             cache_dir,
             kustomize,
         } => {
@@ -350,13 +356,14 @@ fn main() -> ExitCode {
             tokio::runtime::Runtime::new()
                 .context("starting the async runtime")
                 .and_then(|rt| {
-                    Ok(rt.block_on(cli::ui::serve(
+                    Ok(rt.block_on(cli::ui::serve(cli::ui::UiOptions {
                         namespace,
                         port,
+                        cluster_name,
                         cache_dir,
-                        kustomize.command,
+                        kustomize: kustomize.command,
                         limits,
-                    ))?)
+                    }))?)
                 })
         }
         Command::Status { channel, namespace } => {

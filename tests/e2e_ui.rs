@@ -10,6 +10,7 @@ mod fixture;
 mod gitserver;
 mod support;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use browser::{Browser, UiProcess};
@@ -19,6 +20,7 @@ use gitserver::{HttpServer, Upstream, HTTP_PASSWORD, HTTP_USER};
 use kube::api::{Api, Patch, PatchParams};
 use kube::Client;
 use kubemint::controller::Channel;
+use kubemint::source::notes::{self, DeploymentNote, NoteTimes, NoteWrite};
 use serde_json::json;
 use support::{hold_revision, release_revision, wait_for};
 
@@ -288,6 +290,228 @@ async fn a_release_a_failure_reverted_automatically_and_a_revert_seen_live() {
         serde_json::from_value(b.call(json!({"op": "errors"})).await).unwrap();
     assert!(errors.is_empty(), "console errors (CSP?): {errors:#?}");
     b.close().await;
+}
+
+/// A pre-promotion test the simulated node lets pass.
+const SMOKE: &str = "apiVersion: batch/v1
+kind: Job
+metadata:
+  name: smoke
+  annotations:
+    kubemint.io/hook: pre-promotion
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: smoke
+          image: curlimages/curl:8.10.1
+          args: [\"-fsS\", \"http://$(KUBEMINT_PREVIEW_WEB)/healthz\"]
+";
+
+/// A Secret value the same in both releases.
+const UNCHANGED_SECRET: &str = "c2FtZS1pbi1ib3RoLXMzY3IzdA";
+
+/// A Secret whose value must never reach a page.
+fn secret(value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: web-token\nstringData:\n  token: {value}\n  \
+         other: {UNCHANGED_SECRET}\n"
+    )
+}
+
+/// A ConfigMap in a file named like markup, holding markup.
+const XSS_CONFIG_FILE: &str = "web/\"><img src=x onerror=alert(3)>.yaml";
+fn hostile_config(value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hostile\ndata:\n  html: '<img src=x onerror=alert(4)> {value}'\n"
+    )
+}
+
+#[tokio::test]
+async fn the_release_page_shows_its_diff_with_secrets_masked_and_where_it_ran() {
+    let cluster = support::cluster();
+    let client = cluster.client().await;
+    install_crd(&client).await;
+    let ns = cluster.namespace("uirel").await;
+    let kubeconfig = cluster.kubeconfig();
+    let (upstream, server) = pushable(&client, &ns).await;
+    let (old_secret, new_secret) = ("Zm9vYmFyLW9sZC1zM2NyM3Q", "Zm9vYmFyLW5ldy1zM2NyM3Q");
+    let mut files = workload("web", "web:1.0", "a");
+    files.push(("web/secret.yaml".into(), secret(old_secret)));
+    files.push((XSS_CONFIG_FILE.into(), hostile_config("one")));
+    files.push(("web/smoke.yaml".into(), SMOKE.into()));
+    let sha1 = upstream.commit_files(&files, "web 1.0");
+    apply_channel_with(
+        &client,
+        &ns,
+        "shop",
+        &server.url("work"),
+        ".",
+        json!({"git": {"secretRef": {"name": "git-creds"}},
+               "audit": {"gitNotes": true},
+               "rollout": {"readyTimeout": "60s", "drainSeconds": 0}}),
+    )
+    .await;
+    let op = Operator::start_with(kubeconfig, &ns, "", &["--cluster-name", "dev"]);
+    wait_applied(&client, &ns, "shop", &sha1, &op).await;
+
+    // The next release changes the Secret, an image and the hostile file; its subject is hostile.
+    let mut files = vec![
+        (
+            "web/deployment.yaml".to_string(),
+            deployment("web", "web:1.1", 2),
+        ),
+        ("web/secret.yaml".to_string(), secret(new_secret)),
+        (XSS_CONFIG_FILE.to_string(), hostile_config("two")),
+    ];
+    let sha2 = upstream.commit_files(&files, XSS_SUBJECT);
+    wait_applied(&client, &ns, "shop", &sha2, &op).await;
+    // This cluster's own note, then another cluster's, for the same commit
+    // (and one for another commit, which must not show).
+    let own = wait_for(Duration::from_secs(60), || async {
+        upstream.git_opt(&["notes", "--ref=kubemint/dev", "show", &sha2])
+    })
+    .await;
+    assert!(own.contains("phase: Active"), "{own}");
+    // Written as another cluster's operator would: fetch, merge, push over HTTP.
+    let data = [("username", HTTP_USER), ("password", HTTP_PASSWORD)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+        .collect();
+    let credentials = kubemint::source::GitCredentials::from_secret_data(&data).unwrap();
+    for (commit, phase, message) in [
+        (
+            &sha2,
+            "Failed",
+            Some("release r failed: not ready within 5m: web has 1/2 pods ready"),
+        ),
+        (&sha1, "Active", None),
+    ] {
+        let note = DeploymentNote {
+            cluster: "prod-eu".into(),
+            channel: format!("{ns}/shop"),
+            release: "r".into(),
+            phase: phase.into(),
+            commit: commit.clone(),
+            message: message.map(str::to_string),
+            times: NoteTimes {
+                applied: Some("2026-11-22T10:00:00Z".into()),
+                failed: message.map(|_| "2026-11-22T10:05:00Z".to_string()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        notes::write_note(NoteWrite {
+            url: server.url("work"),
+            credentials: credentials.clone(),
+            cluster: "prod-eu".into(),
+            commit: commit.clone(),
+            document: note.to_document(),
+            attempts: 5,
+        })
+        .await
+        .unwrap();
+    }
+
+    let ui = UiProcess::start_with(
+        kubeconfig,
+        &ns,
+        None,
+        &["--cluster-name", "dev", "--cache-dir", &cluster_cache(&ns)],
+    )
+    .await;
+    let mut b = Browser::start();
+    let page = format!("/ui/{ns}/shop/release/{}", &sha2[..12]);
+    b.open("timeline", &ui.url(&format!("/ui/{ns}/shop"))).await;
+    // The passed test, with its log lines, on both releases.
+    let entry = format!("li#c-{}", &sha2[..12]);
+    b.wait_text(
+        "timeline",
+        &format!("{entry} .test.passed"),
+        "Pre-promotion test: Passed",
+    )
+    .await;
+    b.wait_text(
+        "timeline",
+        &format!("{entry} .test.passed"),
+        "Its last log lines",
+    )
+    .await;
+    // Reached from the timeline with the keyboard.
+    let url = b
+        .call(json!({"op": "follow", "name": "timeline", "selector": format!("{entry} h3 a")}))
+        .await;
+    assert!(url.as_str().unwrap().ends_with(&page), "{url}");
+    b.wait_text("timeline", "h1", XSS_SUBJECT).await;
+    // The diff arrives live (read from git in the background).
+    b.wait_text("timeline", "section.diff summary", "Secret")
+        .await;
+    b.wait_text("timeline", "section.diff", "*** (after)").await;
+    b.wait_text("timeline", "section.diff", "image: web:1.1")
+        .await;
+    b.wait_text("timeline", "section.diff summary", "onerror=alert(3)")
+        .await;
+    b.wait_text("timeline", "section.diff", "onerror=alert(4)")
+        .await;
+    b.wait_text("timeline", "section.ran th", "prod-eu").await;
+    b.wait_text("timeline", "section.ran", "web has 1/2 pods ready")
+        .await;
+    assert_eq!(
+        b.texts("timeline", "section.ran tbody th").await,
+        ["prod-eu"],
+        "this cluster's own note is not another place it ran"
+    );
+    // The revisions with their pods, and the release's events.
+    b.wait_text("timeline", "table td", "2/2 pods ready").await;
+    b.wait_text("timeline", "ul.events", "Promoted").await;
+
+    // The Secret's values are nowhere: not in the page, not in the server's HTML.
+    let shown = b.html("timeline").await;
+    let served = reqwest::get(ui.url(&page))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for html in [&shown, &served] {
+        for value in [old_secret, new_secret, UNCHANGED_SECRET] {
+            assert!(!html.contains(value), "{value} leaked:\n{html}");
+        }
+        assert!(!html.contains("<img"), "markup from git became markup");
+    }
+    assert!(served.contains("section class=\"diff\""), "{served}");
+    assert_eq!(b.count("timeline", "img").await, 0);
+    b.screenshot("timeline", "release-diff").await;
+    accessible(&mut b, "timeline").await;
+    b.call(json!({"op": "open", "name": "dark", "url": ui.url(&page), "colorScheme": "dark"}))
+        .await;
+    b.wait_text("dark", "section.diff", "*** (after)").await;
+    b.screenshot("dark", "release-diff-dark").await;
+    accessible(&mut b, "dark").await;
+    assert_eq!(
+        b.dialogs().await,
+        Vec::<String>::new(),
+        "injected script ran"
+    );
+    let errors: Vec<String> =
+        serde_json::from_value(b.call(json!({"op": "errors"})).await).unwrap();
+    assert!(errors.is_empty(), "console errors (CSP?): {errors:#?}");
+    b.close().await;
+
+    let (median, slowest) = timed(&ui.url(&page), 20).await;
+    println!("release page with its diff: median {median:?}, slowest {slowest:?}");
+    assert!(median < Duration::from_millis(100), "{median:?}");
+}
+
+/// A git cache of the test's own for `kubemint ui`.
+fn cluster_cache(ns: &str) -> String {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("ui-git-cache")
+        .join(ns)
+        .display()
+        .to_string()
 }
 
 /// A record of release `i` of 50.

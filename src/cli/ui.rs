@@ -17,16 +17,32 @@ pub enum UiCliError {
     Serve(#[from] UiError),
 }
 
-/// Serves the UI on 127.0.0.1:`port` (0: any free port), channels of
-/// `namespace` or of every namespace, release diffs from a git cache in
-/// `cache_dir`; prints the URL, and runs until Ctrl-C.
-pub async fn serve(
-    namespace: Option<String>,
-    port: u16,
-    cache_dir: std::path::PathBuf,
-    kustomize: Option<crate::render::KustomizeCommand>,
-    limits: crate::render::Limits,
-) -> Result<(), UiCliError> {
+/// What `kubemint ui` was asked.
+pub struct UiOptions {
+    /// Only channels of this namespace (`None`: every namespace).
+    pub namespace: Option<String>,
+    /// Port on 127.0.0.1 (0: any free port).
+    pub port: u16,
+    /// This cluster's name in deployment notes, if the user said.
+    pub cluster_name: Option<String>,
+    /// The git cache of release diffs.
+    pub cache_dir: std::path::PathBuf,
+    /// The kustomize command (`None`: the default).
+    pub kustomize: Option<crate::render::KustomizeCommand>,
+    /// The limits of one commit.
+    pub limits: crate::render::Limits,
+}
+
+/// Serves the UI as `options` say; prints the URL, and runs until Ctrl-C.
+pub async fn serve(options: UiOptions) -> Result<(), UiCliError> {
+    let UiOptions {
+        namespace,
+        port,
+        cluster_name,
+        cache_dir,
+        kustomize,
+        limits,
+    } = options;
     let (_, client) = super::connect().await?;
     let caches = Caches::start(&client, namespace.as_deref()).await;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -35,7 +51,7 @@ pub async fn serve(
         client.clone(),
         GitSettings {
             cache_dir,
-            cluster: None,
+            cluster: cluster_name,
             allow_local_sources: true,
             kustomize,
             limits,
