@@ -358,7 +358,7 @@ async fn the_release_page_shows_its_diff_with_secrets_masked_and_where_it_ran() 
     wait_applied(&client, &ns, "shop", &sha1, &op).await;
 
     // The next release changes the Secret, an image and the hostile file; its subject is hostile.
-    let mut files = vec![
+    let files = vec![
         (
             "web/deployment.yaml".to_string(),
             deployment("web", "web:1.1", 2),
