@@ -25,6 +25,15 @@ use crate::source::{FetchRequest, GitCache, GitCredentials, RefRequest, SourceEr
 /// How long what was read from git is shown before it is read again.
 const MAX_AGE: Duration = Duration::from_secs(30);
 
+/// How long the channel's git credentials are used before they are read
+/// again (a rotated Secret is picked up then, or at once after a failed fetch).
+const CREDENTIALS_AGE: Duration = Duration::from_secs(300);
+
+/// Cache entries nothing fetched into for this long are deleted, checked
+/// at most every [`GC_EVERY`].
+const GC_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+const GC_EVERY: Duration = Duration::from_secs(3600);
+
 /// Diffs kept in memory at most (each a pair of commits of one channel).
 const MAX_DIFFS: usize = 256;
 
@@ -68,6 +77,8 @@ struct Known {
     /// The URL it was read for (a changed `spec.git.url` starts over).
     url: String,
     credentials: Option<GitCredentials>,
+    /// When the credentials were read.
+    credentials_read: Option<Instant>,
     /// Commits known to be in the cache.
     fetched: HashSet<String>,
     notes: Option<Arc<Vec<NoteRecord>>>,
@@ -107,6 +118,7 @@ struct Inner {
     settings: GitSettings,
     known: Mutex<HashMap<String, Known>>,
     diffs: Mutex<HashMap<DiffKey, DiffState>>,
+    collected: Mutex<Option<Instant>>,
 }
 
 /// The git side, shared by the handlers.
@@ -125,6 +137,7 @@ impl GitSide {
                 settings,
                 known: Mutex::default(),
                 diffs: Mutex::default(),
+                collected: Mutex::default(),
             }),
         }
     }
@@ -268,13 +281,28 @@ impl GitSide {
         let mut fetch_error = None;
         let mut notes = None;
         let mut notes_error = None;
-        let credentials = match engine::source::credentials(&self.inner.client, &channel).await {
-            Ok(c) => Some(c),
-            Err(e) => {
-                fetch_error = Some(e.to_string());
-                notes_error = Some(e.to_string());
-                None
-            }
+        let kept = {
+            let known = self.inner.known.lock().unwrap_or_else(|p| p.into_inner());
+            known
+                .get(&key)
+                .filter(|k| k.fetch_error.is_none() && k.url == url)
+                .filter(|k| {
+                    k.credentials_read
+                        .is_some_and(|t| t.elapsed() < CREDENTIALS_AGE)
+                })
+                .and_then(|k| k.credentials.clone())
+        };
+        let read_now = kept.is_none();
+        let credentials = match kept {
+            Some(c) => Some(c),
+            None => match engine::source::credentials(&self.inner.client, &channel).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    fetch_error = Some(e.to_string());
+                    notes_error = Some(e.to_string());
+                    None
+                }
+            },
         };
         if let Some(creds) = &credentials {
             let mut commits: Vec<String> = channel
@@ -306,6 +334,7 @@ impl GitSide {
                 Err(e) => notes_error = Some(GitSideError::from(e).to_string()),
             }
         }
+        self.collect_garbage().await;
         let mut known = self.inner.known.lock().unwrap_or_else(|p| p.into_inner());
         let k = known.entry(key).or_default();
         if k.url != url {
@@ -313,6 +342,9 @@ impl GitSide {
         }
         k.busy = false;
         k.refreshed = Some(Instant::now());
+        if read_now && credentials.is_some() {
+            k.credentials_read = Some(Instant::now());
+        }
         k.credentials = credentials.or(k.credentials.take());
         k.fetched.extend(fetched);
         k.fetch_error = fetch_error;
@@ -320,5 +352,21 @@ impl GitSide {
             k.notes = notes;
         }
         k.notes_error = notes_error;
+    }
+
+    /// Deletes the cache entries of channels no one has looked at for long.
+    async fn collect_garbage(&self) {
+        {
+            let mut last = self
+                .inner
+                .collected
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < GC_EVERY) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        self.inner.cache.collect_garbage(GC_AGE).await;
     }
 }

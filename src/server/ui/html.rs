@@ -414,8 +414,9 @@ fn events_list(h: &mut Html, events: &[EventView], now: Option<Timestamp>) {
                 .text(&e.count.to_string())
                 .raw("</span>");
         }
+        // A test's log lines are shown once, with the test's outcome.
         h.raw("<div class=\"message\">")
-            .text(&e.message)
+            .text(super::model::split_logs(&e.message).0)
             .raw("</div></li>");
     }
     h.raw("</ul>");
