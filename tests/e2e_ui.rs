@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use browser::{Browser, UiProcess};
-use fixture::release::{deployment, revisions_in, workload};
+use fixture::release::{deployment, revisions_in, workload, SMOKE_TEST};
 use fixture::{apply_channel_with, create_secret, install_crd, kubemint, wait_applied, Operator};
 use gitserver::{HttpServer, Upstream, HTTP_PASSWORD, HTTP_USER};
 use kube::api::{Api, Patch, PatchParams};
@@ -45,20 +45,40 @@ async fn pushable(client: &Client, ns: &str) -> (Upstream, HttpServer) {
     (upstream, server)
 }
 
+/// A namespace `prefix-N` of the test cluster with the CRD installed and a
+/// pushable repository (see [`pushable`]).
+async fn setup(prefix: &str) -> (Client, String, Upstream, HttpServer) {
+    let client = support::cluster().client().await;
+    install_crd(&client).await;
+    let ns = support::cluster().namespace(prefix).await;
+    let (upstream, server) = pushable(&client, &ns).await;
+    (client, ns, upstream, server)
+}
+
 /// Asserts axe-core finds no serious or critical violation on tab `name`.
 async fn accessible(b: &mut Browser, name: &str) {
     let violations = b.axe(name).await;
     assert!(violations.is_empty(), "{name}: {violations:#?}");
 }
 
+/// Asserts that no injected script ran and no page logged an error (a CSP
+/// violation among them), then closes the browser.
+async fn nothing_ran_and_no_errors(mut b: Browser) {
+    assert_eq!(
+        b.dialogs().await,
+        Vec::<String>::new(),
+        "injected script ran"
+    );
+    let errors: Vec<String> =
+        serde_json::from_value(b.call(json!({"op": "errors"})).await).unwrap();
+    assert!(errors.is_empty(), "console errors (CSP?): {errors:#?}");
+    b.close().await;
+}
+
 #[tokio::test]
 async fn a_release_a_failure_reverted_automatically_and_a_revert_seen_live() {
-    let cluster = support::cluster();
-    let client = cluster.client().await;
-    install_crd(&client).await;
-    let ns = cluster.namespace("ui").await;
-    let kubeconfig = cluster.kubeconfig();
-    let (upstream, server) = pushable(&client, &ns).await;
+    let (client, ns, upstream, server) = setup("ui").await;
+    let kubeconfig = support::cluster().kubeconfig();
     let sha1 = upstream.commit_files(&workload("web", "web:1.0", "a"), "web 1.0");
     apply_channel_with(
         &client,
@@ -281,34 +301,8 @@ async fn a_release_a_failure_reverted_automatically_and_a_revert_seen_live() {
     b.screenshot("dark", "timeline-dark").await;
     accessible(&mut b, "dark").await;
 
-    assert_eq!(
-        b.dialogs().await,
-        Vec::<String>::new(),
-        "injected script ran"
-    );
-    let errors: Vec<String> =
-        serde_json::from_value(b.call(json!({"op": "errors"})).await).unwrap();
-    assert!(errors.is_empty(), "console errors (CSP?): {errors:#?}");
-    b.close().await;
+    nothing_ran_and_no_errors(b).await;
 }
-
-/// A pre-promotion test the simulated node lets pass.
-const SMOKE: &str = "apiVersion: batch/v1
-kind: Job
-metadata:
-  name: smoke
-  annotations:
-    kubemint.io/hook: pre-promotion
-spec:
-  backoffLimit: 0
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-        - name: smoke
-          image: curlimages/curl:8.10.1
-          args: [\"-fsS\", \"http://$(KUBEMINT_PREVIEW_WEB)/healthz\"]
-";
 
 /// A Secret value the same in both releases.
 const UNCHANGED_SECRET: &str = "c2FtZS1pbi1ib3RoLXMzY3IzdA";
@@ -331,17 +325,13 @@ fn hostile_config(value: &str) -> String {
 
 #[tokio::test]
 async fn the_release_page_shows_its_diff_with_secrets_masked_and_where_it_ran() {
-    let cluster = support::cluster();
-    let client = cluster.client().await;
-    install_crd(&client).await;
-    let ns = cluster.namespace("uirel").await;
-    let kubeconfig = cluster.kubeconfig();
-    let (upstream, server) = pushable(&client, &ns).await;
+    let (client, ns, upstream, server) = setup("uirel").await;
+    let kubeconfig = support::cluster().kubeconfig();
     let (old_secret, new_secret) = ("Zm9vYmFyLW9sZC1zM2NyM3Q", "Zm9vYmFyLW5ldy1zM2NyM3Q");
     let mut files = workload("web", "web:1.0", "a");
     files.push(("web/secret.yaml".into(), secret(old_secret)));
     files.push((XSS_CONFIG_FILE.into(), hostile_config("one")));
-    files.push(("web/smoke.yaml".into(), SMOKE.into()));
+    files.push(("web/smoke.yaml".into(), SMOKE_TEST.into()));
     let sha1 = upstream.commit_files(&files, "web 1.0");
     apply_channel_with(
         &client,
@@ -490,15 +480,7 @@ async fn the_release_page_shows_its_diff_with_secrets_masked_and_where_it_ran() 
     b.wait_text("dark", "section.diff", "*** (after)").await;
     b.screenshot("dark", "release-diff-dark").await;
     accessible(&mut b, "dark").await;
-    assert_eq!(
-        b.dialogs().await,
-        Vec::<String>::new(),
-        "injected script ran"
-    );
-    let errors: Vec<String> =
-        serde_json::from_value(b.call(json!({"op": "errors"})).await).unwrap();
-    assert!(errors.is_empty(), "console errors (CSP?): {errors:#?}");
-    b.close().await;
+    nothing_ran_and_no_errors(b).await;
 
     let (median, slowest) = timed(&ui.url(&page), 20).await;
     println!("release page with its diff: median {median:?}, slowest {slowest:?}");

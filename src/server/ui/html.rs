@@ -238,10 +238,15 @@ fn health_badge(h: &mut Html, health: Health) {
         Health::Ready => "badge good",
         Health::Suspended | Health::Unknown => "badge",
     };
+    badge(h, class, health.label());
+}
+
+/// `<span class="badge ...">label</span>`.
+fn badge(h: &mut Html, class: &str, label: &str) {
     h.raw("<span")
         .attr("class", class)
         .raw(">")
-        .text(health.label())
+        .text(label)
         .raw("</span>");
 }
 
@@ -252,11 +257,7 @@ fn phase_badge(h: &mut Html, phase: ReleasePhase) {
         ReleasePhase::Superseded => ("badge", "Superseded"),
         ReleasePhase::Failed => ("badge bad", "Failed"),
     };
-    h.raw("<span")
-        .attr("class", class)
-        .raw(">")
-        .text(label)
-        .raw("</span>");
+    badge(h, class, label);
 }
 
 fn pods_text(p: Pods) -> String {
@@ -710,11 +711,9 @@ fn object_diff(h: &mut Html, d: &ObjectDiff) {
         Difference::Changed => ("badge busy", "changed"),
         Difference::Removed => ("badge bad", "removed"),
     };
-    h.raw("<details class=\"object\" open><summary><span")
-        .attr("class", class)
-        .raw(">")
-        .text(word)
-        .raw("</span> <span class=\"object-name\">")
+    h.raw("<details class=\"object\" open><summary>");
+    badge(h, class, word);
+    h.raw(" <span class=\"object-name\">")
         .text(&d.object)
         .raw("</span> <span class=\"file\">")
         .text(&d.file)
@@ -779,11 +778,8 @@ fn ran_row(h: &mut Html, r: &RanView, now: Option<Timestamp>) {
         .text(&r.cluster)
         .raw("</th><td>")
         .text(&r.channel)
-        .raw("</td><td><span")
-        .attr("class", class)
-        .raw(">")
-        .text(&r.phase)
-        .raw("</span>");
+        .raw("</td><td>");
+    badge(h, class, &r.phase);
     if let Some(m) = &r.message {
         h.raw("<div class=\"why\">").text(m).raw("</div>");
     }

@@ -281,16 +281,21 @@ fn reverted_channel() -> (Channel, Vec<ReplicaSet>, Vec<Event>) {
     (ch, rs, events)
 }
 
-#[test]
-fn timeline_links_failure_automatic_revert_and_events() {
-    let (ch, rs, events) = reverted_channel();
+/// The timeline of `ch` with `rs` and `events` cached.
+fn timeline_of(ch: &Channel, rs: &[ReplicaSet], events: &[Event]) -> model::Timeline {
     let snapshot = Snapshot {
-        channels: vec![&ch],
+        channels: vec![ch],
         replica_sets: rs.iter().collect(),
         events: events.iter().collect(),
         now: now(),
     };
-    let t = model::timeline(&ch, &snapshot);
+    model::timeline(ch, &snapshot)
+}
+
+#[test]
+fn timeline_links_failure_automatic_revert_and_events() {
+    let (ch, rs, events) = reverted_channel();
+    let t = timeline_of(&ch, &rs, &events);
     assert_eq!(t.entries.len(), 3);
     let (revert, failed, first) = (&t.entries[0], &t.entries[1], &t.entries[2]);
     // The failed release changed web from h1 to h2, images read from the kept ReplicaSets.
@@ -427,13 +432,13 @@ fn hostile_strings_are_text_on_every_page() {
         "2026-11-22T11:59:30Z",
     ));
     ch.metadata.name = Some("shop".into());
+    let t = timeline_of(&ch, &rs, &events);
     let snapshot = Snapshot {
         channels: vec![&ch],
         replica_sets: rs.iter().collect(),
         events: events.iter().collect(),
         now: now(),
     };
-    let t = model::timeline(&ch, &snapshot);
     let hostile_git = GitFacts {
         diff: DiffState::Ready(std::sync::Arc::new(vec![ObjectDiff {
             difference: Difference::Changed,
@@ -662,13 +667,7 @@ fn the_failure_shows_without_the_log_lines_and_a_passed_test_from_its_event() {
         &format!("Pre-promotion test Job smoke-{first} of release {first} passed; last log lines:\nall good"),
         "2026-11-22T10:01:30Z",
     ));
-    let snapshot = Snapshot {
-        channels: vec![&ch],
-        replica_sets: rs.iter().collect(),
-        events: events.iter().collect(),
-        now: now(),
-    };
-    let t = model::timeline(&ch, &snapshot);
+    let t = timeline_of(&ch, &rs, &events);
     let failed = &t.entries[1];
     assert!(!failed.failure.as_deref().unwrap().contains("boom"));
     assert_eq!(failed.test.as_ref().unwrap().logs.as_deref(), Some("boom"));
