@@ -487,6 +487,69 @@ async fn the_release_page_shows_its_diff_with_secrets_masked_and_where_it_ran() 
     assert!(median < Duration::from_millis(100), "{median:?}");
 }
 
+#[tokio::test]
+async fn the_operator_s_ui_reads_a_release_diff_from_its_own_git_cache() {
+    let cluster = support::cluster();
+    let client = cluster.client().await;
+    install_crd(&client).await;
+    let ns = cluster.namespace("uiop").await;
+    let repo = fixture::GitRepo::new();
+    let commit = |files: &[(String, String)], message: &str| {
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_str()))
+            .collect();
+        repo.commit(&refs, &[], message)
+    };
+    let mut files = workload("web", "web:1.0", "a");
+    files.push(("web/secret.yaml".into(), secret("b3BlcmF0b3Itb2xk")));
+    let sha1 = commit(&files, "web 1.0");
+    apply_channel_with(
+        &client,
+        &ns,
+        "web",
+        &repo.url(),
+        ".",
+        json!({"rollout": {"drainSeconds": 0}}),
+    )
+    .await;
+    let op = Operator::start_with(
+        cluster.kubeconfig(),
+        &ns,
+        "",
+        &["--ui", "--cluster-name", "dev"],
+    );
+    wait_applied(&client, &ns, "web", &sha1, &op).await;
+    let sha2 = commit(
+        &[("web/secret.yaml".into(), secret("b3BlcmF0b3ItbmV3"))],
+        "rotate the token",
+    );
+    wait_applied(&client, &ns, "web", &sha2, &op).await;
+
+    // A reader of channels, signed in by its token; the page fills in once
+    // the operator's UI has read the commits (it does in the background).
+    let rules = json!([{"apiGroups": ["kubemint.io"], "resources": ["channels"], "verbs": ["get", "list", "watch"]}]);
+    fixture::tenancy::service_account(&client, &ns, "viewer", rules).await;
+    let token = fixture::service_account_token(&client, &ns, "viewer").await;
+    let page = format!(
+        "http://{}/ui/{ns}/web/release/{}",
+        op.http_addr().await,
+        &sha2[..12]
+    );
+    let http = reqwest::Client::new();
+    let html = wait_for(Duration::from_secs(60), || async {
+        let response = http.get(&page).bearer_auth(&token).send().await.ok()?;
+        let body = response.text().await.ok()?;
+        body.contains("*** (after)").then_some(body)
+    })
+    .await;
+    assert!(html.contains("Secret "), "{html}");
+    assert!(html.contains("No other cluster"), "{html}");
+    for value in ["b3BlcmF0b3Itb2xk", "b3BlcmF0b3ItbmV3", UNCHANGED_SECRET] {
+        assert!(!html.contains(value), "{value} leaked:\n{html}");
+    }
+}
+
 /// A git cache of the test's own for `kubemint ui`.
 fn cluster_cache(ns: &str) -> String {
     Path::new(env!("CARGO_TARGET_TMPDIR"))
