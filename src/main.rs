@@ -302,6 +302,17 @@ enum Command {
         /// Port on 127.0.0.1 (0: any free port).
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// The cluster the kube context points to, by its name in deployment
+        /// notes (`kubemint run --cluster-name`): "where it ran" then lists the
+        /// other clusters only.
+        #[arg(long, env = "KUBEMINT_CLUSTER_NAME", value_parser = cluster_name)]
+        cluster_name: Option<String>,
+        /// Git cache of the release diffs (default: $XDG_CACHE_HOME/kubemint/ui,
+        /// or ~/.cache/kubemint/ui).
+        #[arg(long, env = "KUBEMINT_UI_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
+        #[command(flatten)]
+        kustomize: KustomizeArg,
     },
 }
 
@@ -335,9 +346,28 @@ fn main() -> ExitCode {
             };
         }
         Command::Crd => print_crd(),
-        Command::Ui { namespace, port } => tokio::runtime::Runtime::new()
-            .context("starting the async runtime")
-            .and_then(|rt| Ok(rt.block_on(cli::ui::serve(namespace, port))?)),
+        Command::Ui {
+            namespace,
+            port,
+            cluster_name,
+            cache_dir,
+            kustomize,
+        } => {
+            let cache_dir = cache_dir.unwrap_or_else(ui_cache_dir);
+            let limits = kustomize.limits();
+            tokio::runtime::Runtime::new()
+                .context("starting the async runtime")
+                .and_then(|rt| {
+                    Ok(rt.block_on(cli::ui::serve(cli::ui::UiOptions {
+                        namespace,
+                        port,
+                        cluster_name,
+                        cache_dir,
+                        kustomize: kustomize.command,
+                        limits,
+                    }))?)
+                })
+        }
         Command::Status { channel, namespace } => {
             inspect(&channel, namespace, kubemint::cli::inspect::describe_status)
         }
@@ -474,6 +504,16 @@ struct ThroughputArgs {
     /// API requests that may go at once before --kube-api-qps applies.
     #[arg(long, env = "KUBEMINT_KUBE_API_BURST", default_value_t = kubemint::cluster::throttle::DEFAULT_BURST)]
     kube_api_burst: u32,
+}
+
+/// Where `kubemint ui` caches git by default (XDG's cache directory).
+fn ui_cache_dir() -> PathBuf {
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    env("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("kubemint/ui")
 }
 
 fn print_crd() -> anyhow::Result<()> {

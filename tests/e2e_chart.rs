@@ -264,7 +264,7 @@ async fn the_least_privileged_chart_delivers_two_tenants_and_names_a_missing_per
 }
 
 #[test]
-fn the_chart_s_ui_value_adds_the_flag_and_only_the_two_review_permissions() {
+fn the_chart_s_ui_value_adds_the_flag_what_the_caches_read_and_only_the_two_review_permissions() {
     let rules = |rendered: &[Value]| -> Vec<Value> {
         let role = rendered
             .iter()
@@ -286,9 +286,59 @@ fn the_chart_s_ui_value_adds_the_flag_and_only_the_two_review_permissions() {
     assert_eq!(
         added,
         [
+            // What the UI's caches list and watch (besides channels, which the operator watches anyway).
+            &json!({"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list", "watch"]}),
+            &json!({"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]}),
             &json!({"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}),
             &json!({"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]}),
         ]
     );
-    assert_eq!(after.len(), before.len() + 2);
+    assert_eq!(after.len(), before.len() + 4);
+}
+
+/// A client with the token of ServiceAccount `name` in `ns`.
+async fn client_as(client: &Client, admin: &Path, ns: &str, name: &str, dir: &Path) -> Client {
+    let token = fixture::service_account_token(client, ns, name).await;
+    let kubeconfig = fixture::kubeconfig_with_token(admin, &token, dir);
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&kubeconfig).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    Client::try_from(config).unwrap()
+}
+
+#[tokio::test]
+async fn the_chart_s_ui_role_lets_the_ui_s_caches_list_and_watch_and_the_default_does_not() {
+    let cluster = support::cluster();
+    let client = cluster.client().await;
+    install_crd(&client).await;
+    let ns = cluster.namespace("kubemint-chart-ui").await;
+    let dir = tempfile::tempdir().unwrap();
+    // The release is named for the namespace: its ClusterRole is the test's own.
+    let without = render(&ns, &ns, json!({}));
+    apply_all(&client, &without).await;
+    let operator = client_as(&client, cluster.kubeconfig(), &ns, &ns, dir.path()).await;
+    let caches = kubemint::server::ui::Caches::start(&operator, None).await;
+    assert!(
+        !caches.wait_ready(Duration::from_secs(5)).await,
+        "without ui.enabled the chart's role must not read ReplicaSets and events"
+    );
+
+    apply_all(&client, &render(&ns, &ns, json!({"ui": {"enabled": true}}))).await;
+    // RBAC changes take a moment to be seen: fresh caches until they list.
+    eventually(
+        Duration::from_secs(60),
+        "the UI's caches to list with the chart's role",
+        || async {
+            let caches = kubemint::server::ui::Caches::start(&operator, None).await;
+            if caches.wait_ready(Duration::from_secs(10)).await {
+                Ok(())
+            } else {
+                Err("not ready".to_string())
+            }
+        },
+    )
+    .await;
 }

@@ -10,30 +10,13 @@ mod support;
 use std::time::Duration;
 
 use fixture::condition;
-use fixture::release::{commit, deployment, revisions, workload, Env};
+use fixture::release::{commit, deployment, revisions, workload, Env, SMOKE_TEST};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kubemint::controller::crd::ReleasePhase;
 use serde_json::json;
 use support::{eventually, fail_jobs, hold_revision, release_revision};
-
-const SMOKE: &str = "apiVersion: batch/v1
-kind: Job
-metadata:
-  name: smoke
-  annotations:
-    kubemint.io/hook: pre-promotion
-spec:
-  backoffLimit: 0
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-        - name: smoke
-          image: curlimages/curl:8.10.1
-          args: [\"-fsS\", \"http://$(KUBEMINT_PREVIEW_WEB)/healthz\"]
-";
 
 async fn preview_revision(env: &Env) -> Option<String> {
     env.service_revision("web-preview").await
@@ -112,7 +95,7 @@ fn job_done(job: &Job, type_: &str) -> bool {
 async fn the_pre_promotion_test_gates_the_switch_and_a_retry_runs_it_again() {
     let mut env = Env::start("hook", json!({"drainSeconds": 1, "testTimeout": "2m"})).await;
     let mut files = workload("web", "web:1.0", "a");
-    files.push(("tests/smoke.yaml".to_string(), SMOKE.to_string()));
+    files.push(("tests/smoke.yaml".to_string(), SMOKE_TEST.to_string()));
     let sha_a = commit(&env.repo, &files, "web 1.0 with a smoke test");
     let ha = revisions(&env.repo)["web"].clone();
     let ch = env.wait_settled(&sha_a).await;

@@ -75,7 +75,18 @@ pub async fn run(
     let ui = if ui {
         let caches = server::ui::Caches::start(&client, settings.namespace.as_deref()).await;
         let access = server::ui::access::Access::kubernetes(client.clone());
-        Some(server::ui::router(caches, access))
+        // A git cache of the UI's own, beside the controller's.
+        let git = server::ui::GitSide::new(
+            client.clone(),
+            server::ui::GitSettings {
+                cache_dir: settings.cache_dir.join("ui"),
+                cluster: Some(settings.cluster_name.clone()),
+                allow_local_sources: settings.tenancy.allow_local_sources,
+                kustomize: settings.kustomize.clone(),
+                limits: settings.limits,
+            },
+        );
+        Some(server::ui::router(caches, access, git))
     } else {
         None
     };

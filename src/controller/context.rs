@@ -114,12 +114,28 @@ impl Context {
 
     /// Publishes an event about `channel`; failures to publish are logged, not fatal.
     pub async fn publish(&self, channel: &Channel, type_: EventType, reason: &str, note: String) {
+        self.publish_related(channel, type_, reason, note, None)
+            .await;
+    }
+
+    /// Like [`Context::publish`], naming the object it is about besides the
+    /// channel (a release's ReplicaSet or test Job). The recorder folds events
+    /// of the same reason and related object into one series, keeping the
+    /// first note: events of different releases must name different objects.
+    pub async fn publish_related(
+        &self,
+        channel: &Channel,
+        type_: EventType,
+        reason: &str,
+        note: String,
+        related: Option<k8s_openapi::api::core::v1::ObjectReference>,
+    ) {
         let event = Event {
             type_,
             reason: reason.to_string(),
             note: Some(truncate(&note, 1000)),
             action: "Reconcile".to_string(),
-            secondary: None,
+            secondary: related,
         };
         if let Err(e) = self
             .recorder

@@ -7,8 +7,11 @@
 //! revision hashes). Every problem is collected so one failed sync reports all.
 //! A directory holding a kustomization is built by `kustomize` (confined to the
 //! tree: `kustomize/`) and its output goes through the same steps.
+//! [`diff`] compares objects and releases for people, Secret values masked
+//! (`kubemint diff` and the UI's release page).
 
 mod defaults;
+pub mod diff;
 mod error;
 mod hash;
 mod images;
