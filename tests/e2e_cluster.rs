@@ -312,6 +312,15 @@ fn revision_deployment(name: &str, revision: &str) -> Deployment {
     .unwrap()
 }
 
+/// Waits until the Deployment `name` has `n` ready replicas.
+async fn wait_ready_replicas(deployments: &Api<Deployment>, name: &str, n: i32) {
+    wait_for(TIMEOUT, || async move {
+        let d = deployments.get(name).await.ok()?;
+        (ready_replicas(&d) == n).then_some(())
+    })
+    .await;
+}
+
 /// (init container name, running, ready) of a pod.
 fn init_states(pod: &Pod) -> Vec<(String, bool, bool)> {
     let statuses = pod
@@ -375,11 +384,7 @@ async fn a_held_revision_stays_unready_until_released() {
             .await
             .unwrap();
     }
-    wait_for(TIMEOUT, || async move {
-        let d = deployments.get("free").await.ok()?;
-        (ready_replicas(&d) == 2).then_some(())
-    })
-    .await;
+    wait_ready_replicas(deployments, "free", 2).await;
     // A native sidecar runs and is ready with its pod; a plain init container ran.
     let free = pods
         .list(&ListParams::default().labels("app=free"))
@@ -422,11 +427,7 @@ async fn a_held_revision_stays_unready_until_released() {
         .patch("held", &PatchParams::default(), &Patch::Merge(&scale))
         .await
         .unwrap();
-    wait_for(TIMEOUT, || async move {
-        let d = deployments.get("held").await.ok()?;
-        (ready_replicas(&d) == 3).then_some(())
-    })
-    .await;
+    wait_ready_replicas(deployments, "held", 3).await;
 }
 
 #[tokio::test]

@@ -66,9 +66,9 @@ pub async fn release_revision(client: &Client, namespace: &str, revision: &str) 
     }
 }
 
-/// Makes Job pods created in `namespace` from now on fail (`true`, exit code
-/// 1) or succeed (`false`); returns once the API server annotates new pods
-/// so. An explicit `FAIL_ANNOTATION` on a pod overrides it.
+/// Makes Job pods created in `namespace` from now on fail with exit code 1
+/// (`true`) or succeed (`false`); returns once the API server annotates new
+/// pods so. An explicit `FAIL_ANNOTATION` on a pod overrides it.
 pub async fn fail_jobs(namespace: &str, fail: bool) {
     let client = super::cluster().client().await;
     set_control(&client, &format!("fail-jobs.{namespace}"), fail).await;
