@@ -382,7 +382,7 @@ async fn an_automatic_revert_is_signed_so_the_verifying_channel_delivers_it() {
         deployment("web", "web:1.1-broken", 2),
     )
     .unwrap();
-    hold_revision(&ns, &revisions_in(&upstream.path())["web"]);
+    hold_revision(&ns, &revisions_in(&upstream.path())["web"]).await;
     let bad = upstream.commit_files(&[], "web 1.1");
     let revert = eventually(
         Duration::from_secs(60),

@@ -51,7 +51,7 @@ async fn a_preview_service_selects_the_newest_revision_before_the_switch() {
     )];
     std::fs::write(env.repo.path().join(&files[0].0), &files[0].1).unwrap();
     let hb = revisions(&env.repo)["web"].clone();
-    hold_revision(&env.ns, &hb);
+    hold_revision(&env.ns, &hb).await;
     let sha_b = commit(&env.repo, &files, "web 2.0");
     wait_preview_on(&env, &hb).await;
     assert_eq!(env.service_revision("web").await, Some(ha.clone()));
@@ -128,7 +128,7 @@ async fn the_pre_promotion_test_gates_the_switch_and_a_retry_runs_it_again() {
     env.wait_serving("web", "web", &ha, 2).await;
 
     // Release B's test fails: traffic stays on A, B is scaled down, the release Failed.
-    fail_jobs(&env.ns, true);
+    fail_jobs(&env.ns, true).await;
     let b = [(
         "web/deployment.yaml".to_string(),
         deployment("web", "web:2.0", 2),
@@ -191,7 +191,7 @@ async fn the_pre_promotion_test_gates_the_switch_and_a_retry_runs_it_again() {
     assert!(warned, "a ReleaseFailed event names the Job");
 
     // Fixed the flaky dependency; a retry runs the test again and promotes B.
-    fail_jobs(&env.ns, false);
+    fail_jobs(&env.ns, false).await;
     let channels: Api<kubemint::controller::Channel> = Api::namespaced(env.client.clone(), &env.ns);
     channels
         .patch(

@@ -120,7 +120,7 @@ async fn a_release_a_failure_reverted_automatically_and_a_revert_seen_live() {
     )
     .unwrap();
     let h2 = revisions_in(&upstream.path())["web"].clone();
-    hold_revision(&ns, &h2);
+    hold_revision(&ns, &h2).await;
     let sha2 = upstream.commit_files(&[], XSS_SUBJECT);
     b.wait_text("timeline", "li.entry.progressing", "0/2 pods ready")
         .await;
@@ -145,7 +145,7 @@ async fn a_release_a_failure_reverted_automatically_and_a_revert_seen_live() {
         deployment("web", "web:1.2-broken", 2),
     )
     .unwrap();
-    hold_revision(&ns, &revisions_in(&upstream.path())["web"]);
+    hold_revision(&ns, &revisions_in(&upstream.path())["web"]).await;
     let sha3 = upstream.commit_files(&[], "web 1.2");
     let failed = format!("li#c-{}", &sha3[..12]);
     b.wait_text("timeline", &failed, "Why it failed").await;
