@@ -80,6 +80,11 @@ fn cluster_name(value: &str) -> Result<String, String> {
     }
 }
 
+/// `--shard`: a key that can name a Lease and a Deployment.
+fn shard_key(value: &str) -> Result<kubemint::api::Shard, String> {
+    kubemint::api::Shard::parse(value).map_err(|e| e.to_string())
+}
+
 fn kustomize_command(value: &str) -> Result<KustomizeCommand, String> {
     if value.trim().is_empty() {
         Ok(KustomizeCommand::default_command())
@@ -178,6 +183,11 @@ enum Command {
         /// signs in, TokenReview and SubjectAccessReview decide what it sees.
         #[arg(long, env = "KUBEMINT_UI")]
         ui: bool,
+        /// Reconcile only the channels labelled `kubemint.io/shard=KEY`, with a
+        /// leader Lease of this shard's own (default: only the channels without
+        /// that label).
+        #[arg(long, env = "KUBEMINT_SHARD", value_name = "KEY", value_parser = shard_key)]
+        shard: Option<kubemint::api::Shard>,
     },
     /// Render a repository or directory offline and print its release.
     Plan {
@@ -422,6 +432,7 @@ fn main() -> ExitCode {
             cluster_name,
             tenancy,
             ui,
+            shard,
         } => {
             telemetry::init(log_format);
             let settings = OperatorSettings {
@@ -433,6 +444,7 @@ fn main() -> ExitCode {
                 kustomize: kustomize.command,
                 cluster_name,
                 tenancy: tenancy.into(),
+                shard: shard.unwrap_or_default(),
             };
             let election = leader_elect.then_some(cli::run::Election {
                 namespace: leader_election_namespace,

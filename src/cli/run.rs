@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::controller::leader::{self, LeaderElection, LeaderError};
+use crate::api::Shard;
 use crate::controller::{Metrics, Operator, OperatorSettings, SyncRequests};
 use crate::render::KustomizeCommand;
 use crate::server::hooks::Hooks;
@@ -55,7 +56,7 @@ pub async fn run(
     let ready = Arc::new(AtomicBool::new(false));
     let leading = Arc::new(AtomicBool::new(election.is_none()));
     let (requests, wake) = SyncRequests::new();
-    let (config, client) = super::connect().await?;
+    let (config, client) = connect(&settings.shard).await?;
     let operator = Operator::new(
         config,
         client.clone(),
@@ -64,7 +65,12 @@ pub async fn run(
         requests.clone(),
         wake,
     );
-    let hooks = Hooks::new(operator.channels(), client.clone(), requests);
+    let hooks = Hooks::new(
+        operator.channels(),
+        client.clone(),
+        requests,
+        settings.namespace.clone(),
+    );
     // `--ui`: the UI's own watches (channels, minted ReplicaSets, channel
     // events), so pages are built from memory whichever replica leads.
     let ui = if ui {
@@ -95,11 +101,12 @@ pub async fn run(
     ready.store(true, Ordering::Relaxed);
     log_kustomize(settings.kustomize.as_ref());
     let Some(election) = election else {
-        tracing::info!(namespace = ?settings.namespace, "watching channels");
+        tracing::info!(namespace = ?settings.namespace, shard = %settings.shard, selector = %settings.shard.selector(), "watching channels");
         operator.run().await;
         return Ok(());
     };
     let election = LeaderElection {
+        name: leader::lease_name(&settings.shard),
         namespace: election
             .namespace
             .unwrap_or_else(|| client.default_namespace().to_string()),
@@ -113,7 +120,7 @@ pub async fn run(
         _ = terminated() => return Ok(()),
     };
     leading.store(true, Ordering::Relaxed);
-    tracing::info!(lease = %election.lease(), identity = %election.identity, namespace = ?settings.namespace, "leading: watching channels");
+    tracing::info!(lease = %election.lease(), identity = %election.identity, namespace = ?settings.namespace, shard = %settings.shard, selector = %settings.shard.selector(), "leading: watching channels");
     tokio::select! {
         () = operator.run() => {
             leadership.step_down().await;
@@ -123,6 +130,20 @@ pub async fn run(
         // beside it. The pod restarts as a standby.
         () = leadership.lost() => Err(RunError::LostLease(election.lease())),
     }
+}
+
+/// The cluster config and a client, sending the User-Agent of `shard` (so
+/// that the audit log tells the shards apart).
+async fn connect(shard: &Shard) -> Result<(kube::Config, kube::Client), RunError> {
+    let mut config = crate::cluster::config()
+        .await
+        .map_err(super::CliError::Config)?;
+    let agent = crate::cluster::user_agent(shard.key());
+    crate::cluster::set_user_agent(&mut config, &agent)
+        .expect("a shard key is a valid header value");
+    let client = kube::Client::try_from(config.clone())
+        .map_err(|e| RunError::Cli(super::CliError::Connect(e)))?;
+    Ok((config, client))
 }
 
 /// Says at startup which kustomize builds kustomizations, or that none can.

@@ -1,6 +1,12 @@
 //! Webhook receivers: `POST /hooks/<namespace>/<channel>` asks for an immediate
 //! sync of a channel that has `spec.webhook`, when the request is signed with
 //! the `token` of the Secret it names and pushes the channel's ref.
+//!
+//! Any replica answers, whatever channels it reconciles: the leader of the
+//! channel's shard queues the sync in memory; any other replica (a standby,
+//! another shard's) checks the request the same way and then sets the
+//! channel's `kubemint.io/reconcile` annotation, which wakes the channel's own
+//! operator through its watch, as the UI's "sync now" does.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -13,9 +19,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use kube::api::{Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::Client;
+use kube::{Api, Client};
 
+use super::directory::Directory;
 use super::ServerState;
 use crate::controller::{Channel, SyncRequests};
 use crate::source::webhook::{self, Provider, WebhookError, MAX_BODY_BYTES};
@@ -28,25 +36,58 @@ pub const TOKEN_KEY: &str = "token";
 /// must not become one API read each; a rotated token takes effect within this.
 const TOKEN_TTL: Duration = Duration::from_secs(10);
 
-/// What the receivers need: the controller's channel cache (no API read per
-/// request), a client for the Secret, and the handle that asks for syncs.
+/// Field manager of the annotation a forwarded webhook sets.
+pub const FIELD_MANAGER: &str = "kubemint-webhook";
+
+/// What the receivers need: the controller's channel cache and a directory of
+/// every channel (no API read per request), a client for the Secret and the
+/// forwarding annotation, and the handle that asks for syncs.
 #[derive(Clone)]
 pub struct Hooks {
     channels: Store<Channel>,
+    directory: Directory,
     client: Client,
     requests: SyncRequests,
     tokens: TokenCache,
 }
 
 impl Hooks {
-    /// Receivers reading channels from the controller's cache and Secrets with `client`.
-    pub fn new(channels: Store<Channel>, client: Client, requests: SyncRequests) -> Self {
+    /// Receivers reading channels from the controller's cache (else from a
+    /// directory of `namespace`'s channels, or every namespace's) and Secrets
+    /// with `client`.
+    pub fn new(
+        channels: Store<Channel>,
+        client: Client,
+        requests: SyncRequests,
+        namespace: Option<String>,
+    ) -> Self {
         Hooks {
             channels,
+            directory: Directory::new(client.clone(), namespace),
             client,
             requests,
             tokens: TokenCache::default(),
         }
+    }
+}
+
+/// How an accepted webhook reaches the operator that reconciles the channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// This replica: a sync request in memory, no API write.
+    Here,
+    /// Another replica or shard: the `kubemint.io/reconcile` annotation.
+    Annotate,
+}
+
+/// The route of a webhook for a channel, received by a replica that is
+/// `leading` (or runs without election) and whose controller cache `holds`
+/// the channel (so it is this shard's). Only a leader's cache is filled.
+pub fn route(leading: bool, holds: bool) -> Route {
+    if leading && holds {
+        Route::Here
+    } else {
+        Route::Annotate
     }
 }
 
@@ -91,6 +132,10 @@ enum Rejection {
     /// Authentic, but not a push to the channel's ref.
     #[error("{0}")]
     Ignored(String),
+    /// Authentic, but the annotation that passes it on could not be written;
+    /// details go to the log only.
+    #[error("the sync could not be passed on to the channel's operator; see this operator's log")]
+    Forward,
 }
 
 impl Rejection {
@@ -101,6 +146,7 @@ impl Rejection {
             Rejection::Webhook(WebhookError::BadPayload(_)) => StatusCode::BAD_REQUEST,
             Rejection::Webhook(_) => StatusCode::UNAUTHORIZED,
             Rejection::Ignored(_) => StatusCode::OK,
+            Rejection::Forward => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -110,6 +156,7 @@ impl Rejection {
             Rejection::SecretUnavailable => "SecretUnavailable",
             Rejection::Webhook(e) => e.reason(),
             Rejection::Ignored(_) => "Ignored",
+            Rejection::Forward => "ForwardFailed",
         }
     }
 }
@@ -128,18 +175,11 @@ async fn receive(
     body: Bytes,
 ) -> Response {
     let channel = crate::api::channel_key(&namespace, &name);
-    if !state.leading.load(Ordering::Relaxed) {
-        state.metrics.count_webhook("Standby");
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this replica is a standby; the leader receives webhooks\n",
-        )
-            .into_response();
-    }
-    match handle(&state.hooks, &namespace, &name, &headers, &body).await {
-        Ok(provider) => {
+    let leading = state.leading.load(Ordering::Relaxed);
+    match handle(&state.hooks, leading, &namespace, &name, &headers, &body).await {
+        Ok((provider, route)) => {
             state.metrics.count_webhook("Accepted");
-            tracing::info!(%channel, provider = provider.name(), "webhook: sync requested");
+            tracing::info!(%channel, provider = provider.name(), ?route, "webhook: sync requested");
             (
                 StatusCode::ACCEPTED,
                 format!("sync of {channel} requested\n"),
@@ -156,15 +196,22 @@ async fn receive(
 
 async fn handle(
     hooks: &Hooks,
+    leading: bool,
     namespace: &str,
     name: &str,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Provider, Rejection> {
-    let channel = hooks
-        .channels
-        .get(&ObjectRef::new(name).within(namespace))
-        .ok_or(Rejection::NotFound)?;
+) -> Result<(Provider, Route), Rejection> {
+    let held = hooks.channels.get(&ObjectRef::new(name).within(namespace));
+    let route = route(leading, held.is_some());
+    let channel = match (route, held) {
+        (Route::Here, Some(channel)) => channel,
+        _ => hooks
+            .directory
+            .get(namespace, name)
+            .await
+            .ok_or(Rejection::NotFound)?,
+    };
     let secret = channel
         .spec
         .webhook
@@ -192,8 +239,32 @@ async fn handle(
     if let Ok(followed) = RefRequest::from_spec(&channel.spec.git.reference) {
         webhook::should_sync(&followed, &event).map_err(Rejection::Ignored)?;
     }
-    hooks.requests.request(namespace, name);
-    Ok(provider)
+    match route {
+        Route::Here => hooks.requests.request(namespace, name),
+        Route::Annotate => forward(&hooks.client, namespace, name).await?,
+    }
+    Ok((provider, route))
+}
+
+/// Asks the channel's own operator for a sync through its watch.
+async fn forward(client: &Client, namespace: &str, name: &str) -> Result<(), Rejection> {
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PatchParams::default()
+    };
+    Api::<Channel>::namespaced(client.clone(), namespace)
+        .patch(
+            name,
+            &params,
+            &Patch::Merge(crate::api::sync_request_patch(&now)),
+        )
+        .await
+        .map_err(|e| {
+            tracing::warn!(channel = %crate::api::channel_key(namespace, name), error = %crate::cluster::api_message(&e), "webhook: could not annotate the channel to pass the sync on; the operator needs patch on channels");
+            Rejection::Forward
+        })?;
+    Ok(())
 }
 
 async fn read_token(client: &Client, namespace: &str, secret: &str) -> Result<Vec<u8>, Rejection> {
@@ -212,6 +283,20 @@ async fn read_token(client: &Client, namespace: &str, secret: &str) -> Result<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_leader_holding_the_channel_syncs_in_memory() {
+        for (leading, holds, want) in [
+            (true, true, Route::Here),
+            // Another shard's channel, or not listed yet: its operator is told.
+            (true, false, Route::Annotate),
+            // A standby's cache is empty; its leader is told.
+            (false, false, Route::Annotate),
+            (false, true, Route::Annotate),
+        ] {
+            assert_eq!(route(leading, holds), want, "leading {leading}, holds {holds}");
+        }
+    }
 
     #[test]
     fn tokens_are_reused_until_they_expire() {

@@ -1,0 +1,89 @@
+//! Every channel the operator may see, whatever its shard, for the webhook
+//! receivers: a webhook can reach any replica (a standby, another shard's),
+//! which must still check it against the channel's secret and pass it on.
+//!
+//! The watch starts with the first webhook for a channel that this replica
+//! does not reconcile itself, so an operator that only ever receives its own
+//! channels' webhooks never runs it. It keeps what the receivers read (labels,
+//! spec), not the status, and serves every later lookup from memory: a stream
+//! of unauthenticated requests for made-up channels costs no API request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::Client;
+use tokio::sync::OnceCell;
+
+use crate::api::Channel;
+
+/// How long a lookup waits for the first list, once.
+const FIRST_LIST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The channels of a namespace, or of every namespace, started on first use.
+#[derive(Clone)]
+pub struct Directory {
+    client: Client,
+    namespace: Option<String>,
+    store: Arc<OnceCell<Store<Channel>>>,
+}
+
+impl Directory {
+    /// A directory of `namespace`'s channels (every namespace's when `None`),
+    /// read with `client` once first asked.
+    pub fn new(client: Client, namespace: Option<String>) -> Self {
+        Directory {
+            client,
+            namespace,
+            store: Arc::default(),
+        }
+    }
+
+    /// Channel `namespace/name`, without its status; `None` when it does not
+    /// exist or the channels cannot be listed yet (the log says why).
+    pub async fn get(&self, namespace: &str, name: &str) -> Option<Arc<Channel>> {
+        let store = self
+            .store
+            .get_or_init(|| async { self.start() })
+            .await;
+        if tokio::time::timeout(FIRST_LIST_TIMEOUT, store.wait_until_ready())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "webhooks: the list of channels is not ready yet; check the operator's permission to list and watch channels"
+            );
+            return None;
+        }
+        store.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    fn start(&self) -> Store<Channel> {
+        let api = crate::cluster::namespaced_or_all(&self.client, self.namespace.as_deref());
+        let (reader, writer) = reflector::store();
+        let stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(strip)
+            .reflect(writer);
+        tokio::spawn(async move {
+            stream
+                .for_each(|item| async move {
+                    if let Err(e) = item {
+                        tracing::warn!(error = %e, "webhooks: watching channels failed; retrying");
+                    }
+                })
+                .await;
+        });
+        reader
+    }
+}
+
+/// Drops what the receivers never read: the status (inventories can be large),
+/// managed fields and annotations.
+fn strip(channel: &mut Channel) {
+    channel.status = None;
+    channel.metadata.managed_fields = None;
+    channel.metadata.annotations = None;
+}
