@@ -381,7 +381,11 @@ fn the_chart_s_shards_value_renders_one_deployment_per_shard() {
         .arg("--help")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A key that cannot name a Lease and a Deployment fails the render, naming it.
     let bad = helm_output(&[
@@ -393,5 +397,8 @@ fn the_chart_s_shards_value_renders_one_deployment_per_shard() {
     ]);
     assert!(!bad.status.success());
     let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert!(stderr.contains("\"Team_A\" is not a usable shard key"), "{stderr}");
+    assert!(
+        stderr.contains("\"Team_A\" is not a usable shard key"),
+        "{stderr}"
+    );
 }

@@ -118,7 +118,8 @@ mod tests {
             Shard::parse("b").unwrap(),
         ];
         // (labels, index of the owner among `shards`, or None: no running shard)
-        let cases: [(&[(&str, &str)], Option<usize>); 6] = [
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<usize>);
+        let cases: [Case; 6] = [
             (&[], Some(0)),
             (&[("app", "web")], Some(0)),
             (&[(SHARD_LABEL, "a")], Some(1)),

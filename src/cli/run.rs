@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::controller::leader::{self, LeaderElection, LeaderError};
 use crate::api::Shard;
+use crate::controller::leader::{self, LeaderElection, LeaderError};
 use crate::controller::{Metrics, Operator, OperatorSettings, SyncRequests};
 use crate::render::KustomizeCommand;
 use crate::server::hooks::Hooks;

@@ -43,7 +43,7 @@ use futures::TryStreamExt;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
-use kube::{Api, ResourceExt};
+use kube::Api;
 
 use super::Context;
 use crate::api::{Channel, Shard};
@@ -118,30 +118,34 @@ impl Membership {
 /// Why a channel left: it is gone, or its labels now name another shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Departure {
-    /// Still this shard's by its labels: a deletion (the finalizer has done its part).
+    /// It was being deleted (the finalizer has done its part).
     Deleted,
-    /// Relabelled to another shard, which now delivers it.
+    /// Relabelled to another shard, which now delivers it (or deleted before
+    /// it ever had the finalizer).
     Moved,
     /// Not in the watch's new list: deleted or moved while the watch restarted.
     Unlisted,
 }
 
-/// Why `shard` lost a channel whose last known labels are `labels` (`None`:
-/// only its key is known).
-pub fn departure(
-    shard: &Shard,
-    labels: Option<&std::collections::BTreeMap<String, String>>,
-) -> Departure {
-    match labels {
-        Some(labels) if shard.owns(labels) => Departure::Deleted,
-        Some(_) => Departure::Moved,
+/// Why a channel left, from its last state as the delete event carries it:
+/// `Some(deleting)`, whether it had a deletion timestamp; `None`, no event.
+/// (The labels do not tell: for an object that leaves a label selector, the
+/// API server sends its state from *before* the change.)
+pub fn departure(deleting: Option<bool>) -> Departure {
+    match deleting {
+        Some(true) => Departure::Deleted,
+        Some(false) => Departure::Moved,
         None => Departure::Unlisted,
     }
 }
 
 /// The controller of `shard`'s channels in `api`: its watch selects them by
 /// label, and forgets channels that leave it (see the module's doc).
-pub(super) fn controller(api: Api<Channel>, shard: &Shard, ctx: Arc<Context>) -> Controller<Channel> {
+pub(super) fn controller(
+    api: Api<Channel>,
+    shard: &Shard,
+    ctx: Arc<Context>,
+) -> Controller<Channel> {
     let (reader, writer) = reflector::store();
     let config = watcher::Config::default()
         .any_semantic()
@@ -180,13 +184,12 @@ fn on_change(
                 watcher::Event::Delete(channel) => Some(Arc::new(channel.clone())),
                 _ => cached(known, &key),
             };
-            let why = departure(
-                shard,
-                match event {
-                    watcher::Event::Delete(channel) => Some(channel.labels()),
-                    _ => None,
-                },
-            );
+            let why = departure(match event {
+                watcher::Event::Delete(channel) => {
+                    Some(channel.metadata.deletion_timestamp.is_some())
+                }
+                _ => None,
+            });
             ctx.forget(&key);
             ctx.watches.forget(&key);
             if let Some(channel) = &channel {
@@ -216,7 +219,6 @@ fn cached(store: &Store<Channel>, key: &str) -> Option<Arc<Channel>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::SHARD_LABEL;
     use watcher::Event;
 
     fn changes(membership: &mut Membership, event: Event<&str>) -> Vec<Change> {
@@ -249,24 +251,9 @@ mod tests {
     }
 
     #[test]
-    fn a_departure_is_a_move_when_the_labels_name_another_shard() {
-        let labels = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
-        let a = Shard::parse("a").unwrap();
-        let none = Shard::unsharded();
-        for (shard, pairs, want) in [
-            (&a, &[(SHARD_LABEL, "a")][..], Departure::Deleted),
-            (&a, &[(SHARD_LABEL, "b")][..], Departure::Moved),
-            (&a, &[][..], Departure::Moved),
-            (&none, &[][..], Departure::Deleted),
-            (&none, &[(SHARD_LABEL, "a")][..], Departure::Moved),
-        ] {
-            assert_eq!(departure(shard, Some(&labels(pairs))), want, "{shard} {pairs:?}");
-        }
-        assert_eq!(departure(&a, None), Departure::Unlisted);
+    fn a_departure_is_a_move_unless_the_channel_was_being_deleted() {
+        assert_eq!(departure(Some(true)), Departure::Deleted);
+        assert_eq!(departure(Some(false)), Departure::Moved);
+        assert_eq!(departure(None), Departure::Unlisted);
     }
 }

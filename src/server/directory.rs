@@ -44,10 +44,7 @@ impl Directory {
     /// Channel `namespace/name`, without its status; `None` when it does not
     /// exist or the channels cannot be listed yet (the log says why).
     pub async fn get(&self, namespace: &str, name: &str) -> Option<Arc<Channel>> {
-        let store = self
-            .store
-            .get_or_init(|| async { self.start() })
-            .await;
+        let store = self.store.get_or_init(|| async { self.start() }).await;
         if tokio::time::timeout(FIRST_LIST_TIMEOUT, store.wait_until_ready())
             .await
             .is_err()

@@ -294,7 +294,11 @@ mod tests {
             (false, false, Route::Annotate),
             (false, true, Route::Annotate),
         ] {
-            assert_eq!(route(leading, holds), want, "leading {leading}, holds {holds}");
+            assert_eq!(
+                route(leading, holds),
+                want,
+                "leading {leading}, holds {holds}"
+            );
         }
     }
 
