@@ -152,10 +152,14 @@ fn the_chart_s_tenancy_values_are_flags_that_kubemint_run_knows() {
     ] {
         assert!(args.iter().any(|a| a == flag), "{flag} not in {args:?}");
     }
-    // The binary accepts every argument the chart renders (clap rejects an
-    // unknown one before it gets to --help).
+    assert_kubemint_accepts(&args);
+}
+
+/// The binary accepts every argument the chart renders (clap rejects an
+/// unknown one before it gets to --help).
+fn assert_kubemint_accepts(args: &[String]) {
     let out = Command::new(env!("CARGO_BIN_EXE_kubemint"))
-        .args(&args)
+        .args(args)
         .arg("--help")
         .output()
         .unwrap();
@@ -375,17 +379,7 @@ fn the_chart_s_shards_value_renders_one_deployment_per_shard() {
         .collect();
     assert_eq!(served, [&json!("kubemint")]);
 
-    // kubemint accepts what the chart renders for a shard.
-    let out = Command::new(env!("CARGO_BIN_EXE_kubemint"))
-        .args(args(deployments[2]))
-        .arg("--help")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_kubemint_accepts(&args(deployments[2]));
 
     // A key that cannot name a Lease and a Deployment fails the render, naming it.
     let bad = helm_output(&[

@@ -31,6 +31,15 @@ fn config_map(name: &str, value: &str) -> String {
     )
 }
 
+/// The test cluster's client, with the Channel CRD installed, and a new
+/// namespace named after `prefix`.
+async fn setup(prefix: &str) -> (Client, String) {
+    let cluster = support::cluster();
+    let client = cluster.client().await;
+    install_crd(&client).await;
+    (client, cluster.namespace(prefix).await)
+}
+
 /// Labels channel `name` for `shard` (`None`: removes the label).
 async fn set_shard(client: &Client, ns: &str, name: &str, shard: Option<&str>) {
     Api::<Channel>::namespaced(client.clone(), ns)
@@ -117,10 +126,7 @@ async fn successful_passes(op: &Operator) -> u64 {
 
 #[tokio::test]
 async fn each_operator_touches_only_its_own_shard_s_channels() {
-    let cluster = support::cluster();
-    let client = cluster.client().await;
-    install_crd(&client).await;
-    let ns = cluster.namespace("shards").await;
+    let (client, ns) = setup("shards").await;
     let channels = [("plain", None), ("alpha", Some("a")), ("beta", Some("b"))];
 
     let repo = GitRepo::new();
@@ -140,7 +146,7 @@ async fn each_operator_touches_only_its_own_shard_s_channels() {
     }
 
     let from = Timestamp::now();
-    let kubeconfig = cluster.kubeconfig();
+    let kubeconfig = support::cluster().kubeconfig();
     let ops: Vec<Operator> = channels
         .iter()
         .map(|(_, shard)| operator(kubeconfig, &ns, *shard, &[]))
@@ -192,11 +198,8 @@ async fn each_operator_touches_only_its_own_shard_s_channels() {
 
 #[tokio::test]
 async fn killing_a_shard_s_leader_hands_its_channels_to_its_standby_within_the_lease() {
-    let cluster = support::cluster();
-    let client = cluster.client().await;
-    install_crd(&client).await;
-    let ns = cluster.namespace("shard-leader").await;
-    let kubeconfig = cluster.kubeconfig();
+    let (client, ns) = setup("shard-leader").await;
+    let kubeconfig = support::cluster().kubeconfig();
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
     let holder = |name: String| {
         let leases = leases.clone();
@@ -295,11 +298,8 @@ async fn killing_a_shard_s_leader_hands_its_channels_to_its_standby_within_the_l
 
 #[tokio::test]
 async fn a_relabelled_channel_moves_to_its_new_shard_without_a_prune_or_a_second_apply() {
-    let cluster = support::cluster();
-    let client = cluster.client().await;
-    install_crd(&client).await;
-    let ns = cluster.namespace("shard-move").await;
-    let kubeconfig = cluster.kubeconfig();
+    let (client, ns) = setup("shard-move").await;
+    let kubeconfig = support::cluster().kubeconfig();
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
 
     let repo = GitRepo::new();
@@ -379,11 +379,8 @@ async fn a_relabelled_channel_moves_to_its_new_shard_without_a_prune_or_a_second
 
 #[tokio::test]
 async fn a_webhook_received_by_another_shard_reaches_the_channel_s_shard() {
-    let cluster = support::cluster();
-    let client = cluster.client().await;
-    install_crd(&client).await;
-    let ns = cluster.namespace("shard-hook").await;
-    let kubeconfig = cluster.kubeconfig();
+    let (client, ns) = setup("shard-hook").await;
+    let kubeconfig = support::cluster().kubeconfig();
     let token = "shard-hook-token-5f1c";
     create_secret(&client, &ns, "hook", json!({"token": token})).await;
 

@@ -11,9 +11,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::Client;
 use tokio::sync::OnceCell;
 
@@ -59,21 +58,12 @@ impl Directory {
 
     fn start(&self) -> Store<Channel> {
         let api = crate::cluster::namespaced_or_all(&self.client, self.namespace.as_deref());
-        let (reader, writer) = reflector::store();
-        let stream = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .modify(strip)
-            .reflect(writer);
-        tokio::spawn(async move {
-            stream
-                .for_each(|item| async move {
-                    if let Err(e) = item {
-                        tracing::warn!(error = %e, "webhooks: watching channels failed; retrying");
-                    }
-                })
-                .await;
-        });
-        reader
+        crate::cluster::lists::spawn_reflector(
+            api,
+            watcher::Config::default(),
+            strip,
+            "webhook channels",
+        )
     }
 }
 
