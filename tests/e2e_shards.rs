@@ -446,3 +446,18 @@ async fn a_webhook_received_by_another_shard_reaches_the_channel_s_shard() {
         assert!(!op.log_text().contains(token), "the token is in a log");
     }
 }
+
+#[test]
+fn a_shard_key_that_cannot_name_a_lease_is_refused_before_anything_runs() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubemint"))
+        .args(["run", "--shard", "Team_A"])
+        .env("KUBECONFIG", "/nonexistent")
+        .output()
+        .expect("running kubemint");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("shard key 'Team_A' is not usable") && stderr.contains("lowercase"),
+        "{stderr}"
+    );
+}

@@ -35,6 +35,9 @@
 //!   end (stopping an apply half-way would be worse). Whatever it and the new
 //!   shard's first pass both send is the same server-side apply of the same
 //!   release by the same field manager, which changes nothing the second time.
+//!   Should a commit land in that very moment, so that the old pass writes an
+//!   older release than the new shard's, the objects it changes wake the new
+//!   shard through its reflectors, and its next pass puts its release back.
 
 use std::collections::HashSet;
 use std::sync::Arc;
