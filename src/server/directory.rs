@@ -21,6 +21,14 @@ use crate::api::Channel;
 /// How long a lookup waits for the first list, once.
 const FIRST_LIST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Why a channel could not be looked up.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    /// The first list of channels has not come in time (the log says why).
+    #[error("the operator has not listed the channels yet; retry shortly")]
+    NotListed,
+}
+
 /// The channels of a namespace, or of every namespace, started on first use.
 #[derive(Clone)]
 pub struct Directory {
@@ -40,9 +48,12 @@ impl Directory {
         }
     }
 
-    /// Channel `namespace/name`, without its status; `None` when it does not
-    /// exist or the channels cannot be listed yet (the log says why).
-    pub async fn get(&self, namespace: &str, name: &str) -> Option<Arc<Channel>> {
+    /// Channel `namespace/name`, without its status (`None`: no such channel).
+    pub async fn get(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Arc<Channel>>, DirectoryError> {
         let store = self.store.get_or_init(|| async { self.start() }).await;
         if tokio::time::timeout(FIRST_LIST_TIMEOUT, store.wait_until_ready())
             .await
@@ -51,9 +62,9 @@ impl Directory {
             tracing::warn!(
                 "webhooks: the list of channels is not ready yet; check the operator's permission to list and watch channels"
             );
-            return None;
+            return Err(DirectoryError::NotListed);
         }
-        store.get(&ObjectRef::new(name).within(namespace))
+        Ok(store.get(&ObjectRef::new(name).within(namespace)))
     }
 
     fn start(&self) -> Store<Channel> {

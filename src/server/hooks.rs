@@ -23,7 +23,7 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client};
 
-use super::directory::Directory;
+use super::directory::{Directory, DirectoryError};
 use super::ServerState;
 use crate::controller::{Channel, SyncRequests};
 use crate::source::webhook::{self, Provider, WebhookError, MAX_BODY_BYTES};
@@ -132,6 +132,9 @@ enum Rejection {
     /// Authentic, but not a push to the channel's ref.
     #[error("{0}")]
     Ignored(String),
+    /// This replica cannot look channels up yet.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
     /// Authentic, but the annotation that passes it on could not be written;
     /// details go to the log only.
     #[error("the sync could not be passed on to the channel's operator; see this operator's log")]
@@ -147,6 +150,7 @@ impl Rejection {
             Rejection::Webhook(_) => StatusCode::UNAUTHORIZED,
             Rejection::Ignored(_) => StatusCode::OK,
             Rejection::Forward => StatusCode::BAD_GATEWAY,
+            Rejection::Directory(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -157,6 +161,7 @@ impl Rejection {
             Rejection::Webhook(e) => e.reason(),
             Rejection::Ignored(_) => "Ignored",
             Rejection::Forward => "ForwardFailed",
+            Rejection::Directory(_) => "NotListed",
         }
     }
 }
@@ -209,7 +214,7 @@ async fn handle(
         _ => hooks
             .directory
             .get(namespace, name)
-            .await
+            .await?
             .ok_or(Rejection::NotFound)?,
     };
     let secret = channel
