@@ -179,6 +179,8 @@ enum Command {
         cluster_name: String,
         #[command(flatten)]
         tenancy: TenancyArgs,
+        #[command(flatten)]
+        throughput: ThroughputArgs,
         /// Serve the web UI at /ui/ on --http-addr: a Kubernetes bearer token
         /// signs in, TokenReview and SubjectAccessReview decide what it sees.
         #[arg(long, env = "KUBEMINT_UI")]
@@ -431,6 +433,7 @@ fn main() -> ExitCode {
             kustomize,
             cluster_name,
             tenancy,
+            throughput,
             ui,
             shard,
         } => {
@@ -444,6 +447,11 @@ fn main() -> ExitCode {
                 kustomize: kustomize.command,
                 cluster_name,
                 tenancy: tenancy.into(),
+                concurrency: throughput.concurrency,
+                throttle: kubemint::cluster::throttle::Throttle::new(
+                    throughput.kube_api_qps,
+                    throughput.kube_api_burst,
+                ),
                 shard: shard.unwrap_or_default(),
             };
             let election = leader_elect.then_some(cli::run::Election {
@@ -462,6 +470,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// How much the operator does at once, and how fast it may talk to the API server.
+#[derive(clap::Args, Debug)]
+struct ThroughputArgs {
+    /// Channel passes that run at once. More lets a fleet converge faster; one
+    /// huge release never holds up the others beyond one slot.
+    #[arg(long, env = "KUBEMINT_CONCURRENCY", default_value_t = kubemint::controller::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+    /// API requests per second, shared by all channels, after a burst of
+    /// --kube-api-burst (0: no limit). The API server's own fairness still applies.
+    #[arg(long, env = "KUBEMINT_KUBE_API_QPS", default_value_t = kubemint::cluster::throttle::DEFAULT_QPS)]
+    kube_api_qps: f32,
+    /// API requests that may go at once before --kube-api-qps applies.
+    #[arg(long, env = "KUBEMINT_KUBE_API_BURST", default_value_t = kubemint::cluster::throttle::DEFAULT_BURST)]
+    kube_api_burst: u32,
 }
 
 fn print_crd() -> anyhow::Result<()> {

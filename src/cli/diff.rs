@@ -223,7 +223,13 @@ pub fn preview_engine(
         client: client.clone(),
         service_account: None,
     };
-    let tenancy = tenancy::Tenancy::new(config, policy, user, wake);
+    let tenancy = tenancy::Tenancy::new(
+        config,
+        crate::cluster::throttle::Throttle::unlimited(),
+        policy,
+        user,
+        wake,
+    );
     Engine::new(
         client,
         crate::source::GitCache::new(cache),
@@ -243,7 +249,9 @@ pub async fn diff(
     may_impersonate(engine, channel).await?;
     let (release, commit, described) = match source {
         DiffSource::Channel => {
-            let fetched = engine.fetch(channel).await?;
+            let fetched = engine
+                .fetch(channel, Some(std::time::Instant::now()))
+                .await?;
             let release = engine.render_release(channel, &fetched).await?;
             let described = format!(
                 "commit {} \"{}\" ({})",

@@ -56,7 +56,12 @@ pub async fn run(
     let ready = Arc::new(AtomicBool::new(false));
     let leading = Arc::new(AtomicBool::new(election.is_none()));
     let (requests, wake) = SyncRequests::new();
-    let (config, client) = connect(&settings.shard).await?;
+    let config = shard_config(&settings.shard).await?;
+    // The operator's own client and every impersonated one share one rate limit.
+    let client = settings
+        .throttle
+        .client(config.clone())
+        .map_err(super::CliError::Connect)?;
     let operator = Operator::new(
         config,
         client.clone(),
@@ -132,18 +137,16 @@ pub async fn run(
     }
 }
 
-/// The cluster config and a client, sending the User-Agent of `shard` (so
-/// that the audit log tells the shards apart).
-async fn connect(shard: &Shard) -> Result<(kube::Config, kube::Client), RunError> {
+/// The cluster config, sending the User-Agent of `shard` (so that the audit
+/// log tells the shards apart).
+async fn shard_config(shard: &Shard) -> Result<kube::Config, RunError> {
     let mut config = crate::cluster::config()
         .await
         .map_err(super::CliError::Config)?;
     let agent = crate::cluster::user_agent(shard.key());
     crate::cluster::set_user_agent(&mut config, &agent)
         .expect("a shard key is a valid header value");
-    let client = kube::Client::try_from(config.clone())
-        .map_err(|e| RunError::Cli(super::CliError::Connect(e)))?;
-    Ok((config, client))
+    Ok(config)
 }
 
 /// Says at startup which kustomize builds kustomizations, or that none can.

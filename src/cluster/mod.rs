@@ -5,6 +5,7 @@ mod discovery;
 pub mod lists;
 mod prune;
 mod revisions;
+pub mod throttle;
 
 pub use apply::{
     apply_object, dry_run_object, is_missing_namespace, live_object, take_ownership, wait_for_crd,

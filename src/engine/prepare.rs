@@ -15,6 +15,7 @@ use crate::render::{Object, Release};
 use crate::rollout::{mint, DesiredObject, DesiredRelease, CHANNEL_LABEL};
 
 /// A rendered commit, ready to plan against the cluster.
+#[derive(Clone)]
 pub struct Rendered {
     /// The commit, with the ref it came from.
     pub commit: CommitInfo,
@@ -31,6 +32,28 @@ pub struct Rendered {
     /// Selectors of declared Services that exist without kubemint's labels
     /// (made by hand, being adopted): they keep serving what they select until promotion.
     pub unlabelled: BTreeMap<(String, String), BTreeMap<String, String>>,
+    /// The directories of the repository it was rendered from, with their git
+    /// object ids at `commit` (`None`: absent): a later commit with the same
+    /// ids renders to the same release (see [`carried_over`]).
+    pub inputs: Vec<(String, Option<String>)>,
+}
+
+/// `previous` carried over to `commit` when `ids` (the ids of its input
+/// directories at `commit`) are the ones it was rendered with: the new commit
+/// changed nothing it reads, so rendering it would give the same release.
+/// `None` when something changed (or nothing is known of the inputs).
+pub fn carried_over(
+    previous: &Rendered,
+    commit: CommitInfo,
+    ids: &[Option<String>],
+) -> Option<Rendered> {
+    let same = !previous.inputs.is_empty()
+        && previous.inputs.len() == ids.len()
+        && previous.inputs.iter().zip(ids).all(|((_, a), b)| a == b);
+    same.then(|| Rendered {
+        commit,
+        ..previous.clone()
+    })
 }
 
 /// Settles every object's kind and namespace: the release as desired state, and the kinds to watch.
@@ -129,6 +152,7 @@ pub(super) async fn prepare(
         namespaces,
         summaries: minted.revisions.iter().map(|r| r.summary()).collect(),
         unlabelled,
+        inputs: Vec::new(),
     })
 }
 

@@ -15,6 +15,7 @@ use std::rc::Rc;
 
 use super::auth::{fetch_options, remote_callbacks, GitCredentials};
 use super::cache_key::{entry_name, load_or_create_salt, CredentialsIdentity, SALT_LEN};
+use super::polls::{Polled, SharedPolls};
 use super::refs::{peel_advertisement, resolve, RefRequest};
 use super::verify::{verify_range, Policy, TrustedKeys, Verified};
 use super::{redact_url, sanitize, tree_at, SourceError};
@@ -119,6 +120,7 @@ pub struct GitCache {
     // One lock per entry: git2 must not fetch into one repository twice at once.
     locks: Arc<Mutex<HashMap<EntryKey, Arc<tokio::sync::Mutex<()>>>>>,
     salt: Arc<Mutex<Option<[u8; SALT_LEN]>>>,
+    polls: SharedPolls,
 }
 
 impl GitCache {
@@ -128,6 +130,7 @@ impl GitCache {
             root: root.into(),
             locks: Arc::default(),
             salt: Arc::default(),
+            polls: SharedPolls::default(),
         }
     }
 
@@ -157,6 +160,19 @@ impl GitCache {
         })
         .await
         .map_err(|e| SourceError::Task(e.to_string()))?
+    }
+
+    /// [`GitCache::fetch`] shared between the channels that follow the same
+    /// remote ref with the same credentials (see [`super::polls`]): the outcome
+    /// of a poll that started at or after `not_before` (`None`: any).
+    pub async fn poll(
+        &self,
+        request: &FetchRequest,
+        not_before: Option<Instant>,
+    ) -> Result<Polled, SourceError> {
+        self.polls
+            .poll(request, not_before, || self.fetch(request))
+            .await
     }
 
     /// Checks the signatures of the commits that `policy` requires, from `last_applied`
@@ -209,6 +225,45 @@ impl GitCache {
             let repo = Repository::open_bare(&dir).map_err(cache_err)?;
             let oid = Oid::from_str(&sha).map_err(cache_err)?;
             tree_at(&repo, oid, &limits, &first).map_err(cache_err)
+        })
+        .await
+        .map_err(|e| SourceError::Task(e.to_string()))?
+    }
+
+    /// The git object id of each of `dirs` (repository-relative; `""`: the
+    /// root) in commit `sha`, fetched from `url` with `credentials` before;
+    /// `None` for a directory the commit lacks. Two commits with the same ids
+    /// have the same content there: nothing under the directories is read.
+    pub async fn tree_ids(
+        &self,
+        url: &str,
+        credentials: &GitCredentials,
+        sha: &str,
+        dirs: &[String],
+    ) -> Result<Vec<Option<String>>, SourceError> {
+        let (cache, url, credentials) = (self.clone(), url.to_string(), credentials.clone());
+        let (sha, dirs) = (sha.to_string(), dirs.to_vec());
+        tokio::task::spawn_blocking(move || {
+            let dir = cache.repo_dir(&url, &credentials)?;
+            let cache_err = |e: git2::Error| cache_error(&dir, e);
+            let repo = Repository::open_bare(&dir).map_err(cache_err)?;
+            let oid = Oid::from_str(&sha).map_err(cache_err)?;
+            let tree = repo
+                .find_commit(oid)
+                .and_then(|c| c.tree())
+                .map_err(cache_err)?;
+            Ok(dirs
+                .iter()
+                .map(|d| {
+                    if d.is_empty() {
+                        Some(tree.id().to_string())
+                    } else {
+                        tree.get_path(Path::new(d))
+                            .ok()
+                            .map(|entry| entry.id().to_string())
+                    }
+                })
+                .collect())
         })
         .await
         .map_err(|e| SourceError::Task(e.to_string()))?
