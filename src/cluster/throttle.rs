@@ -18,9 +18,9 @@ use tower::buffer::BufferLayer;
 use tower::{Layer, Service};
 
 /// The default of `--kube-api-qps`.
-pub const DEFAULT_QPS: f32 = 200.0;
+pub const DEFAULT_QPS: f32 = 500.0;
 /// The default of `--kube-api-burst`.
-pub const DEFAULT_BURST: u32 = 400;
+pub const DEFAULT_BURST: u32 = 1000;
 
 /// Requests queued in front of the limit before a caller waits to enqueue.
 const QUEUE: usize = 4096;

@@ -49,17 +49,13 @@ pub(super) async fn publish(
         ctx.publish(channel, EventType::Normal, "Minted", note)
             .await;
     }
+    // A commit that renders to the release already serving (one that changed
+    // nothing the channel reads) promotes nothing: no event.
     let was_active = channel
         .status
         .as_ref()
         .and_then(|s| s.active_release.as_deref())
-        == Some(release.as_str())
-        && channel
-            .status
-            .as_ref()
-            .and_then(|s| s.last_applied_commit.as_ref())
-            .map(|c| c.sha.as_str())
-            == Some(commit.sha.as_str());
+        == Some(release.as_str());
     let promoted = matches!(plan.phase, Phase::Active | Phase::Draining);
     if !done.switched.is_empty() || (promoted && !was_active) {
         let (reason, note) = if rendered.desired.revisions.is_empty() {

@@ -2,11 +2,12 @@
 //! receivers: a webhook can reach any replica (a standby, another shard's),
 //! which must still check it against the channel's secret and pass it on.
 //!
-//! The watch starts with the first webhook for a channel that this replica
-//! does not reconcile itself, so an operator that only ever receives its own
-//! channels' webhooks never runs it. It keeps what the receivers read (labels,
-//! spec), not the status, and serves every later lookup from memory: a stream
-//! of unauthenticated requests for made-up channels costs no API request.
+//! A push wakes every channel that follows the repository's ref, in whatever
+//! shard: this is where they are found. The watch starts with the first
+//! webhook, so an operator that receives none never runs it. It keeps what
+//! the receivers read (labels, spec), not the status, and serves every later
+//! lookup from memory: a stream of unauthenticated requests for made-up
+//! channels costs no API request.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +55,19 @@ impl Directory {
         namespace: &str,
         name: &str,
     ) -> Result<Option<Arc<Channel>>, DirectoryError> {
+        Ok(self
+            .listed()
+            .await?
+            .get(&ObjectRef::new(name).within(namespace)))
+    }
+
+    /// Every channel, without its status.
+    pub async fn all(&self) -> Result<Vec<Arc<Channel>>, DirectoryError> {
+        Ok(self.listed().await?.state())
+    }
+
+    /// The store, once it has listed (started on first use).
+    async fn listed(&self) -> Result<&Store<Channel>, DirectoryError> {
         let store = self.store.get_or_init(|| async { self.start() }).await;
         if tokio::time::timeout(FIRST_LIST_TIMEOUT, store.wait_until_ready())
             .await
@@ -64,7 +78,7 @@ impl Directory {
             );
             return Err(DirectoryError::NotListed);
         }
-        Ok(store.get(&ObjectRef::new(name).within(namespace)))
+        Ok(store)
     }
 
     fn start(&self) -> Store<Channel> {

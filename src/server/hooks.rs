@@ -182,9 +182,9 @@ async fn receive(
     let channel = crate::api::channel_key(&namespace, &name);
     let leading = state.leading.load(Ordering::Relaxed);
     match handle(&state.hooks, leading, &namespace, &name, &headers, &body).await {
-        Ok((provider, route)) => {
+        Ok((provider, woken)) => {
             state.metrics.count_webhook("Accepted");
-            tracing::info!(%channel, provider = provider.name(), ?route, "webhook: sync requested");
+            tracing::info!(%channel, provider = provider.name(), woken_here = woken.here, annotated = woken.annotated, "webhook: sync requested");
             (
                 StatusCode::ACCEPTED,
                 format!("sync of {channel} requested\n"),
@@ -206,7 +206,7 @@ async fn handle(
     name: &str,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(Provider, Route), Rejection> {
+) -> Result<(Provider, Woken), Rejection> {
     let held = hooks.channels.get(&ObjectRef::new(name).within(namespace));
     let route = route(leading, held.is_some());
     let channel = match (route, held) {
@@ -244,11 +244,52 @@ async fn handle(
     if let Ok(followed) = RefRequest::from_spec(&channel.spec.git.reference) {
         webhook::should_sync(&followed, &event).map_err(Rejection::Ignored)?;
     }
-    match route {
-        Route::Here => hooks.requests.request(namespace, name),
-        Route::Annotate => forward(&hooks.client, namespace, name).await?,
+    // Every channel that follows the same ref of the repository shares the
+    // poll this push calls for: all of them are woken, and they poll once.
+    // Those this replica reconciles are woken in memory; the others (another
+    // shard's, or every one on a standby) through their annotation.
+    let everyone = match hooks.directory.all().await {
+        Ok(all) => all,
+        // Without the list, still every follower this replica holds.
+        Err(e) if route == Route::Here => {
+            tracing::warn!(channel = %crate::api::channel_key(namespace, name), error = %e, "webhook: waking only this shard's channels of the repository");
+            Vec::new()
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let held = if leading {
+        hooks.channels.state()
+    } else {
+        Vec::new()
+    };
+    let mut woken = Woken::default();
+    let known: Vec<Arc<Channel>> = everyone.into_iter().chain(held.iter().cloned()).collect();
+    for (ns, follower) in followers(&known, &channel) {
+        let holds = held.iter().any(|c| {
+            c.metadata.namespace.as_deref() == Some(&ns)
+                && c.metadata.name.as_deref() == Some(&follower)
+        });
+        match self::route(leading, holds) {
+            Route::Here => {
+                hooks.requests.request(&ns, &follower);
+                woken.here += 1;
+            }
+            Route::Annotate => {
+                forward(&hooks.client, &ns, &follower).await?;
+                woken.annotated += 1;
+            }
+        }
     }
-    Ok((provider, route))
+    Ok((provider, woken))
+}
+
+/// How many channels an accepted webhook woke, and how.
+#[derive(Debug, Default, Clone, Copy)]
+struct Woken {
+    /// In memory, on this replica.
+    here: usize,
+    /// Through their `kubemint.io/reconcile` annotation.
+    annotated: usize,
 }
 
 /// Asks the channel's own operator for a sync through its watch.
@@ -285,9 +326,60 @@ async fn read_token(client: &Client, namespace: &str, secret: &str) -> Result<Ve
         .ok_or_else(|| unavailable(format!("it has no `{TOKEN_KEY}` key")))
 }
 
+/// The channels (`(namespace, name)`) that follow the same URL and ref as
+/// `channel`, itself included: a push to it is news to all of them.
+fn followers(channels: &[Arc<Channel>], channel: &Channel) -> Vec<(String, String)> {
+    let git = &channel.spec.git;
+    channels
+        .iter()
+        .filter(|c| c.spec.git.url == git.url && c.spec.git.reference == git.reference)
+        .chain(std::iter::once(&Arc::new(channel.clone())))
+        .filter_map(|c| Some((c.metadata.namespace.clone()?, c.metadata.name.clone()?)))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn channel(ns: &str, name: &str, url: &str, branch: &str) -> Arc<Channel> {
+        let spec = serde_json::from_value(serde_json::json!({
+            "git": {"url": url, "ref": {"branch": branch}, "path": name},
+        }))
+        .unwrap();
+        let mut c = Channel::new(name, spec);
+        c.metadata.namespace = Some(ns.into());
+        Arc::new(c)
+    }
+
+    #[test]
+    fn a_push_wakes_every_channel_that_follows_the_same_ref_of_the_repository() {
+        let mono = "https://git.example.com/mono.git";
+        let all = vec![
+            channel("shop", "web", mono, "main"),
+            channel("shop", "api", mono, "main"),
+            channel("blog", "site", mono, "main"),
+            channel("shop", "staging", mono, "staging"),
+            channel("shop", "other", "https://git.example.com/other.git", "main"),
+        ];
+        let woken = followers(&all, &all[0]);
+        assert_eq!(
+            woken,
+            [
+                ("blog".to_string(), "site".to_string()),
+                ("shop".to_string(), "api".to_string()),
+                ("shop".to_string(), "web".to_string()),
+            ]
+        );
+        // A channel not yet in the cache is woken all the same.
+        let new = channel("shop", "new", "https://git.example.com/new.git", "main");
+        assert_eq!(
+            followers(&all, &new),
+            [("shop".to_string(), "new".to_string())]
+        );
+    }
 
     #[test]
     fn only_the_leader_holding_the_channel_syncs_in_memory() {

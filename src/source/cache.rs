@@ -2,7 +2,7 @@
 //! kept between reconciles so that a poll fetches only what is new (and nothing
 //! when the ref has not moved), and never serves one tenant what another fetched.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -19,7 +19,7 @@ use super::polls::{Polled, SharedPolls};
 use super::refs::{peel_advertisement, resolve, RefRequest};
 use super::verify::{verify_range, Policy, TrustedKeys, Verified};
 use super::{redact_url, sanitize, tree_at, SourceError};
-use crate::render::{Limits, RepoTree};
+use crate::render::{EntryKind, Limits, RepoTree};
 
 /// What to fetch, from where, with which credentials.
 #[derive(Debug, Clone)]
@@ -121,7 +121,16 @@ pub struct GitCache {
     locks: Arc<Mutex<HashMap<EntryKey, Arc<tokio::sync::Mutex<()>>>>>,
     salt: Arc<Mutex<Option<[u8; SALT_LEN]>>>,
     polls: SharedPolls,
+    /// The trees read last, shared by the channels that render the same
+    /// commit (a monorepo's apps): one read, not one per channel.
+    trees: Arc<Mutex<VecDeque<(TreeKey, Arc<RepoTree>)>>>,
 }
+
+/// A tree read from one cache entry at one commit within one set of limits.
+type TreeKey = (PathBuf, String, Limits);
+
+/// How many recent trees are kept.
+const RECENT_TREES: usize = 4;
 
 impl GitCache {
     /// A cache rooted at `root` (created on first use).
@@ -131,6 +140,7 @@ impl GitCache {
             locks: Arc::default(),
             salt: Arc::default(),
             polls: SharedPolls::default(),
+            trees: Arc::default(),
         }
     }
 
@@ -207,6 +217,8 @@ impl GitCache {
     /// The tree of `sha`, which must have been fetched from `url` with
     /// `credentials` before; files over `limits` are left unread, the files
     /// under directory `first` (the render path) getting the budget first.
+    /// A tree that fit the budget whole is the same whatever `first` is: it is
+    /// kept and served to the next channels that render the same commit.
     pub async fn tree(
         &self,
         url: &str,
@@ -214,20 +226,44 @@ impl GitCache {
         sha: &str,
         limits: &Limits,
         first: &str,
-    ) -> Result<RepoTree, SourceError> {
+    ) -> Result<Arc<RepoTree>, SourceError> {
         let first = first.to_string();
         let (cache, url, credentials) = (self.clone(), url.to_string(), credentials.clone());
         let limits = *limits;
         let sha = sha.to_string();
         tokio::task::spawn_blocking(move || {
             let dir = cache.repo_dir(&url, &credentials)?;
+            let key: TreeKey = (dir.clone(), sha.clone(), limits);
+            if let Some(tree) = cache.recent_tree(&key) {
+                return Ok(tree);
+            }
             let cache_err = |e: git2::Error| cache_error(&dir, e);
             let repo = Repository::open_bare(&dir).map_err(cache_err)?;
             let oid = Oid::from_str(&sha).map_err(cache_err)?;
-            tree_at(&repo, oid, &limits, &first).map_err(cache_err)
+            let tree = Arc::new(tree_at(&repo, oid, &limits, &first).map_err(cache_err)?);
+            if !left_unread_by_budget(&tree, &limits) {
+                cache.keep_tree(key, tree.clone());
+            }
+            Ok(tree)
         })
         .await
         .map_err(|e| SourceError::Task(e.to_string()))?
+    }
+
+    fn recent_tree(&self, key: &TreeKey) -> Option<Arc<RepoTree>> {
+        let trees = self.trees.lock().unwrap_or_else(|p| p.into_inner());
+        trees.iter().find(|(k, _)| k == key).map(|(_, t)| t.clone())
+    }
+
+    fn keep_tree(&self, key: TreeKey, tree: Arc<RepoTree>) {
+        let mut trees = self.trees.lock().unwrap_or_else(|p| p.into_inner());
+        if trees.iter().any(|(k, _)| *k == key) {
+            return;
+        }
+        if trees.len() == RECENT_TREES {
+            trees.pop_front();
+        }
+        trees.push_back((key, tree));
     }
 
     /// The git object id of each of `dirs` (repository-relative; `""`: the
@@ -351,6 +387,14 @@ impl GitCache {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         locks.entry(key).or_default().clone()
     }
+}
+
+/// Whether the commit's budget left a file unread that the file limit alone
+/// would have read: then which files were read depends on the render path.
+fn left_unread_by_budget(tree: &RepoTree, limits: &Limits) -> bool {
+    tree.entries
+        .iter()
+        .any(|e| matches!(e.kind, EntryKind::Unread { size } if size <= limits.max_file_bytes))
 }
 
 fn cache_error(dir: &Path, e: git2::Error) -> SourceError {
@@ -579,7 +623,47 @@ pub fn commit_meta(commit: &git2::Commit<'_>) -> CommitMeta {
 
 #[cfg(test)]
 mod tests {
-    use super::is_local;
+    use super::{is_local, left_unread_by_budget};
+    use crate::render::{EntryKind, Limits, RepoTree, TreeEntry};
+
+    #[test]
+    fn a_tree_is_shared_only_when_the_budget_left_nothing_out() {
+        let limits = Limits {
+            max_file_bytes: 100,
+            max_release_bytes: 1000,
+            ..Limits::default()
+        };
+        let tree = |kinds: Vec<EntryKind>| RepoTree {
+            entries: kinds
+                .into_iter()
+                .enumerate()
+                .map(|(i, kind)| TreeEntry {
+                    path: format!("f{i}"),
+                    kind,
+                })
+                .collect(),
+        };
+        let rows = [
+            (
+                "everything read",
+                vec![EntryKind::File(b"x".to_vec())],
+                false,
+            ),
+            (
+                "a file over the file limit: left out whatever the path",
+                vec![EntryKind::Unread { size: 101 }],
+                false,
+            ),
+            (
+                "a small file left out by the commit's budget: depends on the path",
+                vec![EntryKind::Unread { size: 50 }],
+                true,
+            ),
+        ];
+        for (name, kinds, want) in rows {
+            assert_eq!(left_unread_by_budget(&tree(kinds), &limits), want, "{name}");
+        }
+    }
 
     #[test]
     fn local_urls_are_never_fetched_shallow() {
