@@ -123,11 +123,14 @@ pub struct GitCache {
     polls: SharedPolls,
     /// The trees read last, shared by the channels that render the same
     /// commit (a monorepo's apps): one read, not one per channel.
-    trees: Arc<Mutex<VecDeque<(TreeKey, Arc<RepoTree>)>>>,
+    trees: Arc<Mutex<RecentTrees>>,
 }
 
 /// A tree read from one cache entry at one commit within one set of limits.
 type TreeKey = (PathBuf, String, Limits);
+
+/// The trees read last, oldest first.
+type RecentTrees = VecDeque<(TreeKey, Arc<RepoTree>)>;
 
 /// How many recent trees are kept.
 const RECENT_TREES: usize = 4;
