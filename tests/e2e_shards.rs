@@ -378,32 +378,40 @@ async fn a_relabelled_channel_moves_to_its_new_shard_without_a_prune_or_a_second
 }
 
 #[tokio::test]
-async fn a_webhook_received_by_another_shard_reaches_the_channel_s_shard() {
+async fn a_webhook_received_by_any_shard_wakes_the_repository_s_channels_in_every_shard() {
     let (client, ns) = setup("shard-hook").await;
     let kubeconfig = support::cluster().kubeconfig();
     let token = "shard-hook-token-5f1c";
     create_secret(&client, &ns, "hook", json!({"token": token})).await;
 
+    // Two channels on one repository: `hooked` (shard a, with the webhook)
+    // and `sibling` (shard b), both polled hourly, so that only the webhook
+    // can bring the next commit in time.
     let repo = GitRepo::new();
-    let first = repo.commit(
-        &[("deploy/cm.yaml", &config_map("hooked", "one"))],
-        &[],
-        "one",
-    );
-    // Polled hourly: only the webhook can bring the next commit in time.
+    let commit = |value: &str| {
+        repo.commit(
+            &[
+                ("hooked/cm.yaml", &config_map("hooked", value)),
+                ("sibling/cm.yaml", &config_map("sibling", value)),
+            ],
+            &[],
+            value,
+        )
+    };
+    let first = commit("one");
     let hourly = json!({"git": {"interval": "1h"}, "driftInterval": "1h",
                         "webhook": {"secretRef": {"name": "hook"}}});
-    apply_channel_with(&client, &ns, "hooked", &repo.url(), "deploy", hourly).await;
-    set_shard(&client, &ns, "hooked", Some("a")).await;
+    for (name, shard) in [("hooked", "a"), ("sibling", "b")] {
+        apply_channel_with(&client, &ns, name, &repo.url(), name, hourly.clone()).await;
+        set_shard(&client, &ns, name, Some(shard)).await;
+    }
     let plain = operator(kubeconfig, &ns, None, &[]);
     let a = operator(kubeconfig, &ns, Some("a"), &[]);
+    let b = operator(kubeconfig, &ns, Some("b"), &[]);
     wait_applied(&client, &ns, "hooked", &first, &a).await;
+    wait_applied(&client, &ns, "sibling", &first, &b).await;
 
-    let second = repo.commit(
-        &[("deploy/cm.yaml", &config_map("hooked", "two"))],
-        &[],
-        "two",
-    );
+    let second = commit("two");
     let body = br#"{"ref":"refs/heads/main"}"#.to_vec();
     let (plain_addr, a_addr) = (plain.http_addr().await, a.http_addr().await);
     // The unsharded operator checks the signature before it passes anything on.
@@ -414,35 +422,37 @@ async fn a_webhook_received_by_another_shard_reaches_the_channel_s_shard() {
     let (status, text) = post(plain_addr, &ns, body.clone(), token).await;
     assert_eq!(status, 202, "{text}\n{}", plain.log_text());
     wait_applied(&client, &ns, "hooked", &second, &a).await;
+    wait_applied(&client, &ns, "sibling", &second, &b).await;
     println!(
-        "webhook to the unsharded operator -> applied by shard a in {:?}",
+        "webhook to the unsharded operator -> applied by shards a and b in {:?}",
         started.elapsed()
     );
-    // The unsharded operator's one write: the annotation on the channel.
+    // The unsharded operator's only writes: one annotation per channel.
     let passed_on = writes(&requests_of(None, &ns, sent));
     assert_eq!(
         passed_on,
-        [format!("patch channels {ns}/hooked")],
+        [
+            format!("patch channels {ns}/hooked"),
+            format!("patch channels {ns}/sibling")
+        ],
         "{}",
         plain.log_text()
     );
 
-    // Received by the channel's own shard, it stays in memory: no write.
-    let third = repo.commit(
-        &[("deploy/cm.yaml", &config_map("hooked", "three"))],
-        &[],
-        "three",
-    );
+    // Received by shard a, its own channel is woken in memory (no write) and
+    // shard b's through its annotation.
+    let third = commit("three");
     let direct = Timestamp::now();
     let (status, text) = post(a_addr, &ns, body.clone(), token).await;
     assert_eq!(status, 202, "{text}");
     wait_applied(&client, &ns, "hooked", &third, &a).await;
+    wait_applied(&client, &ns, "sibling", &third, &b).await;
     let annotations: Vec<String> = writes(&requests_of(Some("a"), &ns, direct))
         .into_iter()
         .filter(|w| w.starts_with("patch channels "))
         .collect();
-    assert!(annotations.is_empty(), "{annotations:?}");
-    for op in [&plain, &a] {
+    assert_eq!(annotations, [format!("patch channels {ns}/sibling")]);
+    for op in [&plain, &a, &b] {
         assert!(!op.log_text().contains(token), "the token is in a log");
     }
 }
