@@ -2,11 +2,12 @@
 //! sync of a channel that has `spec.webhook`, when the request is signed with
 //! the `token` of the Secret it names and pushes the channel's ref.
 //!
-//! Any replica answers, whatever channels it reconciles: the leader of the
-//! channel's shard queues the sync in memory; any other replica (a standby,
-//! another shard's) checks the request the same way and then sets the
-//! channel's `kubemint.io/reconcile` annotation, which wakes the channel's own
-//! operator through its watch, as the UI's "sync now" does.
+//! Any replica answers, whatever channels it reconciles, and checks the
+//! request the same way. A push wakes every channel that follows the same
+//! repository and ref, in every shard: those the receiving replica leads, in
+//! memory; the others (another shard's, or all of them on a standby) through
+//! a new value of their `kubemint.io/reconcile` annotation, which wakes each
+//! one's own operator through its watch, as the UI's "sync now" does.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -263,13 +264,11 @@ async fn handle(
         Vec::new()
     };
     let mut woken = Woken::default();
-    let known: Vec<Arc<Channel>> = everyone.into_iter().chain(held.iter().cloned()).collect();
+    let holds: std::collections::HashSet<String> = held.iter().map(|c| c.key()).collect();
+    let known: Vec<Arc<Channel>> = everyone.into_iter().chain(held).collect();
     for (ns, follower) in followers(&known, &channel) {
-        let holds = held.iter().any(|c| {
-            c.metadata.namespace.as_deref() == Some(&ns)
-                && c.metadata.name.as_deref() == Some(&follower)
-        });
-        match self::route(leading, holds) {
+        let here = holds.contains(&crate::api::channel_key(&ns, &follower));
+        match self::route(leading, here) {
             Route::Here => {
                 hooks.requests.request(&ns, &follower);
                 woken.here += 1;
