@@ -157,7 +157,9 @@ pub(super) async fn prepare(
 }
 
 /// Declared, pinned Services that exist but are not labelled for the channel
-/// (one list per namespace, once per commit).
+/// (once per commit): a GET of each when a namespace has few of them, one
+/// list when it has many. A list costs what the whole namespace holds, which
+/// in a namespace of a thousand channels is a thousand Services per render.
 async fn unlabelled_services(
     client: &Client,
     desired: &DesiredRelease,
@@ -176,22 +178,40 @@ async fn unlabelled_services(
     let namespaces: BTreeSet<&String> = pinned.iter().map(|(ns, _)| ns).collect();
     let mut found = BTreeMap::new();
     for ns in namespaces {
-        let list = Api::<Service>::namespaced(client.clone(), ns)
-            .list(&Default::default())
-            .await
-            .map_err(|source| match first_pinned(desired, ns) {
-                // The identity may not list Services there: name what needs it.
-                Some(o) if crate::cluster::is_forbidden(&source) => ClusterError::Rejected {
-                    file: o.file.clone(),
-                    object: o.id.to_string(),
-                    source,
-                },
-                _ => ClusterError::Observe {
-                    what: format!("Services in {ns}"),
-                    source,
-                },
-            })?;
-        for svc in list.items {
+        let names: Vec<&String> = pinned
+            .iter()
+            .filter(|(n, _)| n == ns)
+            .map(|(_, name)| name)
+            .collect();
+        let api = Api::<Service>::namespaced(client.clone(), ns);
+        let refused = |source: kube::Error, what: String| match first_pinned(desired, ns) {
+            // The identity may not read Services there: name what needs it.
+            Some(o) if crate::cluster::is_forbidden(&source) => ClusterError::Rejected {
+                file: o.file.clone(),
+                object: o.id.to_string(),
+                source,
+            },
+            _ => ClusterError::Observe { what, source },
+        };
+        let services: Vec<Service> = if names.len() <= GET_EACH_UP_TO {
+            let mut services = Vec::new();
+            for name in names {
+                if let Some(svc) = api
+                    .get_opt(name)
+                    .await
+                    .map_err(|e| refused(e, format!("Service {ns}/{name}")))?
+                {
+                    services.push(svc);
+                }
+            }
+            services
+        } else {
+            api.list(&Default::default())
+                .await
+                .map_err(|e| refused(e, format!("Services in {ns}")))?
+                .items
+        };
+        for svc in services {
             let key = (ns.clone(), svc.name_any());
             let ours = svc.labels().get(CHANNEL_LABEL) == Some(&desired.channel);
             if ours || !pinned.contains(&key) {
@@ -204,7 +224,9 @@ async fn unlabelled_services(
     Ok(found)
 }
 
-/// The first declared Service of `namespace` pinned to a revision.
+/// Pinned Services of one namespace read one by one rather than listed.
+const GET_EACH_UP_TO: usize = 8;
+
 fn first_pinned<'d>(desired: &'d DesiredRelease, namespace: &str) -> Option<&'d DesiredObject> {
     desired
         .objects
