@@ -80,6 +80,11 @@ fn cluster_name(value: &str) -> Result<String, String> {
     }
 }
 
+/// `--shard`: a key that can name a Lease and a Deployment.
+fn shard_key(value: &str) -> Result<kubemint::api::Shard, String> {
+    kubemint::api::Shard::parse(value).map_err(|e| e.to_string())
+}
+
 fn kustomize_command(value: &str) -> Result<KustomizeCommand, String> {
     if value.trim().is_empty() {
         Ok(KustomizeCommand::default_command())
@@ -180,6 +185,11 @@ enum Command {
         /// signs in, TokenReview and SubjectAccessReview decide what it sees.
         #[arg(long, env = "KUBEMINT_UI")]
         ui: bool,
+        /// Reconcile only the channels labelled `kubemint.io/shard=KEY`, with a
+        /// leader Lease of this shard's own (default: only the channels without
+        /// that label).
+        #[arg(long, env = "KUBEMINT_SHARD", value_name = "KEY", value_parser = shard_key)]
+        shard: Option<kubemint::api::Shard>,
     },
     /// Render a repository or directory offline and print its release.
     Plan {
@@ -455,6 +465,7 @@ fn main() -> ExitCode {
             tenancy,
             throughput,
             ui,
+            shard,
         } => {
             telemetry::init(log_format);
             let settings = OperatorSettings {
@@ -471,6 +482,7 @@ fn main() -> ExitCode {
                     throughput.kube_api_qps,
                     throughput.kube_api_burst,
                 ),
+                shard: shard.unwrap_or_default(),
             };
             let election = leader_elect.then_some(cli::run::Election {
                 namespace: leader_election_namespace,

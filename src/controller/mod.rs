@@ -11,6 +11,7 @@ pub mod leader;
 mod metrics;
 mod reconcile;
 mod report;
+mod shards;
 mod status;
 mod triggers;
 
@@ -21,7 +22,6 @@ use futures::StreamExt;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
 use kube::{Api, Client};
 
 /// The Channel API types, under their old path.
@@ -63,6 +63,9 @@ pub struct OperatorSettings {
     pub concurrency: u16,
     /// The rate limit of every client of the operator (`--kube-api-qps`, `--kube-api-burst`).
     pub throttle: crate::cluster::throttle::Throttle,
+    /// The channels this operator takes (`--shard`): those labelled with its
+    /// key, or, unsharded, those without the label.
+    pub shard: crate::api::Shard,
 }
 
 /// The default of `--concurrency`.
@@ -121,7 +124,7 @@ impl Operator {
             requests,
             tenancy,
         ));
-        let controller = Controller::new(channels, watcher::Config::default().any_semantic())
+        let controller = shards::controller(channels, &settings.shard, ctx.clone())
             .reconcile_on(events)
             .reconcile_on(wake)
             .with_config(
