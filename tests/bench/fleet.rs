@@ -398,8 +398,9 @@ impl Fleet {
         let started = Instant::now();
         phase().await;
         let wall = started.elapsed();
-        // Requests logged a moment after they were answered.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Requests are logged a moment after they were answered (lighttpd
+        // buffers its access log for a second or two).
+        tokio::time::sleep(Duration::from_secs(3)).await;
         let mut requests = BTreeMap::new();
         for r in audit::requests(
             &self.cluster.audit_log(),
