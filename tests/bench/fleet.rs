@@ -236,7 +236,7 @@ impl Fleet {
     async fn phases(&self) {
         let n = self.n;
         // Install.
-        let sha = head(&self.repo(0));
+        let shas: Vec<String> = (0..n).map(|i| head(&self.repo(i))).collect();
         let install = self
             .measure(|| async {
                 let interval = if self.monorepo { "10s" } else { "60s" };
@@ -254,7 +254,7 @@ impl Fleet {
                             .expect("creating a channel");
                     })
                     .await;
-                self.wait(|i| self.ready_with(i, &sha), "install").await;
+                self.wait(|i| self.ready_with(i, &shas[i]), "install").await;
             })
             .await;
         self.report(
