@@ -112,6 +112,17 @@ impl Context {
             .remove(key);
     }
 
+    /// Lets go of everything held for channel `key` (deleted, or moved to
+    /// another shard): its memo, its local-repository watch and, given the
+    /// channel, the identity it acted as with that identity's watches.
+    pub(super) fn let_go(&self, key: &str, channel: Option<&Channel>) {
+        self.forget(key);
+        self.watches.forget(key);
+        if let Some(channel) = channel {
+            self.engine.tenancy().release(channel);
+        }
+    }
+
     /// Publishes an event about `channel`; failures to publish are logged, not fatal.
     pub async fn publish(&self, channel: &Channel, type_: EventType, reason: &str, note: String) {
         self.publish_related(channel, type_, reason, note, None)

@@ -388,9 +388,7 @@ async fn cleanup(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
     if channel.spec.prune && !channel.spec.suspend {
         prune_all(channel, ctx).await?;
     }
-    ctx.forget(&channel.key());
-    ctx.watches.forget(&channel.key());
-    ctx.engine.tenancy().release(channel);
+    ctx.let_go(&channel.key(), Some(channel));
     Ok(Action::await_change())
 }
 

@@ -193,11 +193,7 @@ fn on_change(
                 }
                 _ => None,
             });
-            ctx.forget(&key);
-            ctx.watches.forget(&key);
-            if let Some(channel) = &channel {
-                ctx.engine.tenancy().release(channel);
-            }
+            ctx.let_go(&key, channel.as_deref());
             match why {
                 Departure::Deleted => {
                     tracing::debug!(channel = %key, %shard, "channel deleted; forgotten")
