@@ -80,6 +80,11 @@ fn cluster_name(value: &str) -> Result<String, String> {
     }
 }
 
+/// `--shard`: a key that can name a Lease and a Deployment.
+fn shard_key(value: &str) -> Result<kubemint::api::Shard, String> {
+    kubemint::api::Shard::parse(value).map_err(|e| e.to_string())
+}
+
 fn kustomize_command(value: &str) -> Result<KustomizeCommand, String> {
     if value.trim().is_empty() {
         Ok(KustomizeCommand::default_command())
@@ -174,10 +179,17 @@ enum Command {
         cluster_name: String,
         #[command(flatten)]
         tenancy: TenancyArgs,
+        #[command(flatten)]
+        throughput: ThroughputArgs,
         /// Serve the web UI at /ui/ on --http-addr: a Kubernetes bearer token
         /// signs in, TokenReview and SubjectAccessReview decide what it sees.
         #[arg(long, env = "KUBEMINT_UI")]
         ui: bool,
+        /// Reconcile only the channels labelled `kubemint.io/shard=KEY`, with a
+        /// leader Lease of this shard's own (default: only the channels without
+        /// that label).
+        #[arg(long, env = "KUBEMINT_SHARD", value_name = "KEY", value_parser = shard_key)]
+        shard: Option<kubemint::api::Shard>,
     },
     /// Render a repository or directory offline and print its release.
     Plan {
@@ -300,6 +312,17 @@ enum Command {
         /// Port on 127.0.0.1 (0: any free port).
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// The cluster the kube context points to, by its name in deployment
+        /// notes (`kubemint run --cluster-name`): "where it ran" then lists the
+        /// other clusters only.
+        #[arg(long, env = "KUBEMINT_CLUSTER_NAME", value_parser = cluster_name)]
+        cluster_name: Option<String>,
+        /// Git cache of the release diffs (default: $XDG_CACHE_HOME/kubemint/ui,
+        /// or ~/.cache/kubemint/ui).
+        #[arg(long, env = "KUBEMINT_UI_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
+        #[command(flatten)]
+        kustomize: KustomizeArg,
     },
 }
 
@@ -333,9 +356,28 @@ fn main() -> ExitCode {
             };
         }
         Command::Crd => print_crd(),
-        Command::Ui { namespace, port } => tokio::runtime::Runtime::new()
-            .context("starting the async runtime")
-            .and_then(|rt| Ok(rt.block_on(cli::ui::serve(namespace, port))?)),
+        Command::Ui {
+            namespace,
+            port,
+            cluster_name,
+            cache_dir,
+            kustomize,
+        } => {
+            let cache_dir = cache_dir.unwrap_or_else(ui_cache_dir);
+            let limits = kustomize.limits();
+            tokio::runtime::Runtime::new()
+                .context("starting the async runtime")
+                .and_then(|rt| {
+                    Ok(rt.block_on(cli::ui::serve(cli::ui::UiOptions {
+                        namespace,
+                        port,
+                        cluster_name,
+                        cache_dir,
+                        kustomize: kustomize.command,
+                        limits,
+                    }))?)
+                })
+        }
         Command::Status { channel, namespace } => {
             inspect(&channel, namespace, kubemint::cli::inspect::describe_status)
         }
@@ -421,7 +463,9 @@ fn main() -> ExitCode {
             kustomize,
             cluster_name,
             tenancy,
+            throughput,
             ui,
+            shard,
         } => {
             telemetry::init(log_format);
             let settings = OperatorSettings {
@@ -433,6 +477,12 @@ fn main() -> ExitCode {
                 kustomize: kustomize.command,
                 cluster_name,
                 tenancy: tenancy.into(),
+                concurrency: throughput.concurrency,
+                throttle: kubemint::cluster::throttle::Throttle::new(
+                    throughput.kube_api_qps,
+                    throughput.kube_api_burst,
+                ),
+                shard: shard.unwrap_or_default(),
             };
             let election = leader_elect.then_some(cli::run::Election {
                 namespace: leader_election_namespace,
@@ -450,6 +500,32 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// How much the operator does at once, and how fast it may talk to the API server.
+#[derive(clap::Args, Debug)]
+struct ThroughputArgs {
+    /// Channel passes that run at once. More lets a fleet converge faster; one
+    /// huge release never holds up the others beyond one slot.
+    #[arg(long, env = "KUBEMINT_CONCURRENCY", default_value_t = kubemint::controller::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+    /// API requests per second, shared by all channels, after a burst of
+    /// --kube-api-burst (0: no limit). The API server's own fairness still applies.
+    #[arg(long, env = "KUBEMINT_KUBE_API_QPS", default_value_t = kubemint::cluster::throttle::DEFAULT_QPS)]
+    kube_api_qps: f32,
+    /// API requests that may go at once before --kube-api-qps applies.
+    #[arg(long, env = "KUBEMINT_KUBE_API_BURST", default_value_t = kubemint::cluster::throttle::DEFAULT_BURST)]
+    kube_api_burst: u32,
+}
+
+/// Where `kubemint ui` caches git by default (XDG's cache directory).
+fn ui_cache_dir() -> PathBuf {
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    env("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("kubemint/ui")
 }
 
 fn print_crd() -> anyhow::Result<()> {

@@ -1,5 +1,6 @@
 //! HTTP endpoints: `/healthz`, `/readyz`, `/metrics` and the webhook receivers.
 
+pub mod directory;
 pub mod hooks;
 pub mod ui;
 
@@ -23,7 +24,7 @@ pub struct ServerState {
     /// Set once the controller is connected and watching.
     pub ready: Arc<AtomicBool>,
     /// Set while this replica reconciles (always, without leader election); a
-    /// standby answers webhooks with 503, since only the leader can act on them.
+    /// standby passes webhooks on to the leader through the channel.
     pub leading: Arc<AtomicBool>,
     /// What the webhook receivers need.
     pub hooks: hooks::Hooks,

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need (Debian packages, the
-# local control plane, Kubernetes 1.37.2 built from the Go module proxy and
-# cached after the first run), then runs every unit, integration and
+# local control plane, Kubernetes 1.37.2 and kwok 0.8.0 built from the Go
+# module proxy and cached after the first run), then runs every unit, integration and
 # end-to-end test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The control plane's binaries, with kubectl (and its kustomize) of the same
+# The control plane's binaries and kwok, with kubectl (and its kustomize) of the same
 # release first on PATH for the tests that run kubectl.
 BIN=$(bash tests/cluster/install.sh | tail -n1)
 export PATH="$BIN:$PATH"

@@ -502,6 +502,14 @@ impl std::fmt::Display for ObjectId {
     }
 }
 
+/// The merge patch that asks for an immediate sync of a channel at `now`:
+/// a new value of [`RECONCILE_ANNOTATION`], which the channel's own operator
+/// (whatever its shard) sees on its watch. The UI's "sync now" and webhooks
+/// received by another replica send it.
+pub fn sync_request_patch(now: &str) -> serde_json::Value {
+    serde_json::json!({"metadata": {"annotations": {RECONCILE_ANNOTATION: now}}})
+}
+
 /// The key of channel `name` in `namespace`: `<namespace>/<name>` (see [`Channel::key`]).
 pub fn channel_key(namespace: &str, name: &str) -> String {
     format!("{namespace}/{name}")

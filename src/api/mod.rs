@@ -2,5 +2,7 @@
 //! layer may import this module; it imports no layer.
 
 mod channel;
+mod shard;
 
 pub use channel::*;
+pub use shard::{Shard, ShardError, MAX_SHARD_KEY, SHARD_LABEL};

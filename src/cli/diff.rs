@@ -16,7 +16,6 @@ use k8s_openapi::api::authorization::v1::{
 use kube::api::PostParams;
 use kube::{Api, Client, ResourceExt};
 use serde_json::Value;
-use similar::TextDiff;
 
 use crate::api::{Channel, CommitInfo, InventoryEntry, APPROVE_PRUNE_ANNOTATION};
 use crate::cluster::{self, ClusterError, Resolver};
@@ -27,8 +26,7 @@ use crate::rollout::{
 };
 use crate::source::{short_sha, LocalTree, SourceError};
 
-/// Where `kubectl apply` (client-side) keeps the object it last applied.
-const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+use crate::render::diff::{is_secret, mask_secrets, unified, LAST_APPLIED_ANNOTATION};
 
 /// What to compare the cluster with.
 #[derive(Debug, Clone)]
@@ -223,7 +221,13 @@ pub fn preview_engine(
         client: client.clone(),
         service_account: None,
     };
-    let tenancy = tenancy::Tenancy::new(config, policy, user, wake);
+    let tenancy = tenancy::Tenancy::new(
+        config,
+        crate::cluster::throttle::Throttle::unlimited(),
+        policy,
+        user,
+        wake,
+    );
     Engine::new(
         client,
         crate::source::GitCache::new(cache),
@@ -243,7 +247,9 @@ pub async fn diff(
     may_impersonate(engine, channel).await?;
     let (release, commit, described) = match source {
         DiffSource::Channel => {
-            let fetched = engine.fetch(channel).await?;
+            let fetched = engine
+                .fetch(channel, Some(std::time::Instant::now()))
+                .await?;
             let release = engine.render_release(channel, &fetched).await?;
             let described = format!(
                 "commit {} \"{}\" ({})",
@@ -580,7 +586,7 @@ async fn preview(
 pub fn compare(preview: &Preview) -> ObjectChange {
     let object = preview.entry.to_string();
     let file = Some(preview.file.clone());
-    let secret = preview.entry.group.is_empty() && preview.entry.kind == "Secret";
+    let secret = is_secret(&preview.entry.group, &preview.entry.kind);
     let Some(predicted) = &preview.predicted else {
         // Its kind comes with this release: the API server cannot check it yet.
         let change = if preview.live.is_some() {
@@ -598,7 +604,7 @@ pub fn compare(preview: &Preview) -> ObjectChange {
     let mut after = comparable(predicted);
     let mut before = preview.live.as_ref().map(comparable);
     if secret {
-        mask_secret_data(before.as_mut(), &mut after);
+        mask_secrets(before.as_mut(), Some(&mut after));
     }
     let change = match &before {
         None => Change::Create,
@@ -607,7 +613,7 @@ pub fn compare(preview: &Preview) -> ObjectChange {
     };
     let diff = match change {
         Change::Unchanged => String::new(),
-        _ => unified(before.as_ref(), &after),
+        _ => unified(before.as_ref(), Some(&after), ("live", "after")),
     };
     ObjectChange {
         change,
@@ -649,45 +655,6 @@ pub fn comparable(object: &Value) -> Value {
         }
     }
     object
-}
-
-/// Replaces a Secret's values so the diff says which keys change but never shows
-/// a value: `***` when equal, `*** (before)` / `*** (after)` when not.
-fn mask_secret_data(before: Option<&mut Value>, after: &mut Value) {
-    let old = before
-        .as_ref()
-        .and_then(|b| b.get("data"))
-        .cloned()
-        .unwrap_or(Value::Null);
-    let new = after.get("data").cloned().unwrap_or(Value::Null);
-    let mask = |data: Option<&mut Value>, other: &Value, suffix: &str| {
-        let Some(map) = data.and_then(Value::as_object_mut) else {
-            return;
-        };
-        for (key, value) in map.iter_mut() {
-            let same = other.get(key) == Some(value) || other.get(key).is_none();
-            *value = Value::String(if same {
-                "***".into()
-            } else {
-                format!("*** ({suffix})")
-            });
-        }
-    };
-    mask(after.get_mut("data"), &old, "after");
-    if let Some(before) = before {
-        mask(before.get_mut("data"), &new, "before");
-    }
-}
-
-fn unified(before: Option<&Value>, after: &Value) -> String {
-    let yaml = |v: &Value| serde_yaml::to_string(v).unwrap_or_default();
-    let old = before.map(yaml).unwrap_or_default();
-    let new = yaml(after);
-    TextDiff::from_lines(&old, &new)
-        .unified_diff()
-        .context_radius(3)
-        .header("live", "after")
-        .to_string()
 }
 
 /// The report as `kubemint diff` prints it.

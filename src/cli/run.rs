@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::api::Shard;
 use crate::controller::leader::{self, LeaderElection, LeaderError};
 use crate::controller::{Metrics, Operator, OperatorSettings, SyncRequests};
 use crate::render::KustomizeCommand;
@@ -55,7 +56,12 @@ pub async fn run(
     let ready = Arc::new(AtomicBool::new(false));
     let leading = Arc::new(AtomicBool::new(election.is_none()));
     let (requests, wake) = SyncRequests::new();
-    let (config, client) = super::connect().await?;
+    let config = shard_config(&settings.shard).await?;
+    // The operator's own client and every impersonated one share one rate limit.
+    let client = settings
+        .throttle
+        .client(config.clone())
+        .map_err(super::CliError::Connect)?;
     let operator = Operator::new(
         config,
         client.clone(),
@@ -64,13 +70,29 @@ pub async fn run(
         requests.clone(),
         wake,
     );
-    let hooks = Hooks::new(operator.channels(), client.clone(), requests);
+    let hooks = Hooks::new(
+        operator.channels(),
+        client.clone(),
+        requests,
+        settings.namespace.clone(),
+    );
     // `--ui`: the UI's own watches (channels, minted ReplicaSets, channel
     // events), so pages are built from memory whichever replica leads.
     let ui = if ui {
         let caches = server::ui::Caches::start(&client, settings.namespace.as_deref()).await;
         let access = server::ui::access::Access::kubernetes(client.clone());
-        Some(server::ui::router(caches, access))
+        // A git cache of the UI's own, beside the controller's.
+        let git = server::ui::GitSide::new(
+            client.clone(),
+            server::ui::GitSettings {
+                cache_dir: settings.cache_dir.join("ui"),
+                cluster: Some(settings.cluster_name.clone()),
+                allow_local_sources: settings.tenancy.allow_local_sources,
+                kustomize: settings.kustomize.clone(),
+                limits: settings.limits,
+            },
+        );
+        Some(server::ui::router(caches, access, git))
     } else {
         None
     };
@@ -95,11 +117,12 @@ pub async fn run(
     ready.store(true, Ordering::Relaxed);
     log_kustomize(settings.kustomize.as_ref());
     let Some(election) = election else {
-        tracing::info!(namespace = ?settings.namespace, "watching channels");
+        tracing::info!(namespace = ?settings.namespace, shard = %settings.shard, selector = %settings.shard.selector(), "watching channels");
         operator.run().await;
         return Ok(());
     };
     let election = LeaderElection {
+        name: leader::lease_name(&settings.shard),
         namespace: election
             .namespace
             .unwrap_or_else(|| client.default_namespace().to_string()),
@@ -113,7 +136,7 @@ pub async fn run(
         _ = terminated() => return Ok(()),
     };
     leading.store(true, Ordering::Relaxed);
-    tracing::info!(lease = %election.lease(), identity = %election.identity, namespace = ?settings.namespace, "leading: watching channels");
+    tracing::info!(lease = %election.lease(), identity = %election.identity, namespace = ?settings.namespace, shard = %settings.shard, selector = %settings.shard.selector(), "leading: watching channels");
     tokio::select! {
         () = operator.run() => {
             leadership.step_down().await;
@@ -123,6 +146,18 @@ pub async fn run(
         // beside it. The pod restarts as a standby.
         () = leadership.lost() => Err(RunError::LostLease(election.lease())),
     }
+}
+
+/// The cluster config, sending the User-Agent of `shard` (so that the audit
+/// log tells the shards apart).
+async fn shard_config(shard: &Shard) -> Result<kube::Config, RunError> {
+    let mut config = crate::cluster::config()
+        .await
+        .map_err(super::CliError::Config)?;
+    let agent = crate::cluster::user_agent(shard.key());
+    crate::cluster::set_user_agent(&mut config, &agent)
+        .expect("a shard key is a valid header value");
+    Ok(config)
 }
 
 /// Says at startup which kustomize builds kustomizations, or that none can.

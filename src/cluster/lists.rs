@@ -63,6 +63,39 @@ pub fn watcher_config(labels: &str, streaming: bool) -> watcher::Config {
     }
 }
 
+/// Starts a reflector of `api` with `config` in the background, keeping each
+/// object as `modify` leaves it (to drop fields nobody reads), and returns its
+/// store. A failed watch is retried with backoff; `what` names the cache in
+/// the warning, which says why it may be stale.
+pub fn spawn_reflector<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    modify: impl FnMut(&mut K) + Send + 'static,
+    what: &'static str,
+) -> kube::runtime::reflector::Store<K>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    use futures::StreamExt;
+    use kube::runtime::WatchStreamExt;
+    let (reader, writer) = kube::runtime::reflector::store();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(modify)
+        .reflect(writer);
+    tokio::spawn(async move {
+        stream
+            .for_each(|item| async move {
+                if let Err(e) = item {
+                    tracing::warn!(error = %e, cache = what, "watch failed; retrying");
+                }
+            })
+            .await;
+    });
+    reader
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@ mod discovery;
 pub mod lists;
 mod prune;
 mod revisions;
+pub mod throttle;
 
 pub use apply::{
     apply_object, dry_run_object, is_missing_namespace, live_object, take_ownership, wait_for_crd,
@@ -156,6 +157,31 @@ pub async fn config() -> Result<kube::Config, kube::Error> {
     Ok(config)
 }
 
+/// The User-Agent of an operator of shard `shard`: [`USER_AGENT`], with the
+/// shard in a comment (`kubemint/0.1.0 (shard a)`) so that the audit log and
+/// API server metrics tell the shards apart, while a prefix match on
+/// [`USER_AGENT`] still finds every kubemint.
+pub fn user_agent(shard: Option<&str>) -> String {
+    match shard {
+        Some(key) => format!("{USER_AGENT} (shard {key})"),
+        None => USER_AGENT.to_string(),
+    }
+}
+
+/// Replaces the User-Agent that `config` sends (the one [`config`] set).
+/// Fails only on a value that is no valid header (a shard key never is).
+pub fn set_user_agent(
+    config: &mut kube::Config,
+    agent: &str,
+) -> Result<(), http::header::InvalidHeaderValue> {
+    let value = http::HeaderValue::from_str(agent)?;
+    config
+        .headers
+        .retain(|(name, _)| name != http::header::USER_AGENT);
+    config.headers.push((http::header::USER_AGENT, value));
+    Ok(())
+}
+
 /// A client from [`config`].
 pub async fn connect() -> Result<kube::Client, kube::Error> {
     kube::Client::try_from(config().await?)
@@ -195,6 +221,27 @@ pub async fn secret_data(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_have_their_own_user_agent_under_kubemints() {
+        assert_eq!(user_agent(None), USER_AGENT);
+        let a = user_agent(Some("a"));
+        assert_eq!(a, format!("{USER_AGENT} (shard a)"));
+        assert!(a.starts_with(USER_AGENT));
+        let mut config = kube::Config::new("https://127.0.0.1:6443".parse().unwrap());
+        config.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(USER_AGENT),
+        ));
+        set_user_agent(&mut config, &a).unwrap();
+        let agents: Vec<_> = config
+            .headers
+            .iter()
+            .filter(|(n, _)| n == http::header::USER_AGENT)
+            .map(|(_, v)| v.to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(agents, [a]);
+    }
 
     fn api(code: u16) -> kube::Error {
         kube::Error::Api(Box::new(

@@ -112,14 +112,41 @@ impl Context {
             .remove(key);
     }
 
+    /// Lets go of everything held for channel `key` (deleted, or moved to
+    /// another shard): its memo, its local-repository watch and, given the
+    /// channel, the identity it acted as with that identity's watches.
+    pub(super) fn let_go(&self, key: &str, channel: Option<&Channel>) {
+        self.forget(key);
+        self.watches.forget(key);
+        if let Some(channel) = channel {
+            self.engine.tenancy().release(channel);
+        }
+    }
+
     /// Publishes an event about `channel`; failures to publish are logged, not fatal.
     pub async fn publish(&self, channel: &Channel, type_: EventType, reason: &str, note: String) {
+        self.publish_related(channel, type_, reason, note, None)
+            .await;
+    }
+
+    /// Like [`Context::publish`], naming the object it is about besides the
+    /// channel (a release's ReplicaSet or test Job). The recorder folds events
+    /// of the same reason and related object into one series, keeping the
+    /// first note: events of different releases must name different objects.
+    pub async fn publish_related(
+        &self,
+        channel: &Channel,
+        type_: EventType,
+        reason: &str,
+        note: String,
+        related: Option<k8s_openapi::api::core::v1::ObjectReference>,
+    ) {
         let event = Event {
             type_,
             reason: reason.to_string(),
             note: Some(truncate(&note, 1000)),
             action: "Reconcile".to_string(),
-            secondary: None,
+            secondary: related,
         };
         if let Err(e) = self
             .recorder

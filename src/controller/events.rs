@@ -49,19 +49,8 @@ pub(super) async fn publish(
         ctx.publish(channel, EventType::Normal, "Minted", note)
             .await;
     }
-    let was_active = channel
-        .status
-        .as_ref()
-        .and_then(|s| s.active_release.as_deref())
-        == Some(release.as_str())
-        && channel
-            .status
-            .as_ref()
-            .and_then(|s| s.last_applied_commit.as_ref())
-            .map(|c| c.sha.as_str())
-            == Some(commit.sha.as_str());
-    let promoted = matches!(plan.phase, Phase::Active | Phase::Draining);
-    if !done.switched.is_empty() || (promoted && !was_active) {
+    let promoted_now = promoted_now(channel, rendered, plan, done);
+    if promoted_now {
         let (reason, note) = if rendered.desired.revisions.is_empty() {
             (
                 "Applied",
@@ -87,7 +76,38 @@ pub(super) async fn publish(
                 ),
             )
         };
-        ctx.publish(channel, EventType::Normal, reason, note).await;
+        let related = rendered
+            .desired
+            .revisions
+            .first()
+            .map(|r| reference("apps/v1", "ReplicaSet", Some(&r.namespace), &r.name));
+        ctx.publish_related(channel, EventType::Normal, reason, note, related)
+            .await;
+        // A passed test is told too, with its last log lines (the UI shows them).
+        // (The logs are the first Job's, as report.rs reads them.)
+        let jobs: Vec<&str> = rendered
+            .desired
+            .hooks
+            .iter()
+            .map(|h| h.id.name.as_str())
+            .collect();
+        if let Some(first) = rendered.desired.hooks.first() {
+            let logs = logs
+                .map(|l| format!("; last log lines:\n{l}"))
+                .unwrap_or_default();
+            let note = format!(
+                "Pre-promotion test Job {} of release {release} passed{logs}",
+                jobs.join(", ")
+            );
+            let job = reference(
+                &first.api_version,
+                "Job",
+                first.id.namespace.as_deref(),
+                &first.id.name,
+            );
+            ctx.publish_related(channel, EventType::Normal, "TestPassed", note, Some(job))
+                .await;
+        }
     }
     if !done.drained.is_empty() {
         let note = format!("Scaled {} to zero", done.drained.join(", "));
@@ -105,11 +125,71 @@ pub(super) async fn publish(
         ctx.publish(channel, EventType::Normal, "DriftCorrected", note)
             .await;
     }
-    if let Phase::Failed { now: true, .. } = &plan.phase {
+    if let Phase::Failed {
+        now: true, hook, ..
+    } = &plan.phase
+    {
         let message = status::failure_message(release, &channel.spec.rollout, plan, logs);
-        ctx.publish(channel, EventType::Warning, "ReleaseFailed", message)
-            .await;
+        let desired = &rendered.desired;
+        let related = match hook
+            .as_ref()
+            .and_then(|j| desired.hooks.iter().find(|h| &h.id.name == j))
+        {
+            Some(h) => Some(reference(
+                &h.api_version,
+                "Job",
+                h.id.namespace.as_deref(),
+                &h.id.name,
+            )),
+            None => desired
+                .revisions
+                .first()
+                .map(|r| reference("apps/v1", "ReplicaSet", Some(&r.namespace), &r.name)),
+        };
+        ctx.publish_related(
+            channel,
+            EventType::Warning,
+            "ReleaseFailed",
+            message,
+            related,
+        )
+        .await;
     }
+}
+
+/// A reference to an object of the release, for an event's `related`.
+fn reference(
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> k8s_openapi::api::core::v1::ObjectReference {
+    k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some(api_version.to_string()),
+        kind: Some(kind.to_string()),
+        namespace: namespace.map(str::to_string),
+        name: Some(name.to_string()),
+        ..Default::default()
+    }
+}
+
+/// Whether the pass promoted the release (or applied one without workloads)
+/// that was not serving before it.
+pub(super) fn promoted_now(
+    channel: &Channel,
+    rendered: &Rendered,
+    plan: &Plan,
+    done: &Executed,
+) -> bool {
+    // A commit that renders to the release already serving (one that changed
+    // nothing the channel reads) promotes nothing: no event.
+    let was_active = channel
+        .status
+        .as_ref()
+        .and_then(|s| s.active_release.as_deref())
+        == Some(rendered.desired.id.as_str());
+    let promoted = matches!(plan.phase, Phase::Active | Phase::Draining);
+    !done.switched.is_empty() || (promoted && !was_active)
 }
 
 pub(super) async fn log_new_commit(channel: &Channel, ctx: &Context, fetched: &Fetched) {

@@ -9,12 +9,26 @@ use kube_lease_manager::{LeaseManager, LeaseManagerBuilder, LeaseManagerError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Name of the Lease that replicas compete for.
+use crate::api::Shard;
+
+/// Name of the Lease that replicas of the unsharded operator compete for.
 pub const LEASE_NAME: &str = "kubemint-leader";
+
+/// The Lease of `shard`'s replicas: each shard elects its own leader, so
+/// [`LEASE_NAME`] for the unsharded operator and `kubemint-leader-shard-<key>`
+/// for a shard (a shard key is a DNS label, so this is a valid name).
+pub fn lease_name(shard: &Shard) -> String {
+    match shard.key() {
+        Some(key) => format!("{LEASE_NAME}-shard-{key}"),
+        None => LEASE_NAME.to_string(),
+    }
+}
 
 /// How a replica takes part in the election.
 #[derive(Debug, Clone)]
 pub struct LeaderElection {
+    /// Name of the Lease ([`lease_name`] of the operator's shard).
+    pub name: String,
     /// Namespace of the Lease (the operator's own namespace).
     pub namespace: String,
     /// This replica's name in the Lease (`holderIdentity`); unique per process.
@@ -53,14 +67,14 @@ pub struct Leadership {
 impl LeaderElection {
     /// `namespace/name` of the Lease.
     pub fn lease(&self) -> String {
-        format!("{}/{LEASE_NAME}", self.namespace)
+        format!("{}/{}", self.namespace, self.name)
     }
 
     /// Waits until this process holds the Lease (creating it when it does not
     /// exist), then keeps renewing it in the background.
     pub async fn acquire(&self, client: Client) -> Result<Leadership, LeaderError> {
         let seconds = self.lease_duration.as_secs().max(2);
-        let manager = LeaseManagerBuilder::new(client, LEASE_NAME)
+        let manager = LeaseManagerBuilder::new(client, &self.name)
             .with_namespace(&self.namespace)
             .with_identity(&self.identity)
             .with_duration(seconds)
@@ -123,6 +137,19 @@ pub fn identity(pod_name: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_shard_has_its_own_lease() {
+        assert_eq!(lease_name(&Shard::unsharded()), "kubemint-leader");
+        assert_eq!(
+            lease_name(&Shard::parse("a").unwrap()),
+            "kubemint-leader-shard-a"
+        );
+        assert_ne!(
+            lease_name(&Shard::parse("a").unwrap()),
+            lease_name(&Shard::parse("b").unwrap())
+        );
+    }
 
     #[test]
     fn identities_name_the_pod_and_the_process() {

@@ -29,6 +29,21 @@ pub struct NoteLabels {
     pub outcome: String,
 }
 
+/// Labels of a render decision.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RenderLabels {
+    /// `rendered`, or `carried_over` (a new commit that changed nothing the
+    /// channel reads: the release it had, with no render).
+    pub outcome: String,
+}
+
+/// Labels of a git poll.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PollLabels {
+    /// `true` when a channel took another channel's poll of the same ref.
+    pub shared: String,
+}
+
 /// The controller's metrics, registered in one registry.
 pub struct Metrics {
     /// Registry served at `/metrics`.
@@ -47,6 +62,10 @@ pub struct Metrics {
     pub git_received_bytes: Counter,
     /// Deployment notes by outcome.
     pub notes: Family<NoteLabels, Counter>,
+    /// Commits rendered, or carried over without a render.
+    pub renders: Family<RenderLabels, Counter>,
+    /// Git polls by whether they were shared.
+    pub git_polls: Family<PollLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -94,8 +113,22 @@ impl Default for Metrics {
             "Deployment notes pushed to git, by outcome",
             notes.clone(),
         );
+        let renders = Family::<RenderLabels, Counter>::default();
+        registry.register(
+            "renders",
+            "Commits rendered, or carried over without a render because they changed nothing the channel reads",
+            renders.clone(),
+        );
+        let git_polls = Family::<PollLabels, Counter>::default();
+        registry.register(
+            "git_polls",
+            "Git polls of channels, by whether another channel's poll of the same ref was taken",
+            git_polls.clone(),
+        );
         Metrics {
             registry,
+            renders,
+            git_polls,
             notes,
             webhook_requests,
             git_poll_duration,
@@ -136,9 +169,25 @@ impl Metrics {
             .inc();
     }
 
-    /// Records the cost of one git poll.
-    pub fn observe_fetch(&self, stats: &crate::source::TransferStats) {
-        self.git_poll_duration.observe(stats.elapsed.as_secs_f64());
-        self.git_received_bytes.inc_by(stats.received_bytes as u64);
+    /// Records one git poll of a channel, and its cost when it was not shared.
+    pub fn observe_fetch(&self, stats: &crate::source::TransferStats, shared: bool) {
+        self.git_polls
+            .get_or_create(&PollLabels {
+                shared: shared.to_string(),
+            })
+            .inc();
+        if !shared {
+            self.git_poll_duration.observe(stats.elapsed.as_secs_f64());
+            self.git_received_bytes.inc_by(stats.received_bytes as u64);
+        }
+    }
+
+    /// Counts one render decision (`rendered` or `carried_over`).
+    pub fn count_render(&self, outcome: &str) {
+        self.renders
+            .get_or_create(&RenderLabels {
+                outcome: outcome.into(),
+            })
+            .inc();
     }
 }

@@ -11,6 +11,7 @@ pub mod leader;
 mod metrics;
 mod reconcile;
 mod report;
+mod shards;
 mod status;
 mod triggers;
 
@@ -21,7 +22,6 @@ use futures::StreamExt;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
 use kube::{Api, Client};
 
 /// The Channel API types, under their old path.
@@ -59,7 +59,17 @@ pub struct OperatorSettings {
     pub cluster_name: String,
     /// Impersonation and namespace limits of channels.
     pub tenancy: tenancy::TenancyPolicy,
+    /// Channel passes that run at once (`--concurrency`).
+    pub concurrency: u16,
+    /// The rate limit of every client of the operator (`--kube-api-qps`, `--kube-api-burst`).
+    pub throttle: crate::cluster::throttle::Throttle,
+    /// The channels this operator takes (`--shard`): those labelled with its
+    /// key, or, unsharded, those without the label.
+    pub shard: crate::api::Shard,
 }
+
+/// The default of `--concurrency`.
+pub const DEFAULT_CONCURRENCY: u16 = 16;
 
 /// The controller, built but not yet running. Its cache of channels can be
 /// shared before it runs (the webhook receivers read it).
@@ -94,6 +104,7 @@ impl Operator {
             observe::Observer::start(client.clone(), touched.clone(), settings.namespace.clone());
         let tenancy = tenancy::Tenancy::new(
             config,
+            settings.throttle.clone(),
             settings.tenancy.clone(),
             tenancy::Access {
                 client: client.clone(),
@@ -113,9 +124,12 @@ impl Operator {
             requests,
             tenancy,
         ));
-        let controller = Controller::new(channels, watcher::Config::default().any_semantic())
+        let controller = shards::controller(channels, &settings.shard, ctx.clone())
             .reconcile_on(events)
             .reconcile_on(wake)
+            .with_config(
+                kube::runtime::controller::Config::default().concurrency(settings.concurrency),
+            )
             .shutdown_on_signal();
         Operator { controller, ctx }
     }

@@ -209,19 +209,22 @@ async fn poll(
     timing: &Timing,
 ) -> Result<Result<Arc<Rendered>, Duration>, PassError> {
     let key = channel.key();
+    let not_before = ctx.memo(&key, |m| {
+        schedule::poll_not_before(&m.schedule, trigger, Instant::now(), timing.interval)
+    });
     let fetched = ctx
         .engine
-        .fetch(channel)
+        .fetch(channel, not_before)
         .await
         .map_err(|e| (e.into(), None))?;
-    ctx.metrics.observe_fetch(&fetched.stats);
+    ctx.metrics.observe_fetch(&fetched.stats, fetched.shared);
     let sha = fetched.commit.sha.as_str();
     let step = ctx.memo(&key, |m| {
         schedule::fetched(
             &mut m.schedule,
             trigger,
             sha,
-            Instant::now(),
+            (fetched.polled_at, Instant::now()),
             timing.interval,
         )
     });
@@ -233,18 +236,36 @@ async fn poll(
         Next::UseRendered => Ok(Ok(ctx
             .memo(&key, |m| m.rendered.clone())
             .expect("the schedule uses a rendered commit only when there is one"))),
-        Next::Render => {
-            let rendered = ctx
-                .engine
-                .deliverable(channel, &fetched)
-                .await
-                .map_err(|e| {
-                    let info = CommitInfo {
-                        reference: Some(fetched.reference.clone()),
-                        ..pipeline::commit_info(&fetched.commit)
-                    };
-                    (e.into(), Some(info))
-                })?;
+        Next::Render | Next::RenderIfChanged => {
+            let info = || CommitInfo {
+                reference: Some(fetched.reference.clone()),
+                ..pipeline::commit_info(&fetched.commit)
+            };
+            let previous = match step.next {
+                Next::RenderIfChanged => ctx.memo(&key, |m| m.rendered.clone()),
+                _ => None,
+            };
+            let carried = match previous {
+                Some(previous) => ctx
+                    .engine
+                    .carried_over(channel, &previous, &fetched)
+                    .await
+                    .map_err(|e| (e.into(), Some(info())))?,
+                None => None,
+            };
+            let rendered = match carried {
+                Some(carried) => {
+                    ctx.metrics.count_render("carried_over");
+                    carried
+                }
+                None => {
+                    ctx.metrics.count_render("rendered");
+                    ctx.engine
+                        .deliverable(channel, &fetched)
+                        .await
+                        .map_err(|e| (e.into(), Some(info())))?
+                }
+            };
             let rendered = Arc::new(rendered);
             ctx.memo(&key, |m| {
                 schedule::rendered(&mut m.schedule, sha, rendered.unresolved);
@@ -367,9 +388,7 @@ async fn cleanup(channel: &Channel, ctx: &Context) -> Result<Action, Error> {
     if channel.spec.prune && !channel.spec.suspend {
         prune_all(channel, ctx).await?;
     }
-    ctx.forget(&channel.key());
-    ctx.watches.forget(&channel.key());
-    ctx.engine.tenancy().release(channel);
+    ctx.let_go(&channel.key(), Some(channel));
     Ok(Action::await_change())
 }
 

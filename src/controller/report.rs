@@ -45,6 +45,13 @@ pub(super) async fn report(
             hook: Some(job),
             ..
         } if *now || !reported => Some(hook_logs(&seen.access.client, job, rendered).await),
+        // A test that passed: its logs go into the TestPassed event.
+        _ if events::promoted_now(channel, rendered, plan, done) => {
+            match rendered.desired.hooks.first() {
+                Some(hook) => Some(hook_logs(&seen.access.client, &hook.id.name, rendered).await),
+                None => None,
+            }
+        }
         _ => None,
     };
     events::publish(ctx, channel, rendered, plan, done, logs.as_deref()).await;

@@ -1,8 +1,9 @@
 //! Requests for an immediate sync of one channel, from webhooks and local-path
 //! watches: the channel is queued at once, and its next pass fetches.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use futures::Stream;
 use kube::runtime::reflector::ObjectRef;
@@ -13,7 +14,8 @@ use crate::api::Channel;
 /// A cloneable handle to ask for syncs.
 #[derive(Clone)]
 pub struct SyncRequests {
-    pending: Arc<Mutex<HashSet<String>>>,
+    /// Channels asked for, with when the first pending request came.
+    pending: Arc<Mutex<HashMap<String, Instant>>>,
     wake: mpsc::UnboundedSender<ObjectRef<Channel>>,
 }
 
@@ -38,12 +40,14 @@ impl SyncRequests {
         self.pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(crate::api::channel_key(namespace, name));
+            .entry(crate::api::channel_key(namespace, name))
+            .or_insert_with(Instant::now);
         let _ = self.wake.send(ObjectRef::new(name).within(namespace));
     }
 
-    /// Whether a sync of `key` (`namespace/name`) was requested; clears the request.
-    pub fn take(&self, key: &str) -> bool {
+    /// When a sync of `key` (`namespace/name`) was requested, if it was;
+    /// clears the request. Its pass needs a poll made after that time.
+    pub fn take(&self, key: &str) -> Option<Instant> {
         self.pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -99,9 +103,9 @@ mod tests {
             wake.next().await,
             Some(ObjectRef::new("web").within("shop"))
         );
-        assert!(requests.take("shop/web"));
-        assert!(!requests.take("shop/web"));
-        assert!(!requests.take("shop/other"));
+        assert!(requests.take("shop/web").is_some());
+        assert!(requests.take("shop/web").is_none());
+        assert!(requests.take("shop/other").is_none());
     }
 
     #[tokio::test(start_paused = true)]

@@ -190,10 +190,16 @@ impl Engine {
             .map_err(|e| Error::Impersonation(crate::cluster::api_message(&e)))
     }
 
-    /// Fetches (and verifies) the commit `spec.git.ref` points to.
-    pub async fn fetch(&self, channel: &Channel) -> Result<Fetched, Error> {
+    /// Fetches (and verifies) the commit `spec.git.ref` points to, from a poll
+    /// that started at or after `not_before` (shared with the channels that
+    /// follow the same ref; `None`: any poll).
+    pub async fn fetch(
+        &self,
+        channel: &Channel,
+        not_before: Option<std::time::Instant>,
+    ) -> Result<Fetched, Error> {
         self.admit(channel)?;
-        source::fetch(&self.git, &self.client, channel).await
+        source::fetch(&self.git, &self.client, channel, not_before).await
     }
 
     /// A fetched commit made deliverable: rendered, [`Engine::prepare`]d, and through the [`Engine::gates`].
@@ -207,9 +213,53 @@ impl Engine {
             reference: Some(fetched.reference.clone()),
             ..commit_info(&fetched.commit)
         };
-        let rendered = self.prepare(channel, &release, commit).await?;
+        let mut rendered = self.prepare(channel, &release, commit).await?;
         self.gates(channel, &rendered)?;
+        let ids = self.input_ids(channel, fetched, &release.inputs).await?;
+        rendered.inputs = release.inputs.into_iter().zip(ids).collect();
         Ok(rendered)
+    }
+
+    /// `previous` carried over to the commit of `fetched` if that commit
+    /// changed none of the directories `previous` was rendered from: the
+    /// channel records the new commit and sends nothing else, with no render,
+    /// no API request and no event. `None`: render it. The gates that depend
+    /// on the channel's state (the prune hold) are checked again.
+    pub async fn carried_over(
+        &self,
+        channel: &Channel,
+        previous: &Rendered,
+        fetched: &Fetched,
+    ) -> Result<Option<Rendered>, Error> {
+        let dirs: Vec<String> = previous.inputs.iter().map(|(d, _)| d.clone()).collect();
+        let ids = self.input_ids(channel, fetched, &dirs).await?;
+        let commit = CommitInfo {
+            reference: Some(fetched.reference.clone()),
+            ..commit_info(&fetched.commit)
+        };
+        let Some(carried) = super::prepare::carried_over(previous, commit, &ids) else {
+            return Ok(None);
+        };
+        self.gates(channel, &carried)?;
+        Ok(Some(carried))
+    }
+
+    /// The git object ids of `dirs` in the fetched commit.
+    async fn input_ids(
+        &self,
+        channel: &Channel,
+        fetched: &Fetched,
+        dirs: &[String],
+    ) -> Result<Vec<Option<String>>, Error> {
+        Ok(self
+            .git
+            .tree_ids(
+                &channel.spec.git.url,
+                &fetched.credentials,
+                &fetched.commit.sha,
+                dirs,
+            )
+            .await?)
     }
 
     /// Renders a fetched commit at the channel's path, within the limits.

@@ -15,6 +15,7 @@ use crate::render::{Object, Release};
 use crate::rollout::{mint, DesiredObject, DesiredRelease, CHANNEL_LABEL};
 
 /// A rendered commit, ready to plan against the cluster.
+#[derive(Clone)]
 pub struct Rendered {
     /// The commit, with the ref it came from.
     pub commit: CommitInfo,
@@ -31,6 +32,28 @@ pub struct Rendered {
     /// Selectors of declared Services that exist without kubemint's labels
     /// (made by hand, being adopted): they keep serving what they select until promotion.
     pub unlabelled: BTreeMap<(String, String), BTreeMap<String, String>>,
+    /// The directories of the repository it was rendered from, with their git
+    /// object ids at `commit` (`None`: absent): a later commit with the same
+    /// ids renders to the same release (see [`carried_over`]).
+    pub inputs: Vec<(String, Option<String>)>,
+}
+
+/// `previous` carried over to `commit` when `ids` (the ids of its input
+/// directories at `commit`) are the ones it was rendered with: the new commit
+/// changed nothing it reads, so rendering it would give the same release.
+/// `None` when something changed (or nothing is known of the inputs).
+pub fn carried_over(
+    previous: &Rendered,
+    commit: CommitInfo,
+    ids: &[Option<String>],
+) -> Option<Rendered> {
+    let same = !previous.inputs.is_empty()
+        && previous.inputs.len() == ids.len()
+        && previous.inputs.iter().zip(ids).all(|((_, a), b)| a == b);
+    same.then(|| Rendered {
+        commit,
+        ..previous.clone()
+    })
 }
 
 /// Settles every object's kind and namespace: the release as desired state, and the kinds to watch.
@@ -129,11 +152,14 @@ pub(super) async fn prepare(
         namespaces,
         summaries: minted.revisions.iter().map(|r| r.summary()).collect(),
         unlabelled,
+        inputs: Vec::new(),
     })
 }
 
 /// Declared, pinned Services that exist but are not labelled for the channel
-/// (one list per namespace, once per commit).
+/// (once per commit): a GET of each when a namespace has few of them, one
+/// list when it has many. A list costs what the whole namespace holds, which
+/// in a namespace of a thousand channels is a thousand Services per render.
 async fn unlabelled_services(
     client: &Client,
     desired: &DesiredRelease,
@@ -152,22 +178,40 @@ async fn unlabelled_services(
     let namespaces: BTreeSet<&String> = pinned.iter().map(|(ns, _)| ns).collect();
     let mut found = BTreeMap::new();
     for ns in namespaces {
-        let list = Api::<Service>::namespaced(client.clone(), ns)
-            .list(&Default::default())
-            .await
-            .map_err(|source| match first_pinned(desired, ns) {
-                // The identity may not list Services there: name what needs it.
-                Some(o) if crate::cluster::is_forbidden(&source) => ClusterError::Rejected {
-                    file: o.file.clone(),
-                    object: o.id.to_string(),
-                    source,
-                },
-                _ => ClusterError::Observe {
-                    what: format!("Services in {ns}"),
-                    source,
-                },
-            })?;
-        for svc in list.items {
+        let names: Vec<&String> = pinned
+            .iter()
+            .filter(|(n, _)| n == ns)
+            .map(|(_, name)| name)
+            .collect();
+        let api = Api::<Service>::namespaced(client.clone(), ns);
+        let refused = |source: kube::Error, what: String| match first_pinned(desired, ns) {
+            // The identity may not read Services there: name what needs it.
+            Some(o) if crate::cluster::is_forbidden(&source) => ClusterError::Rejected {
+                file: o.file.clone(),
+                object: o.id.to_string(),
+                source,
+            },
+            _ => ClusterError::Observe { what, source },
+        };
+        let services: Vec<Service> = if names.len() <= GET_EACH_UP_TO {
+            let mut services = Vec::new();
+            for name in names {
+                if let Some(svc) = api
+                    .get_opt(name)
+                    .await
+                    .map_err(|e| refused(e, format!("Service {ns}/{name}")))?
+                {
+                    services.push(svc);
+                }
+            }
+            services
+        } else {
+            api.list(&Default::default())
+                .await
+                .map_err(|e| refused(e, format!("Services in {ns}")))?
+                .items
+        };
+        for svc in services {
             let key = (ns.clone(), svc.name_any());
             let ours = svc.labels().get(CHANNEL_LABEL) == Some(&desired.channel);
             if ours || !pinned.contains(&key) {
@@ -180,7 +224,9 @@ async fn unlabelled_services(
     Ok(found)
 }
 
-/// The first declared Service of `namespace` pinned to a revision.
+/// Pinned Services of one namespace read one by one rather than listed.
+const GET_EACH_UP_TO: usize = 8;
+
 fn first_pinned<'d>(desired: &'d DesiredRelease, namespace: &str) -> Option<&'d DesiredObject> {
     desired
         .objects

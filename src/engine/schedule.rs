@@ -44,8 +44,8 @@ pub struct RenderedCommit {
 pub struct Trigger {
     /// The channel's generation and request annotations (see the controller's `trigger_of`).
     pub spec: String,
-    /// A sync request (webhook, local watch) is pending.
-    pub requested: bool,
+    /// When a pending sync request (webhook, local watch) was made, if one is.
+    pub requested: Option<Instant>,
 }
 
 /// How a pass starts.
@@ -77,6 +77,10 @@ pub enum Next {
     /// Keep delivering the commit already rendered (the ref did not move, or
     /// its head was rejected for good: the previous release stays as declared).
     UseRendered,
+    /// The ref moved under the same trigger: carry the rendered release over
+    /// to the fetched commit if it changed nothing the release was rendered
+    /// from, and render it otherwise.
+    RenderIfChanged,
     /// Render the fetched commit.
     Render,
 }
@@ -85,13 +89,13 @@ pub enum Next {
 /// request annotation): what was refused may be allowed now, so refused
 /// watches try again at once.
 pub fn asked(s: &Schedule, trigger: &Trigger) -> bool {
-    trigger.requested || s.trigger != trigger.spec
+    trigger.requested.is_some() || s.trigger != trigger.spec
 }
 
 /// Decides how a pass starts.
 pub fn start(s: &Schedule, trigger: &Trigger, now: Instant, interval: Duration) -> Start {
     let same_trigger = s.trigger == trigger.spec;
-    let poll_due = trigger.requested
+    let poll_due = trigger.requested.is_some()
         || !same_trigger
         || s.rendered.is_none()
         || s.polled_at
@@ -108,21 +112,52 @@ pub fn start(s: &Schedule, trigger: &Trigger, now: Instant, interval: Duration) 
     }
 }
 
+/// How fresh a poll must be for this pass, as the earliest time it may have
+/// started (`None`: any poll will do). Channels that follow the same ref
+/// share polls (see [`crate::source::polls`]):
+/// - a sync request needs a poll made after it (a webhook for a repository
+///   wakes all its channels, and they share the one poll made after it);
+/// - a changed trigger (a new channel, a spec change, a reconcile request)
+///   takes a poll at most [`COALESCE`] old, so that channels created together
+///   share one;
+/// - a poll due by the interval takes one made within the interval: since
+///   [`fetched`] dates the channel's poll from the shared poll's start, every
+///   channel of a repository comes due at the same time, and one of them polls.
+pub fn poll_not_before(
+    s: &Schedule,
+    trigger: &Trigger,
+    now: Instant,
+    interval: Duration,
+) -> Option<Instant> {
+    if let Some(at) = trigger.requested {
+        return Some(at);
+    }
+    if s.trigger != trigger.spec {
+        return Some(now.checked_sub(COALESCE).unwrap_or(now));
+    }
+    now.checked_sub(interval)
+}
+
+/// How old a poll may be for a channel whose trigger just changed.
+pub const COALESCE: Duration = Duration::from_secs(2);
+
 /// Records a poll that found `sha` at the ref, and decides what it means:
 /// a commit that did not move is not rendered again (unless the trigger
 /// changed or some kinds were unresolved), a commit rejected under the same
 /// trigger is not tried again, and a transient failure waits out its backoff
 /// unless the ref moved.
+/// The poll is dated from `polled_at`, when it started (another channel's
+/// poll, when shared), so the next is due an interval after it.
 pub fn fetched(
     s: &mut Schedule,
     trigger: &Trigger,
     sha: &str,
-    now: Instant,
+    (polled_at, now): (Instant, Instant),
     interval: Duration,
 ) -> Fetched {
     let same_trigger = s.trigger == trigger.spec;
     let backing_off = backing_off(s, trigger, now);
-    s.polled_at = Some(now);
+    s.polled_at = Some(polled_at.min(now));
     s.trigger = trigger.spec.clone();
     // Nothing rendered yet (the first render failed): the head fetched last time counts.
     let moved = match &s.rendered {
@@ -144,7 +179,10 @@ pub fn fetched(
     let next = match &s.rendered {
         Some(_) if head_rejected => Next::UseRendered,
         None if head_rejected => Next::Wait(interval),
-        Some(r) if !moved && same_trigger && !r.unresolved => Next::UseRendered,
+        Some(r) if same_trigger && !r.unresolved => match moved {
+            false => Next::UseRendered,
+            true => Next::RenderIfChanged,
+        },
         _ => Next::Render,
     };
     Fetched { new_commit, next }
@@ -219,7 +257,7 @@ pub fn backoff(failures: u32) -> Duration {
 /// The end of a backoff still running, unless a request or a spec change cuts it short.
 fn backing_off(s: &Schedule, trigger: &Trigger, now: Instant) -> Option<Instant> {
     s.retry_at
-        .filter(|t| *t > now && s.trigger == trigger.spec && !trigger.requested)
+        .filter(|t| *t > now && s.trigger == trigger.spec && trigger.requested.is_none())
 }
 
 /// How long until the next poll is due.

@@ -35,7 +35,7 @@ fn memo(
 fn trigger(spec: &str, requested: bool) -> Trigger {
     Trigger {
         spec: spec.into(),
-        requested,
+        requested: requested.then(Instant::now),
     }
 }
 
@@ -141,8 +141,28 @@ fn a_fetched_commit_is_rendered_once_and_a_rejected_one_not_again() {
             fetched_(false, Next::UseRendered),
         ),
         (
-            "the ref moved: render the new commit",
+            "the ref moved: render the new commit if it changed the channel's inputs",
             memo(now, Some(60), Some("a"), Some("a")),
+            trigger(SPEC, false),
+            "b",
+            fetched_(true, Next::RenderIfChanged),
+        ),
+        (
+            "the ref moved and the spec changed: render",
+            memo(now, Some(60), Some("a"), Some("a")),
+            trigger("4|||", false),
+            "b",
+            fetched_(true, Next::Render),
+        ),
+        (
+            "the ref moved with kinds unresolved: render",
+            Schedule {
+                rendered: Some(RenderedCommit {
+                    sha: "a".into(),
+                    unresolved: true,
+                }),
+                ..memo(now, Some(60), None, Some("a"))
+            },
             trigger(SPEC, false),
             "b",
             fetched_(true, Next::Render),
@@ -207,7 +227,7 @@ fn a_fetched_commit_is_rendered_once_and_a_rejected_one_not_again() {
             fetched_(false, Next::Wait(secs(4))),
         ),
         (
-            "backing off but the ref moved: render the new commit at once",
+            "backing off but the ref moved: take the new commit at once",
             Schedule {
                 failures: 3,
                 retry_at: Some(now + secs(4)),
@@ -215,11 +235,11 @@ fn a_fetched_commit_is_rendered_once_and_a_rejected_one_not_again() {
             },
             trigger(SPEC, false),
             "b",
-            fetched_(true, Next::Render),
+            fetched_(true, Next::RenderIfChanged),
         ),
     ];
     for (name, mut schedule, trigger, sha, want) in rows {
-        let got = fetched(&mut schedule, &trigger, sha, now, INTERVAL);
+        let got = fetched(&mut schedule, &trigger, sha, (now, now), INTERVAL);
         assert_eq!(got, want, "{name}");
         assert_eq!(
             schedule.polled_at,
@@ -343,5 +363,68 @@ fn a_render_is_remembered_with_its_unresolved_kinds() {
             sha: "a".into(),
             unresolved: true
         })
+    );
+}
+
+#[test]
+fn a_pass_takes_a_shared_poll_as_fresh_as_what_asked_for_it() {
+    let now = Instant::now() + secs(3600);
+    let asked_at = now - secs(3);
+    let polled = memo(now, Some(10), Some("a"), Some("a"));
+    let rows: Vec<(&str, Schedule, Trigger, Option<Instant>)> = vec![
+        (
+            "due by the interval: any poll made within it",
+            polled.clone(),
+            trigger(SPEC, false),
+            Some(now - INTERVAL),
+        ),
+        (
+            "a sync request: a poll made after it",
+            polled.clone(),
+            Trigger {
+                spec: SPEC.into(),
+                requested: Some(asked_at),
+            },
+            Some(asked_at),
+        ),
+        (
+            "a new channel or spec: a poll of the last moments",
+            Schedule::default(),
+            trigger(SPEC, false),
+            Some(now - COALESCE),
+        ),
+        (
+            "a changed annotation: a poll of the last moments",
+            polled,
+            trigger("4|||", false),
+            Some(now - COALESCE),
+        ),
+    ];
+    for (name, s, trigger, want) in rows {
+        assert_eq!(poll_not_before(&s, &trigger, now, INTERVAL), want, "{name}");
+    }
+}
+
+#[test]
+fn a_shared_poll_dates_the_channel_s_next_poll() {
+    let now = Instant::now() + secs(3600);
+    let mut s = memo(now, Some(70), Some("a"), Some("a"));
+    // Another channel polled 50 s ago: this one is next due 10 s from now, with it.
+    let got = fetched(
+        &mut s,
+        &trigger(SPEC, false),
+        "a",
+        (now - secs(50), now),
+        INTERVAL,
+    );
+    assert_eq!(got.next, Next::UseRendered);
+    assert_eq!(s.polled_at, Some(now - secs(50)));
+    assert_eq!(
+        start(&s, &trigger(SPEC, false), now + secs(9), INTERVAL),
+        Start::UseRendered
+    );
+    assert_eq!(
+        start(&s, &trigger(SPEC, false), now + secs(10), INTERVAL),
+        Start::Poll
     );
 }

@@ -1,6 +1,8 @@
 //! The channel's git side: from `spec.git` (and its Secrets) to a fetched,
 //! verified commit.
 
+use std::time::Instant;
+
 use kube::{Client, ResourceExt};
 
 use super::Error;
@@ -29,8 +31,13 @@ pub struct Fetched {
     pub rewritten_from: Option<String>,
     /// Who signed the delivered commits, when `spec.git.verify` is set.
     pub signers: Vec<String>,
-    /// Network cost of this poll.
+    /// Network cost of this poll (nothing when it was another channel's).
     pub stats: TransferStats,
+    /// Whether the poll was another channel's (no network used by this one).
+    pub shared: bool,
+    /// When the poll started (another channel's, when shared): the next poll
+    /// is due an interval after it.
+    pub polled_at: Instant,
     /// The credentials it was fetched with: the cache serves its tree to
     /// these only (see [`crate::source::cache_key`]).
     pub credentials: GitCredentials,
@@ -38,8 +45,14 @@ pub struct Fetched {
 
 /// Fetches the commit that `spec.git.ref` points to into the cache, with the
 /// credentials of `spec.git.secretRef`, and verifies its signatures when
-/// `spec.git.verify` asks for it.
-pub async fn fetch(git: &GitCache, client: &Client, channel: &Channel) -> Result<Fetched, Error> {
+/// `spec.git.verify` asks for it. A poll of the same ref that another channel
+/// started at or after `not_before` is used instead of a new one (`None`: any).
+pub async fn fetch(
+    git: &GitCache,
+    client: &Client,
+    channel: &Channel,
+    not_before: Option<Instant>,
+) -> Result<Fetched, Error> {
     let spec = &channel.spec.git;
     let ns = channel.namespace().unwrap_or_default();
     let reference = RefRequest::from_spec(&spec.reference)?;
@@ -51,7 +64,8 @@ pub async fn fetch(git: &GitCache, client: &Client, channel: &Channel) -> Result
         credentials: credentials.clone(),
         shallow: !policy.as_ref().is_some_and(Policy::needs_history),
     };
-    let outcome = git.fetch(&request).await?;
+    let polled = git.poll(&request, not_before).await?;
+    let outcome = polled.outcome;
     let mut signers = Vec::new();
     if let (Some(verify), Some(policy)) = (&spec.verify, &policy) {
         let data = secret_data(client, &ns, &verify.secret_ref.name)
@@ -82,7 +96,13 @@ pub async fn fetch(git: &GitCache, client: &Client, channel: &Channel) -> Result
         previous: outcome.previous,
         rewritten_from: outcome.rewritten_from,
         signers,
-        stats: outcome.stats,
+        stats: if polled.shared {
+            TransferStats::default()
+        } else {
+            outcome.stats
+        },
+        polled_at: polled.started,
+        shared: polled.shared,
         credentials,
     })
 }

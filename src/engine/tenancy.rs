@@ -7,6 +7,7 @@
 //! The operator's own identity then only reads channels and the Secrets they
 //! name, and writes their status and events.
 
+use crate::cluster::throttle::Throttle;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -44,6 +45,8 @@ pub struct Access {
 /// The identities channels act as, each made once.
 pub struct Tenancy {
     base: kube::Config,
+    /// The rate limit impersonated clients share with the operator's own.
+    throttle: Throttle,
     policy: TenancyPolicy,
     operator: Access,
     wake: mpsc::UnboundedSender<ObjectRef<Channel>>,
@@ -60,12 +63,14 @@ impl Tenancy {
     /// `base` is the operator's own config; `operator` its client and cluster-wide observer.
     pub fn new(
         base: kube::Config,
+        throttle: Throttle,
         policy: TenancyPolicy,
         operator: Access,
         wake: mpsc::UnboundedSender<ObjectRef<Channel>>,
     ) -> Self {
         Tenancy {
             base,
+            throttle,
             policy,
             operator,
             wake,
@@ -101,7 +106,7 @@ impl Tenancy {
         // The API server adds the ServiceAccount's groups itself; naming none
         // keeps the operator from needing `impersonate` on groups.
         config.auth_info.impersonate_groups = None;
-        let client = Client::try_from(config)?;
+        let client = self.throttle.client(config)?;
         let access = Access {
             observer: Observer::scoped(client.clone(), self.wake.clone()),
             client,
@@ -382,7 +387,13 @@ mod tests {
             client,
             service_account: None,
         };
-        let tenancy = Tenancy::new(base, TenancyPolicy::default(), operator, wake);
+        let tenancy = Tenancy::new(
+            base,
+            Throttle::unlimited(),
+            TenancyPolicy::default(),
+            operator,
+            wake,
+        );
         let named = |name: &str, account: Option<&str>| {
             let mut c = channel(account);
             c.metadata.name = Some(name.into());

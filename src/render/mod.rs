@@ -7,8 +7,11 @@
 //! revision hashes). Every problem is collected so one failed sync reports all.
 //! A directory holding a kustomization is built by `kustomize` (confined to the
 //! tree: `kustomize/`) and its output goes through the same steps.
+//! [`diff`] compares objects and releases for people, Secret values masked
+//! (`kubemint diff` and the UI's release page).
 
 mod defaults;
+pub mod diff;
 mod error;
 mod hash;
 mod images;
@@ -111,6 +114,8 @@ pub fn render(tree: &RepoTree, opts: &RenderOptions) -> Result<Release, RenderEr
         None => (Vec::new(), None),
     };
     let mut used = vec![false; overrides.len()];
+    // Kustomization directories the builds reached, for the release's inputs.
+    let mut reached: Vec<String> = Vec::new();
 
     let mut inputs: Vec<Input> = collected.manifests.iter().map(Input::File).collect();
     inputs.extend(collected.kustomizations.iter().map(Input::Kustomization));
@@ -139,7 +144,8 @@ pub fn render(tree: &RepoTree, opts: &RenderOptions) -> Result<Release, RenderEr
             Input::Kustomization(unit) => {
                 // A kustomize failure rejects the commit whole, like any invalid file.
                 let budget = limits.max_release_bytes.saturating_sub(rendered);
-                let stream = kustomize::build(&index, unit, &command, limits, budget)?;
+                let stream =
+                    kustomize::build(&index, unit, &command, limits, budget, &mut reached)?;
                 rendered += stream.len() as u64;
                 // Lines of kustomize's output mean nothing in the repository.
                 let docs = parse::parse(&unit.file, &stream).map(|docs| {
@@ -232,5 +238,6 @@ pub fn render(tree: &RepoTree, opts: &RenderOptions) -> Result<Release, RenderEr
         workloads: release::workloads(&objects),
         objects,
         kustomize,
+        inputs: index.inputs(&path, &reached),
     })
 }

@@ -26,6 +26,11 @@ pub struct Release {
     /// How kustomize built the path's kustomizations; `None` for plain manifests.
     /// Not part of the id: the same objects are the same release.
     pub kustomize: Option<super::KustomizeBuild>,
+    /// The directories of the repository it was rendered from (the render
+    /// path and every kustomization directory reached; `""`: the whole tree).
+    /// A commit that changes none of them renders to the same release. Not
+    /// part of the id.
+    pub inputs: Vec<String>,
 }
 
 impl Release {

@@ -136,6 +136,45 @@ impl<'a> Index<'a> {
             .is_some_and(|(k, _)| k.starts_with(&prefix))
     }
 
+    /// The directories a render of `path` read, given the kustomization
+    /// directories it reached: what must not change for the render to be the
+    /// same. Nested directories are folded into the one above them. The whole
+    /// tree (`""`) when the path is not a real directory (a symlink, a file) or
+    /// a symlink lies under any of them, since a link's target may be anywhere.
+    pub(crate) fn inputs(&self, path: &str, reached: &[String]) -> Vec<String> {
+        let mut dirs: Vec<&str> = std::iter::once(path)
+            .chain(reached.iter().map(String::as_str))
+            .collect();
+        let linked = |dir: &str| {
+            let prefix = if dir.is_empty() {
+                String::new()
+            } else {
+                format!("{dir}/")
+            };
+            self.entries
+                .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .any(|(_, kind)| matches!(kind, EntryKind::Symlink(_)))
+        };
+        if dirs.iter().any(|d| !self.is_dir(d) || linked(d)) {
+            return vec![String::new()];
+        }
+        dirs.sort_unstable();
+        dirs.dedup();
+        let within = |inner: &str, outer: &str| {
+            outer.is_empty()
+                || inner
+                    .strip_prefix(outer)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        };
+        let kept: Vec<String> = dirs
+            .iter()
+            .filter(|d| !dirs.iter().any(|o| o != *d && within(d, o)))
+            .map(|d| d.to_string())
+            .collect();
+        kept
+    }
+
     /// Immediate child names of a real directory.
     pub(crate) fn children(&self, dir: &str) -> BTreeSet<&'a str> {
         let prefix = if dir.is_empty() {
@@ -340,6 +379,58 @@ mod tests {
 
     fn paths(c: &Collected) -> Vec<String> {
         c.manifests.iter().map(|f| f.path.clone()).collect()
+    }
+
+    #[test]
+    fn a_render_reads_its_path_and_the_kustomizations_it_reaches() {
+        let t = tree(&[
+            ("apps/web/kustomization.yaml", Ok("resources: [../../base]")),
+            ("apps/web/patch.yaml", Ok("")),
+            ("apps/web/sub/x.yaml", Ok("")),
+            ("apps/api/deploy.yaml", Ok("")),
+            ("base/kustomization.yaml", Ok("")),
+            ("base/deploy.yaml", Ok("")),
+            ("linked/app.yaml", Err("../base/deploy.yaml")),
+            ("file.yaml", Ok("")),
+        ]);
+        let index = Index::new(&t);
+        let rows: Vec<(&str, &str, Vec<&str>, Vec<&str>)> = vec![
+            (
+                "plain manifests: the path alone",
+                "apps/api",
+                vec![],
+                vec!["apps/api"],
+            ),
+            (
+                "an overlay: the path and its base",
+                "apps/web",
+                vec!["apps/web", "base"],
+                vec!["apps/web", "base"],
+            ),
+            (
+                "nested kustomizations fold into the path",
+                "apps",
+                vec!["apps/web", "base"],
+                vec!["apps", "base"],
+            ),
+            (
+                "a symlink under the path: the whole tree",
+                "linked",
+                vec![],
+                vec![""],
+            ),
+            (
+                "a path that is no directory: the whole tree",
+                "file.yaml",
+                vec![],
+                vec![""],
+            ),
+            ("the root", "", vec![], vec![""]),
+        ];
+        for (name, path, reached, want) in rows {
+            let reached: Vec<String> = reached.into_iter().map(String::from).collect();
+            assert_eq!(index.inputs(path, &reached), want, "{name}");
+        }
     }
 
     #[test]

@@ -1,6 +1,13 @@
 //! Webhook receivers: `POST /hooks/<namespace>/<channel>` asks for an immediate
 //! sync of a channel that has `spec.webhook`, when the request is signed with
 //! the `token` of the Secret it names and pushes the channel's ref.
+//!
+//! Any replica answers, whatever channels it reconciles, and checks the
+//! request the same way. A push wakes every channel that follows the same
+//! repository and ref, in every shard: those the receiving replica leads, in
+//! memory; the others (another shard's, or all of them on a standby) through
+//! a new value of their `kubemint.io/reconcile` annotation, which wakes each
+//! one's own operator through its watch, as the UI's "sync now" does.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -13,9 +20,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use kube::api::{Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::Client;
+use kube::{Api, Client};
 
+use super::directory::{Directory, DirectoryError};
 use super::ServerState;
 use crate::controller::{Channel, SyncRequests};
 use crate::source::webhook::{self, Provider, WebhookError, MAX_BODY_BYTES};
@@ -28,25 +37,58 @@ pub const TOKEN_KEY: &str = "token";
 /// must not become one API read each; a rotated token takes effect within this.
 const TOKEN_TTL: Duration = Duration::from_secs(10);
 
-/// What the receivers need: the controller's channel cache (no API read per
-/// request), a client for the Secret, and the handle that asks for syncs.
+/// Field manager of the annotation a forwarded webhook sets.
+pub const FIELD_MANAGER: &str = "kubemint-webhook";
+
+/// What the receivers need: the controller's channel cache and a directory of
+/// every channel (no API read per request), a client for the Secret and the
+/// forwarding annotation, and the handle that asks for syncs.
 #[derive(Clone)]
 pub struct Hooks {
     channels: Store<Channel>,
+    directory: Directory,
     client: Client,
     requests: SyncRequests,
     tokens: TokenCache,
 }
 
 impl Hooks {
-    /// Receivers reading channels from the controller's cache and Secrets with `client`.
-    pub fn new(channels: Store<Channel>, client: Client, requests: SyncRequests) -> Self {
+    /// Receivers reading channels from the controller's cache (else from a
+    /// directory of `namespace`'s channels, or every namespace's) and Secrets
+    /// with `client`.
+    pub fn new(
+        channels: Store<Channel>,
+        client: Client,
+        requests: SyncRequests,
+        namespace: Option<String>,
+    ) -> Self {
         Hooks {
             channels,
+            directory: Directory::new(client.clone(), namespace),
             client,
             requests,
             tokens: TokenCache::default(),
         }
+    }
+}
+
+/// How an accepted webhook reaches the operator that reconciles the channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// This replica: a sync request in memory, no API write.
+    Here,
+    /// Another replica or shard: the `kubemint.io/reconcile` annotation.
+    Annotate,
+}
+
+/// The route of a webhook for a channel, received by a replica that is
+/// `leading` (or runs without election) and whose controller cache `holds`
+/// the channel (so it is this shard's). Only a leader's cache is filled.
+pub fn route(leading: bool, holds: bool) -> Route {
+    if leading && holds {
+        Route::Here
+    } else {
+        Route::Annotate
     }
 }
 
@@ -91,6 +133,13 @@ enum Rejection {
     /// Authentic, but not a push to the channel's ref.
     #[error("{0}")]
     Ignored(String),
+    /// This replica cannot look channels up yet.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    /// Authentic, but the annotation that passes it on could not be written;
+    /// details go to the log only.
+    #[error("the sync could not be passed on to the channel's operator; see this operator's log")]
+    Forward,
 }
 
 impl Rejection {
@@ -101,6 +150,8 @@ impl Rejection {
             Rejection::Webhook(WebhookError::BadPayload(_)) => StatusCode::BAD_REQUEST,
             Rejection::Webhook(_) => StatusCode::UNAUTHORIZED,
             Rejection::Ignored(_) => StatusCode::OK,
+            Rejection::Forward => StatusCode::BAD_GATEWAY,
+            Rejection::Directory(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -110,6 +161,8 @@ impl Rejection {
             Rejection::SecretUnavailable => "SecretUnavailable",
             Rejection::Webhook(e) => e.reason(),
             Rejection::Ignored(_) => "Ignored",
+            Rejection::Forward => "ForwardFailed",
+            Rejection::Directory(_) => "NotListed",
         }
     }
 }
@@ -128,18 +181,11 @@ async fn receive(
     body: Bytes,
 ) -> Response {
     let channel = crate::api::channel_key(&namespace, &name);
-    if !state.leading.load(Ordering::Relaxed) {
-        state.metrics.count_webhook("Standby");
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this replica is a standby; the leader receives webhooks\n",
-        )
-            .into_response();
-    }
-    match handle(&state.hooks, &namespace, &name, &headers, &body).await {
-        Ok(provider) => {
+    let leading = state.leading.load(Ordering::Relaxed);
+    match handle(&state.hooks, leading, &namespace, &name, &headers, &body).await {
+        Ok((provider, woken)) => {
             state.metrics.count_webhook("Accepted");
-            tracing::info!(%channel, provider = provider.name(), "webhook: sync requested");
+            tracing::info!(%channel, provider = provider.name(), woken_here = woken.here, annotated = woken.annotated, "webhook: sync requested");
             (
                 StatusCode::ACCEPTED,
                 format!("sync of {channel} requested\n"),
@@ -156,15 +202,22 @@ async fn receive(
 
 async fn handle(
     hooks: &Hooks,
+    leading: bool,
     namespace: &str,
     name: &str,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Provider, Rejection> {
-    let channel = hooks
-        .channels
-        .get(&ObjectRef::new(name).within(namespace))
-        .ok_or(Rejection::NotFound)?;
+) -> Result<(Provider, Woken), Rejection> {
+    let held = hooks.channels.get(&ObjectRef::new(name).within(namespace));
+    let route = route(leading, held.is_some());
+    let channel = match (route, held) {
+        (Route::Here, Some(channel)) => channel,
+        _ => hooks
+            .directory
+            .get(namespace, name)
+            .await?
+            .ok_or(Rejection::NotFound)?,
+    };
     let secret = channel
         .spec
         .webhook
@@ -192,8 +245,71 @@ async fn handle(
     if let Ok(followed) = RefRequest::from_spec(&channel.spec.git.reference) {
         webhook::should_sync(&followed, &event).map_err(Rejection::Ignored)?;
     }
-    hooks.requests.request(namespace, name);
-    Ok(provider)
+    // Every channel that follows the same ref of the repository shares the
+    // poll this push calls for: all of them are woken, and they poll once.
+    // Those this replica reconciles are woken in memory; the others (another
+    // shard's, or every one on a standby) through their annotation.
+    let everyone = match hooks.directory.all().await {
+        Ok(all) => all,
+        // Without the list, still every follower this replica holds.
+        Err(e) if route == Route::Here => {
+            tracing::warn!(channel = %crate::api::channel_key(namespace, name), error = %e, "webhook: waking only this shard's channels of the repository");
+            Vec::new()
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let held = if leading {
+        hooks.channels.state()
+    } else {
+        Vec::new()
+    };
+    let mut woken = Woken::default();
+    let holds: std::collections::HashSet<String> = held.iter().map(|c| c.key()).collect();
+    let known: Vec<Arc<Channel>> = everyone.into_iter().chain(held).collect();
+    for (ns, follower) in followers(&known, &channel) {
+        let here = holds.contains(&crate::api::channel_key(&ns, &follower));
+        match self::route(leading, here) {
+            Route::Here => {
+                hooks.requests.request(&ns, &follower);
+                woken.here += 1;
+            }
+            Route::Annotate => {
+                forward(&hooks.client, &ns, &follower).await?;
+                woken.annotated += 1;
+            }
+        }
+    }
+    Ok((provider, woken))
+}
+
+/// How many channels an accepted webhook woke, and how.
+#[derive(Debug, Default, Clone, Copy)]
+struct Woken {
+    /// In memory, on this replica.
+    here: usize,
+    /// Through their `kubemint.io/reconcile` annotation.
+    annotated: usize,
+}
+
+/// Asks the channel's own operator for a sync through its watch.
+async fn forward(client: &Client, namespace: &str, name: &str) -> Result<(), Rejection> {
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PatchParams::default()
+    };
+    Api::<Channel>::namespaced(client.clone(), namespace)
+        .patch(
+            name,
+            &params,
+            &Patch::Merge(crate::api::sync_request_patch(&now)),
+        )
+        .await
+        .map_err(|e| {
+            tracing::warn!(channel = %crate::api::channel_key(namespace, name), error = %crate::cluster::api_message(&e), "webhook: could not annotate the channel to pass the sync on; the operator needs patch on channels");
+            Rejection::Forward
+        })?;
+    Ok(())
 }
 
 async fn read_token(client: &Client, namespace: &str, secret: &str) -> Result<Vec<u8>, Rejection> {
@@ -209,9 +325,78 @@ async fn read_token(client: &Client, namespace: &str, secret: &str) -> Result<Ve
         .ok_or_else(|| unavailable(format!("it has no `{TOKEN_KEY}` key")))
 }
 
+/// The channels (`(namespace, name)`) that follow the same URL and ref as
+/// `channel`, itself included: a push to it is news to all of them.
+fn followers(channels: &[Arc<Channel>], channel: &Channel) -> Vec<(String, String)> {
+    let git = &channel.spec.git;
+    channels
+        .iter()
+        .filter(|c| c.spec.git.url == git.url && c.spec.git.reference == git.reference)
+        .chain(std::iter::once(&Arc::new(channel.clone())))
+        .filter_map(|c| Some((c.metadata.namespace.clone()?, c.metadata.name.clone()?)))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn channel(ns: &str, name: &str, url: &str, branch: &str) -> Arc<Channel> {
+        let spec = serde_json::from_value(serde_json::json!({
+            "git": {"url": url, "ref": {"branch": branch}, "path": name},
+        }))
+        .unwrap();
+        let mut c = Channel::new(name, spec);
+        c.metadata.namespace = Some(ns.into());
+        Arc::new(c)
+    }
+
+    #[test]
+    fn a_push_wakes_every_channel_that_follows_the_same_ref_of_the_repository() {
+        let mono = "https://git.example.com/mono.git";
+        let all = vec![
+            channel("shop", "web", mono, "main"),
+            channel("shop", "api", mono, "main"),
+            channel("blog", "site", mono, "main"),
+            channel("shop", "staging", mono, "staging"),
+            channel("shop", "other", "https://git.example.com/other.git", "main"),
+        ];
+        let woken = followers(&all, &all[0]);
+        assert_eq!(
+            woken,
+            [
+                ("blog".to_string(), "site".to_string()),
+                ("shop".to_string(), "api".to_string()),
+                ("shop".to_string(), "web".to_string()),
+            ]
+        );
+        // A channel not yet in the cache is woken all the same.
+        let new = channel("shop", "new", "https://git.example.com/new.git", "main");
+        assert_eq!(
+            followers(&all, &new),
+            [("shop".to_string(), "new".to_string())]
+        );
+    }
+
+    #[test]
+    fn only_the_leader_holding_the_channel_syncs_in_memory() {
+        for (leading, holds, want) in [
+            (true, true, Route::Here),
+            // Another shard's channel, or not listed yet: its operator is told.
+            (true, false, Route::Annotate),
+            // A standby's cache is empty; its leader is told.
+            (false, false, Route::Annotate),
+            (false, true, Route::Annotate),
+        ] {
+            assert_eq!(
+                route(leading, holds),
+                want,
+                "leading {leading}, holds {holds}"
+            );
+        }
+    }
 
     #[test]
     fn tokens_are_reused_until_they_expire() {

@@ -2,7 +2,7 @@
 //! kept between reconciles so that a poll fetches only what is new (and nothing
 //! when the ref has not moved), and never serves one tenant what another fetched.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -15,10 +15,11 @@ use std::rc::Rc;
 
 use super::auth::{fetch_options, remote_callbacks, GitCredentials};
 use super::cache_key::{entry_name, load_or_create_salt, CredentialsIdentity, SALT_LEN};
+use super::polls::{Polled, SharedPolls};
 use super::refs::{peel_advertisement, resolve, RefRequest};
 use super::verify::{verify_range, Policy, TrustedKeys, Verified};
 use super::{redact_url, sanitize, tree_at, SourceError};
-use crate::render::{Limits, RepoTree};
+use crate::render::{EntryKind, Limits, RepoTree};
 
 /// What to fetch, from where, with which credentials.
 #[derive(Debug, Clone)]
@@ -119,7 +120,20 @@ pub struct GitCache {
     // One lock per entry: git2 must not fetch into one repository twice at once.
     locks: Arc<Mutex<HashMap<EntryKey, Arc<tokio::sync::Mutex<()>>>>>,
     salt: Arc<Mutex<Option<[u8; SALT_LEN]>>>,
+    polls: SharedPolls,
+    /// The trees read last, shared by the channels that render the same
+    /// commit (a monorepo's apps): one read, not one per channel.
+    trees: Arc<Mutex<RecentTrees>>,
 }
+
+/// A tree read from one cache entry at one commit within one set of limits.
+type TreeKey = (PathBuf, String, Limits);
+
+/// The trees read last, oldest first.
+type RecentTrees = VecDeque<(TreeKey, Arc<RepoTree>)>;
+
+/// How many recent trees are kept.
+const RECENT_TREES: usize = 4;
 
 impl GitCache {
     /// A cache rooted at `root` (created on first use).
@@ -128,6 +142,8 @@ impl GitCache {
             root: root.into(),
             locks: Arc::default(),
             salt: Arc::default(),
+            polls: SharedPolls::default(),
+            trees: Arc::default(),
         }
     }
 
@@ -157,6 +173,19 @@ impl GitCache {
         })
         .await
         .map_err(|e| SourceError::Task(e.to_string()))?
+    }
+
+    /// [`GitCache::fetch`] shared between the channels that follow the same
+    /// remote ref with the same credentials (see [`super::polls`]): the outcome
+    /// of a poll that started at or after `not_before` (`None`: any).
+    pub async fn poll(
+        &self,
+        request: &FetchRequest,
+        not_before: Option<Instant>,
+    ) -> Result<Polled, SourceError> {
+        self.polls
+            .poll(request, not_before, || self.fetch(request))
+            .await
     }
 
     /// Checks the signatures of the commits that `policy` requires, from `last_applied`
@@ -191,6 +220,8 @@ impl GitCache {
     /// The tree of `sha`, which must have been fetched from `url` with
     /// `credentials` before; files over `limits` are left unread, the files
     /// under directory `first` (the render path) getting the budget first.
+    /// A tree that fit the budget whole is the same whatever `first` is: it is
+    /// kept and served to the next channels that render the same commit.
     pub async fn tree(
         &self,
         url: &str,
@@ -198,17 +229,80 @@ impl GitCache {
         sha: &str,
         limits: &Limits,
         first: &str,
-    ) -> Result<RepoTree, SourceError> {
+    ) -> Result<Arc<RepoTree>, SourceError> {
         let first = first.to_string();
         let (cache, url, credentials) = (self.clone(), url.to_string(), credentials.clone());
         let limits = *limits;
         let sha = sha.to_string();
         tokio::task::spawn_blocking(move || {
             let dir = cache.repo_dir(&url, &credentials)?;
+            let key: TreeKey = (dir.clone(), sha.clone(), limits);
+            if let Some(tree) = cache.recent_tree(&key) {
+                return Ok(tree);
+            }
             let cache_err = |e: git2::Error| cache_error(&dir, e);
             let repo = Repository::open_bare(&dir).map_err(cache_err)?;
             let oid = Oid::from_str(&sha).map_err(cache_err)?;
-            tree_at(&repo, oid, &limits, &first).map_err(cache_err)
+            let tree = Arc::new(tree_at(&repo, oid, &limits, &first).map_err(cache_err)?);
+            if !left_unread_by_budget(&tree, &limits) {
+                cache.keep_tree(key, tree.clone());
+            }
+            Ok(tree)
+        })
+        .await
+        .map_err(|e| SourceError::Task(e.to_string()))?
+    }
+
+    fn recent_tree(&self, key: &TreeKey) -> Option<Arc<RepoTree>> {
+        let trees = self.trees.lock().unwrap_or_else(|p| p.into_inner());
+        trees.iter().find(|(k, _)| k == key).map(|(_, t)| t.clone())
+    }
+
+    fn keep_tree(&self, key: TreeKey, tree: Arc<RepoTree>) {
+        let mut trees = self.trees.lock().unwrap_or_else(|p| p.into_inner());
+        if trees.iter().any(|(k, _)| *k == key) {
+            return;
+        }
+        if trees.len() == RECENT_TREES {
+            trees.pop_front();
+        }
+        trees.push_back((key, tree));
+    }
+
+    /// The git object id of each of `dirs` (repository-relative; `""`: the
+    /// root) in commit `sha`, fetched from `url` with `credentials` before;
+    /// `None` for a directory the commit lacks. Two commits with the same ids
+    /// have the same content there: nothing under the directories is read.
+    pub async fn tree_ids(
+        &self,
+        url: &str,
+        credentials: &GitCredentials,
+        sha: &str,
+        dirs: &[String],
+    ) -> Result<Vec<Option<String>>, SourceError> {
+        let (cache, url, credentials) = (self.clone(), url.to_string(), credentials.clone());
+        let (sha, dirs) = (sha.to_string(), dirs.to_vec());
+        tokio::task::spawn_blocking(move || {
+            let dir = cache.repo_dir(&url, &credentials)?;
+            let cache_err = |e: git2::Error| cache_error(&dir, e);
+            let repo = Repository::open_bare(&dir).map_err(cache_err)?;
+            let oid = Oid::from_str(&sha).map_err(cache_err)?;
+            let tree = repo
+                .find_commit(oid)
+                .and_then(|c| c.tree())
+                .map_err(cache_err)?;
+            Ok(dirs
+                .iter()
+                .map(|d| {
+                    if d.is_empty() {
+                        Some(tree.id().to_string())
+                    } else {
+                        tree.get_path(Path::new(d))
+                            .ok()
+                            .map(|entry| entry.id().to_string())
+                    }
+                })
+                .collect())
         })
         .await
         .map_err(|e| SourceError::Task(e.to_string()))?
@@ -296,6 +390,14 @@ impl GitCache {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         locks.entry(key).or_default().clone()
     }
+}
+
+/// Whether the commit's budget left a file unread that the file limit alone
+/// would have read: then which files were read depends on the render path.
+fn left_unread_by_budget(tree: &RepoTree, limits: &Limits) -> bool {
+    tree.entries
+        .iter()
+        .any(|e| matches!(e.kind, EntryKind::Unread { size } if size <= limits.max_file_bytes))
 }
 
 fn cache_error(dir: &Path, e: git2::Error) -> SourceError {
@@ -524,7 +626,47 @@ pub fn commit_meta(commit: &git2::Commit<'_>) -> CommitMeta {
 
 #[cfg(test)]
 mod tests {
-    use super::is_local;
+    use super::{is_local, left_unread_by_budget};
+    use crate::render::{EntryKind, Limits, RepoTree, TreeEntry};
+
+    #[test]
+    fn a_tree_is_shared_only_when_the_budget_left_nothing_out() {
+        let limits = Limits {
+            max_file_bytes: 100,
+            max_release_bytes: 1000,
+            ..Limits::default()
+        };
+        let tree = |kinds: Vec<EntryKind>| RepoTree {
+            entries: kinds
+                .into_iter()
+                .enumerate()
+                .map(|(i, kind)| TreeEntry {
+                    path: format!("f{i}"),
+                    kind,
+                })
+                .collect(),
+        };
+        let rows = [
+            (
+                "everything read",
+                vec![EntryKind::File(b"x".to_vec())],
+                false,
+            ),
+            (
+                "a file over the file limit: left out whatever the path",
+                vec![EntryKind::Unread { size: 101 }],
+                false,
+            ),
+            (
+                "a small file left out by the commit's budget: depends on the path",
+                vec![EntryKind::Unread { size: 50 }],
+                true,
+            ),
+        ];
+        for (name, kinds, want) in rows {
+            assert_eq!(left_unread_by_budget(&tree(kinds), &limits), want, "{name}");
+        }
+    }
 
     #[test]
     fn local_urls_are_never_fetched_shallow() {

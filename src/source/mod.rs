@@ -7,6 +7,7 @@ mod cache;
 pub mod cache_gc;
 pub mod cache_key;
 pub mod notes;
+pub mod polls;
 pub mod refs;
 mod tree;
 pub mod verify;
@@ -15,6 +16,7 @@ pub mod webhook;
 
 pub use auth::{push_refspec, remote_callbacks, GitCredentials, PushFailure};
 pub use cache::{commit_meta, CommitMeta, FetchOutcome, FetchRequest, GitCache, TransferStats};
+pub use polls::Polled;
 pub use refs::RefRequest;
 pub use tree::{tree_at, LocalTree};
 pub use verify::TrustedKeys;

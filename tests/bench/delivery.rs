@@ -25,6 +25,7 @@
 mod fixture;
 #[path = "../gitserver/mod.rs"]
 mod gitserver;
+mod process;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -37,6 +38,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::Client;
+use process::{cpu_seconds, memory_mib, secs};
 use serde_json::json;
 use support::audit::{self, Counts};
 
@@ -112,39 +114,6 @@ fn write_apps(dir: &Path, apps: usize) {
     for i in 0..apps {
         std::fs::write(dir.join(format!("app-{i:04}.yaml")), app(i, "app:1.0")).unwrap();
     }
-}
-
-fn secs(d: Duration) -> String {
-    format!("{:.2} s", d.as_secs_f64())
-}
-
-/// utime + stime of `pid`, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat");
-    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
-    // Fields 14 and 15 of stat(5), counted from the state (field 3) here.
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / clock_ticks()
-}
-
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// A line of /proc/<pid>/status (VmRSS, VmHWM) in MiB.
-fn memory_mib(pid: u32, key: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}:")))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
 }
 
 /// Waits (up to 10 min) until the channel is Ready with `sha` applied and

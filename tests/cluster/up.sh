@@ -2,19 +2,26 @@
 # Starts a Kubernetes control plane on loopback: etcd, kube-apiserver,
 # kube-controller-manager and kube-scheduler of the release that
 # tests/cluster/install.sh builds (v1.37.2, etcd v3.7.0; the version is in
-# tests/cluster/k8s/go.mod), with fresh certificates and free ports. There is no kubelet: pods stay Pending unless something plays the node
-# (the tests' node simulator in tests/support/simulator.rs does).
+# tests/cluster/k8s/go.mod), with fresh certificates and free ports, and one
+# node, kubemint-sim-node, whose kubelet kwok simulates (v0.8.0, in
+# tests/cluster/kwok/go.mod): the scheduler binds pods to it, kwok marks them
+# running and ready (stages in tests/cluster/kwok/stages.yaml) and finishes
+# their deletion. Nothing actually runs. Pods annotated
+# sim.kubemint.io/unready=true run unready; Job pods complete, or fail when
+# annotated sim.kubemint.io/fail=true; tests/cluster/kwok/policy.yaml sets
+# those annotations on new pods from the ConfigMap kubemint-sim/control.
 #
 # Usage: tests/cluster/up.sh [--watch PID] <state-dir>
 #   Prints the kubeconfig path (<state-dir>/kubeconfig) on its last stdout line;
 #   progress goes to stderr. Stop it with tests/cluster/down.sh <state-dir>.
 #   <state-dir> gets the certificates, the admin token, etcd's data, one
-#   <daemon>.log per process, <daemon>.cmd (its exact command line), `pids`
-#   and audit.log (the API server's audit log, level Metadata); whatever a
+#   <daemon>.log per process, <daemon>.cmd (its exact command line), `pids`,
+#   kwok-stages.yaml (what kwok plays) and audit.log (the API server's audit log, level Metadata); whatever a
 #   previous run left there is replaced (refused while that run is still up).
 #   --watch PID  stop the control plane when process PID exits (see below).
-# Env: KUBEMINT_BIN  directory with etcd, kube-apiserver & co. (default: the
-#                    one tests/cluster/install.sh prints; fast when cached)
+# Env: KUBEMINT_BIN  directory with etcd, kube-apiserver & co. and kwok
+#                    (default: the one tests/cluster/install.sh prints; fast
+#                    when cached)
 #
 # Example: KUBECONFIG=$(tests/cluster/up.sh /tmp/kc) kubectl get ns
 #          tests/cluster/down.sh /tmp/kc
@@ -38,7 +45,7 @@ PIDS="$STATE/pids"
 log() { echo "[up.sh] $*" >&2; }
 
 BIN="${KUBEMINT_BIN:-$(bash "$HERE/install.sh" | tail -n1)}"
-for b in etcd kube-apiserver kube-controller-manager kube-scheduler; do
+for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok; do
   [ -x "$BIN/$b" ] || { log "$BIN/$b is missing (run tests/cluster/install.sh)"; exit 1; }
 done
 ETCD="$BIN/etcd"
@@ -234,6 +241,52 @@ start kube-controller-manager "$BIN/kube-controller-manager" \
 start kube-scheduler "$BIN/kube-scheduler" \
   --kubeconfig="$STATE/kubeconfig" --leader-elect=false --secure-port=0
 
-log "control plane up in $((SECONDS - t0))s at $SERVER (etcd :$ETCD_PORT, state $STATE)"
+# --- the node ------------------------------------------------------------------
+NODE=kubemint-sim-node
+kubectl() { "$BIN/kubectl" --kubeconfig="$STATE/kubeconfig" "$@"; }
+# A kubelet reports its own release; kwok's stages report the server's.
+version=$(curl -sf --max-time 5 --cacert "$STATE/ca.crt" -H "Authorization: Bearer $TOKEN" "$SERVER/version" |
+  sed -n 's/^ *"gitVersion": *"\([^"]*\)".*/\1/p')
+[ -n "$version" ] || { log "could not read the API server's version"; exit 1; }
+sed "s/@KUBELET_VERSION@/$version/g" "$HERE/kwok/stages.yaml" >"$STATE/kwok-stages.yaml"
+kubectl apply -f "$HERE/kwok/policy.yaml" >"$STATE/policy.log"
+kubectl create -f - >/dev/null <<NODE
+apiVersion: v1
+kind: Node
+metadata:
+  name: $NODE
+  labels:
+    kubernetes.io/hostname: $NODE
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+NODE
+# The TaintNodesByCondition admission plugin gives every new node the
+# node.kubernetes.io/not-ready taint; the node lifecycle controller, which
+# would lift it, is off (nothing renews the node's heartbeat), so lift it here.
+kubectl patch node "$NODE" --type=merge -p '{"spec":{"taints":null}}' >/dev/null
+# kwok reads ~/.kwok/kwok.yaml besides --config; HOME keeps a developer's own
+# stages out. Leases are off (--node-lease-duration-seconds=0, the default):
+# nothing watches them.
+start kwok env HOME="$STATE" "$BIN/kwok" --kubeconfig="$STATE/kubeconfig" \
+  --config="$STATE/kwok-stages.yaml" --manage-single-node="$NODE" \
+  --cidr=10.244.0.0/16 --node-ip=127.0.0.1
+
+node_ready() {
+  [ "$(kubectl get node "$NODE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
+}
+wait_ready "the node" 60 node_ready
+# The policies act once the API server's informers have them and their
+# ConfigMap: the probe key in policy.yaml must annotate a (dry-run) pod.
+policy_active() {
+  kubectl create --dry-run=server -o jsonpath='{.metadata.annotations.sim\.kubemint\.io/unready}' -f - 2>/dev/null <<'POD' | grep -qx true
+apiVersion: v1
+kind: Pod
+metadata: {name: probe, namespace: kubemint-sim, labels: {kubemint.io/revision: probe}}
+spec: {containers: [{name: probe, image: probe}]}
+POD
+}
+wait_ready "the simulation policies" 60 policy_active
+
+log "control plane and node up in $((SECONDS - t0))s at $SERVER (etcd :$ETCD_PORT, state $STATE)"
 ok=1
 echo "$STATE/kubeconfig"

@@ -1,5 +1,5 @@
 //! The test control plane itself (`tests/support`): real kube-apiserver,
-//! controller-manager and scheduler, with the simulated node running pods.
+//! controller-manager and scheduler, with kwok simulating the node that runs pods.
 
 use crate::support;
 
@@ -287,4 +287,227 @@ async fn custom_resources_work() {
 
     // The API server survived the custom resource requests.
     client.apiserver_version().await.unwrap();
+}
+
+/// The pods of a Deployment `name` whose template carries `revision` (the
+/// label `hold_revision` selects on), an init container and a native sidecar.
+fn revision_deployment(name: &str, revision: &str) -> Deployment {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name, "kubemint.io/revision": revision}},
+                "spec": {
+                    "initContainers": [
+                        {"name": "setup", "image": "example.com/setup:1"},
+                        {"name": "proxy", "image": "example.com/proxy:1", "restartPolicy": "Always"},
+                    ],
+                    "containers": [{"name": "app", "image": format!("example.com/{name}:1")}],
+                },
+            },
+        },
+    }))
+    .unwrap()
+}
+
+/// Waits until the Deployment `name` has `n` ready replicas.
+async fn wait_ready_replicas(deployments: &Api<Deployment>, name: &str, n: i32) {
+    wait_for(TIMEOUT, || async move {
+        let d = deployments.get(name).await.ok()?;
+        (ready_replicas(&d) == n).then_some(())
+    })
+    .await;
+}
+
+/// (init container name, running, ready) of a pod.
+fn init_states(pod: &Pod) -> Vec<(String, bool, bool)> {
+    let statuses = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.init_container_statuses.as_ref());
+    statuses
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let running = c.state.as_ref().is_some_and(|s| s.running.is_some());
+            (c.name.clone(), running, c.ready)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_node_is_kwoks_and_reports_the_servers_version() {
+    use k8s_openapi::api::core::v1::Node;
+    let cluster = support::cluster();
+    let client = cluster.client().await;
+    let node = Api::<Node>::all(client.clone())
+        .get(NODE_NAME)
+        .await
+        .unwrap();
+    let status = node.status.unwrap();
+    let info = status.node_info.unwrap();
+    let server = client.apiserver_version().await.unwrap().git_version;
+    assert_eq!(info.kubelet_version, server);
+    assert!(
+        info.container_runtime_version.starts_with("kwok://"),
+        "{info:?}"
+    );
+    let ready = status.conditions.unwrap_or_default();
+    assert!(
+        ready
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True"),
+        "{ready:?}"
+    );
+    assert!(
+        node.spec.unwrap().taints.unwrap_or_default().is_empty(),
+        "no not-ready taint"
+    );
+}
+
+#[tokio::test]
+async fn a_held_revision_stays_unready_until_released() {
+    let cluster = support::cluster();
+    let client = cluster.client().await;
+    let ns = cluster.namespace("held").await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let (deployments, pods) = (&deployments, &pods);
+
+    // Held before its pods exist; another revision is not held.
+    support::hold_revision(&ns, "r1").await;
+    for (name, revision) in [("held", "r1"), ("free", "r2")] {
+        deployments
+            .create(&PostParams::default(), &revision_deployment(name, revision))
+            .await
+            .unwrap();
+    }
+    wait_ready_replicas(deployments, "free", 2).await;
+    // A native sidecar runs and is ready with its pod; a plain init container ran.
+    let free = pods
+        .list(&ListParams::default().labels("app=free"))
+        .await
+        .unwrap()
+        .items;
+    for pod in &free {
+        assert_eq!(
+            init_states(pod),
+            [("setup".into(), false, true), ("proxy".into(), true, true)],
+            "{:?}",
+            pod.status
+        );
+    }
+    // The held pods run, unready, sidecar included; and stay so.
+    wait_for(TIMEOUT, || async move {
+        let list = pods
+            .list(&ListParams::default().labels("app=held"))
+            .await
+            .ok()?;
+        let running = list.items.iter().filter(|p| {
+            p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                && pod_ready(p) == Some("False")
+                && init_states(p).contains(&("proxy".into(), true, false))
+        });
+        (running.count() == 2).then_some(())
+    })
+    .await;
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        let d = deployments.get("held").await.unwrap();
+        assert_eq!(ready_replicas(&d), 0, "held pods must stay unready");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Released: the pods become ready, and so do new ones.
+    support::release_revision(&client, &ns, "r1").await;
+    let scale = json!({"spec": {"replicas": 3}});
+    deployments
+        .patch("held", &PatchParams::default(), &Patch::Merge(&scale))
+        .await
+        .unwrap();
+    wait_ready_replicas(deployments, "held", 3).await;
+}
+
+#[tokio::test]
+async fn job_pods_complete_or_fail_on_request() {
+    use k8s_openapi::api::batch::v1::Job;
+    let cluster = support::cluster();
+    let client = cluster.client().await;
+    let ns = cluster.namespace("jobs").await;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let (jobs, pods) = (&jobs, &pods);
+    let job = |name: &str, fail: Option<&str>| -> Job {
+        let annotations = fail.map_or(json!({}), |f| json!({support::FAIL_ANNOTATION: f}));
+        serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {
+                "backoffLimit": 0,
+                "template": {
+                    "metadata": {"annotations": annotations},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "run", "image": "example.com/job:1"}],
+                    },
+                },
+            },
+        }))
+        .unwrap()
+    };
+    // The Job's condition Complete or Failed, once it has one.
+    let finished = |name: &'static str| async move {
+        let job = jobs.get(name).await.ok()?;
+        let conditions = job.status?.conditions?;
+        conditions
+            .iter()
+            .find(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+            .map(|c| c.type_.clone())
+    };
+    // The exit code of the Job's pod.
+    let exit_code = |name: &'static str| async move {
+        let list = pods
+            .list(&ListParams::default().labels(&format!("job-name={name}")))
+            .await
+            .unwrap();
+        let status = list.items[0].status.clone().unwrap();
+        let container = &status.container_statuses.unwrap()[0];
+        container
+            .state
+            .clone()
+            .unwrap()
+            .terminated
+            .unwrap()
+            .exit_code
+    };
+
+    jobs.create(&PostParams::default(), &job("ok", None))
+        .await
+        .unwrap();
+    jobs.create(&PostParams::default(), &job("annotated", Some("true")))
+        .await
+        .unwrap();
+    assert_eq!(wait_for(TIMEOUT, || finished("ok")).await, "Complete");
+    assert_eq!(exit_code("ok").await, 0);
+    assert_eq!(wait_for(TIMEOUT, || finished("annotated")).await, "Failed");
+    assert_eq!(exit_code("annotated").await, 1);
+
+    // Failing on request; a pod's own annotation still wins.
+    support::fail_jobs(&ns, true).await;
+    jobs.create(&PostParams::default(), &job("failing", None))
+        .await
+        .unwrap();
+    jobs.create(&PostParams::default(), &job("exempt", Some("false")))
+        .await
+        .unwrap();
+    assert_eq!(wait_for(TIMEOUT, || finished("failing")).await, "Failed");
+    assert_eq!(exit_code("failing").await, 1);
+    assert_eq!(wait_for(TIMEOUT, || finished("exempt")).await, "Complete");
+
+    support::fail_jobs(&ns, false).await;
+    jobs.create(&PostParams::default(), &job("again", None))
+        .await
+        .unwrap();
+    assert_eq!(wait_for(TIMEOUT, || finished("again")).await, "Complete");
 }

@@ -353,7 +353,7 @@ async fn an_automatic_revert_is_signed_so_the_verifying_channel_delivers_it() {
         deployment("web", "web:1.1-broken", 2),
     )
     .unwrap();
-    hold_revision(&ns, &revisions_in(upstream.path())["web"]);
+    hold_revision(&ns, &revisions_in(upstream.path())["web"]).await;
     let bad = upstream.commit("web 1.1");
     let revert = wait_reverted(&upstream, &bad, &op).await;
     assert_eq!(upstream.git(&["rev-parse", "main^"]), bad);

@@ -239,7 +239,7 @@ async fn an_overlay_is_delivered_and_an_image_bump_promotes_blue_green() {
         changes.stdout
     );
 
-    hold_revision(&env.ns, &h2);
+    hold_revision(&env.ns, &h2).await;
     let sha2 = env.repo.commit("web 1.1 in dev");
     let rs2_name = format!("web-{h2}");
     let rs2 = wait_for(Duration::from_secs(30), || async {

@@ -131,7 +131,7 @@ async fn notes_are_pushed_on_promotion_failure_and_supersede_and_read_back_from_
     )
     .unwrap();
     let h2 = revisions_in(upstream.path())["web"].clone();
-    hold_revision(&ns, &h2);
+    hold_revision(&ns, &h2).await;
     let sha2 = upstream.commit("web 1.1 (broken)");
     wait_failed(&client, &ns, "app", &sha2).await;
     let note = wait_note(&upstream, "prod", &sha2, 1).await;
@@ -353,7 +353,7 @@ async fn a_failed_release_is_reverted_in_git_then_delivered_and_never_twice() {
     )
     .unwrap();
     let h2 = revisions_in(upstream.path())["web"].clone();
-    hold_revision(&ns, &h2);
+    hold_revision(&ns, &h2).await;
     let sha2 = upstream.commit("web 3.1");
     let ch = wait_failed(&client, &ns, "app", &sha2).await;
     let release2 = ch.status.as_ref().unwrap().releases[0].id.clone();
@@ -449,7 +449,7 @@ async fn a_failed_release_is_reverted_in_git_then_delivered_and_never_twice() {
         deployment("web", "web:3.2-broken", 2),
     )
     .unwrap();
-    hold_revision(&ns, &revisions_in(upstream.path())["web"]);
+    hold_revision(&ns, &revisions_in(upstream.path())["web"]).await;
     let sha4 = upstream.commit("Revert something\n\nKubemint-Reverts-Release: 0123456789ab");
     wait_failed(&client, &ns, "app", &sha4).await;
     let auto = wait_for(Duration::from_secs(20), || async {
@@ -492,7 +492,7 @@ async fn a_revert_that_conflicts_with_a_moved_branch_pushes_nothing() {
         deployment("web", "web:4.1-broken", 2),
     )
     .unwrap();
-    hold_revision(&ns, &revisions_in(upstream.path())["web"]);
+    hold_revision(&ns, &revisions_in(upstream.path())["web"]).await;
     let sha2 = upstream.commit("web 4.1");
     // Ask for a sync (a spec change fetches at once), wait until it is trying sha2.
     let mut spec = spec;

@@ -10,7 +10,7 @@ use crate::support;
 use std::time::Duration;
 
 use fixture::manifests::deployment;
-use fixture::release::{revisions, workload, Env};
+use fixture::release::{revisions, workload, Env, SMOKE_TEST};
 use fixture::{condition, request};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Event;
@@ -18,23 +18,6 @@ use kube::api::{Api, ListParams};
 use kubemint::controller::crd::ReleasePhase;
 use serde_json::json;
 use support::{eventually, fail_jobs, hold_revision, release_revision};
-
-const SMOKE: &str = "apiVersion: batch/v1
-kind: Job
-metadata:
-  name: smoke
-  annotations:
-    kubemint.io/hook: pre-promotion
-spec:
-  backoffLimit: 0
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-        - name: smoke
-          image: curlimages/curl:8.10.1
-          args: [\"-fsS\", \"http://$(KUBEMINT_PREVIEW_WEB)/healthz\"]
-";
 
 async fn preview_revision(env: &Env) -> Option<String> {
     env.service_revision("web-preview").await
@@ -72,7 +55,7 @@ async fn a_preview_service_selects_the_newest_revision_before_the_switch() {
     )];
     std::fs::write(env.repo.path().join(&files[0].0), &files[0].1).unwrap();
     let hb = revisions(&env.repo)["web"].clone();
-    hold_revision(&env.ns, &hb);
+    hold_revision(&env.ns, &hb).await;
     let sha_b = env.repo.write(&files).commit("web 2.0");
     wait_preview_on(&env, &hb).await;
     assert_eq!(env.service_revision("web").await, Some(ha.clone()));
@@ -116,7 +99,7 @@ fn job_done(job: &Job, type_: &str) -> bool {
 async fn the_pre_promotion_test_gates_the_switch_and_a_retry_runs_it_again() {
     let mut env = Env::start("hook", json!({"drainSeconds": 1, "testTimeout": "2m"})).await;
     let mut files = workload("web", "web:1.0", "a");
-    files.push(("tests/smoke.yaml".to_string(), SMOKE.to_string()));
+    files.push(("tests/smoke.yaml".to_string(), SMOKE_TEST.to_string()));
     let sha_a = env.repo.write(&files).commit("web 1.0 with a smoke test");
     let ha = revisions(&env.repo)["web"].clone();
     let ch = env.wait_settled(&sha_a).await;
@@ -149,7 +132,7 @@ async fn the_pre_promotion_test_gates_the_switch_and_a_retry_runs_it_again() {
     env.wait_serving("web", "web", &ha, 2).await;
 
     // Release B's test fails: traffic stays on A, B is scaled down, the release Failed.
-    fail_jobs(&env.ns, true);
+    fail_jobs(&env.ns, true).await;
     let b = [(
         "web/deployment.yaml".to_string(),
         deployment("web", "web:2.0", 2),
@@ -212,7 +195,7 @@ async fn the_pre_promotion_test_gates_the_switch_and_a_retry_runs_it_again() {
     assert!(warned, "a ReleaseFailed event names the Job");
 
     // Fixed the flaky dependency; a retry runs the test again and promotes B.
-    fail_jobs(&env.ns, false);
+    fail_jobs(&env.ns, false).await;
     request(&env.client, &env.ns, "shop", "kubemint.io/retry").await;
     env.wait_settled(&sha_b).await;
     env.wait_serving("web", "web", &hb, 2).await;

@@ -70,7 +70,7 @@ async fn image_bump_mints_promotes_after_ready_drains_and_keeps_revisions() {
     .unwrap();
     let h2 = revisions(&env.repo)["web"].clone();
     assert_ne!(h1, h2);
-    hold_revision(&env.ns, &h2);
+    hold_revision(&env.ns, &h2).await;
     let sha2 = env.repo.commit("web 1.1");
     let rs2_name = format!("web-{h2}");
     wait_for(Duration::from_secs(30), || async {
@@ -267,7 +267,7 @@ async fn an_unready_release_fails_keeps_traffic_and_is_retried_on_request() {
     )
     .unwrap();
     let h2 = revisions(&env.repo)["web"].clone();
-    hold_revision(&env.ns, &h2);
+    hold_revision(&env.ns, &h2).await;
     let sha2 = env.repo.commit("broken image");
     let ch = wait_for(Duration::from_secs(40), || async {
         let ch = env.channel().await;
@@ -397,7 +397,7 @@ async fn an_adopted_service_serves_the_old_pods_until_the_new_revision_is_ready(
         std::fs::write(full, content).unwrap();
     }
     let h1 = revisions(&env.repo)["web"].clone();
-    hold_revision(&env.ns, &h1);
+    hold_revision(&env.ns, &h1).await;
     let sha1 = env.repo.commit("kubemint takes over web");
     wait_for(Duration::from_secs(60), || async {
         env.rs(&format!("web-{h1}"))
@@ -447,7 +447,7 @@ async fn workloads_of_one_commit_are_promoted_together() {
     )
     .unwrap();
     let new = revisions(&env.repo);
-    hold_revision(&env.ns, &new["api"]);
+    hold_revision(&env.ns, &new["api"]).await;
     let sha2 = env.repo.commit("web and api 2.0");
     // web's new revision becomes ready; api's does not.
     let web_rs = format!("web-{}", new["web"]);
@@ -505,7 +505,7 @@ async fn a_killed_operator_resumes_every_step_of_a_rollout() {
     )
     .unwrap();
     let h2 = revisions(&repo)["web"].clone();
-    hold_revision(&ns, &h2);
+    hold_revision(&ns, &h2).await;
     let sha2 = repo.commit("web 2.0");
     let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
     let rs2 = format!("web-{h2}");

@@ -9,16 +9,19 @@ use crate::fixture;
 use crate::gitserver;
 use crate::support;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use browser::{Browser, UiProcess};
 use fixture::manifests::{config_map, deployment};
-use fixture::release::{revisions_in, workload};
+use fixture::release::{revisions_in, workload, SMOKE_TEST};
 use fixture::revert::pushable;
 use fixture::{apply_channel_with, install_crd, kubemint, wait_applied, Operator};
-use gitserver::HTTP_PASSWORD;
+use gitserver::{GitRepo, HttpServer, HTTP_PASSWORD, HTTP_USER};
 use kube::api::{Api, Patch, PatchParams};
+use kube::Client;
 use kubemint::controller::Channel;
+use kubemint::source::notes::{self, DeploymentNote, NoteTimes, NoteWrite};
 use serde_json::json;
 use support::{hold_revision, release_revision, wait_for};
 
@@ -27,20 +30,40 @@ const XSS_SUBJECT: &str = "<script>alert(1)</script>";
 /// A file name that would be an image with a handler if it were markup.
 const XSS_FILE: &str = "web/\"><img src=x onerror=alert(2)>.yaml";
 
+/// A namespace `prefix-N` of the test cluster with the CRD installed and a
+/// pushable repository (see [`pushable`]).
+async fn setup(prefix: &str) -> (Client, String, GitRepo, HttpServer) {
+    let client = support::cluster().client().await;
+    install_crd(&client).await;
+    let ns = support::cluster().namespace(prefix).await;
+    let (upstream, server) = pushable(&client, &ns).await;
+    (client, ns, upstream, server)
+}
+
 /// Asserts axe-core finds no serious or critical violation on tab `name`.
 async fn accessible(b: &mut Browser, name: &str) {
     let violations = b.axe(name).await;
     assert!(violations.is_empty(), "{name}: {violations:#?}");
 }
 
+/// Asserts that no injected script ran and no page logged an error (a CSP
+/// violation among them), then closes the browser.
+async fn nothing_ran_and_no_errors(mut b: Browser) {
+    assert_eq!(
+        b.dialogs().await,
+        Vec::<String>::new(),
+        "injected script ran"
+    );
+    let errors: Vec<String> =
+        serde_json::from_value(b.call(json!({"op": "errors"})).await).unwrap();
+    assert!(errors.is_empty(), "console errors (CSP?): {errors:#?}");
+    b.close().await;
+}
+
 #[tokio::test]
 async fn a_release_a_failure_reverted_automatically_and_a_revert_seen_live() {
-    let cluster = support::cluster();
-    let client = cluster.client().await;
-    install_crd(&client).await;
-    let ns = cluster.namespace("ui").await;
-    let kubeconfig = cluster.kubeconfig();
-    let (upstream, server) = pushable(&client, &ns).await;
+    let (client, ns, upstream, server) = setup("ui").await;
+    let kubeconfig = support::cluster().kubeconfig();
     let sha1 = upstream
         .write(&workload("web", "web:1.0", "a"))
         .commit("web 1.0");
@@ -84,7 +107,7 @@ async fn a_release_a_failure_reverted_automatically_and_a_revert_seen_live() {
     )
     .unwrap();
     let h2 = revisions_in(upstream.path())["web"].clone();
-    hold_revision(&ns, &h2);
+    hold_revision(&ns, &h2).await;
     let sha2 = upstream.commit(XSS_SUBJECT);
     b.wait_text("timeline", "li.entry.progressing", "0/2 pods ready")
         .await;
@@ -109,7 +132,7 @@ async fn a_release_a_failure_reverted_automatically_and_a_revert_seen_live() {
         deployment("web", "web:1.2-broken", 2),
     )
     .unwrap();
-    hold_revision(&ns, &revisions_in(upstream.path())["web"]);
+    hold_revision(&ns, &revisions_in(upstream.path())["web"]).await;
     let sha3 = upstream.commit("web 1.2");
     let failed = format!("li#c-{}", &sha3[..12]);
     b.wait_text("timeline", &failed, "Why it failed").await;
@@ -267,15 +290,262 @@ async fn a_release_a_failure_reverted_automatically_and_a_revert_seen_live() {
     b.screenshot("dark", "timeline-dark").await;
     accessible(&mut b, "dark").await;
 
+    nothing_ran_and_no_errors(b).await;
+}
+
+/// A Secret value the same in both releases.
+const UNCHANGED_SECRET: &str = "c2FtZS1pbi1ib3RoLXMzY3IzdA";
+
+/// A Secret whose value must never reach a page.
+fn secret(value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: web-token\nstringData:\n  token: {value}\n  \
+         other: {UNCHANGED_SECRET}\n"
+    )
+}
+
+/// A ConfigMap in a file named like markup, holding markup.
+const XSS_CONFIG_FILE: &str = "web/\"><img src=x onerror=alert(3)>.yaml";
+fn hostile_config(value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hostile\ndata:\n  html: '<img src=x onerror=alert(4)> {value}'\n"
+    )
+}
+
+#[tokio::test]
+async fn the_release_page_shows_its_diff_with_secrets_masked_and_where_it_ran() {
+    let (client, ns, upstream, server) = setup("uirel").await;
+    let kubeconfig = support::cluster().kubeconfig();
+    let (old_secret, new_secret) = ("Zm9vYmFyLW9sZC1zM2NyM3Q", "Zm9vYmFyLW5ldy1zM2NyM3Q");
+    let mut files = workload("web", "web:1.0", "a");
+    files.push(("web/secret.yaml".into(), secret(old_secret)));
+    files.push((XSS_CONFIG_FILE.into(), hostile_config("one")));
+    files.push(("web/smoke.yaml".into(), SMOKE_TEST.into()));
+    let sha1 = upstream.write(&files).commit("web 1.0");
+    apply_channel_with(
+        &client,
+        &ns,
+        "shop",
+        &server.url("work"),
+        ".",
+        json!({"git": {"secretRef": {"name": "git-creds"}},
+               "audit": {"gitNotes": true},
+               "rollout": {"readyTimeout": "60s", "drainSeconds": 0}}),
+    )
+    .await;
+    let op = Operator::start_with(kubeconfig, &ns, "", &["--cluster-name", "dev"]);
+    wait_applied(&client, &ns, "shop", &sha1, &op).await;
+
+    // The next release changes the Secret, an image and the hostile file; its subject is hostile.
+    let files = vec![
+        (
+            "web/deployment.yaml".to_string(),
+            deployment("web", "web:1.1", 2),
+        ),
+        ("web/secret.yaml".to_string(), secret(new_secret)),
+        (XSS_CONFIG_FILE.to_string(), hostile_config("two")),
+    ];
+    let sha2 = upstream.write(&files).commit(XSS_SUBJECT);
+    wait_applied(&client, &ns, "shop", &sha2, &op).await;
+    // This cluster's own note, then another cluster's, for the same commit
+    // (and one for another commit, which must not show).
+    let own = wait_for(Duration::from_secs(60), || async {
+        upstream.git_opt(&["notes", "--ref=kubemint/dev", "show", &sha2])
+    })
+    .await;
+    assert!(own.contains("phase: Active"), "{own}");
+    // Written as another cluster's operator would: fetch, merge, push over HTTP.
+    let data = [("username", HTTP_USER), ("password", HTTP_PASSWORD)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+        .collect();
+    let credentials = kubemint::source::GitCredentials::from_secret_data(&data).unwrap();
+    for (commit, phase, message) in [
+        (
+            &sha2,
+            "Failed",
+            Some("release r failed: not ready within 5m: web has 1/2 pods ready"),
+        ),
+        (&sha1, "Active", None),
+    ] {
+        let note = DeploymentNote {
+            cluster: "prod-eu".into(),
+            channel: format!("{ns}/shop"),
+            release: "r".into(),
+            phase: phase.into(),
+            commit: commit.clone(),
+            message: message.map(str::to_string),
+            times: NoteTimes {
+                applied: Some("2026-11-22T10:00:00Z".into()),
+                failed: message.map(|_| "2026-11-22T10:05:00Z".to_string()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        notes::write_note(NoteWrite {
+            url: server.url("work"),
+            credentials: credentials.clone(),
+            cluster: "prod-eu".into(),
+            commit: commit.clone(),
+            document: note.to_document(),
+            attempts: 5,
+        })
+        .await
+        .unwrap();
+    }
+
+    let ui = UiProcess::start_with(
+        kubeconfig,
+        &ns,
+        None,
+        &["--cluster-name", "dev", "--cache-dir", &cluster_cache(&ns)],
+    )
+    .await;
+    let mut b = Browser::start();
+    let page = format!("/ui/{ns}/shop/release/{}", &sha2[..12]);
+    b.open("timeline", &ui.url(&format!("/ui/{ns}/shop"))).await;
+    // The passed test, with its log lines, on both releases.
+    let entry = format!("li#c-{}", &sha2[..12]);
+    b.wait_text(
+        "timeline",
+        &format!("{entry} .test.passed"),
+        "Pre-promotion test: Passed",
+    )
+    .await;
+    b.wait_text(
+        "timeline",
+        &format!("{entry} .test.passed"),
+        "Its last log lines",
+    )
+    .await;
+    // Reached from the timeline with the keyboard.
+    let url = b
+        .call(json!({"op": "follow", "name": "timeline", "selector": format!("{entry} h3 a")}))
+        .await;
+    assert!(url.as_str().unwrap().ends_with(&page), "{url}");
+    b.wait_text("timeline", "h1", XSS_SUBJECT).await;
+    // The diff arrives live (read from git in the background).
+    b.wait_text("timeline", "section.diff summary", "Secret")
+        .await;
+    b.wait_text("timeline", "section.diff", "*** (after)").await;
+    b.wait_text("timeline", "section.diff", "image: web:1.1")
+        .await;
+    b.wait_text("timeline", "section.diff summary", "onerror=alert(3)")
+        .await;
+    b.wait_text("timeline", "section.diff", "onerror=alert(4)")
+        .await;
+    b.wait_text("timeline", "section.ran th", "prod-eu").await;
+    b.wait_text("timeline", "section.ran", "web has 1/2 pods ready")
+        .await;
     assert_eq!(
-        b.dialogs().await,
-        Vec::<String>::new(),
-        "injected script ran"
+        b.texts("timeline", "section.ran tbody th").await,
+        ["prod-eu"],
+        "this cluster's own note is not another place it ran"
     );
-    let errors: Vec<String> =
-        serde_json::from_value(b.call(json!({"op": "errors"})).await).unwrap();
-    assert!(errors.is_empty(), "console errors (CSP?): {errors:#?}");
-    b.close().await;
+    // The revisions with their pods, and the release's events.
+    b.wait_text("timeline", "table td", "2/2 pods ready").await;
+    b.wait_text("timeline", "ul.events", "Promoted").await;
+
+    // The Secret's values are nowhere: not in the page, not in the server's HTML.
+    let shown = b.html("timeline").await;
+    let served = reqwest::get(ui.url(&page))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for html in [&shown, &served] {
+        for value in [old_secret, new_secret, UNCHANGED_SECRET] {
+            assert!(!html.contains(value), "{value} leaked:\n{html}");
+        }
+        assert!(!html.contains("<img"), "markup from git became markup");
+    }
+    assert!(served.contains("section class=\"diff\""), "{served}");
+    assert_eq!(b.count("timeline", "img").await, 0);
+    b.screenshot("timeline", "release-diff").await;
+    accessible(&mut b, "timeline").await;
+    b.call(json!({"op": "open", "name": "dark", "url": ui.url(&page), "colorScheme": "dark"}))
+        .await;
+    b.wait_text("dark", "section.diff", "*** (after)").await;
+    b.screenshot("dark", "release-diff-dark").await;
+    accessible(&mut b, "dark").await;
+    nothing_ran_and_no_errors(b).await;
+
+    let (median, slowest) = timed(&ui.url(&page), 20).await;
+    println!("release page with its diff: median {median:?}, slowest {slowest:?}");
+    assert!(median < Duration::from_millis(100), "{median:?}");
+}
+
+#[tokio::test]
+async fn the_operator_s_ui_reads_a_release_diff_from_its_own_git_cache() {
+    let cluster = support::cluster();
+    let client = cluster.client().await;
+    install_crd(&client).await;
+    let ns = cluster.namespace("uiop").await;
+    let repo = fixture::GitRepo::new();
+    let commit = |files: &[(String, String)], message: &str| {
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_str()))
+            .collect();
+        repo.write(&refs).commit(message)
+    };
+    let mut files = workload("web", "web:1.0", "a");
+    files.push(("web/secret.yaml".into(), secret("b3BlcmF0b3Itb2xk")));
+    let sha1 = commit(&files, "web 1.0");
+    apply_channel_with(
+        &client,
+        &ns,
+        "web",
+        &repo.url(),
+        ".",
+        json!({"rollout": {"drainSeconds": 0}}),
+    )
+    .await;
+    let op = Operator::start_with(
+        cluster.kubeconfig(),
+        &ns,
+        "",
+        &["--ui", "--cluster-name", "dev"],
+    );
+    wait_applied(&client, &ns, "web", &sha1, &op).await;
+    let sha2 = commit(
+        &[("web/secret.yaml".into(), secret("b3BlcmF0b3ItbmV3"))],
+        "rotate the token",
+    );
+    wait_applied(&client, &ns, "web", &sha2, &op).await;
+
+    // A reader of channels, signed in by its token; the page fills in once
+    // the operator's UI has read the commits (it does in the background).
+    let rules = json!([{"apiGroups": ["kubemint.io"], "resources": ["channels"], "verbs": ["get", "list", "watch"]}]);
+    fixture::tenancy::service_account(&client, &ns, "viewer", rules).await;
+    let token = fixture::service_account_token(&client, &ns, "viewer").await;
+    let page = format!(
+        "http://{}/ui/{ns}/web/release/{}",
+        op.http_addr().await,
+        &sha2[..12]
+    );
+    let http = reqwest::Client::new();
+    let html = wait_for(Duration::from_secs(60), || async {
+        let response = http.get(&page).bearer_auth(&token).send().await.ok()?;
+        let body = response.text().await.ok()?;
+        body.contains("*** (after)").then_some(body)
+    })
+    .await;
+    assert!(html.contains("Secret "), "{html}");
+    assert!(html.contains("No other cluster"), "{html}");
+    for value in ["b3BlcmF0b3Itb2xk", "b3BlcmF0b3ItbmV3", UNCHANGED_SECRET] {
+        assert!(!html.contains(value), "{value} leaked:\n{html}");
+    }
+}
+
+/// A git cache of the test's own for `kubemint ui`.
+fn cluster_cache(ns: &str) -> String {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("ui-git-cache")
+        .join(ns)
+        .display()
+        .to_string()
 }
 
 /// A record of release `i` of 50.

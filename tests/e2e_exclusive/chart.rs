@@ -50,12 +50,7 @@ fn install_helm_python() -> PathBuf {
 
 /// Runs tests/chart/render.py with `args`; its stdout, or a panic with its stderr.
 fn helm(args: &[&str]) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/chart/render.py");
-    let out = Command::new(helm_python())
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("running helm");
+    let out = helm_output(args);
     assert!(
         out.status.success(),
         "helm {args:?} failed:\n{}\n{}",
@@ -63,6 +58,16 @@ fn helm(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// How tests/chart/render.py with `args` exited, and what it printed.
+fn helm_output(args: &[&str]) -> std::process::Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/chart/render.py");
+    Command::new(helm_python())
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("running helm")
 }
 
 fn documents(text: &str) -> Vec<Value> {
@@ -147,10 +152,14 @@ fn the_chart_s_tenancy_values_are_flags_that_kubemint_run_knows() {
     ] {
         assert!(args.iter().any(|a| a == flag), "{flag} not in {args:?}");
     }
-    // The binary accepts every argument the chart renders (clap rejects an
-    // unknown one before it gets to --help).
+    assert_kubemint_accepts(&args);
+}
+
+/// The binary accepts every argument the chart renders (clap rejects an
+/// unknown one before it gets to --help).
+fn assert_kubemint_accepts(args: &[String]) {
     let out = Command::new(env!("CARGO_BIN_EXE_kubemint"))
-        .args(&args)
+        .args(args)
         .arg("--help")
         .output()
         .unwrap();
@@ -269,7 +278,7 @@ async fn the_least_privileged_chart_delivers_two_tenants_and_names_a_missing_per
 }
 
 #[test]
-fn the_chart_s_ui_value_adds_the_flag_and_only_the_two_review_permissions() {
+fn the_chart_s_ui_value_adds_the_flag_what_the_caches_read_and_only_the_two_review_permissions() {
     let rules = |rendered: &[Value]| -> Vec<Value> {
         let role = rendered
             .iter()
@@ -291,9 +300,154 @@ fn the_chart_s_ui_value_adds_the_flag_and_only_the_two_review_permissions() {
     assert_eq!(
         added,
         [
+            // What the UI's caches list and watch (besides channels, which the operator watches anyway).
+            &json!({"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list", "watch"]}),
+            &json!({"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]}),
             &json!({"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}),
             &json!({"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]}),
         ]
     );
-    assert_eq!(after.len(), before.len() + 2);
+    assert_eq!(after.len(), before.len() + 4);
+}
+
+/// A client with the token of ServiceAccount `name` in `ns`.
+async fn client_as(client: &Client, admin: &Path, ns: &str, name: &str, dir: &Path) -> Client {
+    let token = fixture::service_account_token(client, ns, name).await;
+    let kubeconfig = fixture::kubeconfig_with_token(admin, &token, dir);
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&kubeconfig).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    Client::try_from(config).unwrap()
+}
+
+#[tokio::test]
+async fn the_chart_s_ui_role_lets_the_ui_s_caches_list_and_watch_and_the_default_does_not() {
+    let cluster = support::cluster();
+    let client = cluster.client().await;
+    install_crd(&client).await;
+    let ns = cluster.namespace("kubemint-chart-ui").await;
+    let dir = tempfile::tempdir().unwrap();
+    // The release is named for the namespace: its ClusterRole is the test's own.
+    let without = render(&ns, &ns, json!({}));
+    apply_all(&client, &without).await;
+    let operator = client_as(&client, cluster.kubeconfig(), &ns, &ns, dir.path()).await;
+    let caches = kubemint::server::ui::Caches::start(&operator, None).await;
+    assert!(
+        !caches.wait_ready(Duration::from_secs(5)).await,
+        "without ui.enabled the chart's role must not read ReplicaSets and events"
+    );
+
+    apply_all(&client, &render(&ns, &ns, json!({"ui": {"enabled": true}}))).await;
+    // RBAC changes take a moment to be seen: fresh caches until they list.
+    eventually(
+        Duration::from_secs(60),
+        "the UI's caches to list with the chart's role",
+        || async {
+            let caches = kubemint::server::ui::Caches::start(&operator, None).await;
+            if caches.wait_ready(Duration::from_secs(10)).await {
+                Ok(())
+            } else {
+                Err("not ready".to_string())
+            }
+        },
+    )
+    .await;
+}
+
+#[test]
+fn the_chart_s_shards_value_renders_one_deployment_per_shard() {
+    let rendered = render(
+        "kubemint",
+        "kubemint-system",
+        json!({"shards": ["a", "eu-west"], "ui": {"enabled": true}}),
+    );
+    let deployments: Vec<&Value> = rendered
+        .iter()
+        .filter(|d| d["kind"] == "Deployment")
+        .collect();
+    let names: Vec<&str> = deployments
+        .iter()
+        .map(|d| d["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["kubemint", "kubemint-shard-a", "kubemint-shard-eu-west"]
+    );
+    let args = |d: &Value| -> Vec<String> {
+        serde_json::from_value(d["spec"]["template"]["spec"]["containers"][0]["args"].clone())
+            .unwrap()
+    };
+    let shard_flags = |d: &Value| -> Vec<String> {
+        args(d)
+            .into_iter()
+            .filter(|a| a.starts_with("--shard"))
+            .collect()
+    };
+    assert_eq!(shard_flags(deployments[0]), Vec::<String>::new());
+    assert_eq!(shard_flags(deployments[1]), ["--shard=a"]);
+    assert_eq!(shard_flags(deployments[2]), ["--shard=eu-west"]);
+    // Every shard elects its own leader; only the unsharded one, behind the
+    // Service, serves the UI.
+    for d in &deployments {
+        assert!(args(d).iter().any(|a| a == "--leader-elect"), "{d}");
+        let ui = args(d).iter().any(|a| a == "--ui");
+        assert_eq!(ui, d["metadata"]["name"] == "kubemint", "{d}");
+    }
+
+    // No Deployment's selector matches another's pods (a Deployment adopts
+    // what its selector matches), and the Service selects the unsharded pods.
+    let matches = |selector: &Value, labels: &Value| {
+        selector
+            .as_object()
+            .unwrap()
+            .iter()
+            .all(|(k, v)| &labels[k] == v)
+    };
+    for d in &deployments {
+        for other in &deployments {
+            let selected = matches(
+                &d["spec"]["selector"]["matchLabels"],
+                &other["spec"]["template"]["metadata"]["labels"],
+            );
+            assert_eq!(
+                selected,
+                d["metadata"]["name"] == other["metadata"]["name"],
+                "{} selects the pods of {}",
+                d["metadata"]["name"],
+                other["metadata"]["name"]
+            );
+        }
+    }
+    let service = rendered.iter().find(|d| d["kind"] == "Service").unwrap();
+    let served: Vec<&Value> = deployments
+        .iter()
+        .filter(|d| {
+            matches(
+                &service["spec"]["selector"],
+                &d["spec"]["template"]["metadata"]["labels"],
+            )
+        })
+        .map(|d| &d["metadata"]["name"])
+        .collect();
+    assert_eq!(served, [&json!("kubemint")]);
+
+    assert_kubemint_accepts(&args(deployments[2]));
+
+    // A key that cannot name a Lease and a Deployment fails the render, naming it.
+    let bad = helm_output(&[
+        "render",
+        CHART,
+        "kubemint",
+        "kubemint-system",
+        &json!({"shards": ["Team_A"]}).to_string(),
+    ]);
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("\"Team_A\" is not a usable shard key"),
+        "{stderr}"
+    );
 }

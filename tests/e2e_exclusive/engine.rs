@@ -611,7 +611,7 @@ async fn an_api_server_restart_mid_rollout_is_survived_without_restarting_the_op
     )
     .unwrap();
     let h2 = revisions(&env.repo)["web"].clone();
-    hold_revision(&env.ns, &h2);
+    hold_revision(&env.ns, &h2).await;
     let sha2 = env.repo.commit("web 2.0");
     let rs2 = format!("web-{h2}");
     wait_for(Duration::from_secs(60), || async {

@@ -233,8 +233,8 @@ async fn todays_shapes_are_delivered_unmodified() {
             "{resource}: no streaming list among {:?}",
             of("watch")
         );
-        // (A commit's one unselected list of Services, looking for
-        // hand-made ones to adopt, is no reflector's.)
+        // (A commit's reads of the Services it pins, looking for hand-made
+        // ones to adopt, are no reflector's.)
         let reflector_lists: Vec<_> = of("list")
             .into_iter()
             .filter(|r| r.request_uri.contains("labelSelector="))

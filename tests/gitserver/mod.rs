@@ -6,6 +6,8 @@
 //! `tests/git/install.sh` (run by `tests/run.sh`).
 #![allow(dead_code)]
 
+pub mod counted;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -386,7 +386,7 @@ impl ServingChecker {
             "metadata": {"name": name},
             "spec": {
                 // Bound to a node that does not exist: neither the scheduler
-                // nor the node simulator touches it.
+                // nor kwok (which plays only kubemint-sim-node) touches it.
                 "nodeName": "kubemint-checker-nowhere",
                 "automountServiceAccountToken": false,
                 "containers": [{"name": "barrier", "image": "none"}],

@@ -8,11 +8,10 @@
 //! `down.sh`, which TERMs and after 5 s KILLs everything up.sh started. So the
 //! control plane is gone about 1–6 s after the test process.
 //!
-//! The node simulator runs on a dedicated thread with its own Tokio runtime:
-//! each `#[tokio::test]` has a runtime of its own that ends with the test, so
-//! nothing shared may live on one. The thread starts the control plane, reports
-//! back once the node is schedulable, and then runs the simulator until the
-//! process exits.
+//! The node is kwok's, a daemon like the others (up.sh starts it and waits
+//! until the node is Ready), so nothing runs in the test process: each
+//! `#[tokio::test]` has a runtime of its own that ends with the test, and
+//! nothing shared could live on one.
 //!
 //! State directories live in `target/tmp/kubemint-clusters/<pid>` (logs of the
 //! last run stay there for debugging); those of processes that are gone are
@@ -22,7 +21,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
@@ -30,8 +29,6 @@ use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Client;
 use serde_json::json;
-
-use super::simulator;
 
 /// A Kubernetes cluster for the tests of this process.
 pub struct TestCluster {
@@ -48,8 +45,9 @@ pub struct TestCluster {
 static CLUSTER: OnceLock<Result<TestCluster, String>> = OnceLock::new();
 
 /// The cluster of this test process, started on first use (blocking, about
-/// 5–10 s) and shared by all its tests. Uses `$KUBEMINT_TEST_KUBECONFIG`
-/// instead when set (then no processes and no node simulator are started).
+/// 8–12 s) and shared by all its tests. Uses `$KUBEMINT_TEST_KUBECONFIG`
+/// instead when set (then no processes are started; that cluster needs a
+/// node and `tests/cluster/kwok/policy.yaml` as `up.sh` sets them up).
 /// Panics in every test if the cluster could not be started.
 pub fn cluster() -> &'static TestCluster {
     match CLUSTER.get_or_init(start) {
@@ -142,7 +140,7 @@ impl TestCluster {
 
 fn log(msg: &str) {
     // Straight to fd 2: the test harness captures eprintln! of the test that
-    // happens to start the cluster, and this thread inherits that capture.
+    // happens to start the cluster, and this concerns them all.
     let _ = writeln!(std::io::stderr(), "[kubemint-test] {msg}");
 }
 
@@ -154,62 +152,18 @@ fn start() -> Result<TestCluster, String> {
             kubectl: PathBuf::from("kubectl"),
         });
     }
-    let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("kubemint-cluster".into())
-        .spawn(move || control_plane_thread(tx))
-        .map_err(|e| format!("spawning the control-plane thread: {e}"))?;
-    rx.recv()
-        .map_err(|_| "the control-plane thread died while starting".to_string())?
-}
-
-/// Starts the control plane and the simulator, reports the cluster through
-/// `ready`, then runs the simulator until the process exits.
-fn control_plane_thread(ready: mpsc::Sender<Result<TestCluster, String>>) {
     let started = Instant::now();
-    let (kubeconfig, state_dir, bin) = match start_control_plane() {
-        Ok(paths) => paths,
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return;
-        }
-    };
-    let plane_time = started.elapsed();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            let _ = ready.send(Err(format!("tokio runtime: {e}")));
-            return;
-        }
-    };
-    runtime.block_on(async move {
-        let cluster = TestCluster {
-            kubeconfig,
-            state_dir: Some(state_dir),
-            kubectl: bin.join("kubectl"),
-        };
-        let client = cluster.client().await;
-        if let Err(e) = simulator::register_node(&client).await {
-            let _ = ready.send(Err(format!("registering the simulated node: {e:#}")));
-            return;
-        }
-        log(&format!(
-            "control plane up in {:.1}s, node ready in {:.1}s; state in {}",
-            plane_time.as_secs_f64(),
-            started.elapsed().as_secs_f64(),
-            cluster.state_dir.as_ref().unwrap().display()
-        ));
-        let _ = ready.send(Ok(cluster));
-        simulator::run_pods(client).await;
-    });
-    // The simulator only returns if its watch ends for good; keep the thread
-    // (and nothing else) around.
-    loop {
-        std::thread::park();
-    }
+    let (kubeconfig, state_dir, bin) = start_control_plane()?;
+    log(&format!(
+        "control plane and node up in {:.1}s; state in {}",
+        started.elapsed().as_secs_f64(),
+        state_dir.display()
+    ));
+    Ok(TestCluster {
+        kubeconfig,
+        state_dir: Some(state_dir),
+        kubectl: bin.join("kubectl"),
+    })
 }
 
 /// Runs `install.sh` and `up.sh`; returns the kubeconfig, the state dir and

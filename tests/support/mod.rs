@@ -3,8 +3,9 @@
 //! `cluster()` starts one per test process (etcd, kube-apiserver,
 //! kube-controller-manager, kube-scheduler of the release in
 //! `tests/cluster/k8s/go.mod`, now 1.37.2, via `tests/cluster/up.sh`)
-//! plus a simulated node that runs the pods scheduled to it, or uses the
-//! cluster of `$KUBEMINT_TEST_KUBECONFIG` when that is set.
+//! plus a node whose kubelet kwok simulates, or uses the cluster of
+//! `$KUBEMINT_TEST_KUBECONFIG` when that is set. `hold_revision`,
+//! `release_revision` and `fail_jobs` steer the simulated kubelet.
 //!
 //! ```ignore
 //! mod support;

@@ -26,12 +26,23 @@ impl UiProcess {
     /// Like [`UiProcess::start`], as a user whose git config (in `home`) names
     /// the author of reverts made in the UI.
     pub async fn start_as(kubeconfig: &Path, namespace: &str, home: Option<&Path>) -> UiProcess {
+        Self::start_with(kubeconfig, namespace, home, &[]).await
+    }
+
+    /// Like [`UiProcess::start_as`], with `extra` arguments for `kubemint ui`.
+    pub async fn start_with(
+        kubeconfig: &Path,
+        namespace: &str,
+        home: Option<&Path>,
+        extra: &[&str],
+    ) -> UiProcess {
         let mut command = Command::new(env!("CARGO_BIN_EXE_kubemint"));
         if let Some(home) = home {
             command.env("HOME", home);
         }
         let mut child = command
             .args(["ui", "--namespace", namespace, "--port", "0"])
+            .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -150,6 +161,12 @@ impl Browser {
     pub async fn wait_text(&mut self, name: &str, selector: &str, text: &str) {
         self.call(json!({"op": "waitText", "name": name, "selector": selector, "text": text}))
             .await;
+    }
+
+    /// The page's HTML as the browser holds it now.
+    pub async fn html(&mut self, name: &str) -> String {
+        let v = self.call(json!({"op": "html", "name": name})).await;
+        v.as_str().unwrap_or_default().to_string()
     }
 
     /// The text of every element matching `selector`.

@@ -80,6 +80,10 @@ const ops = {
   async texts({ name, selector }) {
     return page(name).locator(selector).allTextContents();
   },
+  // The page's HTML as the browser holds it now (after live swaps).
+  async html({ name }) {
+    return page(name).content();
+  },
   async attr({ name, selector, attribute }) {
     return page(name).locator(selector).first().getAttribute(attribute);
   },

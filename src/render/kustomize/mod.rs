@@ -53,13 +53,15 @@ impl KustomizeBuild {
 
 /// Builds one kustomization directory and returns kustomize's YAML stream,
 /// stopping kustomize once it prints more than `budget` bytes (what is left of
-/// the release's `limits`).
+/// the release's `limits`). The real directories of every kustomization it
+/// reaches are added to `reached`.
 pub(crate) fn build(
     index: &Index<'_>,
     unit: &KustomizationDir,
     command: &KustomizeCommand,
     limits: &Limits,
     budget: u64,
+    reached: &mut Vec<String>,
 ) -> Result<String, RenderError> {
     let fail = |failure: KustomizeFailure, message: String| RenderError::Kustomize {
         file: unit.file.clone(),
@@ -71,6 +73,7 @@ pub(crate) fn build(
         failure: KustomizeFailure::Refused,
         message: r.message,
     })?;
+    reached.extend(reach.dirs.iter().cloned());
     let program = command
         .program()
         .map_err(|m| fail(KustomizeFailure::Unavailable, m))?;

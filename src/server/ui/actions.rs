@@ -18,7 +18,7 @@ use super::auth::{self, Check};
 use super::html::{self, Chrome};
 use super::model;
 use super::routes::{open, refused, respond, unavailable, UiState, View};
-use crate::api::{Channel, APPROVE_PRUNE_ANNOTATION, RECONCILE_ANNOTATION};
+use crate::api::{Channel, APPROVE_PRUNE_ANNOTATION};
 use crate::revert::{RevertRequest, Target};
 use crate::source::GitCredentials;
 
@@ -78,7 +78,7 @@ pub fn patch_for(
     confirmed: Option<&str>,
 ) -> Result<serde_json::Value, &'static str> {
     match action {
-        Action::Sync => Ok(json!({"metadata": {"annotations": {RECONCILE_ANNOTATION: now}}})),
+        Action::Sync => Ok(crate::api::sync_request_patch(now)),
         Action::ApprovePrune => match (held, confirmed) {
             (Some(h), Some(c)) if h == c => {
                 Ok(json!({"metadata": {"annotations": {APPROVE_PRUNE_ANNOTATION: h}}}))

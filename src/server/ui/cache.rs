@@ -3,11 +3,10 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Event;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
@@ -32,21 +31,7 @@ where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, config))
-        .default_backoff()
-        .touched_objects();
-    tokio::spawn(async move {
-        stream
-            .for_each(|item| async move {
-                if let Err(e) = item {
-                    // The watcher retries with backoff; say why the page may be stale.
-                    tracing::warn!(error = %e, "UI cache watch failed; retrying");
-                }
-            })
-            .await;
-    });
-    reader
+    lists::spawn_reflector(api, config, |_| {}, "UI")
 }
 
 impl Caches {

@@ -2,10 +2,12 @@
 //! git goes through [`Html::text`] or [`Html::attr`]; markup is only ever
 //! `&'static str`, so an untrusted string cannot become markup by mistake.
 
+use super::git::{DiffState, GitFacts};
 use super::model::{
-    age, ChannelSummary, CommitView, Entry, EventView, Health, Overview, Pods, Timeline,
+    age, ChannelSummary, CommitView, Entry, EventView, Health, Overview, Pods, RanView, Timeline,
 };
 use crate::api::ReleasePhase;
+use crate::render::diff::{Difference, ObjectDiff};
 use k8s_openapi::jiff::Timestamp;
 
 /// Where the UI is mounted.
@@ -236,10 +238,15 @@ fn health_badge(h: &mut Html, health: Health) {
         Health::Ready => "badge good",
         Health::Suspended | Health::Unknown => "badge",
     };
+    badge(h, class, health.label());
+}
+
+/// `<span class="badge ...">label</span>`.
+fn badge(h: &mut Html, class: &str, label: &str) {
     h.raw("<span")
         .attr("class", class)
         .raw(">")
-        .text(health.label())
+        .text(label)
         .raw("</span>");
 }
 
@@ -250,11 +257,7 @@ fn phase_badge(h: &mut Html, phase: ReleasePhase) {
         ReleasePhase::Superseded => ("badge", "Superseded"),
         ReleasePhase::Failed => ("badge bad", "Failed"),
     };
-    h.raw("<span")
-        .attr("class", class)
-        .raw(">")
-        .text(label)
-        .raw("</span>");
+    badge(h, class, label);
 }
 
 fn pods_text(p: Pods) -> String {
@@ -412,8 +415,9 @@ fn events_list(h: &mut Html, events: &[EventView], now: Option<Timestamp>) {
                 .text(&e.count.to_string())
                 .raw("</span>");
         }
+        // A test's log lines are shown once, with the test's outcome.
         h.raw("<div class=\"message\">")
-            .text(&e.message)
+            .text(super::model::split_logs(&e.message).0)
             .raw("</div></li>");
     }
     h.raw("</ul>");
@@ -487,9 +491,22 @@ fn entry_body(h: &mut Html, ns: &str, name: &str, e: &Entry, now: Option<Timesta
         h.raw("</ul>");
     }
     if let Some(test) = &e.test {
-        h.raw("<p>Pre-promotion test: <strong>")
-            .text(test)
+        let (class, outcome) = if test.passed {
+            ("test passed", "Passed")
+        } else {
+            ("test failed", "Failed")
+        };
+        h.raw("<div")
+            .attr("class", class)
+            .raw("><p>Pre-promotion test: <strong>")
+            .text(outcome)
             .raw("</strong></p>");
+        if let Some(logs) = &test.logs {
+            h.raw("<details open><summary>Its last log lines</summary><pre class=\"logs\">")
+                .text(logs)
+                .raw("</pre></details>");
+        }
+        h.raw("</div>");
     }
     if let Some(f) = &e.failure {
         h.raw("<div class=\"failure\"><h4>Why it failed</h4><pre>")
@@ -583,8 +600,9 @@ pub fn timeline(t: &Timeline, now: Option<Timestamp>) -> String {
     h.finish()
 }
 
-/// A release page's `main`.
-pub fn release(t: &Timeline, e: &Entry, now: Option<Timestamp>) -> String {
+/// A release page's `main`: the entry, its revisions, its diff and where its
+/// commit ran (`git`).
+pub fn release(t: &Timeline, e: &Entry, git: &GitFacts, now: Option<Timestamp>) -> String {
     let s = &t.summary;
     let mut h = Html::default();
     h.raw("<h1>Release <code>")
@@ -635,6 +653,8 @@ pub fn release(t: &Timeline, e: &Entry, now: Option<Timestamp>) -> String {
         }
         h.raw("</tbody></table>");
     }
+    diff_section(&mut h, t, e, &git.diff);
+    ran_section(&mut h, git, now);
     h.raw("<p>")
         .link(
             &format!(
@@ -646,6 +666,133 @@ pub fn release(t: &Timeline, e: &Entry, now: Option<Timestamp>) -> String {
         )
         .raw("</p>");
     h.finish()
+}
+
+fn diff_section(h: &mut Html, t: &Timeline, e: &Entry, diff: &DiffState) {
+    let s = &t.summary;
+    h.raw("<section class=\"diff\" aria-labelledby=\"diff-h\"><h2 id=\"diff-h\">Changes from ");
+    match &e.before {
+        Some(before) => {
+            let short = crate::source::short_sha(before);
+            h.raw("the release before (")
+                .link(&release_path(&s.namespace, &s.name, short), short)
+                .raw(")");
+        }
+        None => {
+            h.raw("nothing (the first release)");
+        }
+    }
+    h.raw("</h2>");
+    match diff {
+        DiffState::Pending => {
+            h.raw("<p class=\"pending\">Reading the commits from git…</p>");
+        }
+        DiffState::Unavailable(why) => {
+            h.raw("<p class=\"why\">The diff cannot be shown: ")
+                .text(why)
+                .raw("</p>");
+        }
+        DiffState::Ready(diffs) if diffs.is_empty() => {
+            h.raw("<p>The rendered objects are the same.</p>");
+        }
+        DiffState::Ready(diffs) => {
+            h.raw("<p>Rendered objects, Secret values masked (<code>***</code>), as <code>kubemint diff</code> shows them.</p>");
+            for d in diffs.iter() {
+                object_diff(h, d);
+            }
+        }
+    }
+    h.raw("</section>");
+}
+
+fn object_diff(h: &mut Html, d: &ObjectDiff) {
+    let (class, word) = match d.difference {
+        Difference::Added => ("badge good", "added"),
+        Difference::Changed => ("badge busy", "changed"),
+        Difference::Removed => ("badge bad", "removed"),
+    };
+    h.raw("<details class=\"object\" open><summary>");
+    badge(h, class, word);
+    h.raw(" <span class=\"object-name\">")
+        .text(&d.object)
+        .raw("</span> <span class=\"file\">")
+        .text(&d.file)
+        .raw("</span></summary><pre class=\"unified\" tabindex=\"0\">");
+    for line in d.diff.lines() {
+        let class = match line.as_bytes().first() {
+            Some(b'+') if !line.starts_with("+++") => Some("add"),
+            Some(b'-') if !line.starts_with("---") => Some("del"),
+            Some(b'@') => Some("hunk"),
+            _ => None,
+        };
+        match class {
+            Some(c) => {
+                h.raw("<span")
+                    .attr("class", c)
+                    .raw(">")
+                    .text(line)
+                    .raw("\n</span>");
+            }
+            None => {
+                h.text(line).raw("\n");
+            }
+        }
+    }
+    h.raw("</pre></details>");
+}
+
+fn ran_section(h: &mut Html, git: &GitFacts, now: Option<Timestamp>) {
+    h.raw("<section class=\"ran\" aria-labelledby=\"ran-h\"><h2 id=\"ran-h\">Where it ran</h2>");
+    match (&git.ran, &git.notes_error) {
+        (_, Some(why)) => {
+            h.raw("<p class=\"why\">The deployment notes cannot be read: ")
+                .text(why)
+                .raw("</p>");
+        }
+        (None, None) => {
+            h.raw("<p class=\"pending\">Reading the deployment notes from git…</p>");
+        }
+        (Some(ran), None) if ran.is_empty() => {
+            h.raw("<p>No other cluster's deployment notes name this commit.</p>");
+        }
+        (Some(ran), None) => {
+            h.raw("<p>From the deployment notes in git (<code>refs/notes/kubemint/&lt;cluster&gt;</code>).</p>")
+                .raw("<table><thead><tr><th scope=\"col\">Cluster</th><th scope=\"col\">Channel</th>")
+                .raw("<th scope=\"col\">How it ended</th><th scope=\"col\">When</th></tr></thead><tbody>");
+            for r in ran {
+                ran_row(h, r, now);
+            }
+            h.raw("</tbody></table>");
+        }
+    }
+    h.raw("</section>");
+}
+
+fn ran_row(h: &mut Html, r: &RanView, now: Option<Timestamp>) {
+    let class = match r.phase.as_str() {
+        "Active" => "badge good",
+        "Failed" => "badge bad",
+        _ => "badge",
+    };
+    h.raw("<tr><th scope=\"row\">")
+        .text(&r.cluster)
+        .raw("</th><td>")
+        .text(&r.channel)
+        .raw("</td><td>");
+    badge(h, class, &r.phase);
+    if let Some(m) = &r.message {
+        h.raw("<div class=\"why\">").text(m).raw("</div>");
+    }
+    if let Some(c) = &r.revert_commit {
+        h.raw("<div class=\"why\">reverted by <code>")
+            .text(c)
+            .raw("</code></div>");
+    }
+    h.raw("</td><td>");
+    if !r.time.is_empty() {
+        time(h, &r.time, now);
+    }
+    h.raw("</td></tr>");
 }
 
 /// A page's `main` saying why there is nothing else to show.

@@ -3,12 +3,14 @@
 //! readable without JavaScript; a small embedded script keeps a page live.
 //!
 //! Layout: [`model`] builds view models (pure), [`html`] writes them out
-//! (escaping everything), [`routes`] serves them, [`cache`] feeds them.
+//! (escaping everything), [`routes`] serves them, [`cache`] feeds them, and
+//! [`git`] adds what only git knows (release diffs, deployment notes).
 
 pub mod access;
 pub mod actions;
 pub mod auth;
 pub mod cache;
+pub mod git;
 pub mod html;
 pub mod model;
 pub mod routes;
@@ -16,6 +18,7 @@ pub mod routes;
 use std::net::SocketAddr;
 
 pub use cache::Caches;
+pub use git::{GitSettings, GitSide};
 pub use routes::router;
 
 /// What can go wrong serving the UI.
@@ -37,6 +40,7 @@ pub async fn serve(
     addr: SocketAddr,
     caches: Caches,
     access: access::Access,
+    git: GitSide,
 ) -> Result<SocketAddr, UiError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -49,7 +53,7 @@ pub async fn serve(
             "/",
             axum::routing::get(|| async { axum::response::Redirect::to("/ui/") }),
         )
-        .merge(router(caches, access));
+        .merge(router(caches, access, git));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "UI server stopped");

@@ -524,6 +524,45 @@ pub struct RevisionView {
     pub drained_at: Option<String>,
 }
 
+/// The pre-promotion test of a release, as its failure or its `TestPassed`
+/// event tells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestView {
+    /// Whether it passed.
+    pub passed: bool,
+    /// Its last log lines, as the operator read them.
+    pub logs: Option<String>,
+}
+
+/// Where a failure message or a `TestPassed` event puts the test's log lines.
+const LOG_LINES: &str = "; last log lines:\n";
+
+/// Splits a message into what it says and the log lines it carries.
+pub fn split_logs(message: &str) -> (&str, Option<&str>) {
+    match message.split_once(LOG_LINES) {
+        Some((said, logs)) => (said, Some(logs)),
+        None => (message, None),
+    }
+}
+
+/// The test of a release from its failure message: `Some` when the test failed.
+pub fn failed_test(failure: &str) -> Option<TestView> {
+    let (said, logs) = split_logs(failure);
+    said.contains("pre-promotion test").then(|| TestView {
+        passed: false,
+        logs: logs.map(str::to_string),
+    })
+}
+
+/// The test of release `id` from a `TestPassed` event about it.
+pub fn passed_test(id: &str, event: &EventView) -> Option<TestView> {
+    let (said, logs) = split_logs(&event.message);
+    (event.reason == "TestPassed" && said.contains(&format!("release {id} "))).then(|| TestView {
+        passed: true,
+        logs: logs.map(str::to_string),
+    })
+}
+
 /// One release in a timeline.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -541,10 +580,12 @@ pub struct Entry {
     pub failed_at: Option<String>,
     /// When its revisions were scaled to zero.
     pub drained_at: Option<String>,
-    /// Why it failed (with the test's last log lines, if a test failed).
+    /// Why it failed (without the test's log lines: see `test`).
     pub failure: Option<String>,
     /// The pre-promotion test's outcome, when the release had one.
-    pub test: Option<String>,
+    pub test: Option<TestView>,
+    /// The commit of the release before it (the one it is compared with).
+    pub before: Option<String>,
     /// Workloads that changed from the release before.
     pub changes: Vec<Change>,
     /// Its revisions.
@@ -611,6 +652,9 @@ pub fn timeline(channel: &Channel, snapshot: &Snapshot) -> Timeline {
         }
     }
     let earlier_events = place_events(&mut entries, channel_events(channel, &snapshot.events));
+    for e in entries.iter_mut().filter(|e| e.test.is_none()) {
+        e.test = e.events.iter().find_map(|ev| passed_test(&e.id, ev));
+    }
     Timeline {
         summary,
         entries,
@@ -687,14 +731,12 @@ fn entry(
     let drained_at = (record.phase == ReleasePhase::Superseded)
         .then(|| views.iter().filter_map(|v| v.drained_at.clone()).max())
         .flatten();
-    let failure = record
+    let message = record
         .message
-        .clone()
+        .as_deref()
         .filter(|_| record.phase == ReleasePhase::Failed);
-    let test = failure
-        .as_ref()
-        .filter(|m| m.contains("pre-promotion test"))
-        .map(|_| "Failed".to_string());
+    let test = message.and_then(failed_test);
+    let failure = message.map(|m| split_logs(m).0.to_string());
     let rollout = (record.phase == ReleasePhase::Progressing).then(|| {
         views
             .iter()
@@ -714,6 +756,7 @@ fn entry(
         drained_at,
         failure,
         test,
+        before: before.map(|b| b.commit.sha.clone()),
         changes,
         revisions: views,
         rollout,
@@ -802,4 +845,57 @@ pub fn find_entry<'t>(timeline: &'t Timeline, short: &str) -> Option<&'t Entry> 
         .entries
         .iter()
         .find(|e| !short.is_empty() && e.commit.sha.starts_with(short))
+}
+
+/// How a commit ended on another cluster (or channel), from its deployment notes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RanView {
+    /// The cluster (its notes ref).
+    pub cluster: String,
+    /// `<namespace>/<name>` of the channel there.
+    pub channel: String,
+    /// The release's phase after the latest note (`Active`, `Failed`, `Superseded`).
+    pub phase: String,
+    /// When the latest note's event happened, RFC 3339.
+    pub time: String,
+    /// Why it failed there, when it did.
+    pub message: Option<String>,
+    /// The revert pushed for it there.
+    pub revert_commit: Option<String>,
+}
+
+/// Where else `commit` ran, from every cluster's notes: the latest note of
+/// each (cluster, channel), leaving out this channel on this cluster (`own`;
+/// without a cluster name, every cluster is shown). Sorted by cluster, then channel.
+pub fn where_it_ran(
+    notes: &[crate::source::notes::NoteRecord],
+    commit: &str,
+    own: (Option<&str>, &str),
+) -> Vec<RanView> {
+    use crate::source::notes::latest_time;
+    let mut latest: BTreeMap<(&str, &str), &crate::source::notes::DeploymentNote> = BTreeMap::new();
+    for r in notes.iter().filter(|r| r.commit == commit) {
+        let cluster = r.cluster_ref.as_str();
+        if own.0 == Some(cluster) && r.note.channel == own.1 {
+            continue;
+        }
+        let slot = latest
+            .entry((cluster, r.note.channel.as_str()))
+            .or_insert(&r.note);
+        // Notes are appended in order: a later one of the same time wins too.
+        if latest_time(&r.note) >= latest_time(slot) {
+            *slot = &r.note;
+        }
+    }
+    latest
+        .into_iter()
+        .map(|((cluster, channel), n)| RanView {
+            cluster: cluster.to_string(),
+            channel: channel.to_string(),
+            phase: n.phase.clone(),
+            time: latest_time(n).to_string(),
+            message: n.message.as_deref().map(|m| split_logs(m).0.to_string()),
+            revert_commit: n.revert_commit.as_deref().map(|s| short_sha(s).to_string()),
+        })
+        .collect()
 }

@@ -17,6 +17,7 @@ use super::access::{Access, Identified, Viewer};
 use super::actions;
 use super::auth::{self, AuthError};
 use super::cache::Caches;
+use super::git::GitSide;
 use super::html::{self, Chrome};
 use super::model::{self, Snapshot};
 use crate::api::Channel;
@@ -36,10 +37,12 @@ pub struct UiState {
     pub caches: Caches,
     /// Who may see and do what.
     pub access: Access,
+    /// The release diffs and deployment notes.
+    pub git: GitSide,
 }
 
-/// The UI's routes under `/ui/`, reading `caches`, authorizing with `access`.
-pub fn router(caches: Caches, access: Access) -> Router {
+/// The UI's routes under `/ui/`, reading `caches` and `git`, authorizing with `access`.
+pub fn router(caches: Caches, access: Access, git: GitSide) -> Router {
     Router::new()
         .route("/ui", get(|| async { Redirect::to("/ui/") }))
         .route("/ui/", get(overview))
@@ -61,7 +64,11 @@ pub fn router(caches: Caches, access: Access) -> Router {
             get(actions::confirm).post(actions::act),
         )
         .layer(axum::middleware::map_response(secure))
-        .with_state(UiState { caches, access })
+        .with_state(UiState {
+            caches,
+            access,
+            git,
+        })
 }
 
 async fn secure(mut response: Response) -> Response {
@@ -305,7 +312,8 @@ async fn release(
         let what = format!("No release of commit {commit} in {namespace}/{name}.");
         return refused(&view, StatusCode::NOT_FOUND, Some(&viewer), &what);
     };
-    let main = html::release(&timeline, entry, snapshot.now);
+    let facts = state.git.facts(&channel, entry).await;
+    let main = html::release(&timeline, entry, &facts, snapshot.now);
     let path = html::channel_path(&namespace, &name);
     let here = html::release_path(&namespace, &name, &commit);
     let live = format!("{here}?fragment=1");

@@ -5,12 +5,15 @@ use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
 
+use super::git::{DiffState, GitFacts};
 use super::html;
-use super::model::{self, Forge, Health, Reverts, Snapshot};
+use super::model::{self, EventView, Forge, Health, Reverts, Snapshot};
 use crate::api::{
     AutoRevertStatus, Channel, ChannelStatus, CommitInfo, ReleasePhase, ReleaseRecord,
     WorkloadRevision,
 };
+use crate::render::diff::{Difference, ObjectDiff};
+use crate::source::notes::{DeploymentNote, NoteRecord, NoteTimes};
 
 fn channel(url: &str, status: ChannelStatus) -> Channel {
     let mut ch: Channel = serde_json::from_value(json!({
@@ -278,16 +281,21 @@ fn reverted_channel() -> (Channel, Vec<ReplicaSet>, Vec<Event>) {
     (ch, rs, events)
 }
 
-#[test]
-fn timeline_links_failure_automatic_revert_and_events() {
-    let (ch, rs, events) = reverted_channel();
+/// The timeline of `ch` with `rs` and `events` cached.
+fn timeline_of(ch: &Channel, rs: &[ReplicaSet], events: &[Event]) -> model::Timeline {
     let snapshot = Snapshot {
-        channels: vec![&ch],
+        channels: vec![ch],
         replica_sets: rs.iter().collect(),
         events: events.iter().collect(),
         now: now(),
     };
-    let t = model::timeline(&ch, &snapshot);
+    model::timeline(ch, &snapshot)
+}
+
+#[test]
+fn timeline_links_failure_automatic_revert_and_events() {
+    let (ch, rs, events) = reverted_channel();
+    let t = timeline_of(&ch, &rs, &events);
     assert_eq!(t.entries.len(), 3);
     let (revert, failed, first) = (&t.entries[0], &t.entries[1], &t.entries[2]);
     // The failed release changed web from h1 to h2, images read from the kept ReplicaSets.
@@ -424,16 +432,39 @@ fn hostile_strings_are_text_on_every_page() {
         "2026-11-22T11:59:30Z",
     ));
     ch.metadata.name = Some("shop".into());
+    let t = timeline_of(&ch, &rs, &events);
     let snapshot = Snapshot {
         channels: vec![&ch],
         replica_sets: rs.iter().collect(),
         events: events.iter().collect(),
         now: now(),
     };
-    let t = model::timeline(&ch, &snapshot);
+    let hostile_git = GitFacts {
+        diff: DiffState::Ready(std::sync::Arc::new(vec![ObjectDiff {
+            difference: Difference::Changed,
+            object: format!("ConfigMap shop/{file}"),
+            file: format!("web/{file}.yaml"),
+            diff: format!("--- before\n+++ this release\n@@ -1 +1 @@\n-a: {subject}\n+a: {file}\n"),
+        }])),
+        ran: Some(vec![model::RanView {
+            cluster: file.into(),
+            channel: subject.into(),
+            phase: file.into(),
+            time: file.into(),
+            message: Some(subject.into()),
+            revert_commit: Some(file.into()),
+        }]),
+        notes_error: None,
+    };
+    let unavailable = GitFacts {
+        diff: DiffState::Unavailable(subject.into()),
+        ran: None,
+        notes_error: Some(file.into()),
+    };
     let pages = [
         html::timeline(&t, now()),
-        html::release(&t, &t.entries[0], now()),
+        html::release(&t, &t.entries[0], &hostile_git, now()),
+        html::release(&t, &t.entries[1], &unavailable, now()),
         html::overview(&model::overview(&snapshot), now()),
         html::page(&html::Chrome::new(subject, None).crumb("/ui/", file), ""),
         html::confirm(
@@ -445,7 +476,7 @@ fn hostile_strings_are_text_on_every_page() {
         html::message(subject, file),
     ];
     for page in pages {
-        assert!(!page.contains("<script>alert"), "{page}");
+        assert!(!page.contains("<script>"), "{page}");
         assert!(!page.contains("<img"), "{page}");
         assert!(
             page.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
@@ -453,4 +484,204 @@ fn hostile_strings_are_text_on_every_page() {
             "{page}"
         );
     }
+}
+
+fn note_record(cluster: &str, channel: &str, commit: &str, phase: &str, at: &str) -> NoteRecord {
+    NoteRecord {
+        cluster_ref: cluster.into(),
+        commit: commit.into(),
+        note: DeploymentNote {
+            cluster: cluster.into(),
+            channel: channel.into(),
+            release: "r1".into(),
+            phase: phase.into(),
+            commit: commit.into(),
+            times: NoteTimes {
+                applied: Some(at.into()),
+                ..NoteTimes::default()
+            },
+            message: (phase == "Failed").then(|| {
+                "release r1 failed: the pre-promotion test Job t failed; last log lines:\nboom"
+                    .into()
+            }),
+            revert_commit: (phase == "Failed").then(|| "d".repeat(40)),
+            ..DeploymentNote::default()
+        },
+    }
+}
+
+#[test]
+fn where_it_ran_takes_each_cluster_s_latest_note_and_leaves_out_this_channel_here() {
+    let notes = vec![
+        note_record(
+            "staging",
+            "shop/web",
+            "c1",
+            "Active",
+            "2026-11-22T10:00:00Z",
+        ),
+        note_record(
+            "staging",
+            "shop/web",
+            "c1",
+            "Superseded",
+            "2026-11-22T11:00:00Z",
+        ),
+        note_record(
+            "prod-eu",
+            "shop/web",
+            "c1",
+            "Failed",
+            "2026-11-22T12:00:00Z",
+        ),
+        note_record(
+            "prod-us",
+            "shop/web",
+            "c1",
+            "Active",
+            "2026-11-22T12:00:00Z",
+        ),
+        note_record(
+            "prod-us",
+            "shop/web",
+            "c2",
+            "Active",
+            "2026-11-22T13:00:00Z",
+        ),
+        note_record(
+            "staging",
+            "shop/other",
+            "c1",
+            "Active",
+            "2026-11-22T09:00:00Z",
+        ),
+    ];
+    type Row<'a> = (&'a str, &'a str, &'a str);
+    let table: [(Option<&str>, Vec<Row>); 2] = [
+        (
+            Some("staging"),
+            vec![
+                ("prod-eu", "shop/web", "Failed"),
+                ("prod-us", "shop/web", "Active"),
+                ("staging", "shop/other", "Active"),
+            ],
+        ),
+        (
+            None,
+            vec![
+                ("prod-eu", "shop/web", "Failed"),
+                ("prod-us", "shop/web", "Active"),
+                ("staging", "shop/other", "Active"),
+                ("staging", "shop/web", "Superseded"),
+            ],
+        ),
+    ];
+    for (own, want) in table {
+        let ran = model::where_it_ran(&notes, "c1", (own, "shop/web"));
+        let got: Vec<Row> = ran
+            .iter()
+            .map(|r| (r.cluster.as_str(), r.channel.as_str(), r.phase.as_str()))
+            .collect();
+        assert_eq!(got, want, "{own:?}");
+        let failed = &ran[0];
+        assert_eq!(
+            failed.message.as_deref(),
+            Some("release r1 failed: the pre-promotion test Job t failed"),
+            "the log lines stay in the note"
+        );
+        assert_eq!(failed.revert_commit.as_deref(), Some("dddddddddddd"));
+        assert_eq!(failed.time, "2026-11-22T12:00:00Z");
+    }
+    assert!(model::where_it_ran(&notes, "c9", (None, "shop/web")).is_empty());
+}
+
+#[test]
+fn a_test_s_outcome_and_its_log_lines_come_from_the_failure_or_the_passed_event() {
+    let passed = |message: &str| EventView {
+        type_: "Normal".into(),
+        reason: "TestPassed".into(),
+        message: message.into(),
+        time: String::new(),
+        count: 1,
+    };
+    let failure = "release r1 failed: the pre-promotion test Job smoke-r1 failed or did not finish within 5m; traffic stays on the previous release; last log lines:\nconnection refused\nexit 7";
+    let table: [(Option<model::TestView>, Option<model::TestView>); 5] = [
+        (
+            model::failed_test(failure),
+            Some(model::TestView {
+                passed: false,
+                logs: Some("connection refused\nexit 7".into()),
+            }),
+        ),
+        (
+            model::failed_test("release r1 failed: not ready within 5s: web has 0/2 pods ready"),
+            None,
+        ),
+        (
+            model::passed_test(
+                "r1",
+                &passed(
+                    "Pre-promotion test Job smoke-r1 of release r1 passed; last log lines:\nok 200",
+                ),
+            ),
+            Some(model::TestView {
+                passed: true,
+                logs: Some("ok 200".into()),
+            }),
+        ),
+        (
+            model::passed_test(
+                "r1",
+                &passed("Pre-promotion test Job smoke-r10 of release r10 passed"),
+            ),
+            None,
+        ),
+        (
+            model::passed_test(
+                "r1",
+                &EventView {
+                    reason: "Promoted".into(),
+                    ..passed("Promoted release r1 from commit a")
+                },
+            ),
+            None,
+        ),
+    ];
+    for (i, (got, want)) in table.into_iter().enumerate() {
+        assert_eq!(got, want, "case {i}");
+    }
+}
+
+#[test]
+fn the_failure_shows_without_the_log_lines_and_a_passed_test_from_its_event() {
+    let (mut ch, rs, mut events) = reverted_channel();
+    let status = ch.status.as_mut().unwrap();
+    let id = status.releases[1].id.clone();
+    status.releases[1].message = Some(format!(
+        "release {id} failed: the pre-promotion test Job smoke-{id} failed; traffic stays on the previous release; last log lines:\nboom"
+    ));
+    let first = status.releases[2].id.clone();
+    events.push(event(
+        "TestPassed",
+        "Normal",
+        &format!("Pre-promotion test Job smoke-{first} of release {first} passed; last log lines:\nall good"),
+        "2026-11-22T10:01:30Z",
+    ));
+    let t = timeline_of(&ch, &rs, &events);
+    let failed = &t.entries[1];
+    assert!(!failed.failure.as_deref().unwrap().contains("boom"));
+    assert_eq!(failed.test.as_ref().unwrap().logs.as_deref(), Some("boom"));
+    let passed = t.entries[2].test.as_ref().expect("the passed test");
+    assert!(passed.passed);
+    assert_eq!(passed.logs.as_deref(), Some("all good"));
+    assert_eq!(
+        t.entries[1].before.as_deref(),
+        Some(t.entries[2].commit.sha.as_str())
+    );
+    let page = html::timeline(&t, now());
+    assert!(
+        page.contains("Pre-promotion test: <strong>Passed</strong>"),
+        "{page}"
+    );
+    assert!(page.contains("all good") && page.contains("boom"), "{page}");
 }

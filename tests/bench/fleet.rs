@@ -1,0 +1,485 @@
+//! Fleet benchmark (issue 19), in the format of Flux's flux-benchmark; not
+//! part of the test run: `cargo bench --bench fleet [-- N,N,...]` (default
+//! 100,500,1000) starts the local control plane and, for each N, prints:
+//!
+//! - the floor: `kubectl apply --server-side` of the same N×4 objects;
+//! - a monorepo variant (N channels on `apps/<name>` of one repository) and a
+//!   variant with N repositories, each through:
+//!   - install: from creating the N channels to all of them Ready with the commit;
+//!   - upgrade: one commit changing every app's image (N commits, one per
+//!     repository, in the second variant) to all of them Ready with it;
+//!   - one app: one commit changing one app, to that channel Ready (and then
+//!     every channel having recorded the commit);
+//!   - idle: 60 s with nothing changing;
+//!
+//!   each with the wall time, the operator's CPU seconds and peak RSS,
+//!   kubemint's API requests by verb (audit log, by user agent), git requests
+//!   (ref advertisements and fetches, from the git server's access log) and
+//!   renders (the operator's metrics).
+//!
+//! Each app is a Deployment with 0 replicas, a ServiceAccount, a Service and
+//! an Ingress. Channels poll every 60 s, and every push is followed by a push
+//! webhook (GitLab's format) to the operator for one channel of the pushed
+//! repository, as a forge would send: the operator wakes every channel of
+//! that repository and ref.
+
+// Cargo also discovers this file as an integration test, built with the test
+// harness (cfg(test)) and so without a use for `main`: nothing to run there.
+#![cfg_attr(test, allow(dead_code, unused_imports))]
+
+#[path = "../fixture/mod.rs"]
+mod fixture;
+#[path = "../gitserver/mod.rs"]
+mod gitserver;
+mod process;
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use fixture::fleet;
+use fixture::{install_crd, Operator};
+use futures::StreamExt;
+use gitserver::counted::{CountedHttp, GitRequests};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::Client;
+use kubemint::controller::Channel;
+use process::{cpu_seconds, memory_mib, secs};
+use support::audit;
+
+const IDLE: Duration = Duration::from_secs(60);
+/// The Secret of the channels' push webhook, and its token.
+const HOOK_SECRET: &str = "push-hook";
+const HOOK_TOKEN: &str = "bench-webhook-token";
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--bench") {
+        println!("fleet benchmark skipped (run: cargo bench --bench fleet [-- 100,500,1000])");
+        return;
+    }
+    let sizes: Vec<usize> = args
+        .iter()
+        .skip(1)
+        .find(|a| a.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .map(|a| a.split(',').map(|n| n.parse().expect("N,N,...")).collect())
+        .unwrap_or_else(|| vec![100, 500, 1000]);
+    let variants: Vec<String> = std::env::var("FLEET_VARIANTS")
+        .unwrap_or_else(|_| "monorepo,repos".into())
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let cluster = support::cluster();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        let client = cluster.client().await;
+        install_crd(&client).await;
+        for n in sizes {
+            floor(cluster, n).await;
+            for variant in &variants {
+                Fleet::run(cluster, &client, n, variant == "monorepo").await;
+            }
+        }
+    });
+}
+
+/// `kubectl apply --server-side` of the N apps' objects into a fresh namespace.
+async fn floor(cluster: &support::TestCluster, n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, content) in fleet::files(0..n, "nginx:1.27") {
+        let file = dir.path().join(path.replace('/', "-"));
+        std::fs::write(file, content).unwrap();
+    }
+    let ns = cluster.namespace("floor").await;
+    let from = Timestamp::now();
+    let started = Instant::now();
+    let out = Command::new(&cluster.kubectl)
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig())
+        .args(["apply", "--server-side", "-n", &ns, "-f"])
+        .arg(dir.path())
+        .output()
+        .expect("running kubectl");
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "kubectl apply failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let counts = audit::count(&cluster.audit_log(), "kubectl/", from, Timestamp::now());
+    println!(
+        "\nN={n}: kubectl apply --server-side of {} objects: {} ({counts})",
+        n * 4,
+        secs(took)
+    );
+}
+
+/// One variant's run: the repositories, the git server, the operator, and
+/// what it has measured so far.
+struct Fleet {
+    cluster: &'static support::TestCluster,
+    client: Client,
+    ns: String,
+    n: usize,
+    /// The monorepo, or one repository per app (`r-<name>`), under `root`.
+    monorepo: bool,
+    root: tempfile::TempDir,
+    http: CountedHttp,
+    op: Operator,
+    addr: std::net::SocketAddr,
+    channels: Store<Channel>,
+}
+
+/// What one phase cost.
+struct Phase {
+    wall: Duration,
+    cpu: f64,
+    peak_rss: f64,
+    requests: BTreeMap<String, usize>,
+    git: GitRequests,
+    renders: f64,
+    carried: f64,
+}
+
+impl Fleet {
+    async fn run(
+        cluster: &'static support::TestCluster,
+        client: &Client,
+        n: usize,
+        monorepo: bool,
+    ) {
+        let ns = cluster
+            .namespace(if monorepo { "mono" } else { "repos" })
+            .await;
+        let root = tempfile::tempdir().unwrap();
+        let name = if monorepo { "monorepo" } else { "repositories" };
+        let prepared = Instant::now();
+        if monorepo {
+            git_init(&root.path().join("mono"));
+            commit(
+                &root.path().join("mono"),
+                &fleet::files(0..n, "nginx:1.27"),
+                "apps",
+            );
+        } else {
+            for i in 0..n {
+                let repo = root.path().join(format!("r-{}", fleet::name(i)));
+                git_init(&repo);
+                commit(&repo, &fleet::files(i..i + 1, "nginx:1.27"), "app");
+            }
+        }
+        let http = CountedHttp::start(root.path());
+        fixture::create_secret(
+            client,
+            &ns,
+            HOOK_SECRET,
+            serde_json::json!({"token": HOOK_TOKEN}),
+        )
+        .await;
+        let op = Operator::start_with(
+            cluster.kubeconfig(),
+            &ns,
+            &format!("-fleet-{n}-{name}"),
+            &[],
+        );
+        let addr = op.http_addr().await;
+        let api: Api<Channel> = Api::namespaced(client.clone(), &ns);
+        let (channels, writer) = reflector::store();
+        let stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .reflect(writer)
+            .applied_objects();
+        tokio::spawn(stream.for_each(|_| async {}));
+        let fleet = Fleet {
+            cluster,
+            client: client.clone(),
+            ns,
+            n,
+            monorepo,
+            root,
+            http,
+            op,
+            addr,
+            channels,
+        };
+        println!(
+            "\nN={n}, {name} (repositories made in {}):",
+            secs(prepared.elapsed())
+        );
+        fleet.phases().await;
+    }
+
+    fn url(&self, i: usize) -> String {
+        if self.monorepo {
+            self.http.url("mono")
+        } else {
+            self.http.url(&format!("r-{}", fleet::name(i)))
+        }
+    }
+
+    fn repo(&self, i: usize) -> PathBuf {
+        match self.monorepo {
+            true => self.root.path().join("mono"),
+            false => self.root.path().join(format!("r-{}", fleet::name(i))),
+        }
+    }
+
+    async fn phases(&self) {
+        let n = self.n;
+        // Install.
+        let shas: Vec<String> = (0..n).map(|i| head(&self.repo(i))).collect();
+        let install = self
+            .measure(|| async {
+                let interval = if self.monorepo { "10s" } else { "60s" };
+                futures::stream::iter(0..n)
+                    .for_each_concurrent(32, |i| async move {
+                        let spec =
+                            fleet::channel(&self.ns, i, &self.url(i), &fleet::path(i), interval);
+                        Api::<Channel>::namespaced(self.client.clone(), &self.ns)
+                            .patch(
+                                &fleet::name(i),
+                                &PatchParams::apply("kubemint-bench").force(),
+                                &Patch::Apply(&spec),
+                            )
+                            .await
+                            .expect("creating a channel");
+                    })
+                    .await;
+                self.wait(|i| self.ready_with(i, &shas[i]), "install").await;
+            })
+            .await;
+        self.report(
+            "install",
+            &install,
+            "target: 1000 apps <= 2 min, <= 150 MiB",
+        );
+
+        // Upgrade: every app's image.
+        let upgrade = self
+            .measure(|| async {
+                let shas = self.commit_apps(0..n, "nginx:1.28").await;
+                self.wait(|i| self.ready_with(i, &shas[i]), "upgrade").await;
+            })
+            .await;
+        self.report("upgrade", &upgrade, "target: 1000 apps <= 3 min");
+
+        // One app.
+        let one = n / 2;
+        let mut recorded = Duration::ZERO;
+        let single = self
+            .measure(|| async {
+                let started = Instant::now();
+                let shas = self.commit_apps(one..one + 1, "nginx:1.29").await;
+                let sha = shas[one].clone();
+                self.wait(|i| i != one || self.ready_with(i, &sha), "one app")
+                    .await;
+                // Then until every channel of the repository recorded the commit.
+                if self.monorepo {
+                    self.wait(|i| self.ready_with(i, &sha), "one app, recorded")
+                        .await;
+                }
+                recorded = started.elapsed();
+            })
+            .await;
+        self.report(
+            "one app",
+            &single,
+            "target: < 2 s, <= 10 writes, others render nothing",
+        );
+        if self.monorepo {
+            println!(
+                "    every channel had recorded the commit after {}",
+                secs(recorded)
+            );
+        }
+
+        // Idle.
+        let idle = self.measure(|| tokio::time::sleep(IDLE)).await;
+        self.report(
+            "idle 60 s",
+            &idle,
+            "target: 1 ref advertisement per repository per interval, 0 writes",
+        );
+        println!(
+            "    RSS now {:.1} MiB ({:.1} KiB per channel over a 40 MiB base)",
+            memory_mib(self.op.pid(), "VmRSS"),
+            (memory_mib(self.op.pid(), "VmRSS") - 40.0) * 1024.0 / n as f64
+        );
+    }
+
+    /// Commits `image` to the apps in `range`; the sha each app's channel must reach.
+    async fn commit_apps(&self, range: std::ops::Range<usize>, image: &str) -> Vec<String> {
+        if self.monorepo {
+            let sha = commit(&self.repo(0), &fleet::files(range, image), image);
+            return vec![sha; self.n];
+        }
+        let mut shas: Vec<String> = (0..self.n).map(|i| head(&self.repo(i))).collect();
+        for i in range {
+            shas[i] = commit(&self.repo(i), &fleet::files(i..i + 1, image), image);
+            // A push webhook per repository: a sync request on its channel.
+            let patch = serde_json::json!({"metadata": {"annotations": {
+                kubemint::api::RECONCILE_ANNOTATION: Timestamp::now().to_string()
+            }}});
+            Api::<Channel>::namespaced(self.client.clone(), &self.ns)
+                .patch(
+                    &fleet::name(i),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await
+                .expect("requesting a sync");
+        }
+        shas
+    }
+
+    fn ready_with(&self, i: usize, sha: &str) -> bool {
+        let Some(ch) = self
+            .channels
+            .get(&reflector::ObjectRef::new(&fleet::name(i)).within(&self.ns))
+        else {
+            return false;
+        };
+        let Some(status) = ch.status.as_ref() else {
+            return false;
+        };
+        status
+            .last_applied_commit
+            .as_ref()
+            .is_some_and(|c| c.sha == sha)
+            && status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+    }
+
+    /// Waits (up to 15 min) until `done(i)` for every app.
+    async fn wait(&self, done: impl Fn(usize) -> bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(900);
+        loop {
+            let missing = (0..self.n).filter(|i| !done(*i)).count();
+            if missing == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: {missing} of {} channels not done after 15 min\n{}",
+                self.n,
+                self.op
+                    .log_text()
+                    .lines()
+                    .rev()
+                    .take(40)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn measure<F, Fut>(&self, phase: F) -> Phase
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let pid = self.op.pid();
+        let (cpu, git) = (cpu_seconds(pid), self.http.requests(""));
+        let renders = fleet::metric(self.addr, "kubemint_renders_total", "\"rendered\"").await;
+        let carried = fleet::metric(self.addr, "kubemint_renders_total", "carried_over").await;
+        let from = Timestamp::now();
+        let started = Instant::now();
+        phase().await;
+        let wall = started.elapsed();
+        // Requests are logged a moment after they were answered (lighttpd
+        // buffers its access log for a second or two).
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let mut requests = BTreeMap::new();
+        for r in audit::requests(
+            &self.cluster.audit_log(),
+            kubemint::cluster::USER_AGENT,
+            from,
+            Timestamp::now(),
+        ) {
+            let verb = match r.class() {
+                audit::Class::DryRun => "dry-run".to_string(),
+                _ => r.verb.clone(),
+            };
+            *requests.entry(verb).or_default() += 1;
+        }
+        Phase {
+            wall,
+            cpu: cpu_seconds(pid) - cpu,
+            peak_rss: memory_mib(pid, "VmHWM"),
+            requests,
+            git: self.http.requests("") - git,
+            renders: fleet::metric(self.addr, "kubemint_renders_total", "\"rendered\"").await
+                - renders,
+            carried: fleet::metric(self.addr, "kubemint_renders_total", "carried_over").await
+                - carried,
+        }
+    }
+
+    fn report(&self, what: &str, p: &Phase, target: &str) {
+        let total: usize = p.requests.values().sum();
+        let verbs: Vec<String> = p.requests.iter().map(|(v, n)| format!("{v} {n}")).collect();
+        println!(
+            "  {what:<10} {:>9}  cpu {:>6.1} s  peak RSS {:>6.1} MiB  git {} adv/{} fetch  renders {} (+{} carried over)  ({target})",
+            secs(p.wall),
+            p.cpu,
+            p.peak_rss,
+            p.git.advertisements,
+            p.git.fetches,
+            p.renders,
+            p.carried,
+        );
+        println!("    API requests {total}: {}", verbs.join(", "));
+    }
+}
+
+fn git(repo: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(repo)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Ada Lovelace")
+        .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+        .env("GIT_COMMITTER_NAME", "Ada Lovelace")
+        .env("GIT_COMMITTER_EMAIL", "ada@example.com")
+        .output()
+        .expect("running git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn git_init(repo: &Path) {
+    std::fs::create_dir_all(repo).unwrap();
+    git(repo, &["init", "-q", "-b", "main"]);
+}
+
+/// Writes `files` and commits them; the new sha.
+fn commit(repo: &Path, files: &[(String, String)], message: &str) -> String {
+    for (path, content) in files {
+        let file = repo.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, content).unwrap();
+    }
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-q", "-m", message]);
+    head(repo)
+}
+
+fn head(repo: &Path) -> String {
+    git(repo, &["rev-parse", "HEAD"])
+}
