@@ -45,7 +45,7 @@ use std::sync::Arc;
 use futures::TryStreamExt;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::{watcher, PredicateConfig, WatchStreamExt};
 use kube::Api;
 
 use super::Context;
@@ -165,8 +165,30 @@ pub(super) fn controller(
             event
         })
         .reflect(writer)
-        .applied_objects();
+        .applied_objects()
+        .predicate_filter(asks_for_a_pass, PredicateConfig::default());
     Controller::for_stream(stream, reader)
+}
+
+/// What of a channel asks for a pass when it changes: its spec (generation),
+/// annotations (sync, retry and approval requests), labels and deletion. Its
+/// status does not: a pass's own status write would otherwise be followed by
+/// a pass that has nothing to do, which for a monorepo's thousand channels
+/// recording a commit is a thousand passes more. The cache still takes the
+/// new status; timers and the watches of delivered objects bring the passes.
+fn asks_for_a_pass(channel: &Channel) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let meta = &channel.metadata;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    meta.generation.hash(&mut hasher);
+    meta.annotations.hash(&mut hasher);
+    meta.labels.hash(&mut hasher);
+    meta.deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .hash(&mut hasher);
+    meta.finalizers.hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 fn on_change(

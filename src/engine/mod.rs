@@ -4,6 +4,7 @@
 //! -> [`execute`]. The controller runs it on every channel; `kubemint diff`
 //! runs the pipeline in preview mode.
 
+mod by_channel;
 mod error;
 pub mod execute;
 pub mod observe;

@@ -30,6 +30,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
+use super::by_channel::ByChannel;
 use crate::api::Channel;
 use crate::cluster::{self, lists};
 use crate::rollout::{
@@ -65,7 +66,6 @@ pub fn watch_backoff(failures: u32, forbidden: bool) -> Duration {
     }
 }
 
-type MetaStore = Store<PartialObjectMeta<DynamicObject>>;
 /// Metadata watches, by kind and namespace (`None`: all namespaces, or cluster-scoped).
 type MetaWatches = HashMap<WatchKey, Watched<PartialObjectMeta<DynamicObject>>>;
 /// A metadata watch: a kind in a namespace (`None`: all namespaces, or cluster-scoped).
@@ -128,6 +128,8 @@ where
     K::DynamicType: Eq + Hash + Clone,
 {
     store: Store<K>,
+    /// The store's keys by channel label.
+    by_channel: Arc<Mutex<ByChannel<ObjectRef<K>>>>,
     error: Arc<Mutex<Option<WatchFailure>>>,
     /// Wakes a watch waiting out its backoff.
     retry: Arc<tokio::sync::Notify>,
@@ -151,6 +153,7 @@ where
     fn clone(&self) -> Self {
         Watched {
             store: self.store.clone(),
+            by_channel: self.by_channel.clone(),
             error: self.error.clone(),
             retry: self.retry.clone(),
             _task: self._task.clone(),
@@ -164,6 +167,12 @@ where
 {
     fn failing(&self) -> Option<WatchFailure> {
         self.error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The objects of channel `label` in the store.
+    fn of_channel(&self, label: &str) -> Vec<Arc<K>> {
+        let keys = lock(&self.by_channel).keys(label);
+        keys.iter().filter_map(|key| self.store.get(key)).collect()
     }
 
     /// Retries a failing watch now instead of at the end of its backoff.
@@ -271,7 +280,7 @@ impl Observer {
                             cluster::namespaced_or_all(&self.client, namespace),
                             config.clone(),
                         ),
-                        reflector::store::Writer::default(),
+                        (),
                         self.wake.clone(),
                         target("apps", "ReplicaSet", "replicasets"),
                     ),
@@ -280,13 +289,13 @@ impl Observer {
                             cluster::namespaced_or_all(&self.client, namespace),
                             config.clone(),
                         ),
-                        reflector::store::Writer::default(),
+                        (),
                         self.wake.clone(),
                         target("", "Service", "services"),
                     ),
                     jobs: spawn(
                         watcher(cluster::namespaced_or_all(&self.client, namespace), config),
-                        reflector::store::Writer::default(),
+                        (),
                         self.wake.clone(),
                         target("batch", "Job", "jobs"),
                     ),
@@ -408,7 +417,7 @@ impl Observer {
                         };
                         spawn(
                             watcher(api, config.clone()),
-                            reflector::store::Writer::new(ar.clone()),
+                            ar.clone(),
                             self.wake.clone(),
                             target,
                         )
@@ -526,15 +535,15 @@ impl Observer {
         let mut observed = Observed::default();
         for ar in ars.iter().filter(|ar| !is_typed(ar)) {
             let gvk = GroupVersionKind::gvk(&ar.group, &ar.version, &ar.kind);
-            let stores: Vec<MetaStore> = self
+            let watches: Vec<Watched<PartialObjectMeta<DynamicObject>>> = self
                 .kinds
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .iter()
                 .filter(|((g, _), _)| *g == gvk)
-                .map(|(_, w)| w.store.clone())
+                .map(|(_, w)| w.clone())
                 .collect();
-            for object in stores.iter().flat_map(|s| s.state()) {
+            for object in watches.iter().flat_map(|w| w.of_channel(label)) {
                 if !ours(&object.metadata) {
                     continue;
                 }
@@ -567,7 +576,7 @@ impl Observer {
             .values()
             .cloned()
             .collect();
-        for service in typed.iter().flat_map(|t| t.services.store.state()) {
+        for service in typed.iter().flat_map(|t| t.services.of_channel(label)) {
             if !ours(&service.metadata) {
                 continue;
             }
@@ -591,7 +600,7 @@ impl Observer {
             let value = live(&id, &service.metadata);
             observed.objects.insert(id, value);
         }
-        for rs in typed.iter().flat_map(|t| t.replica_sets.store.state()) {
+        for rs in typed.iter().flat_map(|t| t.replica_sets.of_channel(label)) {
             if !ours(&rs.metadata) {
                 continue;
             }
@@ -606,7 +615,7 @@ impl Observer {
                 observed.revisions.push(revision);
             }
         }
-        for job in typed.iter().flat_map(|t| t.jobs.store.state()) {
+        for job in typed.iter().flat_map(|t| t.jobs.of_channel(label)) {
             if !ours(&job.metadata) || annotation(&job.metadata, HOOK_RETRY_ANNOTATION).is_none() {
                 continue;
             }
@@ -741,18 +750,30 @@ impl Wake {
 /// progress (objects listed or changed) resets it. kube's own backoff is
 /// reset by the `Init` event that opens every attempt, so a refused watch
 /// would be retried about every second, forever.
-fn spawn<K, S>(
-    stream: S,
-    writer: reflector::store::Writer<K>,
-    wake: Wake,
-    target: WatchTarget,
-) -> Watched<K>
+/// A lock that a panicked holder did not leave unusable.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The `kubemint.io/channel` label of an object, if it has one.
+fn channel_label(meta: &ObjectMeta) -> Option<&str> {
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get(CHANNEL_LABEL))
+        .map(String::as_str)
+}
+
+fn spawn<K, S>(stream: S, dyntype: K::DynamicType, wake: Wake, target: WatchTarget) -> Watched<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone + Send + Sync,
     S: futures::Stream<Item = watcher::Result<Event<K>>> + Send + 'static,
 {
+    let writer = reflector::store::Writer::new(dyntype.clone());
     let store = writer.as_reader();
+    let by_channel: Arc<Mutex<ByChannel<ObjectRef<K>>>> = Arc::default();
+    let index = by_channel.clone();
+    let indexed = store.clone();
     let error = Arc::new(Mutex::new(None));
     let failing = error.clone();
     let retry = Arc::new(tokio::sync::Notify::new());
@@ -765,13 +786,32 @@ where
             let failure = match event {
                 // Every attempt opens with `Init`: no progress yet.
                 Ok(Event::Init) => continue,
-                Ok(Event::Apply(o) | Event::Delete(o) | Event::InitApply(o)) => {
+                Ok(Event::Apply(o) | Event::InitApply(o)) => {
+                    let key = ObjectRef::from_obj_with(&o, dyntype.clone());
+                    lock(&index).put(key, channel_label(o.meta()));
                     if let Some(channel) = channel_of(o.meta()) {
                         wake.send(channel);
                     }
                     None
                 }
-                Ok(_) => None,
+                Ok(Event::Delete(o)) => {
+                    lock(&index).remove(&ObjectRef::from_obj_with(&o, dyntype.clone()));
+                    if let Some(channel) = channel_of(o.meta()) {
+                        wake.send(channel);
+                    }
+                    None
+                }
+                // The store now holds the new list: so does the index.
+                Ok(Event::InitDone) => {
+                    let objects = indexed.state();
+                    lock(&index).rebuild(objects.iter().map(|o| {
+                        (
+                            ObjectRef::from_obj_with(o.as_ref(), dyntype.clone()),
+                            channel_label(o.meta()),
+                        )
+                    }));
+                    None
+                }
                 Err(e) => Some(e),
             };
             let Some(e) = failure else {
@@ -796,6 +836,7 @@ where
     });
     Watched {
         store,
+        by_channel,
         error,
         retry,
         _task: Arc::new(StopOnDrop(task.abort_handle())),

@@ -146,14 +146,7 @@ impl<'a> Index<'a> {
             .chain(reached.iter().map(String::as_str))
             .collect();
         let linked = |dir: &str| {
-            let prefix = if dir.is_empty() {
-                String::new()
-            } else {
-                format!("{dir}/")
-            };
-            self.entries
-                .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
-                .take_while(|(k, _)| k.starts_with(&prefix))
+            self.under(dir)
                 .any(|(_, kind)| matches!(kind, EntryKind::Symlink(_)))
         };
         if dirs.iter().any(|d| !self.is_dir(d) || linked(d)) {
@@ -167,28 +160,34 @@ impl<'a> Index<'a> {
                     .strip_prefix(outer)
                     .is_some_and(|rest| rest.starts_with('/'))
         };
-        let kept: Vec<String> = dirs
-            .iter()
+        dirs.iter()
             .filter(|d| !dirs.iter().any(|o| o != *d && within(d, o)))
             .map(|d| d.to_string())
-            .collect();
-        kept
+            .collect()
     }
 
-    /// Immediate child names of a real directory.
-    pub(crate) fn children(&self, dir: &str) -> BTreeSet<&'a str> {
+    /// The entries below a real directory (`""`: all), each with its path
+    /// relative to the directory.
+    fn under<'s>(&'s self, dir: &str) -> impl Iterator<Item = (&'a str, &'a EntryKind)> + 's {
         let prefix = if dir.is_empty() {
             String::new()
         } else {
             format!("{dir}/")
         };
+        let len = prefix.len();
         self.entries
             .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .filter_map(|(k, _)| {
+            .take_while(move |(k, _)| k.starts_with(&prefix))
+            .map(move |(k, v)| {
                 let k: &'a str = k;
-                k[prefix.len()..].split('/').next()
+                (&k[len..], *v)
             })
+    }
+
+    /// Immediate child names of a real directory.
+    pub(crate) fn children(&self, dir: &str) -> BTreeSet<&'a str> {
+        self.under(dir)
+            .filter_map(|(rest, _)| rest.split('/').next())
             .filter(|n| !n.is_empty())
             .collect()
     }

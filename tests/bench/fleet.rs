@@ -239,11 +239,12 @@ impl Fleet {
         let shas: Vec<String> = (0..n).map(|i| head(&self.repo(i))).collect();
         let install = self
             .measure(|| async {
-                let interval = if self.monorepo { "10s" } else { "60s" };
                 futures::stream::iter(0..n)
                     .for_each_concurrent(32, |i| async move {
-                        let spec =
-                            fleet::channel(&self.ns, i, &self.url(i), &fleet::path(i), interval);
+                        let mut spec =
+                            fleet::channel(&self.ns, i, &self.url(i), &fleet::path(i), "60s");
+                        spec["spec"]["webhook"] =
+                            serde_json::json!({"secretRef": {"name": HOOK_SECRET}});
                         Api::<Channel>::namespaced(self.client.clone(), &self.ns)
                             .patch(
                                 &fleet::name(i),
@@ -316,29 +317,43 @@ impl Fleet {
         );
     }
 
-    /// Commits `image` to the apps in `range`; the sha each app's channel must reach.
+    /// Commits `image` to the apps in `range`, each push followed by its
+    /// webhook; the sha each app's channel must reach.
     async fn commit_apps(&self, range: std::ops::Range<usize>, image: &str) -> Vec<String> {
         if self.monorepo {
+            let first = range.start;
             let sha = commit(&self.repo(0), &fleet::files(range, image), image);
+            self.push_webhook(first).await;
             return vec![sha; self.n];
         }
         let mut shas: Vec<String> = (0..self.n).map(|i| head(&self.repo(i))).collect();
+        let pushing = Instant::now();
+        let pushes = range.len();
         for i in range {
             shas[i] = commit(&self.repo(i), &fleet::files(i..i + 1, image), image);
-            // A push webhook per repository: a sync request on its channel.
-            let patch = serde_json::json!({"metadata": {"annotations": {
-                kubemint::api::RECONCILE_ANNOTATION: Timestamp::now().to_string()
-            }}});
-            Api::<Channel>::namespaced(self.client.clone(), &self.ns)
-                .patch(
-                    &fleet::name(i),
-                    &PatchParams::default(),
-                    &Patch::Merge(&patch),
-                )
-                .await
-                .expect("requesting a sync");
+            self.push_webhook(i).await;
+        }
+        if pushes > 1 {
+            println!(
+                "    ({pushes} commits and webhooks, one after another, took {} of it)",
+                secs(pushing.elapsed())
+            );
         }
         shas
+    }
+
+    /// The push webhook a forge sends for app `i`'s repository.
+    async fn push_webhook(&self, i: usize) {
+        let url = format!("http://{}/hooks/{}/{}", self.addr, self.ns, fleet::name(i));
+        let response = reqwest::Client::new()
+            .post(url)
+            .header("X-Gitlab-Token", HOOK_TOKEN)
+            .header("X-Gitlab-Event", "Push Hook")
+            .body(r#"{"object_kind":"push","ref":"refs/heads/main"}"#)
+            .send()
+            .await
+            .expect("sending the webhook");
+        assert_eq!(response.status().as_u16(), 202, "webhook refused");
     }
 
     fn ready_with(&self, i: usize, sha: &str) -> bool {
