@@ -7,9 +7,9 @@
 //!   API rate limit, a one-object commit on another channel is Ready in
 //!   seconds.
 
-mod fixture;
-mod gitserver;
-mod support;
+use crate::fixture;
+use crate::gitserver;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -41,6 +41,7 @@ async fn create_channel(client: &Client, ns: &str, spec: &serde_json::Value) {
 
 #[tokio::test]
 async fn a_commit_to_one_app_of_fifty_renders_and_writes_only_that_app() {
+    let _alone = crate::CONTROL_PLANE.write().await;
     let cluster = support::cluster();
     let client = cluster.client().await;
     install_crd(&client).await;
@@ -185,6 +186,7 @@ async fn a_commit_to_one_app_of_fifty_renders_and_writes_only_that_app() {
 
 #[tokio::test]
 async fn a_small_commit_is_not_held_up_by_another_channel_s_huge_release() {
+    let _alone = crate::CONTROL_PLANE.write().await;
     const BIG: usize = 250; // 1000 objects
     let cluster = support::cluster();
     let client = cluster.client().await;

@@ -1,7 +1,8 @@
 //! End-to-end tests that at times need the control plane to themselves: one
 //! restarts the API server, others run an operator watching every namespace
-//! (which would reconcile other tests' channels too), and one counts every
-//! request of kubemint's user agent in the audit log. Such a test holds
+//! (which would reconcile other tests' channels too: the shard tests), one
+//! counts every request of kubemint's user agent in the audit log, and the
+//! fleet tests time deliveries of hundreds of objects. Such a test holds
 //! [`CONTROL_PLANE`] for writing; every other test here that uses the cluster
 //! holds it for reading. The control plane is this process's own, apart from
 //! that of `tests/e2e/`.
@@ -17,8 +18,10 @@ mod support;
 
 mod chart;
 mod engine;
+mod fleet;
 mod git_isolation;
 mod shapes;
+mod shards;
 mod ui_auth;
 
 /// Held for writing by a test that needs the control plane to itself, for

@@ -5,9 +5,8 @@
 //! what is read from the API server's audit log, by User-Agent (each shard
 //! sends its own, see `kubemint::cluster::user_agent`).
 
-mod fixture;
-mod gitserver;
-mod support;
+use crate::fixture;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -127,6 +126,7 @@ async fn successful_passes(op: &Operator) -> u64 {
 
 #[tokio::test]
 async fn each_operator_touches_only_its_own_shard_s_channels() {
+    let _alone = crate::CONTROL_PLANE.write().await;
     let (client, ns) = setup("shards").await;
     let channels = [("plain", None), ("alpha", Some("a")), ("beta", Some("b"))];
 
@@ -199,6 +199,7 @@ async fn each_operator_touches_only_its_own_shard_s_channels() {
 
 #[tokio::test]
 async fn killing_a_shard_s_leader_hands_its_channels_to_its_standby_within_the_lease() {
+    let _alone = crate::CONTROL_PLANE.write().await;
     let (client, ns) = setup("shard-leader").await;
     let kubeconfig = support::cluster().kubeconfig();
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
@@ -295,6 +296,7 @@ async fn killing_a_shard_s_leader_hands_its_channels_to_its_standby_within_the_l
 
 #[tokio::test]
 async fn a_relabelled_channel_moves_to_its_new_shard_without_a_prune_or_a_second_apply() {
+    let _alone = crate::CONTROL_PLANE.write().await;
     let (client, ns) = setup("shard-move").await;
     let kubeconfig = support::cluster().kubeconfig();
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
@@ -372,6 +374,7 @@ async fn a_relabelled_channel_moves_to_its_new_shard_without_a_prune_or_a_second
 
 #[tokio::test]
 async fn a_webhook_received_by_any_shard_wakes_the_repository_s_channels_in_every_shard() {
+    let _alone = crate::CONTROL_PLANE.write().await;
     let (client, ns) = setup("shard-hook").await;
     let kubeconfig = support::cluster().kubeconfig();
     let token = "shard-hook-token-5f1c";
