@@ -46,6 +46,9 @@ pub struct Trigger {
     pub spec: String,
     /// When a pending sync request (webhook, local watch) was made, if one is.
     pub requested: Option<Instant>,
+    /// When `spec` last changed (the channel's creation, a spec edit, a
+    /// request annotation), if known: a poll for it must start after that.
+    pub changed_at: Option<Instant>,
 }
 
 /// How a pass starts.
@@ -114,13 +117,14 @@ pub fn start(s: &Schedule, trigger: &Trigger, now: Instant, interval: Duration) 
 
 /// How fresh a poll must be for this pass, as the earliest time it may have
 /// started (`None`: any poll will do). Channels that follow the same ref
-/// share polls (see [`crate::source::polls`]):
-/// - a sync request needs a poll made after it (a webhook for a repository
-///   wakes all its channels, and they share the one poll made after it);
-/// - a changed trigger (a new channel, a spec change, a reconcile request)
-///   takes a poll at most [`COALESCE`] old, so that channels created together
-///   share one;
-/// - a poll due by the interval takes one made within the interval: since
+/// share polls (see [`crate::source::polls`]); a poll serves a channel only if
+/// it started after whatever the channel waits for was asked:
+/// - a sync request: a poll made after it (a webhook for a repository wakes
+///   all its channels, and they share the one poll made after it);
+/// - a changed trigger (a new channel, a spec change, a reconcile request): a
+///   poll made after the change, so that a commit pushed before it is seen,
+///   while channels created together share the polls made after them;
+/// - a poll due by the interval: one made within the interval. Since
 ///   [`fetched`] dates the channel's poll from the shared poll's start, every
 ///   channel of a repository comes due at the same time, and one of them polls.
 pub fn poll_not_before(
@@ -133,13 +137,10 @@ pub fn poll_not_before(
         return Some(at);
     }
     if s.trigger != trigger.spec {
-        return Some(now.checked_sub(COALESCE).unwrap_or(now));
+        return Some(trigger.changed_at.map_or(now, |at| at.min(now)));
     }
     now.checked_sub(interval)
 }
-
-/// How old a poll may be for a channel whose trigger just changed.
-pub const COALESCE: Duration = Duration::from_secs(2);
 
 /// Records a poll that found `sha` at the ref, and decides what it means:
 /// a commit that did not move is not rendered again (unless the trigger

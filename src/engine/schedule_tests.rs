@@ -36,6 +36,7 @@ fn trigger(spec: &str, requested: bool) -> Trigger {
     Trigger {
         spec: spec.into(),
         requested: requested.then(Instant::now),
+        changed_at: None,
     }
 }
 
@@ -384,20 +385,33 @@ fn a_pass_takes_a_shared_poll_as_fresh_as_what_asked_for_it() {
             Trigger {
                 spec: SPEC.into(),
                 requested: Some(asked_at),
+                changed_at: None,
             },
             Some(asked_at),
         ),
         (
-            "a new channel or spec: a poll of the last moments",
+            "a new channel: a poll made after its creation",
             Schedule::default(),
-            trigger(SPEC, false),
-            Some(now - COALESCE),
+            Trigger {
+                changed_at: Some(now - secs(4)),
+                ..trigger(SPEC, false)
+            },
+            Some(now - secs(4)),
         ),
         (
-            "a changed annotation: a poll of the last moments",
+            "a changed annotation: a poll made after the change",
+            polled.clone(),
+            Trigger {
+                changed_at: Some(now - secs(1)),
+                ..trigger("4|||", false)
+            },
+            Some(now - secs(1)),
+        ),
+        (
+            "a change of unknown time: a poll made now",
             polled,
             trigger("4|||", false),
-            Some(now - COALESCE),
+            Some(now),
         ),
     ];
     for (name, s, trigger, want) in rows {
