@@ -26,6 +26,7 @@ use kube::core::{GroupVersionKind, PartialObjectMeta};
 use kube::discovery::ApiResource;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, watcher, Event};
+use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
@@ -37,7 +38,7 @@ use crate::rollout::{
     foreign_editors, FailedMark, LiveCopy, LiveHook, LiveObject, LiveRevision, LiveService,
     ObjectId, Observed, APPLIED_HASH_ANNOTATION, CHANNEL_LABEL, COMMIT_ANNOTATION,
     CONFIG_COPY_LABEL, DRAINED_ANNOTATION, FAILED_ANNOTATION, FAILED_HOOK_ANNOTATION,
-    FAILED_READY_ANNOTATION, FAILED_RETRY_ANNOTATION, HOOK_RETRY_ANNOTATION,
+    FAILED_READY_ANNOTATION, FAILED_RETRY_ANNOTATION, FIELD_MANAGER, HOOK_RETRY_ANNOTATION,
     PROGRESSING_ANNOTATION, PROMOTED_ANNOTATION, RELEASE_ANNOTATION, REVISION_LABEL,
     WORKLOAD_LABEL,
 };
@@ -750,6 +751,20 @@ impl Wake {
 /// progress (objects listed or changed) resets it. kube's own backoff is
 /// reset by the `Init` event that opens every attempt, so a refused watch
 /// would be retried about every second, forever.
+/// Drops the field sets of kubemint's own managed-fields entry and of status
+/// writers: drift is told from the other managers' entries (and the time of
+/// ours), and kubemint's own entry lists every field it applies, the largest
+/// part of an object a reflector keeps.
+fn trim_managed_fields(meta: &mut ObjectMeta) {
+    for entry in meta.managed_fields.iter_mut().flatten() {
+        if entry.manager.as_deref() == Some(FIELD_MANAGER)
+            || entry.subresource.as_deref() == Some("status")
+        {
+            entry.fields_v1 = None;
+        }
+    }
+}
+
 /// A lock that a panicked holder did not leave unusable.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
@@ -778,6 +793,8 @@ where
     let failing = error.clone();
     let retry = Arc::new(tokio::sync::Notify::new());
     let retry_now = retry.clone();
+    // What the stores keep of each object is what a pass reads of it.
+    let stream = stream.modify(|o: &mut K| trim_managed_fields(o.meta_mut()));
     let events = reflector::reflector(writer, stream);
     let task = tokio::spawn(async move {
         let mut events = std::pin::pin!(events);

@@ -275,7 +275,7 @@ impl Fleet {
 
         // One app.
         let one = n / 2;
-        let mut recorded = Duration::ZERO;
+        let (mut ready, mut recorded) = (Duration::ZERO, Duration::ZERO);
         let single = self
             .measure(|| async {
                 let started = Instant::now();
@@ -283,6 +283,7 @@ impl Fleet {
                 let sha = shas[one].clone();
                 self.wait(|i| i != one || self.ready_with(i, &sha), "one app")
                     .await;
+                ready = started.elapsed();
                 // Then until every channel of the repository recorded the commit.
                 if self.monorepo {
                     self.wait(|i| self.ready_with(i, &sha), "one app, recorded")
@@ -296,12 +297,12 @@ impl Fleet {
             &single,
             "target: < 2 s, <= 10 writes, others render nothing",
         );
-        if self.monorepo {
-            println!(
-                "    every channel had recorded the commit after {}",
-                secs(recorded)
-            );
-        }
+        println!(
+            "    {} Ready with it {} after the push; every channel had recorded it after {}",
+            fleet::name(one),
+            secs(ready),
+            secs(recorded)
+        );
 
         // Idle.
         let idle = self.measure(|| tokio::time::sleep(IDLE)).await;
