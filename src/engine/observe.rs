@@ -73,7 +73,7 @@ type MetaWatches = HashMap<WatchKey, Watched<PartialObjectMeta<DynamicObject>>>;
 type WatchKey = (GroupVersionKind, Option<String>);
 
 /// The watches one channel needs.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 struct Needs {
     /// Namespaces of the typed watches (`None`: all).
     typed: HashSet<Option<String>>,
@@ -309,6 +309,11 @@ impl Observer {
     /// more end (their tasks stop with the last holder).
     fn need(&self, channel: &str, needs: Needs) {
         let mut all = self.needs.lock().unwrap_or_else(|p| p.into_inner());
+        // Most passes need what they needed before: nothing to let go, and no
+        // walk of every channel's needs.
+        if all.get(channel) == Some(&needs) {
+            return;
+        }
         all.insert(channel.to_string(), needs);
         self.drop_unneeded(&all);
     }
