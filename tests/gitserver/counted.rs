@@ -2,9 +2,8 @@
 //! log: what the fleet tests and benchmark count git requests from.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use super::{free_port, wait_listening, Server};
+use super::{free_port, lighttpd, Server};
 
 /// An anonymous smart-HTTP server for the repositories under a root, logging every request.
 pub struct CountedHttp {
@@ -54,17 +53,8 @@ $HTTP["url"] =~ "^/git/" {{
 "#,
             root = root.display()
         );
-        std::fs::write(dir.path().join("lighttpd.conf"), config).unwrap();
-        let mut child = Command::new("/usr/sbin/lighttpd")
-            .args(["-D", "-f"])
-            .arg(dir.path().join("lighttpd.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting lighttpd (run tests/git/install.sh)");
-        wait_listening(port, &mut child, "lighttpd");
         CountedHttp {
-            server: Server { child, port, dir },
+            server: lighttpd(dir, port, &config),
         }
     }
 

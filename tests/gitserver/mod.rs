@@ -450,17 +450,8 @@ $HTTP["url"] =~ "^/bearer/" {{
 {extra_config}"#,
             root = root.display()
         );
-        std::fs::write(dir.path().join("lighttpd.conf"), config).unwrap();
-        let mut child = Command::new("/usr/sbin/lighttpd")
-            .args(["-D", "-f"])
-            .arg(dir.path().join("lighttpd.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting lighttpd (run tests/git/install.sh)");
-        wait_listening(port, &mut child, "lighttpd");
         HttpServer {
-            server: Server { child, port, dir },
+            server: lighttpd(dir, port, &config),
             tls: None,
         }
     }
@@ -479,6 +470,20 @@ $HTTP["url"] =~ "^/bearer/" {{
     pub fn bearer_url(&self, name: &str) -> String {
         format!("http://127.0.0.1:{}/bearer/{name}", self.server.port)
     }
+}
+
+/// lighttpd with `config` (written into `dir`), listening on `port`.
+fn lighttpd(dir: tempfile::TempDir, port: u16, config: &str) -> Server {
+    std::fs::write(dir.path().join("lighttpd.conf"), config).unwrap();
+    let mut child = Command::new("/usr/sbin/lighttpd")
+        .args(["-D", "-f"])
+        .arg(dir.path().join("lighttpd.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting lighttpd (run tests/git/install.sh)");
+    wait_listening(port, &mut child, "lighttpd");
+    Server { child, port, dir }
 }
 
 /// `git daemon` exporting every repository under `root`, unauthenticated.
