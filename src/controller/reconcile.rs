@@ -73,8 +73,11 @@ fn trigger_of(channel: &Channel) -> String {
 /// When the channel's spec or annotations last changed, as a time of this
 /// process: the newest of its managed-fields times outside its status, else
 /// its creation. Those times have whole seconds, so a second is added: a poll
-/// that started then surely started after the change. `None` when the
-/// channel says nothing usable (then a poll made now serves).
+/// that started then surely started after the change. That may be a moment
+/// ahead (a change made this very second): the pass then waits for it, and
+/// the channels changed in the same second (created together) share the one
+/// poll made then. `None` when the channel says nothing usable, or the clocks
+/// disagree by more than [`CLOCK_SKEW`] (then a poll made now serves).
 fn changed_at(channel: &Channel, now: Instant, wall: Timestamp) -> Option<Instant> {
     let meta = &channel.metadata;
     let written = meta
@@ -90,10 +93,15 @@ fn changed_at(channel: &Channel, now: Instant, wall: Timestamp) -> Option<Instan
         .ok()?;
     let ago = wall.duration_since(changed);
     if ago.is_negative() {
-        return Some(now); // within the second, or the clocks disagree
+        let ahead = ago.unsigned_abs();
+        return (ahead <= CLOCK_SKEW).then(|| now + ahead);
     }
     Some(now.checked_sub(ago.unsigned_abs()).unwrap_or(now))
 }
+
+/// How far ahead of this process's clock a change may seem before the
+/// clocks are taken to disagree.
+const CLOCK_SKEW: Duration = Duration::from_secs(2);
 
 async fn sync(channel: &Channel, ctx: &Arc<Context>) -> Result<Action, Error> {
     let key = channel.key();
@@ -236,9 +244,15 @@ async fn poll(
     timing: &Timing,
 ) -> Result<Result<Arc<Rendered>, Duration>, PassError> {
     let key = channel.key();
+    let now = Instant::now();
     let not_before = ctx.memo(&key, |m| {
-        schedule::poll_not_before(&m.schedule, trigger, Instant::now(), timing.interval)
+        schedule::poll_not_before(&m.schedule, trigger, now, timing.interval)
     });
+    if let Some(at) = not_before.filter(|at| *at > now) {
+        // Changed this very second: poll when it is over, with the channels
+        // changed in the same second, without holding a pass slot meanwhile.
+        return Ok(Err(at - now));
+    }
     let fetched = ctx
         .engine
         .fetch(channel, not_before)
@@ -524,9 +538,14 @@ mod tests {
                 Some(now - Duration::from_secs(9)),
             ),
             (
-                "written this very second (or a clock ahead): now",
+                "written this very second: a moment ahead, when the second is over",
                 channel("2026-12-04T11:00:00Z", &[("2026-12-04T12:00:10Z", None)]),
-                Some(now),
+                Some(now + Duration::from_secs(1)),
+            ),
+            (
+                "a clock far ahead of ours: a poll made now",
+                channel("2026-12-04T11:00:00Z", &[("2026-12-04T12:00:30Z", None)]),
+                None,
             ),
         ];
         for (name, ch, want) in rows {

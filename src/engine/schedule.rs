@@ -137,7 +137,8 @@ pub fn poll_not_before(
         return Some(at);
     }
     if s.trigger != trigger.spec {
-        return Some(trigger.changed_at.map_or(now, |at| at.min(now)));
+        // A change this very second asks for a poll a moment ahead.
+        return Some(trigger.changed_at.unwrap_or(now));
     }
     now.checked_sub(interval)
 }

@@ -408,6 +408,15 @@ fn a_pass_takes_a_shared_poll_as_fresh_as_what_asked_for_it() {
             Some(now - secs(1)),
         ),
         (
+            "a change this very second: a poll once the second is over",
+            memo(now, Some(10), Some("a"), Some("a")),
+            Trigger {
+                changed_at: Some(now + secs(1)),
+                ..trigger("4|||", false)
+            },
+            Some(now + secs(1)),
+        ),
+        (
             "a change of unknown time: a poll made now",
             polled,
             trigger("4|||", false),
