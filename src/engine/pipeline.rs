@@ -123,6 +123,7 @@ pub struct Engine {
     tenancy: Tenancy,
     kustomize: Option<KustomizeCommand>,
     limits: Limits,
+    secrets: source::CredentialsCache,
 }
 
 impl Engine {
@@ -141,6 +142,7 @@ impl Engine {
             tenancy,
             kustomize,
             limits,
+            secrets: source::CredentialsCache::default(),
         }
     }
 
@@ -199,7 +201,7 @@ impl Engine {
         not_before: Option<std::time::Instant>,
     ) -> Result<Fetched, Error> {
         self.admit(channel)?;
-        source::fetch(&self.git, &self.client, channel, not_before).await
+        source::fetch(&self.git, &self.client, &self.secrets, channel, not_before).await
     }
 
     /// A fetched commit made deliverable: rendered, [`Engine::prepare`]d, and through the [`Engine::gates`].

@@ -1,7 +1,9 @@
 //! The channel's git side: from `spec.git` (and its Secrets) to a fetched,
 //! verified commit.
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use kube::{Client, ResourceExt};
 
@@ -50,13 +52,14 @@ pub struct Fetched {
 pub async fn fetch(
     git: &GitCache,
     client: &Client,
+    secrets: &CredentialsCache,
     channel: &Channel,
     not_before: Option<Instant>,
 ) -> Result<Fetched, Error> {
     let spec = &channel.spec.git;
     let ns = channel.namespace().unwrap_or_default();
     let reference = RefRequest::from_spec(&spec.reference)?;
-    let credentials = credentials(client, channel).await?;
+    let credentials = secrets.credentials(client, channel, Instant::now()).await?;
     let policy = spec.verify.as_ref().map(Policy::from);
     let request = FetchRequest {
         url: spec.url.clone(),
@@ -122,6 +125,52 @@ pub async fn credentials(client: &Client, channel: &Channel) -> Result<GitCreden
     })
 }
 
+/// How long git credentials read from a Secret are reused.
+pub const CREDENTIALS_TTL: Duration = Duration::from_secs(10);
+
+/// Git credentials read from channels' Secrets, reused for
+/// [`CREDENTIALS_TTL`]: the channels of a namespace that poll a repository
+/// together (a monorepo's apps) read their Secret once, not once each. A
+/// rotated Secret takes effect within the TTL. Unreadable Secrets are not
+/// kept: each channel reports its own error.
+#[derive(Clone, Default)]
+pub struct CredentialsCache {
+    entries: Arc<Mutex<HashMap<String, (Instant, GitCredentials)>>>,
+}
+
+impl CredentialsCache {
+    /// The credentials of `channel` (see [`credentials`]), from the cache when fresh at `now`.
+    pub async fn credentials(
+        &self,
+        client: &Client,
+        channel: &Channel,
+        now: Instant,
+    ) -> Result<GitCredentials, Error> {
+        let Some(secret) = &channel.spec.git.secret_ref else {
+            return Ok(GitCredentials::none());
+        };
+        let key = format!(
+            "{}/{}",
+            channel.namespace().unwrap_or_default(),
+            secret.name
+        );
+        if let Some(fresh) = self.fresh(&key, now) {
+            return Ok(fresh);
+        }
+        let read = credentials(client, channel).await?;
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.retain(|_, (at, _)| now.saturating_duration_since(*at) < CREDENTIALS_TTL);
+        entries.insert(key, (now, read.clone()));
+        Ok(read)
+    }
+
+    fn fresh(&self, key: &str, now: Instant) -> Option<GitCredentials> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let (at, credentials) = entries.get(key)?;
+        (now.saturating_duration_since(*at) < CREDENTIALS_TTL).then(|| credentials.clone())
+    }
+}
+
 /// A Secret that could not be read: retried when the API server may answer
 /// later (a restart, throttling), a problem with the channel's spec otherwise.
 fn secret_error(err: ClusterError, permanent: impl FnOnce(String) -> SourceError) -> Error {
@@ -156,4 +205,77 @@ pub async fn render_commit(
         .await
         .map_err(|e| SourceError::Task(e.to_string()))??;
     Ok(release)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::api::ChannelSpec;
+
+    fn channel(ns: &str, secret: Option<&str>) -> Channel {
+        let mut git = serde_json::json!({"url": "https://example.com/mono.git"});
+        if let Some(name) = secret {
+            git["secretRef"] = serde_json::json!({"name": name});
+        }
+        let spec: ChannelSpec = serde_json::from_value(serde_json::json!({"git": git})).unwrap();
+        let mut c = Channel::new("web", spec);
+        c.metadata.namespace = Some(ns.into());
+        c
+    }
+
+    #[tokio::test]
+    async fn a_namespace_s_channels_read_their_git_secret_once_per_ttl() {
+        // Nothing listens here: every read of a Secret fails.
+        let client =
+            Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+        let cache = CredentialsCache::default();
+        let t0 = Instant::now();
+        let none = cache
+            .credentials(&client, &channel("shop", None), t0)
+            .await
+            .unwrap();
+        assert_eq!(
+            none.cache_identity(),
+            GitCredentials::none().cache_identity()
+        );
+
+        let creds = GitCredentials::from_secret(
+            "shop",
+            "git",
+            &[
+                ("username".to_string(), b"bot".to_vec()),
+                ("password".to_string(), b"s3cret".to_vec()),
+            ]
+            .into_iter()
+            .collect(),
+        )
+        .unwrap();
+        cache
+            .entries
+            .lock()
+            .unwrap()
+            .insert("shop/git".into(), (t0, creds.clone()));
+        let within = t0 + CREDENTIALS_TTL - Duration::from_millis(1);
+        let reused = cache
+            .credentials(&client, &channel("shop", Some("git")), within)
+            .await;
+        assert_eq!(
+            reused.unwrap().cache_identity(),
+            creds.cache_identity(),
+            "read once, reused by the namespace's other channels"
+        );
+        // Another namespace's Secret of the same name is its own.
+        assert!(cache
+            .credentials(&client, &channel("blog", Some("git")), within)
+            .await
+            .is_err());
+        // Past the TTL the Secret is read again (and here fails).
+        let after = t0 + CREDENTIALS_TTL;
+        assert!(cache
+            .credentials(&client, &channel("shop", Some("git")), after)
+            .await
+            .is_err());
+    }
 }
