@@ -341,9 +341,8 @@ pub struct AutoRevertStatus {
     pub release: String,
     /// The failing commit.
     pub commit: String,
-    /// `Pushed`, `Conflict`, `Skipped` (loop guard), `Retrying` (git could not
-    /// be reached: tried again a minute later) or `Failed`.
-    pub outcome: String,
+    /// How it went.
+    pub outcome: RevertOutcome,
     /// The revert commit, when one was pushed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revert_commit: Option<String>,
@@ -351,6 +350,61 @@ pub struct AutoRevertStatus {
     pub message: String,
     /// When, RFC 3339.
     pub time: String,
+}
+
+/// What became of an automatic revert, as `status.autoRevert.outcome` names it.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum RevertOutcome {
+    /// The revert commit was pushed.
+    Pushed,
+    /// The revert did not apply cleanly on the branch's head: a person must revert.
+    Conflict,
+    /// Not reverted: the loop guard (the failing commit is itself an automatic revert).
+    Skipped,
+    /// Git could not be reached: tried again a minute later.
+    Retrying,
+    /// Any other failure; the message says what to do.
+    #[default]
+    #[serde(other)]
+    Failed,
+}
+
+impl std::fmt::Display for RevertOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RevertOutcome::Pushed => "Pushed",
+            RevertOutcome::Conflict => "Conflict",
+            RevertOutcome::Skipped => "Skipped",
+            RevertOutcome::Retrying => "Retrying",
+            RevertOutcome::Failed => "Failed",
+        })
+    }
+}
+
+/// The pre-promotion test of a release and how it went.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestResult {
+    /// The test Job (the first one, when the release has several).
+    pub job: String,
+    /// Its namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `Passed` or `Failed`.
+    pub outcome: TestOutcome,
+    /// The last log lines of its newest pod, or why there are none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<String>,
+}
+
+/// How a pre-promotion test went.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum TestOutcome {
+    /// It completed: the release could be promoted.
+    #[default]
+    Passed,
+    /// It failed, or did not finish within `spec.rollout.testTimeout`.
+    Failed,
 }
 
 /// One release of a channel, as history.
@@ -375,6 +429,9 @@ pub struct ReleaseRecord {
     /// Revision hash of each minted workload.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revisions: Vec<WorkloadRevision>,
+    /// Its pre-promotion test, once it passed or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<TestResult>,
 }
 
 /// Phase of a release.

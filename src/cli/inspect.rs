@@ -308,6 +308,7 @@ mod tests {
                 workload: "web".into(),
                 revision: "5d8c7f9b".into(),
             }],
+            test: None,
         }
     }
 

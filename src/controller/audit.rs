@@ -9,7 +9,9 @@ use kube::runtime::events::EventType;
 use kube::ResourceExt;
 
 use super::context::Context;
-use crate::api::{AutoRevertStatus, Channel, ChannelStatus, ReleasePhase, ReleaseRecord};
+use crate::api::{
+    AutoRevertStatus, Channel, ChannelStatus, ReleasePhase, ReleaseRecord, RevertOutcome,
+};
 use crate::revert::{self, Change, InMemoryKey, RevertError, RevertRequest, Target};
 use crate::rollout::{DesiredRevision, Phase};
 use crate::source::notes::{
@@ -349,7 +351,7 @@ pub async fn auto_revert(
     };
     match outcome {
         Ok((reverted, branch)) => AutoRevertStatus {
-            outcome: RevertOutcome::Pushed.to_string(),
+            outcome: RevertOutcome::Pushed,
             message: format!(
                 "pushed {} \"{}\" to branch {branch}",
                 short_sha(&reverted.sha),
@@ -367,51 +369,10 @@ pub async fn auto_revert(
                 // The remote or the network may answer later: tried again.
                 RevertError::Git { .. } | RevertError::Task(_) => RevertOutcome::Retrying,
                 _ => RevertOutcome::Failed,
-            }
-            .to_string(),
+            },
             message: format!("{}: {e}", e.reason()),
             ..base
         },
-    }
-}
-
-/// What became of an automatic revert; `status.autoRevert.outcome` holds its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RevertOutcome {
-    /// The revert commit was pushed.
-    Pushed,
-    /// The revert does not apply cleanly.
-    Conflict,
-    /// The loop guard: a revert of a revert, or a release reverted already.
-    Skipped,
-    /// Git could not be reached: tried again after [`AUTO_REVERT_RETRY`].
-    Retrying,
-    /// Any other failure.
-    Failed,
-}
-
-impl RevertOutcome {
-    /// The outcome `status.autoRevert.outcome` names (an unknown name: `Failed`).
-    pub fn of(status: &AutoRevertStatus) -> Self {
-        match status.outcome.as_str() {
-            "Pushed" => RevertOutcome::Pushed,
-            "Conflict" => RevertOutcome::Conflict,
-            "Skipped" => RevertOutcome::Skipped,
-            "Retrying" => RevertOutcome::Retrying,
-            _ => RevertOutcome::Failed,
-        }
-    }
-}
-
-impl std::fmt::Display for RevertOutcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            RevertOutcome::Pushed => "Pushed",
-            RevertOutcome::Conflict => "Conflict",
-            RevertOutcome::Skipped => "Skipped",
-            RevertOutcome::Retrying => "Retrying",
-            RevertOutcome::Failed => "Failed",
-        })
     }
 }
 
@@ -453,7 +414,7 @@ pub async fn revert_signing_key(
 
 /// The automatic revert's event: reason, type and message.
 pub fn auto_revert_event(s: &AutoRevertStatus) -> (EventType, &'static str, String) {
-    match RevertOutcome::of(s) {
+    match s.outcome {
         RevertOutcome::Pushed => (
             EventType::Normal,
             "AutoReverted",
@@ -500,7 +461,7 @@ pub fn should_revert(
     now: Timestamp,
 ) -> bool {
     let retry_due = |a: &AutoRevertStatus| {
-        RevertOutcome::of(a) == RevertOutcome::Retrying
+        a.outcome == RevertOutcome::Retrying
             && a.time.parse::<Timestamp>().is_ok_and(|t| {
                 now.duration_since(t).as_secs_f64() >= AUTO_REVERT_RETRY.as_secs_f64()
             })
@@ -521,17 +482,15 @@ mod tests {
     fn an_outcome_is_read_back_from_the_status_by_its_name() {
         use RevertOutcome::*;
         for outcome in [Pushed, Conflict, Skipped, Retrying, Failed] {
-            let status = AutoRevertStatus {
-                outcome: outcome.to_string(),
-                ..Default::default()
-            };
-            assert_eq!(RevertOutcome::of(&status), outcome);
+            let status = json!({"release": "r", "commit": "c", "outcome": outcome.to_string(),
+                                "message": "m", "time": "t"});
+            let status: AutoRevertStatus = serde_json::from_value(status).unwrap();
+            assert_eq!(status.outcome, outcome);
         }
-        let unknown = AutoRevertStatus {
-            outcome: "Exploded".into(),
-            ..Default::default()
-        };
-        assert_eq!(RevertOutcome::of(&unknown), Failed);
+        let unknown = json!({"release": "r", "commit": "c", "outcome": "Exploded",
+                             "message": "m", "time": "t"});
+        let unknown: AutoRevertStatus = serde_json::from_value(unknown).unwrap();
+        assert_eq!(unknown.outcome, Failed);
     }
     use crate::api::{CommitInfo, WorkloadRevision};
     use serde_json::json;
@@ -553,6 +512,7 @@ mod tests {
                 workload: "web".into(),
                 revision: format!("h{id}"),
             }],
+            test: None,
         }
     }
 
@@ -761,7 +721,7 @@ mod tests {
         before.auto_revert = Some(AutoRevertStatus {
             release: "r".into(),
             commit: "c".into(),
-            outcome: RevertOutcome::Conflict.to_string(),
+            outcome: RevertOutcome::Conflict,
             ..Default::default()
         });
         assert!(!should_revert(
@@ -784,7 +744,7 @@ mod tests {
         before.auto_revert = Some(AutoRevertStatus {
             release: "r".into(),
             commit: "c".into(),
-            outcome: RevertOutcome::Retrying.to_string(),
+            outcome: RevertOutcome::Retrying,
             time: "2026-12-01T09:59:30Z".into(),
             ..Default::default()
         });

@@ -143,7 +143,7 @@ async fn audit_pass(
             hook.as_deref(),
         )
         .await;
-        if audit::RevertOutcome::of(&outcome) != audit::RevertOutcome::Retrying {
+        if outcome.outcome != crate::api::RevertOutcome::Retrying {
             ctx.memo(&key, |m| m.audit_once(revert_key.clone()));
         }
         let (type_, reason, note) = audit::auto_revert_event(&outcome);

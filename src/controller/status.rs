@@ -208,6 +208,7 @@ pub fn report(
                             revision: r.hash.clone(),
                         })
                         .collect(),
+                    test: None,
                 },
             );
             0

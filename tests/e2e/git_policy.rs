@@ -374,7 +374,7 @@ async fn an_automatic_revert_is_signed_so_the_verifying_channel_delivers_it() {
         .unwrap()
         .auto_revert
         .unwrap();
-    assert_eq!(auto.outcome, "Pushed", "{auto:?}");
+    assert_eq!(auto.outcome.to_string(), "Pushed", "{auto:?}");
     assert!(
         !op.log_text().contains(&key_line),
         "the key reached the log"

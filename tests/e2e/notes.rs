@@ -393,7 +393,7 @@ async fn a_failed_release_is_reverted_in_git_then_delivered_and_never_twice() {
         .auto_revert
         .unwrap();
     assert_eq!(
-        (auto.outcome.as_str(), auto.revert_commit.as_deref()),
+        (auto.outcome.to_string().as_str(), auto.revert_commit.as_deref()),
         ("Pushed", Some(revert.as_str()))
     );
     let events = channel_events(&client, &ns, "app").await;
@@ -430,7 +430,7 @@ async fn a_failed_release_is_reverted_in_git_then_delivered_and_never_twice() {
         (a.commit == sha3).then_some(a)
     })
     .await;
-    assert_eq!(auto.outcome, "Skipped", "{auto:?}");
+    assert_eq!(auto.outcome.to_string(), "Skipped", "{auto:?}");
     assert!(
         auto.message.contains("AlreadyReverted") && auto.message.contains(&revert),
         "{auto:?}"
@@ -457,7 +457,7 @@ async fn a_failed_release_is_reverted_in_git_then_delivered_and_never_twice() {
         (a.commit == sha4).then_some(a)
     })
     .await;
-    assert_eq!(auto.outcome, "Skipped", "{auto:?}");
+    assert_eq!(auto.outcome.to_string(), "Skipped", "{auto:?}");
     assert!(auto.message.contains("RevertOfRevert"), "{auto:?}");
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(upstream.git(&["rev-parse", "main"]), sha4);
@@ -514,7 +514,7 @@ async fn a_revert_that_conflicts_with_a_moved_branch_pushes_nothing() {
     })
     .await;
     println!("autoRevert: {auto:?}");
-    assert_eq!(auto.outcome, "Conflict", "{auto:?}");
+    assert_eq!(auto.outcome.to_string(), "Conflict", "{auto:?}");
     assert!(auto.message.contains("web/deployment.yaml"), "{auto:?}");
     assert_eq!(auto.revert_commit, None);
     assert_eq!(

@@ -642,7 +642,7 @@ pub fn timeline(channel: &Channel, snapshot: &Snapshot) -> Timeline {
             .find(|e| e.id == auto.release && e.commit.sha == auto.commit);
         if let Some(e) = target {
             e.auto_revert = Some(AutoRevertView {
-                outcome: auto.outcome.clone(),
+                outcome: auto.outcome.to_string(),
                 message: auto.message.clone(),
                 commit: auto
                     .revert_commit

@@ -57,6 +57,7 @@ fn record(id: &str, sha: char, subject: &str, phase: ReleasePhase, web: &str) ->
             workload: "web".into(),
             revision: web.into(),
         }],
+        test: None,
     }
 }
 
@@ -236,7 +237,7 @@ fn reverted_channel() -> (Channel, Vec<ReplicaSet>, Vec<Event>) {
         auto_revert: Some(AutoRevertStatus {
             release: "r2".into(),
             commit: "b".repeat(40),
-            outcome: "Pushed".into(),
+            outcome: crate::api::RevertOutcome::Pushed,
             revert_commit: Some("c".repeat(40)),
             message: "pushed the revert".into(),
             time: "2026-11-22T11:30:00Z".into(),
@@ -311,7 +312,7 @@ fn timeline_links_failure_automatic_revert_and_events() {
         .contains("0/2 pods ready"));
     let auto = failed.auto_revert.as_ref().expect("the automatic revert");
     assert_eq!(
-        (auto.outcome.as_str(), auto.commit.as_deref()),
+        (auto.outcome.to_string().as_str(), auto.commit.as_deref()),
         ("Pushed", Some("cccccccccccc"))
     );
     // The revert compares with the release before it that served (not the failed one).
