@@ -40,7 +40,7 @@ pub async fn apply_object(
 }
 
 /// The same apply as a server-side dry run: what the API server would store.
-pub async fn dry_run_object(
+pub(super) async fn dry_run_object(
     client: &Client,
     ar: &ApiResource,
     namespace: Option<&str>,
@@ -53,7 +53,7 @@ pub async fn dry_run_object(
 }
 
 /// The object as it is now, if it exists.
-pub async fn live_object(
+pub(super) async fn live_object(
     client: &Client,
     ar: &ApiResource,
     namespace: Option<&str>,
@@ -153,35 +153,6 @@ fn union(acc: &mut Value, more: &Value) {
             }
         }
     }
-}
-
-/// An object without what the server keeps for itself (resource version,
-/// managed fields, timestamps, status), to compare a dry run with the live object.
-pub fn without_server_fields(object: &DynamicObject) -> Value {
-    let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
-    if let Some(map) = value.as_object_mut() {
-        map.remove("status");
-        if let Some(Value::Object(metadata)) = map.get_mut("metadata") {
-            for key in [
-                "managedFields",
-                "resourceVersion",
-                "generation",
-                "creationTimestamp",
-                "uid",
-                "selfLink",
-            ] {
-                metadata.remove(key);
-            }
-            if let Some(Value::Object(annotations)) = metadata.get_mut("annotations") {
-                // Who applied which commit is bookkeeping, not content.
-                annotations.retain(|k, _| {
-                    k != crate::rollout::COMMIT_ANNOTATION
-                        && k != crate::rollout::RELEASE_ANNOTATION
-                });
-            }
-        }
-    }
-    value
 }
 
 /// Waits until CRD `name` is established.

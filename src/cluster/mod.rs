@@ -1,16 +1,14 @@
 //! kube-rs at the edge: discovery, server-side apply, revisions, pruning.
 
 mod apply;
+pub mod changes;
 mod discovery;
 pub mod lists;
 mod prune;
 mod revisions;
 pub mod throttle;
 
-pub use apply::{
-    apply_object, dry_run_object, is_missing_namespace, live_object, take_ownership, wait_for_crd,
-    without_server_fields,
-};
+pub use apply::{apply_object, is_missing_namespace, take_ownership, wait_for_crd};
 pub use discovery::Resolver;
 pub use prune::{prune, prune_one, PruneOutcome};
 pub use revisions::{

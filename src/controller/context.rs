@@ -1,6 +1,6 @@
-//! What every pass shares: the client, the engine (git cache, reflectors,
-//! discovery, identities), the event recorder and the in-memory memo of each
-//! channel (losing it, on a restart, costs one fetch and one render, nothing else).
+//! What every reconcile shares: the client, the engine (git cache,
+//! reflectors, discovery, identities, each channel's schedule), the event
+//! recorder and what the audit driver remembers of each channel.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,18 +11,13 @@ use kube::{Client, Resource};
 use super::status::truncate;
 use super::{Metrics, OperatorSettings, SyncRequests};
 use crate::api::Channel;
-use crate::engine::schedule::Schedule;
 use crate::engine::tenancy::Tenancy;
-use crate::engine::{Engine, Rendered};
-use crate::source::{GitCache, WatchRegistry};
+use crate::engine::Engine;
+use crate::source::GitCache;
 
 /// What the controller remembers of a channel between passes.
 #[derive(Default)]
 pub struct Memo {
-    /// When to poll, render, wait or back off.
-    pub schedule: Schedule,
-    /// The rendered commit being delivered ([`Schedule::rendered`] names it).
-    pub rendered: Option<Arc<Rendered>>,
     /// Notes and reverts already made by this process (`event/release/commit`,
     /// the newest few): a pass that runs on a channel read before the previous
     /// pass's status arrived does not write them twice.
@@ -51,7 +46,6 @@ pub struct Context {
     recorder: Recorder,
     pub(super) metrics: Arc<Metrics>,
     pub(super) requests: SyncRequests,
-    pub(super) watches: WatchRegistry,
     pub(super) cache_max_age: std::time::Duration,
     /// `--cluster-name`: the notes ref of this operator.
     pub(super) cluster_name: String,
@@ -68,20 +62,21 @@ impl Context {
         requests: SyncRequests,
         tenancy: Tenancy,
     ) -> Self {
+        let wake = requests.clone();
         let engine = Engine::new(
             client.clone(),
             GitCache::new(&settings.cache_dir),
             tenancy,
             settings.kustomize.clone(),
             settings.limits,
-        );
+        )
+        .with_local_watches(Arc::new(move |ns: &str, name: &str| wake.request(ns, name)));
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             engine,
             metrics,
             requests,
-            watches: WatchRegistry::default(),
             cache_max_age: settings.cache_max_age,
             cluster_name: settings.cluster_name.clone(),
             memo: Mutex::default(),
@@ -104,23 +99,20 @@ impl Context {
         f(memo.entry(key.to_string()).or_default())
     }
 
-    /// Forgets a deleted channel.
+    /// Forgets what this process remembers of channel `key`, here and in the engine.
     pub(super) fn forget(&self, key: &str) {
         self.memo
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(key);
+        self.engine.forget(key);
     }
 
     /// Lets go of everything held for channel `key` (deleted, or moved to
-    /// another shard): its memo, its local-repository watch and, given the
-    /// channel, the identity it acted as with that identity's watches.
+    /// another shard): its memo here and all the engine holds for it.
     pub(super) fn let_go(&self, key: &str, channel: Option<&Channel>) {
         self.forget(key);
-        self.watches.forget(key);
-        if let Some(channel) = channel {
-            self.engine.tenancy().release(channel);
-        }
+        self.engine.let_go(key, channel);
     }
 
     /// Publishes an event about `channel`; failures to publish are logged, not fatal.

@@ -1,56 +1,78 @@
 //! The events of a pass: what it minted, promoted, drained, pruned and put
 //! back, a release that failed, and a ref that moved or was rewritten.
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::EventType;
 
 use super::context::Context;
 use super::status;
 use crate::api::Channel;
-use crate::engine::{Executed, Fetched, Rendered};
-use crate::rollout::{Phase, Plan};
+use crate::engine::{Delivery, Fetched};
+use crate::rollout::Phase;
 use crate::source::short_sha;
 
-/// The event of a failed release retried on request, before the retry starts.
-pub(super) async fn retrying(ctx: &Context, channel: &Channel, rendered: &Rendered, plan: &Plan) {
-    if plan.retrying {
-        let note = format!("Retrying release {} on request", rendered.desired.id);
-        ctx.publish(channel, EventType::Normal, "Retrying", note)
+/// One event to publish about a channel.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Told {
+    /// Normal or Warning.
+    pub type_: EventType,
+    /// Its reason.
+    pub reason: &'static str,
+    /// Its note.
+    pub note: String,
+    /// The object it is about besides the channel: events of different
+    /// releases must name different objects, or the recorder folds them.
+    pub related: Option<ObjectReference>,
+}
+
+impl Told {
+    fn normal(reason: &'static str, note: String) -> Self {
+        Told {
+            type_: EventType::Normal,
+            reason,
+            note,
+            related: None,
+        }
+    }
+}
+
+/// Publishes the events of a delivery.
+pub(super) async fn publish(ctx: &Context, channel: &Channel, delivery: &Delivery) {
+    for told in of_delivery(channel, delivery) {
+        ctx.publish_related(channel, told.type_, told.reason, told.note, told.related)
             .await;
     }
 }
 
-/// Events for what the pass did.
-pub(super) async fn publish(
-    ctx: &Context,
-    channel: &Channel,
-    rendered: &Rendered,
-    plan: &Plan,
-    done: &Executed,
-    logs: Option<&str>,
-) {
+/// The events of a delivery, in order: a retry started, revisions minted,
+/// the promotion (and the test that passed), drains, deletions, hand edits
+/// put back, and a release that failed now.
+pub(super) fn of_delivery(channel: &Channel, delivery: &Delivery) -> Vec<Told> {
+    let (rendered, plan, done) = (&delivery.rendered, &delivery.plan, &delivery.changes);
     let release = &rendered.desired.id;
     let commit = &rendered.commit;
-    let created: Vec<&String> = rendered
+    let mut told = Vec::new();
+    if plan.retrying {
+        let note = format!("Retrying release {release} on request");
+        told.push(Told::normal("Retrying", note));
+    }
+    let minted = done.minted();
+    let created: Vec<&str> = rendered
         .summaries
         .iter()
-        .filter(|s| {
-            let name = s.split(' ').next().unwrap_or_default();
-            done.minted.iter().any(|m| m == name)
-        })
+        .filter(|s| minted.contains(&s.split(' ').next().unwrap_or_default()))
+        .map(String::as_str)
         .collect();
     if !created.is_empty() {
-        let names: Vec<&str> = created.iter().map(|s| s.as_str()).collect();
         let note = format!(
             "Minted {} for release {release} from commit {}: {}",
-            names.join(", "),
+            created.join(", "),
             short_sha(&commit.sha),
             commit.subject
         );
-        ctx.publish(channel, EventType::Normal, "Minted", note)
-            .await;
+        told.push(Told::normal("Minted", note));
     }
-    let promoted_now = promoted_now(channel, rendered, plan, done);
-    if promoted_now {
+    if delivery.promoted_now {
         let (reason, note) = if rendered.desired.revisions.is_empty() {
             (
                 "Applied",
@@ -81,18 +103,22 @@ pub(super) async fn publish(
             .revisions
             .first()
             .map(|r| reference("apps/v1", "ReplicaSet", Some(&r.namespace), &r.name));
-        ctx.publish_related(channel, EventType::Normal, reason, note, related)
-            .await;
-        // A passed test is told too, with its last log lines (the UI shows them).
-        // (The logs are the first Job's, as report.rs reads them.)
-        let jobs: Vec<&str> = rendered
-            .desired
-            .hooks
-            .iter()
-            .map(|h| h.id.name.as_str())
-            .collect();
+        told.push(Told {
+            related,
+            ..Told::normal(reason, note)
+        });
+        // A passed test is told too, with its last log lines.
         if let Some(first) = rendered.desired.hooks.first() {
-            let logs = logs
+            let jobs: Vec<&str> = rendered
+                .desired
+                .hooks
+                .iter()
+                .map(|h| h.id.name.as_str())
+                .collect();
+            let logs = delivery
+                .test
+                .as_ref()
+                .and_then(|t| t.logs.as_deref())
                 .map(|l| format!("; last log lines:\n{l}"))
                 .unwrap_or_default();
             let note = format!(
@@ -105,30 +131,41 @@ pub(super) async fn publish(
                 first.id.namespace.as_deref(),
                 &first.id.name,
             );
-            ctx.publish_related(channel, EventType::Normal, "TestPassed", note, Some(job))
-                .await;
+            told.push(Told {
+                related: Some(job),
+                ..Told::normal("TestPassed", note)
+            });
         }
     }
-    if !done.drained.is_empty() {
-        let note = format!("Scaled {} to zero", done.drained.join(", "));
-        ctx.publish(channel, EventType::Normal, "Drained", note)
-            .await;
+    let drained = done.drained();
+    if !drained.is_empty() {
+        told.push(Told::normal(
+            "Drained",
+            format!("Scaled {} to zero", drained.join(", ")),
+        ));
     }
-    if !done.deleted.is_empty() {
-        let note = format!("Deleted {}", done.deleted.join(", "));
-        ctx.publish(channel, EventType::Normal, "Pruned", note)
-            .await;
-        ctx.metrics.pruned_objects.inc_by(done.deleted.len() as u64);
+    let deleted: Vec<String> = done
+        .deleted()
+        .map(|c| match c.reason {
+            crate::cluster::changes::ChangeReason::Pruned => c.object.to_string(),
+            _ => format!("{} {}", c.object.kind, c.object.name),
+        })
+        .collect();
+    if !deleted.is_empty() {
+        told.push(Told::normal(
+            "Pruned",
+            format!("Deleted {}", deleted.join(", ")),
+        ));
     }
-    for (object, manager) in &done.corrected {
+    for (object, manager) in done.corrected() {
         let note = format!("{object} was changed by {manager}; put back as declared");
-        ctx.publish(channel, EventType::Normal, "DriftCorrected", note)
-            .await;
+        told.push(Told::normal("DriftCorrected", note));
     }
     if let Phase::Failed {
         now: true, hook, ..
     } = &plan.phase
     {
+        let logs = delivery.test.as_ref().and_then(|t| t.logs.as_deref());
         let message = status::failure_message(release, &channel.spec.rollout, plan, logs);
         let desired = &rendered.desired;
         let related = match hook
@@ -146,15 +183,14 @@ pub(super) async fn publish(
                 .first()
                 .map(|r| reference("apps/v1", "ReplicaSet", Some(&r.namespace), &r.name)),
         };
-        ctx.publish_related(
-            channel,
-            EventType::Warning,
-            "ReleaseFailed",
-            message,
+        told.push(Told {
+            type_: EventType::Warning,
+            reason: "ReleaseFailed",
+            note: message,
             related,
-        )
-        .await;
+        });
     }
+    told
 }
 
 /// A reference to an object of the release, for an event's `related`.
@@ -163,33 +199,14 @@ fn reference(
     kind: &str,
     namespace: Option<&str>,
     name: &str,
-) -> k8s_openapi::api::core::v1::ObjectReference {
-    k8s_openapi::api::core::v1::ObjectReference {
+) -> ObjectReference {
+    ObjectReference {
         api_version: Some(api_version.to_string()),
         kind: Some(kind.to_string()),
         namespace: namespace.map(str::to_string),
         name: Some(name.to_string()),
         ..Default::default()
     }
-}
-
-/// Whether the pass promoted the release (or applied one without workloads)
-/// that was not serving before it.
-pub(super) fn promoted_now(
-    channel: &Channel,
-    rendered: &Rendered,
-    plan: &Plan,
-    done: &Executed,
-) -> bool {
-    // A commit that renders to the release already serving (one that changed
-    // nothing the channel reads) promotes nothing: no event.
-    let was_active = channel
-        .status
-        .as_ref()
-        .and_then(|s| s.active_release.as_deref())
-        == Some(rendered.desired.id.as_str());
-    let promoted = matches!(plan.phase, Phase::Active | Phase::Draining);
-    !done.switched.is_empty() || (promoted && !was_active)
 }
 
 pub(super) async fn log_new_commit(channel: &Channel, ctx: &Context, fetched: &Fetched) {

@@ -1,5 +1,7 @@
 //! Prometheus metrics of the controller.
 
+use crate::engine::{PassOutcome, PassResult};
+use crate::rollout::Phase;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -189,5 +191,40 @@ impl Metrics {
                 outcome: outcome.into(),
             })
             .inc();
+    }
+
+    /// Records what a pass did: its duration, its poll and render, its
+    /// result (`success` with the phase it left the release in, or `error`
+    /// with the reason), and the objects it pruned.
+    pub fn record_pass(&self, pass: &PassOutcome) {
+        if !pass.elapsed.is_zero() {
+            self.reconcile_duration.observe(pass.elapsed.as_secs_f64());
+        }
+        if let Some(poll) = &pass.poll {
+            self.observe_fetch(&poll.fetched.stats, poll.fetched.shared);
+        }
+        if let Some(render) = pass.render {
+            self.count_render(render.name());
+        }
+        match &pass.result {
+            PassResult::Waited | PassResult::Suspended => {}
+            PassResult::Failed { error, .. } => self.count("error", error.reason()),
+            PassResult::Delivered(d) => {
+                self.count("success", phase_reason(&d.plan.phase));
+                self.pruned_objects
+                    .inc_by(d.changes.pruned().count() as u64);
+            }
+        }
+    }
+}
+
+/// The reason a successful pass is counted under: the phase it left the release in.
+fn phase_reason(phase: &Phase) -> &'static str {
+    match phase {
+        Phase::Progressing { .. } => "Progressing",
+        Phase::Testing { .. } => "Testing",
+        Phase::Failed { .. } => "ReleaseFailed",
+        Phase::Draining => "Draining",
+        Phase::Active => "ReconciliationSucceeded",
     }
 }

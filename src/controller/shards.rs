@@ -53,7 +53,7 @@ use crate::api::{Channel, Shard};
 
 /// A change in the set of channels this operator watches.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
+pub enum MembershipChange {
     /// A channel that was not watched is now (at start: every channel).
     Arrived(String),
     /// A watched channel is not any more: deleted, or moved to another shard.
@@ -76,12 +76,12 @@ impl Membership {
         &mut self,
         event: &watcher::Event<K>,
         key: impl Fn(&K) -> String,
-    ) -> Vec<Change> {
+    ) -> Vec<MembershipChange> {
         match event {
             watcher::Event::Apply(obj) => {
                 let k = key(obj);
                 if self.members.insert(k.clone()) {
-                    vec![Change::Arrived(k)]
+                    vec![MembershipChange::Arrived(k)]
                 } else {
                     vec![]
                 }
@@ -89,7 +89,7 @@ impl Membership {
             watcher::Event::Delete(obj) => {
                 let k = key(obj);
                 if self.members.remove(&k) {
-                    vec![Change::Departed(k)]
+                    vec![MembershipChange::Departed(k)]
                 } else {
                     vec![]
                 }
@@ -104,7 +104,7 @@ impl Membership {
                 if self.members.contains(&k) {
                     vec![]
                 } else {
-                    vec![Change::Arrived(k)]
+                    vec![MembershipChange::Arrived(k)]
                 }
             }
             watcher::Event::InitDone => {
@@ -112,7 +112,10 @@ impl Membership {
                 let mut departed: Vec<String> = self.members.difference(&listed).cloned().collect();
                 departed.sort();
                 self.members = listed;
-                departed.into_iter().map(Change::Departed).collect()
+                departed
+                    .into_iter()
+                    .map(MembershipChange::Departed)
+                    .collect()
             }
         }
     }
@@ -196,15 +199,15 @@ fn on_change(
     shard: &Shard,
     known: &Store<Channel>,
     event: &watcher::Event<Channel>,
-    change: Change,
+    change: MembershipChange,
 ) {
     match change {
-        Change::Arrived(key) => {
+        MembershipChange::Arrived(key) => {
             // Nothing of an earlier stint in this shard may steer its first pass.
             ctx.forget(&key);
             tracing::debug!(channel = %key, %shard, "channel watched");
         }
-        Change::Departed(key) => {
+        MembershipChange::Departed(key) => {
             let channel = match event {
                 watcher::Event::Delete(channel) => Some(Arc::new(channel.clone())),
                 _ => cached(known, &key),
@@ -242,15 +245,15 @@ mod tests {
     use super::*;
     use watcher::Event;
 
-    fn changes(membership: &mut Membership, event: Event<&str>) -> Vec<Change> {
+    fn changes(membership: &mut Membership, event: Event<&str>) -> Vec<MembershipChange> {
         membership.observe(&event, |k| k.to_string())
     }
 
     #[test]
     fn arrivals_and_departures_from_watch_events() {
         let mut m = Membership::default();
-        let arrived = |k: &str| Change::Arrived(k.into());
-        let departed = |k: &str| Change::Departed(k.into());
+        let arrived = |k: &str| MembershipChange::Arrived(k.into());
+        let departed = |k: &str| MembershipChange::Departed(k.into());
         // The first list: every channel arrives.
         assert_eq!(changes(&mut m, Event::Init), []);
         assert_eq!(changes(&mut m, Event::InitApply("ns/a")), [arrived("ns/a")]);

@@ -7,7 +7,7 @@ use crate::api::{
     Channel, ChannelStatus, Inventory, ReleasePhase, ReleaseRecord, WorkloadRevision,
     RECONCILE_ANNOTATION,
 };
-use crate::engine::Rendered;
+use crate::engine::Delivery;
 use crate::rollout::{Phase, Plan};
 use crate::source::short_sha;
 
@@ -155,13 +155,9 @@ pub fn mark_promoted(releases: &mut [ReleaseRecord], index: usize, now: &str) {
 /// The channel's status after a pass: a report of where the release stands,
 /// written from the plan (which read the cluster), never read back as state.
 /// `releases` is the history log: the record of this release is added or updated.
-pub fn report(
-    channel: &Channel,
-    rendered: &Rendered,
-    plan: &Plan,
-    retry: &str,
-    logs: Option<&str>,
-) -> ChannelStatus {
+pub fn report(channel: &Channel, delivery: &Delivery) -> ChannelStatus {
+    let (rendered, plan, retry) = (&delivery.rendered, &delivery.plan, &delivery.retry);
+    let logs = delivery.test.as_ref().and_then(|t| t.logs.as_deref());
     let mut status = channel.status.clone().unwrap_or_default();
     let generation = channel.metadata.generation;
     let commit = &rendered.commit;
@@ -214,6 +210,9 @@ pub fn report(
             0
         }
     };
+    if let Some(test) = &delivery.test {
+        status.releases[index].test = Some(test.clone());
+    }
     let c = &mut status.conditions;
     match &plan.phase {
         Phase::Progressing { pending } => {

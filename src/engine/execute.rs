@@ -13,8 +13,12 @@ use kube::Client;
 
 use super::observe::Observer;
 use super::Error;
+use crate::api::InventoryEntry;
+use crate::cluster::changes::{
+    self, revision_entry, Change, ChangeAction, ChangeReason, ChangeSet, Target,
+};
 use crate::cluster::{self, ClusterError, Resolver};
-use crate::rollout::{Action, ApplyReason, ObjectId, Plan};
+use crate::rollout::{Action, ApplyReason, ObjectId, Plan, RevisionReason};
 
 /// How many writes are in flight at once: enough to hide latency, few enough to be polite.
 const CONCURRENCY: usize = 16;
@@ -23,25 +27,6 @@ const CONCURRENCY: usize = 16;
 /// operator exit (code 86) right after the n-th action of that kind succeeded.
 /// For tests that crash the operator between any two steps of a rollout.
 pub const FAILPOINT_ENV: &str = "KUBEMINT_FAILPOINT";
-
-/// What a pass did, for events and metrics.
-#[derive(Debug, Default)]
-pub struct Executed {
-    /// Objects created or changed.
-    pub applied: Vec<String>,
-    /// ReplicaSets created or scaled up.
-    pub minted: Vec<String>,
-    /// Services switched, as `Service name -> revision`.
-    pub switched: Vec<String>,
-    /// Revisions scaled to zero after serving.
-    pub drained: Vec<String>,
-    /// Revisions of the failed release scaled to zero.
-    pub failed: Vec<String>,
-    /// Revisions, config copies and pruned objects deleted.
-    pub deleted: Vec<String>,
-    /// Hand edits put back: object and the manager that made them.
-    pub corrected: Vec<(String, String)>,
-}
 
 /// Where the executor writes, and what it needs to know of the release.
 pub struct Executor<'a> {
@@ -67,8 +52,8 @@ struct Resolved<'p> {
 }
 
 impl Executor<'_> {
-    /// Carries out `plan`'s actions.
-    pub async fn run(&self, plan: &Plan) -> Result<Executed, Error> {
+    /// Carries out `plan`'s actions; returns what they changed.
+    pub async fn run(&self, plan: &Plan) -> Result<ChangeSet, Error> {
         let mut resolved = Vec::with_capacity(plan.actions.len());
         for action in &plan.actions {
             resolved.push(Resolved {
@@ -78,7 +63,7 @@ impl Executor<'_> {
             });
         }
         self.dry_run(&mut resolved).await?;
-        let mut done = Executed::default();
+        let mut done = ChangeSet::default();
         let mut i = 0;
         while i < resolved.len() {
             // Consecutive actions of one kind (and apply stage) go together;
@@ -141,91 +126,89 @@ impl Executor<'_> {
     /// Dry-runs one apply; returns whether it can be skipped (a drift check that found no change).
     async fn check(&self, r: &Resolved<'_>) -> Result<bool, Error> {
         let ar = r.resource.as_ref().expect("filtered on resolved kinds");
-        let (namespace, manifest, file, object) = target(r.action);
-        let namespace = namespace.as_deref();
-        let mut result = cluster::dry_run_object(self.client, ar, namespace, manifest).await;
-        if let (Err(e), Action::Apply { foreign, id, .. }) = (&result, r.action) {
+        let (entry, manifest, file) = target(r.action);
+        let target = Target {
+            resource: ar,
+            object: &entry,
+            file,
+            manifest,
+            declared_namespaces: self.declared_namespaces,
+        };
+        let drift = matches!(
+            r.action,
+            Action::Apply {
+                reason: ApplyReason::Drift { .. },
+                ..
+            }
+        );
+        let mut result = changes::dry_run_apply(self.client, target, drift).await;
+        if let (Err(ClusterError::Rejected { .. }), Action::Apply { foreign, id, .. }) =
+            (&result, r.action)
+        {
             // A foreign entry can make the merged object invalid: take it back and check again.
-            if !cluster::is_transient(e) && !foreign.is_empty() {
+            if !foreign.is_empty() {
+                let namespace = id.namespace.as_deref();
                 let taken = cluster::take_ownership(self.client, ar, namespace, &id.name, foreign)
                     .await
-                    .map_err(|source| write_error("taking ownership of", &object, source))?;
+                    .map_err(|source| {
+                        write_error("taking ownership of", &id.to_string(), source)
+                    })?;
                 if taken {
-                    tracing::info!(object = %object, managers = ?foreign, "took ownership back");
-                    result = cluster::dry_run_object(self.client, ar, namespace, manifest).await;
+                    tracing::info!(object = %id, managers = ?foreign, "took ownership back");
+                    result = changes::dry_run_apply(self.client, target, drift).await;
                 }
             }
         }
-        let predicted = match result {
-            Ok(predicted) => predicted,
-            Err(e) if cluster::is_missing_namespace(&e) && self.namespace_declared(namespace) => {
-                return Ok(false)
-            }
-            Err(e) if cluster::is_transient(&e) => {
-                return Err(write_error("dry-running", &object, e))
-            }
-            Err(source) => {
-                return Err(ClusterError::Rejected {
-                    file: file.to_string(),
-                    object,
-                    source,
-                }
-                .into())
-            }
-        };
-        let Action::Apply {
-            id,
-            reason: ApplyReason::Drift { .. },
-            ..
-        } = r.action
-        else {
-            return Ok(false);
-        };
-        let live = cluster::live_object(self.client, ar, namespace, &id.name)
-            .await
-            .map_err(|source| ClusterError::Observe {
-                what: object.clone(),
-                source,
-            })?;
-        let Some(live) = live else {
-            return Ok(false);
-        };
-        let unchanged =
-            cluster::without_server_fields(&live) == cluster::without_server_fields(&predicted);
-        if unchanged {
-            if let Some(rv) = live.metadata.resource_version.clone() {
+        let run = result?;
+        let unchanged = run.verdict == Some(ChangeAction::Unchanged);
+        if let (true, Action::Apply { id, .. }) = (unchanged, r.action) {
+            if let Some(rv) = run.live.and_then(|l| l.metadata.resource_version) {
                 self.observer.verified(id.clone(), rv);
             }
         }
         Ok(unchanged)
     }
 
-    fn namespace_declared(&self, namespace: Option<&str>) -> bool {
-        namespace.is_some_and(|ns| self.declared_namespaces.iter().any(|d| d == ns))
-    }
-
-    async fn batch(&self, batch: &mut [Resolved<'_>], done: &mut Executed) -> Result<(), Error> {
+    async fn batch(&self, batch: &mut [Resolved<'_>], done: &mut ChangeSet) -> Result<(), Error> {
+        for skipped in batch.iter().filter(|r| r.skip) {
+            if let Action::Apply {
+                entry,
+                file,
+                reason,
+                ..
+            } = skipped.action
+            {
+                done.push(
+                    Change::new(
+                        entry.clone(),
+                        ChangeAction::Unchanged,
+                        change_reason(reason),
+                    )
+                    .in_file(file),
+                );
+            }
+        }
         let writes = batch
             .iter()
             .filter(|r| !r.skip)
             .map(|r| self.one(r))
             .collect::<Vec<_>>();
-        let notes: Vec<Note> = stream::iter(writes)
+        let made: Vec<Option<Change>> = stream::iter(writes)
             .buffered(CONCURRENCY)
             .try_collect()
             .await?;
-        for note in notes {
-            note.record(done);
-        }
+        done.entries.extend(made.into_iter().flatten());
         Ok(())
     }
 
-    /// Carries out one action.
-    async fn one(&self, r: &Resolved<'_>) -> Result<Note, Error> {
+    /// Carries out one action; returns its change (`None`: bookkeeping only).
+    async fn one(&self, r: &Resolved<'_>) -> Result<Option<Change>, Error> {
         let client = self.client;
-        let note = match r.action {
+        let change = match r.action {
             Action::Apply {
                 id,
+                entry,
+                file,
                 manifest,
                 reason,
                 ..
@@ -234,41 +217,52 @@ impl Executor<'_> {
                 cluster::apply_object(client, ar, id.namespace.as_deref(), manifest)
                     .await
                     .map_err(|source| write_error("applying", &id.to_string(), source))?;
-                match reason {
-                    ApplyReason::Drift { manager } => {
-                        Note::Corrected(id.to_string(), manager.clone())
-                    }
-                    _ => Note::Applied(id.to_string()),
-                }
+                let action = match reason {
+                    ApplyReason::Create => ChangeAction::Created,
+                    ApplyReason::Update | ApplyReason::Drift { .. } => ChangeAction::Configured,
+                };
+                Some(Change::new(entry.clone(), action, change_reason(reason)).in_file(file))
             }
             Action::Switch {
-                id, manifest, to, ..
+                id,
+                entry,
+                file,
+                manifest,
+                to,
+                ..
             } => {
                 let ar = self.resolved(r, id)?;
                 cluster::apply_object(client, ar, id.namespace.as_deref(), manifest)
                     .await
                     .map_err(|source| write_error("switching", &id.to_string(), source))?;
-                Note::Switched(format!("{} {} -> {to}", id.kind, id.name))
+                let reason = ChangeReason::Switch { to: to.clone() };
+                Some(Change::new(entry.clone(), ChangeAction::Configured, reason).in_file(file))
             }
             Action::ApplyRevision {
                 namespace,
                 name,
+                file,
                 manifest,
+                reason,
                 ..
             } => {
                 let ar = r
                     .resource
                     .as_ref()
                     .expect("ReplicaSets are always resolvable");
-                let object = format!("apps/ReplicaSet/{namespace}/{name}");
+                let entry = revision_entry(namespace, name);
                 cluster::apply_object(client, ar, Some(namespace), manifest)
                     .await
-                    .map_err(|source| write_error("applying", &object, source))?;
-                Note::Minted(name.clone())
+                    .map_err(|source| write_error("applying", &entry.to_string(), source))?;
+                let action = match reason {
+                    RevisionReason::Create => ChangeAction::Created,
+                    RevisionReason::Scale | RevisionReason::Repair => ChangeAction::Configured,
+                };
+                Some(Change::new(entry, action, ChangeReason::Revision).in_file(file))
             }
             Action::MarkPromoted { namespace, name } => {
                 cluster::mark_promoted(client, namespace, name, self.now).await?;
-                Note::None
+                None
             }
             Action::MarkFailed {
                 namespace,
@@ -288,7 +282,11 @@ impl Executor<'_> {
                     hook.as_deref(),
                 )
                 .await?;
-                Note::Failed(name.clone())
+                Some(Change::new(
+                    revision_entry(namespace, name),
+                    ChangeAction::ScaledDown,
+                    ChangeReason::FailedRelease,
+                ))
             }
             Action::Drain {
                 namespace,
@@ -296,11 +294,19 @@ impl Executor<'_> {
                 served,
             } => {
                 cluster::scale_to_zero(client, namespace, name, *served, self.now).await?;
-                Note::Drained(name.clone())
+                Some(Change::new(
+                    revision_entry(namespace, name),
+                    ChangeAction::ScaledDown,
+                    ChangeReason::Drain,
+                ))
             }
             Action::DeleteRevision { namespace, name } => {
                 cluster::delete_revision(client, namespace, name).await?;
-                Note::Deleted(format!("ReplicaSet {name}"))
+                Some(Change::new(
+                    revision_entry(namespace, name),
+                    ChangeAction::Deleted,
+                    ChangeReason::Retired,
+                ))
             }
             Action::DeleteCopy {
                 kind,
@@ -308,26 +314,46 @@ impl Executor<'_> {
                 name,
             } => {
                 cluster::delete_config_copy(client, kind, namespace, name).await?;
-                Note::Deleted(format!("{kind} {name}"))
+                Some(Change::new(
+                    core_entry(kind, namespace, name),
+                    ChangeAction::Deleted,
+                    ChangeReason::UnusedCopy,
+                ))
             }
-            Action::RunHook { id, manifest, .. } => {
+            Action::RunHook {
+                id,
+                entry,
+                file,
+                manifest,
+            } => {
                 let ar = self.resolved(r, id)?;
                 cluster::apply_object(client, ar, id.namespace.as_deref(), manifest)
                     .await
                     .map_err(|source| write_error("starting", &id.to_string(), source))?;
-                Note::Applied(id.to_string())
+                Some(
+                    Change::new(entry.clone(), ChangeAction::Created, ChangeReason::Test)
+                        .in_file(file),
+                )
             }
             Action::DeleteHook { namespace, name } => {
                 cluster::delete_job(client, namespace, name).await?;
-                Note::None
+                Some(Change::new(
+                    job_entry(namespace, name),
+                    ChangeAction::Deleted,
+                    ChangeReason::FinishedTest,
+                ))
             }
             Action::Prune { entry } => {
                 cluster::prune_one(client, self.resolver, entry, self.channel, false).await?;
-                Note::Deleted(entry.to_string())
+                Some(Change::new(
+                    entry.clone(),
+                    ChangeAction::Deleted,
+                    ChangeReason::Pruned,
+                ))
             }
         };
         failpoint(r.action.kind());
-        Ok(note)
+        Ok(change)
     }
 
     fn resolved<'r>(&self, r: &'r Resolved<'_>, id: &ObjectId) -> Result<&'r ApiResource, Error> {
@@ -385,31 +411,67 @@ fn apply_stage(action: &Action) -> Option<u8> {
     }
 }
 
-/// Namespace, manifest, file and name of an apply action.
-fn target(action: &Action) -> (Option<String>, &serde_json::Value, &str, String) {
+/// The entry, manifest and file of an apply action.
+fn target(action: &Action) -> (InventoryEntry, &serde_json::Value, &str) {
     match action {
         Action::Apply {
-            id, manifest, file, ..
+            entry,
+            manifest,
+            file,
+            ..
         }
         | Action::Switch {
-            id, manifest, file, ..
+            entry,
+            manifest,
+            file,
+            ..
         }
         | Action::RunHook {
-            id, manifest, file, ..
-        } => (id.namespace.clone(), manifest, file, id.to_string()),
+            entry,
+            manifest,
+            file,
+            ..
+        } => (entry.clone(), manifest, file),
         Action::ApplyRevision {
             namespace,
             name,
             manifest,
             file,
             ..
-        } => (
-            Some(namespace.clone()),
-            manifest,
-            file,
-            format!("apps/ReplicaSet/{namespace}/{name}"),
-        ),
+        } => (revision_entry(namespace, name), manifest, file),
         _ => unreachable!("only applies are dry-run"),
+    }
+}
+
+/// Why an apply of a declared object is made, as the change set says it.
+fn change_reason(reason: &ApplyReason) -> ChangeReason {
+    match reason {
+        ApplyReason::Drift { manager } => ChangeReason::Drift {
+            manager: manager.clone(),
+        },
+        ApplyReason::Create | ApplyReason::Update => ChangeReason::Declared,
+    }
+}
+
+/// The entry of a core (`v1`) object: a config copy.
+fn core_entry(kind: &str, namespace: &str, name: &str) -> InventoryEntry {
+    InventoryEntry {
+        group: String::new(),
+        version: "v1".into(),
+        kind: kind.to_string(),
+        namespace: Some(namespace.to_string()),
+        name: name.to_string(),
+    }
+}
+
+/// The entry of a test Job.
+fn job_entry(namespace: &str, name: &str) -> InventoryEntry {
+    InventoryEntry {
+        group: "batch".into(),
+        version: "v1".into(),
+        kind: "Job".into(),
+        namespace: Some(namespace.to_string()),
+        name: name.to_string(),
     }
 }
 
@@ -420,32 +482,6 @@ fn write_error(action: &'static str, object: &str, source: kube::Error) -> Error
         source,
     }
     .into()
-}
-
-enum Note {
-    None,
-    Applied(String),
-    Minted(String),
-    Switched(String),
-    Drained(String),
-    Failed(String),
-    Deleted(String),
-    Corrected(String, String),
-}
-
-impl Note {
-    fn record(self, done: &mut Executed) {
-        match self {
-            Note::None => {}
-            Note::Applied(o) => done.applied.push(o),
-            Note::Minted(o) => done.minted.push(o),
-            Note::Switched(o) => done.switched.push(o),
-            Note::Drained(o) => done.drained.push(o),
-            Note::Failed(o) => done.failed.push(o),
-            Note::Deleted(o) => done.deleted.push(o),
-            Note::Corrected(o, m) => done.corrected.push((o, m)),
-        }
-    }
 }
 
 /// Exits the process if the failpoint names this action kind and its count is reached.

@@ -4,21 +4,24 @@
 //! rendering) -> observe -> rollout settings taken from the channel. What comes
 //! out is everything [`rollout::plan`] needs.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::{Client, ResourceExt};
 
-use super::execute::{Executed, Executor};
+use super::execute::Executor;
+use super::pass::Memo;
 use super::prepare::{prepare, Rendered};
 use super::source::{self, Fetched};
 use super::tenancy::{self, Access, Tenancy};
 use super::Error;
 use crate::api::{Channel, CommitInfo, InventoryEntry, RETRY_ANNOTATION};
+use crate::cluster::changes::ChangeSet;
 use crate::cluster::Resolver;
 use crate::render::{KustomizeCommand, Limits, Release};
 use crate::rollout::{self, Observed};
-use crate::source::{CommitMeta, GitCache};
+use crate::source::{CommitMeta, GitCache, WatchRegistry};
 
 /// Whether the pipeline feeds a delivery or a preview of one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +127,14 @@ pub struct Engine {
     kustomize: Option<KustomizeCommand>,
     limits: Limits,
     secrets: source::CredentialsCache,
+    /// Each channel's schedule and rendered release.
+    pub(super) memos: std::sync::Mutex<std::collections::HashMap<String, Memo>>,
+    /// Watches of local repositories, and what to call when a ref moves there.
+    local: Option<(WatchRegistry, LocalChange)>,
 }
+
+/// Called with a channel's namespace and name when a ref of its local repository moves.
+pub type LocalChange = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 impl Engine {
     /// An engine acting with `client` (the operator's, or the CLI user's), caching git in `git`.
@@ -143,6 +153,37 @@ impl Engine {
             kustomize,
             limits,
             secrets: source::CredentialsCache::default(),
+            memos: Default::default(),
+            local: None,
+        }
+    }
+
+    /// The same engine, watching the local repositories of channels (a
+    /// `file://` URL or a path) and calling `on_change` when one of their refs moves.
+    pub fn with_local_watches(mut self, on_change: LocalChange) -> Self {
+        self.local = Some((WatchRegistry::default(), on_change));
+        self
+    }
+
+    /// A channel on a local repository syncs as soon as a ref moves there, not at
+    /// the next poll. A failed watch only means polling; the fetch reports the cause.
+    pub(super) fn watch_local(&self, channel: &Channel) {
+        let Some((watches, on_change)) = &self.local else {
+            return;
+        };
+        let key = channel.key();
+        let (ns, name) = (channel.namespace().unwrap_or_default(), channel.name_any());
+        let on_change = on_change.clone();
+        let wake = Arc::new(move || on_change(&ns, &name));
+        if let Err(e) = watches.ensure(&key, &channel.spec.git.url, wake) {
+            tracing::debug!(channel = %key, error = %e, "not watching; polling instead");
+        }
+    }
+
+    /// Stops watching channel `key`'s local repository.
+    pub(super) fn forget_local_watch(&self, key: &str) {
+        if let Some((watches, _)) = &self.local {
+            watches.forget(key);
         }
     }
 
@@ -327,7 +368,7 @@ impl Engine {
         rendered: &Rendered,
         seen: &Observation,
         plan: &rollout::Plan,
-    ) -> Result<Executed, Error> {
+    ) -> Result<ChangeSet, Error> {
         let executor = Executor {
             client: &seen.access.client,
             resolver: &self.resolver,
@@ -371,16 +412,7 @@ impl Engine {
             .observer
             .watch(&channel.key(), &rendered.kinds, &scope)
             .await
-            .map_err(|unsynced| {
-                match (&access.service_account, unsynced.refused.first()) {
-                    (Some(account), Some(refused)) => {
-                        tenancy::watch_refusal(account, refused, &rendered.desired)
-                    }
-                    // The operator's own identity: a deployment problem that
-                    // a fixed ClusterRole solves; retried.
-                    _ => Error::Unsynced(unsynced.errors),
-                }
-            })?;
+            .map_err(|unsynced| unsynced_error(&access, unsynced, Some(&rendered.desired)))?;
         let mut observed = access
             .observer
             .snapshot(&channel.label_value(), &rendered.kinds);
@@ -400,6 +432,21 @@ impl Engine {
             settings,
             access,
         })
+    }
+}
+
+/// Why the watches of `access` have not listed: a watch the channel's
+/// ServiceAccount may not make is a `Forbidden` refusal naming the object of
+/// `desired` that needs it; with the operator's own identity it is a
+/// deployment problem that a fixed ClusterRole solves, retried.
+pub(super) fn unsynced_error(
+    access: &Access,
+    unsynced: super::observe::Unsynced,
+    desired: Option<&crate::rollout::DesiredRelease>,
+) -> Error {
+    match (&access.service_account, unsynced.refused.first()) {
+        (Some(account), Some(refused)) => tenancy::watch_refusal(account, refused, desired),
+        _ => Error::Unsynced(unsynced.errors),
     }
 }
 

@@ -227,12 +227,12 @@ pub fn cross_namespace_violation(
 pub fn watch_refusal(
     account: &str,
     refused: &super::observe::WatchFailure,
-    desired: &DesiredRelease,
+    desired: Option<&DesiredRelease>,
 ) -> super::Error {
     let t = &refused.target;
     let objects = desired
-        .objects
-        .iter()
+        .into_iter()
+        .flat_map(|d| &d.objects)
         .map(|o| {
             let id = &o.id;
             (
@@ -243,7 +243,7 @@ pub fn watch_refusal(
                 id.to_string(),
             )
         })
-        .chain(desired.revisions.iter().map(|r| {
+        .chain(desired.into_iter().flat_map(|d| &d.revisions).map(|r| {
             let object = format!("apps/ReplicaSet/{}/{}", r.namespace, r.name);
             (
                 r.file.as_str(),
@@ -253,7 +253,7 @@ pub fn watch_refusal(
                 object,
             )
         }))
-        .chain(desired.hooks.iter().map(|h| {
+        .chain(desired.into_iter().flat_map(|d| &d.hooks).map(|h| {
             let id = &h.id;
             (
                 h.file.as_str(),
@@ -521,7 +521,7 @@ mod tests {
         let err = watch_refusal(
             "shop/deployer",
             &refused("Secret", "secrets", "", Some("shop")),
-            &desired,
+            Some(&desired),
         );
         assert_eq!(err.reason(), "Forbidden");
         assert!(err.is_stalled());
@@ -536,7 +536,7 @@ mod tests {
         let err = watch_refusal(
             "shop/deployer",
             &refused("ReplicaSet", "replicasets", "apps", Some("shop")),
-            &desired,
+            Some(&desired),
         );
         let message = err.to_string();
         assert!(
@@ -552,7 +552,7 @@ mod tests {
         let err = watch_refusal(
             "shop/deployer",
             &refused("ConfigMap", "configmaps", "", Some("old")),
-            &desired,
+            Some(&desired),
         );
         assert!(
             err.to_string()
