@@ -11,6 +11,8 @@ pub mod leader;
 mod metrics;
 mod reconcile;
 mod report;
+#[cfg(test)]
+mod report_tests;
 mod shards;
 mod status;
 mod triggers;
