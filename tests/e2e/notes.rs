@@ -393,7 +393,10 @@ async fn a_failed_release_is_reverted_in_git_then_delivered_and_never_twice() {
         .auto_revert
         .unwrap();
     assert_eq!(
-        (auto.outcome.to_string().as_str(), auto.revert_commit.as_deref()),
+        (
+            auto.outcome.to_string().as_str(),
+            auto.revert_commit.as_deref()
+        ),
         ("Pushed", Some(revert.as_str()))
     );
     let events = channel_events(&client, &ns, "app").await;
