@@ -12,9 +12,11 @@ use std::path::{Path, PathBuf};
 
 use git2::{build::RepoBuilder, Oid, Repository, Signature};
 
+mod channel;
 mod sign;
 pub mod subtree;
 
+pub use channel::{ChannelRevert, ChannelReverted, Workdir};
 pub use sign::{InMemoryKey, SigningFormat, SigningRequest};
 
 use crate::api::Channel;
@@ -181,7 +183,7 @@ pub fn kubemint_revert_of(message: &str) -> Option<&str> {
 }
 
 /// The trailer a revert commit of `change` carries.
-pub fn revert_trailer(change: &Change) -> String {
+pub fn revert_trailer(change: &RevertRange) -> String {
     match &change.release {
         Some(id) => format!("{REVERTS_RELEASE_TRAILER}: {id}"),
         None => format!("{REVERTS_COMMIT_TRAILER}: {}", change.to),
@@ -229,9 +231,10 @@ pub enum Target {
     Commit(String),
 }
 
-/// The change to undo: from `to` back to `base` (`None`: the first parent of `to`).
+/// The range of commits a revert undoes: the content of `to` goes, that of
+/// `base` (`None`: the first parent of `to`) comes back.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
+pub struct RevertRange {
     /// The commit whose content is undone.
     pub to: String,
     /// The commit whose content comes back; `None` means `to`'s first parent.
@@ -251,10 +254,10 @@ pub fn pick_change(
     channel: &str,
     status: &ChannelStatus,
     target: &Target,
-) -> Result<Change, RevertError> {
+) -> Result<RevertRange, RevertError> {
     let id = match target {
         Target::Commit(sha) => {
-            return Ok(Change {
+            return Ok(RevertRange {
                 to: sha.clone(),
                 base: None,
                 what: format!("commit {}", short_sha(sha)),
@@ -306,7 +309,7 @@ pub fn pick_change(
         .iter()
         .find(|r| r.phase != ReleasePhase::Failed && r.commit.sha != release.commit.sha)
         .map(|r| r.commit.sha.clone());
-    Ok(Change {
+    Ok(RevertRange {
         to: release.commit.sha.clone(),
         base,
         what: format!(
@@ -323,7 +326,7 @@ pub fn pick_change(
 /// The revert commit's message: `--message` replaces the subject line; the body
 /// always says what was reverted, so history stays auditable.
 pub fn revert_message(
-    change: &Change,
+    change: &RevertRange,
     to_subject: &str,
     base: Option<&str>,
     custom: Option<&str>,
@@ -351,7 +354,7 @@ pub struct RevertRequest {
     /// Credentials from `spec.git.secretRef`.
     pub credentials: GitCredentials,
     /// What to undo.
-    pub change: Change,
+    pub change: RevertRange,
     /// `--message`.
     pub message: Option<String>,
     /// `--author-name` and `--author-email`.

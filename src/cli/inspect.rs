@@ -77,6 +77,13 @@ pub fn describe_status(channel: &Channel) -> String {
         let _ = writeln!(out, "Release   {active}{since}");
     }
     if let Some(current) = status.releases.first() {
+        if let Some(t) = &current.test {
+            let _ = writeln!(
+                out,
+                "Test      Job {} of release {}: {:?}",
+                t.job, current.id, t.outcome
+            );
+        }
         if !current.revisions.is_empty() {
             out.push_str("\nRevisions of the newest release:\n");
             for r in &current.revisions {
@@ -105,7 +112,8 @@ pub fn describe_status(channel: &Channel) -> String {
     out
 }
 
-/// The channel's releases, newest first: id, phase, commit, author, times, subject.
+/// The channel's releases, newest first: id, phase, commit, author, times,
+/// pre-promotion test, subject; then each test's last log lines.
 pub fn describe_history(channel: &Channel) -> String {
     let releases: &[ReleaseRecord] = channel
         .status
@@ -115,7 +123,7 @@ pub fn describe_history(channel: &Channel) -> String {
     if releases.is_empty() {
         return "no releases yet\n".to_string();
     }
-    let rows: Vec<[String; 7]> = releases
+    let rows: Vec<[String; 8]> = releases
         .iter()
         .map(|r| {
             [
@@ -125,6 +133,9 @@ pub fn describe_history(channel: &Channel) -> String {
                 r.commit.author.clone(),
                 r.applied_at.as_deref().map_or("-".into(), to_second),
                 r.promoted_at.as_deref().map_or("-".into(), to_second),
+                r.test
+                    .as_ref()
+                    .map_or("-".into(), |t| format!("{} {:?}", t.job, t.outcome)),
                 match &r.message {
                     Some(m) => format!("{} ({m})", r.commit.subject),
                     None => r.commit.subject.clone(),
@@ -136,10 +147,23 @@ pub fn describe_history(channel: &Channel) -> String {
     write_table(
         &mut out,
         [
-            "RELEASE", "PHASE", "COMMIT", "AUTHOR", "APPLIED", "PROMOTED", "SUBJECT",
+            "RELEASE", "PHASE", "COMMIT", "AUTHOR", "APPLIED", "PROMOTED", "TEST", "SUBJECT",
         ],
         &rows,
     );
+    // The log lines of each test, below the table: they would not fit in a row.
+    for r in releases {
+        if let Some((test, logs)) = r.test.as_ref().and_then(|t| Some((t, t.logs.as_ref()?))) {
+            let _ = writeln!(
+                out,
+                "\nTest Job {} of release {} ({:?}), its last log lines:",
+                test.job, r.id, test.outcome
+            );
+            for line in logs.lines() {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
+    }
     out
 }
 
@@ -349,6 +373,62 @@ mod tests {
         assert_eq!(
             describe_history(&channel(ChannelStatus::default())),
             "no releases yet\n"
+        );
+    }
+
+    #[test]
+    fn history_and_status_show_each_release_s_test_and_its_log_lines() {
+        use crate::api::{TestOutcome, TestResult};
+        let tested = |mut r: ReleaseRecord, outcome, logs: Option<&str>| {
+            r.test = Some(TestResult {
+                job: format!("smoke-{}", r.id),
+                namespace: None,
+                outcome,
+                logs: logs.map(str::to_string),
+            });
+            r
+        };
+        let status = ChannelStatus {
+            releases: vec![
+                tested(
+                    release("r3", &"c".repeat(40), "web 1.6.0", ReleasePhase::Failed),
+                    TestOutcome::Failed,
+                    Some("connection refused\nexit 7"),
+                ),
+                tested(
+                    release("r2", &"b".repeat(40), "web 1.5.0", ReleasePhase::Active),
+                    TestOutcome::Passed,
+                    None,
+                ),
+                release("r1", &"a".repeat(40), "web 1.4.2", ReleasePhase::Superseded),
+            ],
+            ..Default::default()
+        };
+        let ch = channel(status);
+        let text = describe_history(&ch);
+        let lines: Vec<&str> = text.lines().collect();
+        let column = |name: &str| lines[0].find(name).unwrap_or_default();
+        assert!(
+            column("PROMOTED") < column("TEST") && column("TEST") < column("SUBJECT"),
+            "{text}"
+        );
+        assert!(lines[1].contains("smoke-r3 Failed"), "{text}");
+        assert!(lines[2].contains("smoke-r2 Passed"), "{text}");
+        assert!(lines[3].contains(" - "), "{text}");
+        assert_eq!(
+            lines[4..],
+            [
+                "",
+                "Test Job smoke-r3 of release r3 (Failed), its last log lines:",
+                "    connection refused",
+                "    exit 7",
+            ],
+            "{text}"
+        );
+        let status = describe_status(&ch);
+        assert!(
+            status.contains("Test      Job smoke-r3 of release r3: Failed\n"),
+            "{status}"
         );
     }
 

@@ -5,10 +5,10 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use kube::ResourceExt;
-
-use crate::revert::{self, RevertError, RevertRequest, SigningRequest, Target};
-use crate::source::{redact_url, GitCredentials, SourceError};
+use crate::revert::{
+    self, ChannelRevert, ChannelReverted, RevertError, SigningRequest, Target, Workdir,
+};
+use crate::source::{redact_url, SourceError};
 
 /// What `kubemint revert` was asked, besides the channel.
 pub struct RevertOptions {
@@ -54,35 +54,25 @@ pub async fn run(
 ) -> Result<String, RevertCommandError> {
     let (_, client) = super::connect().await?;
     let channel = super::read_channel(&client, name, namespace).await?;
-    let ns = channel.namespace().unwrap_or_default();
-    let branch = revert::branch_of(&channel)?;
     let status = channel.status.clone().unwrap_or_default();
-    let change = revert::pick_change(&channel.key(), &status, &options.target)?;
-    let credentials = match &channel.spec.git.secret_ref {
-        Some(secret) => {
-            let data = crate::cluster::secret_data(&client, &ns, &secret.name)
-                .await
-                .map_err(|e| RevertCommandError::Credentials(e.to_string()))?;
-            GitCredentials::from_secret_data(&data)?
-        }
-        None => GitCredentials::none(),
-    };
-    let what = change.what.clone();
-    let reverted = revert::revert(RevertRequest {
-        url: channel.spec.git.url.clone(),
-        branch: branch.clone(),
-        credentials,
-        change,
-        message: options.message,
-        author: options.author,
-        workdir: options.workdir,
-        push: options.push,
-        automatic: None,
-        path: (!options.all_paths).then(|| channel.spec.git.path.clone()),
-        signing: options.signing,
-        signing_key: None,
-    })
-    .await?;
+    let revert = ChannelRevert::of(&channel, &status, &options.target)?
+        .message(options.message)
+        .author(options.author)
+        .workdir(Workdir::Kept(options.workdir))
+        .push(options.push)
+        .whole_repository(options.all_paths)
+        .signing(options.signing);
+    let credentials = crate::engine::source::credentials(&client, &channel)
+        .await
+        .map_err(|e| match e {
+            crate::engine::Error::Source(e) => RevertCommandError::Source(e),
+            other => RevertCommandError::Credentials(other.to_string()),
+        })?;
+    let ChannelReverted {
+        reverted,
+        branch,
+        what,
+    } = revert.run(credentials).await?;
     let mut out = String::new();
     let _ = writeln!(out, "Reverted {what} on branch {branch}");
     let _ = writeln!(out, "  commit {} {}", reverted.sha, reverted.subject);

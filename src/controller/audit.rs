@@ -12,7 +12,7 @@ use super::context::Context;
 use crate::api::{
     AutoRevertStatus, Channel, ChannelStatus, ReleasePhase, ReleaseRecord, RevertOutcome,
 };
-use crate::revert::{self, Change, InMemoryKey, RevertError, RevertRequest, Target};
+use crate::revert::{ChannelRevert, ChannelReverted, InMemoryKey, RevertError, Target, Workdir};
 use crate::rollout::{DesiredRevision, Phase};
 use crate::source::notes::{
     write_note, DeploymentNote, NoteEvent, NoteTimes, NoteWorkload, NoteWrite,
@@ -113,10 +113,9 @@ pub fn notes_of_pass(f: &PassFacts) -> Vec<DeploymentNote> {
         Phase::Failed { now, .. } if *now || !recorded_failed => {
             let mut note = base(NoteEvent::Failed, "Failed");
             note.times.failed = Some(f.now.to_string());
-            // A test Job's log lines stay in the cluster: notes are pushed to the repository.
-            note.message = record
-                .and_then(|r| r.message.as_deref())
-                .map(|m| m.split("; last log lines:").next().unwrap_or(m).to_string());
+            // Only the message: a test Job's log lines (`record.test`) stay in
+            // the cluster, as notes are pushed to the repository.
+            note.message = record.and_then(|r| r.message.clone());
             note.revert_commit = f.revert_commit.map(str::to_string);
             notes.push(note);
         }
@@ -308,38 +307,23 @@ pub async fn auto_revert(
         credentials,
         signing_key,
     } = keys;
-    let key = channel.key();
     let outcome = async {
         let signing_key = signing_key?;
-        let branch = revert::branch_of(channel)?;
-        let change: Change = revert::pick_change(&key, status, &Target::Release(release.into()))?;
-        let scratch = tempfile::Builder::new()
-            .prefix("kubemint-autorevert-")
-            .tempdir()
-            .map_err(|e| RevertError::Task(e.to_string()))?;
-        let result = revert::revert(RevertRequest {
-            url: channel.spec.git.url.clone(),
-            branch: branch.clone(),
-            credentials,
-            message: Some(auto_revert_subject(
+        ChannelRevert::of(channel, status, &Target::Release(release.into()))?
+            .message(Some(auto_revert_subject(
                 release,
                 commit,
                 pending,
                 hook,
                 &channel.spec.rollout.ready_timeout,
-            )),
-            change,
-            author: Some((BOT_NAME.into(), BOT_EMAIL.into())),
-            workdir: Some(scratch.path().join("clone")),
-            push: true,
-            automatic: Some(release.to_string()),
-            path: Some(channel.spec.git.path.clone()),
-            signing: None,
-            signing_key,
-        })
-        .await;
-        drop(scratch);
-        result.map(|r| (r, branch))
+            )))
+            .author(Some((BOT_NAME.into(), BOT_EMAIL.into())))
+            .workdir(Workdir::Scratch("kubemint-autorevert-"))
+            .push(true)
+            .automatic(release.to_string())
+            .signing_key(signing_key)
+            .run(credentials)
+            .await
     }
     .await;
     let time = Timestamp::now().to_string();
@@ -350,7 +334,9 @@ pub async fn auto_revert(
         ..Default::default()
     };
     match outcome {
-        Ok((reverted, branch)) => AutoRevertStatus {
+        Ok(ChannelReverted {
+            reverted, branch, ..
+        }) => AutoRevertStatus {
             outcome: RevertOutcome::Pushed,
             message: format!(
                 "pushed {} \"{}\" to branch {branch}",

@@ -111,6 +111,17 @@ pub async fn fetch(
 }
 
 /// The channel's git credentials, from `spec.git.secretRef` (none without one).
+///
+/// The one reader of them: the engine's polls (through [`CredentialsCache`]),
+/// the deployment notes and the automatic revert, the UI's reads of git and
+/// its revert, and `kubemint revert` all call it, so that they read the same
+/// keys and fail with the same messages.
+///
+/// # Errors
+///
+/// [`SourceError::Credentials`] when the Secret is missing, refused or holds
+/// no usable credentials (the message names `spec.git.secretRef` and the key,
+/// never a value); the cluster's error when the API server may answer later.
 pub async fn credentials(client: &Client, channel: &Channel) -> Result<GitCredentials, Error> {
     let ns = channel.namespace().unwrap_or_default();
     Ok(match &channel.spec.git.secret_ref {

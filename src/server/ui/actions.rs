@@ -19,8 +19,7 @@ use super::html::{self, Chrome};
 use super::model;
 use super::routes::{open, refused, respond, unavailable, UiState, View};
 use crate::api::{Channel, APPROVE_PRUNE_ANNOTATION};
-use crate::revert::{RevertRequest, Target};
-use crate::source::GitCredentials;
+use crate::revert::{ChannelRevert, RevertError, Target, Workdir};
 
 /// What a user can ask of a channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,57 +241,45 @@ async fn revert(
     commit: Option<&str>,
 ) -> Result<(), (StatusCode, String)> {
     let ns = channel.metadata.namespace.clone().unwrap_or_default();
-    let key = format!(
-        "{ns}/{}",
-        channel.metadata.name.as_deref().unwrap_or_default()
-    );
+    let key = channel.key();
     let status = channel.status.clone().unwrap_or_default();
     let record = commit
         .filter(|c| !c.is_empty())
         .and_then(|c| status.releases.iter().find(|r| r.commit.sha.starts_with(c)))
         .ok_or((StatusCode::NOT_FOUND, "No such release.".to_string()))?;
     // Pushing with the channel's credentials is as good as reading them.
-    let credentials = match &channel.spec.git.secret_ref {
-        Some(secret) => {
-            let check = Check {
-                group: "",
-                resource: "secrets",
-                verb: "get",
-                namespace: &ns,
-                name: Some(&secret.name),
-            };
-            match viewer.may_do(&check).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    return Err((
-                        StatusCode::FORBIDDEN,
-                        format!(
-                            "You may not get the Secret {} in namespace {ns}, whose credentials push the revert.",
-                            secret.name
-                        ),
-                    ))
-                }
-                Err(e) => return Err((StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+    if let Some(secret) = &channel.spec.git.secret_ref {
+        let check = Check {
+            group: "",
+            resource: "secrets",
+            verb: "get",
+            namespace: &ns,
+            name: Some(&secret.name),
+        };
+        match viewer.may_do(&check).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err((
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "You may not get the Secret {} in namespace {ns}, whose credentials push the revert.",
+                        secret.name
+                    ),
+                ))
             }
-            let data = crate::cluster::secret_data(state.access.client(), &ns, &secret.name)
-                .await
-                .map_err(|m| {
-                    (
-                        StatusCode::BAD_GATEWAY,
-                        format!("git credentials (spec.git.secretRef): {m}"),
-                    )
-                })?;
-            GitCredentials::from_secret_data(&data)
-                .map_err(|e| (StatusCode::BAD_GATEWAY, e.to_string()))?
+            Err(e) => return Err((StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
         }
-        None => GitCredentials::none(),
-    };
-    let bad = |e: crate::revert::RevertError| (StatusCode::CONFLICT, e.to_string());
-    let branch = crate::revert::branch_of(channel).map_err(bad)?;
-    let change = crate::revert::pick_change(&key, &status, &Target::Release(record.id.clone()))
-        .map_err(bad)?;
-    let scratch =
-        tempfile::tempdir().map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    }
+    let credentials = crate::engine::source::credentials(state.access.client(), channel)
+        .await
+        .map_err(|e| {
+            let why = match e {
+                crate::engine::Error::Source(e) => e.to_string(),
+                other => format!("git credentials (spec.git.secretRef): {other}"),
+            };
+            (StatusCode::BAD_GATEWAY, why)
+        })?;
+    let bad = |e: RevertError| (StatusCode::CONFLICT, e.to_string());
     // On the operator, the user is the author; locally, git config says who.
     let author = viewer.name().map(|user| {
         (
@@ -300,22 +287,15 @@ async fn revert(
             "kubemint@localhost".to_string(),
         )
     });
-    let reverted = crate::revert::revert(RevertRequest {
-        url: channel.spec.git.url.clone(),
-        branch,
-        credentials,
-        change,
-        message: None,
-        author,
-        workdir: Some(scratch.path().join("clone")),
-        push: true,
-        automatic: None,
-        path: Some(channel.spec.git.path.clone()),
-        signing: None,
-        signing_key: None,
-    })
-    .await
-    .map_err(bad)?;
+    let reverted = ChannelRevert::of(channel, &status, &Target::Release(record.id.clone()))
+        .map_err(bad)?
+        .author(author)
+        .workdir(Workdir::Scratch("kubemint-ui-revert-"))
+        .push(true)
+        .run(credentials)
+        .await
+        .map_err(bad)?
+        .reverted;
     tracing::info!(
         user = viewer.name().unwrap_or("(local)"),
         channel = %key,

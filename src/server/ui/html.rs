@@ -415,9 +415,8 @@ fn events_list(h: &mut Html, events: &[EventView], now: Option<Timestamp>) {
                 .text(&e.count.to_string())
                 .raw("</span>");
         }
-        // A test's log lines are shown once, with the test's outcome.
         h.raw("<div class=\"message\">")
-            .text(super::model::split_logs(&e.message).0)
+            .text(&e.message)
             .raw("</div></li>");
     }
     h.raw("</ul>");
@@ -500,7 +499,9 @@ fn entry_body(h: &mut Html, ns: &str, name: &str, e: &Entry, now: Option<Timesta
             .attr("class", class)
             .raw("><p>Pre-promotion test: <strong>")
             .text(outcome)
-            .raw("</strong></p>");
+            .raw("</strong> (Job <code>")
+            .text(&test.job)
+            .raw("</code>)</p>");
         if let Some(logs) = &test.logs {
             h.raw("<details open><summary>Its last log lines</summary><pre class=\"logs\">")
                 .text(logs)
@@ -515,7 +516,7 @@ fn entry_body(h: &mut Html, ns: &str, name: &str, e: &Entry, now: Option<Timesta
     }
     if let Some(a) = &e.auto_revert {
         h.raw("<p class=\"auto-revert\">Automatic revert: <strong>")
-            .text(&a.outcome)
+            .text(&a.outcome.to_string())
             .raw("</strong> ");
         if let Some(c) = &a.commit {
             h.raw("— ")

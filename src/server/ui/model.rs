@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::api::{Channel, CommitInfo, ReleasePhase, ReleaseRecord};
+use crate::api::{Channel, CommitInfo, ReleasePhase, ReleaseRecord, RevertOutcome, TestOutcome};
 use crate::rollout::DRAINED_ANNOTATION;
 use crate::source::{redact_url, short_sha};
 
@@ -474,7 +474,7 @@ pub fn reverts(subject: &str) -> Option<Reverts> {
 
 /// A workload whose revision changed from the release before.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Change {
+pub struct WorkloadChange {
     /// The workload.
     pub workload: String,
     /// Its revision before (`None`: new workload).
@@ -499,8 +499,8 @@ pub struct EntryRef {
 /// The automatic revert that followed a failure.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AutoRevertView {
-    /// `Pushed`, `Conflict`, `Skipped`, `Retrying` or `Failed`.
-    pub outcome: String,
+    /// How it went.
+    pub outcome: RevertOutcome,
     /// What happened.
     pub message: String,
     /// The revert commit's short sha, when pushed.
@@ -524,43 +524,26 @@ pub struct RevisionView {
     pub drained_at: Option<String>,
 }
 
-/// The pre-promotion test of a release, as its failure or its `TestPassed`
-/// event tells it.
+/// The pre-promotion test of a release, as its record holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TestView {
+    /// The test Job.
+    pub job: String,
     /// Whether it passed.
     pub passed: bool,
     /// Its last log lines, as the operator read them.
     pub logs: Option<String>,
 }
 
-/// Where a failure message or a `TestPassed` event puts the test's log lines.
-const LOG_LINES: &str = "; last log lines:\n";
-
-/// Splits a message into what it says and the log lines it carries.
-pub fn split_logs(message: &str) -> (&str, Option<&str>) {
-    match message.split_once(LOG_LINES) {
-        Some((said, logs)) => (said, Some(logs)),
-        None => (message, None),
+impl TestView {
+    /// The test of `record`, once it passed or failed.
+    pub fn of(record: &ReleaseRecord) -> Option<TestView> {
+        record.test.as_ref().map(|t| TestView {
+            job: t.job.clone(),
+            passed: t.outcome == TestOutcome::Passed,
+            logs: t.logs.clone(),
+        })
     }
-}
-
-/// The test of a release from its failure message: `Some` when the test failed.
-pub fn failed_test(failure: &str) -> Option<TestView> {
-    let (said, logs) = split_logs(failure);
-    said.contains("pre-promotion test").then(|| TestView {
-        passed: false,
-        logs: logs.map(str::to_string),
-    })
-}
-
-/// The test of release `id` from a `TestPassed` event about it.
-pub fn passed_test(id: &str, event: &EventView) -> Option<TestView> {
-    let (said, logs) = split_logs(&event.message);
-    (event.reason == "TestPassed" && said.contains(&format!("release {id} "))).then(|| TestView {
-        passed: true,
-        logs: logs.map(str::to_string),
-    })
 }
 
 /// One release in a timeline.
@@ -580,14 +563,14 @@ pub struct Entry {
     pub failed_at: Option<String>,
     /// When its revisions were scaled to zero.
     pub drained_at: Option<String>,
-    /// Why it failed (without the test's log lines: see `test`).
+    /// Why it failed (the test's log lines are in `test`).
     pub failure: Option<String>,
     /// The pre-promotion test's outcome, when the release had one.
     pub test: Option<TestView>,
     /// The commit of the release before it (the one it is compared with).
     pub before: Option<String>,
     /// Workloads that changed from the release before.
-    pub changes: Vec<Change>,
+    pub changes: Vec<WorkloadChange>,
     /// Its revisions.
     pub revisions: Vec<RevisionView>,
     /// Pods of its revisions while it rolls out.
@@ -642,7 +625,7 @@ pub fn timeline(channel: &Channel, snapshot: &Snapshot) -> Timeline {
             .find(|e| e.id == auto.release && e.commit.sha == auto.commit);
         if let Some(e) = target {
             e.auto_revert = Some(AutoRevertView {
-                outcome: auto.outcome.to_string(),
+                outcome: auto.outcome,
                 message: auto.message.clone(),
                 commit: auto
                     .revert_commit
@@ -652,9 +635,6 @@ pub fn timeline(channel: &Channel, snapshot: &Snapshot) -> Timeline {
         }
     }
     let earlier_events = place_events(&mut entries, channel_events(channel, &snapshot.events));
-    for e in entries.iter_mut().filter(|e| e.test.is_none()) {
-        e.test = e.events.iter().find_map(|ev| passed_test(&e.id, ev));
-    }
     Timeline {
         summary,
         entries,
@@ -704,7 +684,7 @@ fn entry(
             .iter()
             .find(|p| p.workload == w.workload && p.namespace == w.namespace);
         if old.map(|o| &o.revision) != Some(&w.revision) {
-            changes.push(Change {
+            changes.push(WorkloadChange {
                 workload: w.workload.clone(),
                 from: old.map(|o| o.revision.clone()),
                 to: Some(w.revision.clone()),
@@ -719,7 +699,7 @@ fn entry(
             .iter()
             .any(|w| w.workload == old.workload && w.namespace == old.namespace)
         {
-            changes.push(Change {
+            changes.push(WorkloadChange {
                 workload: old.workload.clone(),
                 from: Some(old.revision.clone()),
                 to: None,
@@ -731,12 +711,10 @@ fn entry(
     let drained_at = (record.phase == ReleasePhase::Superseded)
         .then(|| views.iter().filter_map(|v| v.drained_at.clone()).max())
         .flatten();
-    let message = record
+    let failure = record
         .message
-        .as_deref()
+        .clone()
         .filter(|_| record.phase == ReleasePhase::Failed);
-    let test = message.and_then(failed_test);
-    let failure = message.map(|m| split_logs(m).0.to_string());
     let rollout = (record.phase == ReleasePhase::Progressing).then(|| {
         views
             .iter()
@@ -755,7 +733,7 @@ fn entry(
         failed_at: None,
         drained_at,
         failure,
-        test,
+        test: TestView::of(record),
         before: before.map(|b| b.commit.sha.clone()),
         changes,
         revisions: views,
@@ -894,7 +872,7 @@ pub fn where_it_ran(
             channel: channel.to_string(),
             phase: n.phase.clone(),
             time: latest_time(n).to_string(),
-            message: n.message.as_deref().map(|m| split_logs(m).0.to_string()),
+            message: n.message.clone(),
             revert_commit: n.revert_commit.as_deref().map(|s| short_sha(s).to_string()),
         })
         .collect()

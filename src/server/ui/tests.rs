@@ -7,10 +7,10 @@ use serde_json::json;
 
 use super::git::{DiffState, GitFacts};
 use super::html;
-use super::model::{self, EventView, Forge, Health, Reverts, Snapshot};
+use super::model::{self, Forge, Health, Reverts, Snapshot};
 use crate::api::{
-    AutoRevertStatus, Channel, ChannelStatus, CommitInfo, ReleasePhase, ReleaseRecord,
-    WorkloadRevision,
+    AutoRevertStatus, Channel, ChannelStatus, CommitInfo, ReleasePhase, ReleaseRecord, TestOutcome,
+    TestResult, WorkloadRevision,
 };
 use crate::render::diff::{Difference, ObjectDiff};
 use crate::source::notes::{DeploymentNote, NoteRecord, NoteTimes};
@@ -501,10 +501,8 @@ fn note_record(cluster: &str, channel: &str, commit: &str, phase: &str, at: &str
                 applied: Some(at.into()),
                 ..NoteTimes::default()
             },
-            message: (phase == "Failed").then(|| {
-                "release r1 failed: the pre-promotion test Job t failed; last log lines:\nboom"
-                    .into()
-            }),
+            message: (phase == "Failed")
+                .then(|| "release r1 failed: the pre-promotion test Job t failed".into()),
             revert_commit: (phase == "Failed").then(|| "d".repeat(40)),
             ..DeploymentNote::default()
         },
@@ -596,57 +594,58 @@ fn where_it_ran_takes_each_cluster_s_latest_note_and_leaves_out_this_channel_her
     assert!(model::where_it_ran(&notes, "c9", (None, "shop/web")).is_empty());
 }
 
+fn tested(outcome: TestOutcome, logs: Option<&str>) -> Option<TestResult> {
+    Some(TestResult {
+        job: "smoke-r1".into(),
+        namespace: None,
+        outcome,
+        logs: logs.map(str::to_string),
+    })
+}
+
 #[test]
-fn a_test_s_outcome_and_its_log_lines_come_from_the_failure_or_the_passed_event() {
-    let passed = |message: &str| EventView {
-        type_: "Normal".into(),
-        reason: "TestPassed".into(),
-        message: message.into(),
-        time: String::new(),
-        count: 1,
+fn a_test_s_outcome_and_its_log_lines_come_from_the_release_record() {
+    let of = |phase, message: &str, test| {
+        let mut r = record("r1", 'a', "web 1.5.0", phase, "h1");
+        r.message = Some(message.into());
+        r.test = test;
+        model::TestView::of(&r)
     };
-    let failure = "release r1 failed: the pre-promotion test Job smoke-r1 failed or did not finish within 5m; traffic stays on the previous release; last log lines:\nconnection refused\nexit 7";
-    let table: [(Option<model::TestView>, Option<model::TestView>); 5] = [
+    let failure = "release r1 failed: the pre-promotion test Job smoke-r1 failed or did not finish within 5m; traffic stays on the previous release";
+    let table: [(Option<model::TestView>, Option<model::TestView>); 4] = [
         (
-            model::failed_test(failure),
+            of(
+                ReleasePhase::Failed,
+                failure,
+                tested(TestOutcome::Failed, Some("connection refused\nexit 7")),
+            ),
             Some(model::TestView {
+                job: "smoke-r1".into(),
                 passed: false,
                 logs: Some("connection refused\nexit 7".into()),
             }),
         ),
         (
-            model::failed_test("release r1 failed: not ready within 5s: web has 0/2 pods ready"),
+            of(
+                ReleasePhase::Failed,
+                "release r1 failed: not ready within 5s: web has 0/2 pods ready",
+                None,
+            ),
             None,
         ),
         (
-            model::passed_test(
-                "r1",
-                &passed(
-                    "Pre-promotion test Job smoke-r1 of release r1 passed; last log lines:\nok 200",
-                ),
+            of(
+                ReleasePhase::Active,
+                "promoted",
+                tested(TestOutcome::Passed, Some("ok 200")),
             ),
             Some(model::TestView {
+                job: "smoke-r1".into(),
                 passed: true,
                 logs: Some("ok 200".into()),
             }),
         ),
-        (
-            model::passed_test(
-                "r1",
-                &passed("Pre-promotion test Job smoke-r10 of release r10 passed"),
-            ),
-            None,
-        ),
-        (
-            model::passed_test(
-                "r1",
-                &EventView {
-                    reason: "Promoted".into(),
-                    ..passed("Promoted release r1 from commit a")
-                },
-            ),
-            None,
-        ),
+        (of(ReleasePhase::Active, "promoted", None), None),
     ];
     for (i, (got, want)) in table.into_iter().enumerate() {
         assert_eq!(got, want, "case {i}");
@@ -654,18 +653,20 @@ fn a_test_s_outcome_and_its_log_lines_come_from_the_failure_or_the_passed_event(
 }
 
 #[test]
-fn the_failure_shows_without_the_log_lines_and_a_passed_test_from_its_event() {
+fn the_failure_shows_without_the_log_lines_and_a_passed_test_from_its_record() {
     let (mut ch, rs, mut events) = reverted_channel();
     let status = ch.status.as_mut().unwrap();
     let id = status.releases[1].id.clone();
     status.releases[1].message = Some(format!(
-        "release {id} failed: the pre-promotion test Job smoke-{id} failed; traffic stays on the previous release; last log lines:\nboom"
+        "release {id} failed: the pre-promotion test Job smoke-{id} failed; traffic stays on the previous release"
     ));
+    status.releases[1].test = tested(TestOutcome::Failed, Some("boom"));
     let first = status.releases[2].id.clone();
+    status.releases[2].test = tested(TestOutcome::Passed, Some("all good"));
     events.push(event(
         "TestPassed",
         "Normal",
-        &format!("Pre-promotion test Job smoke-{first} of release {first} passed; last log lines:\nall good"),
+        &format!("Pre-promotion test Job smoke-{first} of release {first} passed"),
         "2026-11-22T10:01:30Z",
     ));
     let t = timeline_of(&ch, &rs, &events);
