@@ -60,8 +60,8 @@ pub(super) fn of_delivery(channel: &Channel, delivery: &Delivery) -> Vec<Told> {
     let created: Vec<&str> = rendered
         .summaries
         .iter()
-        .filter(|s| minted.contains(&s.split(' ').next().unwrap_or_default()))
-        .map(String::as_str)
+        .filter(|(name, _)| minted.contains(&name.as_str()))
+        .map(|(_, summary)| summary.as_str())
         .collect();
     if !created.is_empty() {
         let note = format!(

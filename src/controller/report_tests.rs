@@ -53,7 +53,11 @@ fn rendered(with_test: bool) -> Rendered {
             subject: "web 2".into(),
             ..CommitInfo::default()
         },
-        summaries: minted.revisions.iter().map(|r| r.summary()).collect(),
+        summaries: minted
+            .revisions
+            .iter()
+            .map(|r| (r.replica_set.name.clone(), r.summary()))
+            .collect(),
         desired,
         kinds: Vec::new(),
         unresolved: false,

@@ -157,7 +157,6 @@ pub fn mark_promoted(releases: &mut [ReleaseRecord], index: usize, now: &str) {
 /// `releases` is the history log: the record of this release is added or updated.
 pub fn report(channel: &Channel, delivery: &Delivery) -> ChannelStatus {
     let (rendered, plan, retry) = (&delivery.rendered, &delivery.plan, &delivery.retry);
-    let logs = delivery.test.as_ref().and_then(|t| t.logs.as_deref());
     let mut status = channel.status.clone().unwrap_or_default();
     let generation = channel.metadata.generation;
     let commit = &rendered.commit;
@@ -226,8 +225,10 @@ pub fn report(channel: &Channel, delivery: &Delivery) -> ChannelStatus {
             );
             let record = &mut status.releases[index];
             if record.phase == ReleasePhase::Failed {
+                // Retried: its test runs again.
                 record.phase = ReleasePhase::Progressing;
                 record.message = None;
+                record.test = None;
                 record.applied_at = Some(now);
             }
             set_condition(
@@ -258,10 +259,10 @@ pub fn report(channel: &Channel, delivery: &Delivery) -> ChannelStatus {
         }
         Phase::Failed { now, .. } => {
             let record = &mut status.releases[index];
-            // The message of the failure itself (with the test's logs) is kept while held.
+            // The message of the failure itself is kept while held.
             let message = match (&record.message, now) {
                 (Some(kept), false) if record.phase == ReleasePhase::Failed => kept.clone(),
-                _ => failure_message(id, &channel.spec.rollout, plan, logs),
+                _ => failure_message(id, &channel.spec.rollout, plan, None),
             };
             record.phase = ReleasePhase::Failed;
             record.message = Some(message.clone());
@@ -314,7 +315,7 @@ pub fn report(channel: &Channel, delivery: &Delivery) -> ChannelStatus {
 }
 
 /// Why a release failed: each workload that was not ready, or the test Job
-/// that failed (with its last log lines, when there are any).
+/// that failed (with `logs`, its last log lines, for an event).
 pub fn failure_message(
     release: &str,
     rollout: &crate::api::RolloutSpec,
@@ -325,9 +326,12 @@ pub fn failure_message(
         return String::new();
     };
     if let Some(job) = hook {
-        let logs = logs
-            .map(|l| format!("; last log lines:\n{l}"))
-            .unwrap_or_default();
+        // The status keeps the logs in the release's test record; an event
+        // (read by people, with kubectl) carries them in its note.
+        let logs = match logs {
+            Some(l) => format!("; last log lines:\n{l}"),
+            None => "; its last log lines are in the release's test record".to_string(),
+        };
         return format!(
             "release {release} failed: the pre-promotion test Job {job} failed or did not finish within {}; traffic stays on the previous release{logs}",
             rollout.test_timeout

@@ -18,7 +18,7 @@ use crate::cluster::changes::{
     self, revision_entry, Change, ChangeAction, ChangeReason, ChangeSet, Target,
 };
 use crate::cluster::{self, ClusterError, Resolver};
-use crate::rollout::{Action, ApplyReason, ObjectId, Plan, RevisionReason};
+use crate::rollout::{Action, ApplyReason, ObjectId, Plan, PruneDecision, RevisionReason};
 
 /// How many writes are in flight at once: enough to hide latency, few enough to be polite.
 const CONCURRENCY: usize = 16;
@@ -344,12 +344,18 @@ impl Executor<'_> {
                 ))
             }
             Action::Prune { entry } => {
-                cluster::prune_one(client, self.resolver, entry, self.channel, false).await?;
-                Some(Change::new(
-                    entry.clone(),
-                    ChangeAction::Deleted,
-                    ChangeReason::Pruned,
-                ))
+                match cluster::prune_one(client, self.resolver, entry, self.channel, false).await? {
+                    PruneDecision::Delete => Some(Change::new(
+                        entry.clone(),
+                        ChangeAction::Deleted,
+                        ChangeReason::Pruned,
+                    )),
+                    // Protected, or another owner's now: left in place, not counted.
+                    kept => {
+                        tracing::info!(object = %entry, decision = ?kept, "not pruned");
+                        None
+                    }
+                }
             }
         };
         failpoint(r.action.kind());

@@ -27,8 +27,9 @@ pub struct Rendered {
     pub unresolved: bool,
     /// Namespaces the release creates.
     pub namespaces: Vec<String>,
-    /// `Minted ...` summaries of its revisions, for the event.
-    pub summaries: Vec<String>,
+    /// Each revision's ReplicaSet name and its summary (`web-2b78ad82ce (2
+    /// replicas)`), for the `Minted` event.
+    pub summaries: Vec<(String, String)>,
     /// Selectors of declared Services that exist without kubemint's labels
     /// (made by hand, being adopted): they keep serving what they select until promotion.
     pub unlabelled: BTreeMap<(String, String), BTreeMap<String, String>>,
@@ -150,7 +151,11 @@ pub(super) async fn prepare(
         kinds,
         unresolved,
         namespaces,
-        summaries: minted.revisions.iter().map(|r| r.summary()).collect(),
+        summaries: minted
+            .revisions
+            .iter()
+            .map(|r| (r.replica_set.name.clone(), r.summary()))
+            .collect(),
         unlabelled,
         inputs: Vec::new(),
     })

@@ -23,6 +23,7 @@ mod cluster;
 mod crash;
 mod diff;
 mod diff_refusals;
+mod executor;
 mod git_policy;
 mod git_ssh;
 mod install;
