@@ -306,6 +306,10 @@ pub enum Command {
     },
     /// Print the Channel CustomResourceDefinition.
     Crd,
+    /// Print the reference page (docs/reference.md), generated from the
+    /// Channel CRD and these commands.
+    #[command(hide = true)]
+    Reference,
     /// Serve the web UI on 127.0.0.1, reading with your own kubeconfig (so you
     /// see what your RBAC lets you see); prints the URL.
     Ui {

@@ -101,6 +101,7 @@ pub fn run(cli: Cli) -> Result<Outcome, CommandError> {
             diff(&channel, namespace, options).map_err(|e| CommandError::Diff(Box::new(e)))
         }
         Command::Crd => printed(serde_yaml::to_string(&Channel::crd())?),
+        Command::Reference => printed(super::reference::markdown()),
         Command::Ui {
             namespace,
             port,

@@ -1,4 +1,4 @@
-//! Tests that need no cluster: the `kubemint` command offline, git sources
+//! Tests that need no cluster: the `kubemint` command offline, the docs, git sources
 //! against real git servers on loopback, and the tests' own serving checker
 //! and audit-log reader.
 
@@ -9,5 +9,6 @@ mod support;
 
 mod checker;
 mod cli;
+mod docs;
 mod git_sources;
 mod git_verify;
