@@ -4,6 +4,8 @@
 
 #[path = "../gitserver/mod.rs"]
 mod gitserver;
+#[path = "../docs/markdown.rs"]
+mod markdown;
 #[path = "../support/mod.rs"]
 mod support;
 
