@@ -1,11 +1,17 @@
 //! Commands a user runs against a cluster or a checkout: `diff` (the
 //! pipeline in preview mode), `status` and `history` (`inspect`), and the
-//! offline render behind `kubemint plan` (`offline`), `revert`, `run` (the operator) and `ui` (the web UI on 127.0.0.1). `main.rs` parses the
-//! arguments and prints what these return.
+//! offline render behind `kubemint plan` (`offline`), `revert`, `run` (the
+//! operator) and `ui` (the web UI on 127.0.0.1). [`args`] defines the
+//! command line, `main.rs` parses it, and [`dispatch`] runs the command and
+//! prints what these return; [`reference`] generates
+//! `docs/reference.md` from [`args`] and the Channel CRD.
 
+pub mod args;
 pub mod diff;
+pub mod dispatch;
 pub mod inspect;
 pub mod offline;
+pub mod reference;
 pub mod revert;
 pub mod run;
 pub mod ui;

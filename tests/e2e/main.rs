@@ -14,6 +14,8 @@ mod browser;
 mod fixture;
 #[path = "../gitserver/mod.rs"]
 mod gitserver;
+#[path = "../docs/markdown.rs"]
+mod markdown;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -23,6 +25,7 @@ mod cluster;
 mod crash;
 mod diff;
 mod diff_refusals;
+mod docs;
 mod executor;
 mod git_policy;
 mod git_ssh;
