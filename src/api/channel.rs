@@ -421,6 +421,9 @@ pub struct ReleaseRecord {
     /// When its Services were switched to it, RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promoted_at: Option<String>,
+    /// When it failed its gates, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<String>,
     /// `Progressing`, `Active`, `Superseded` or `Failed`.
     pub phase: ReleasePhase,
     /// Why it failed, when it did.

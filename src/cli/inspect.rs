@@ -325,6 +325,7 @@ mod tests {
             },
             applied_at: Some("2026-11-22T10:01:00Z".into()),
             promoted_at: (phase != ReleasePhase::Failed).then(|| "2026-11-22T10:02:00Z".into()),
+            failed_at: None,
             phase,
             message: (phase == ReleasePhase::Failed).then(|| "web: 0/2 ready".into()),
             revisions: vec![WorkloadRevision {

@@ -491,6 +491,7 @@ mod tests {
             },
             applied_at: Some("2026-11-22T10:00:00Z".into()),
             promoted_at: (phase == ReleasePhase::Active).then(|| "2026-11-22T10:01:00Z".into()),
+            failed_at: None,
             phase,
             message: (phase == ReleasePhase::Failed).then(|| "web has 0/2 pods ready".into()),
             revisions: vec![WorkloadRevision {

@@ -191,6 +191,7 @@ pub fn report(channel: &Channel, delivery: &Delivery) -> ChannelStatus {
                     commit: commit.clone(),
                     applied_at: Some(now.clone()),
                     promoted_at: None,
+                    failed_at: None,
                     phase: ReleasePhase::Progressing,
                     message: None,
                     revisions: rendered
@@ -229,6 +230,7 @@ pub fn report(channel: &Channel, delivery: &Delivery) -> ChannelStatus {
                 record.phase = ReleasePhase::Progressing;
                 record.message = None;
                 record.test = None;
+                record.failed_at = None;
                 record.applied_at = Some(now);
             }
             set_condition(
@@ -257,13 +259,18 @@ pub fn report(channel: &Channel, delivery: &Delivery) -> ChannelStatus {
             set_condition(c, RECONCILING, true, "Testing", &message, generation);
             remove_condition(c, STALLED);
         }
-        Phase::Failed { now, .. } => {
+        Phase::Failed {
+            now: failed_now, ..
+        } => {
             let record = &mut status.releases[index];
             // The message of the failure itself is kept while held.
-            let message = match (&record.message, now) {
+            let message = match (&record.message, failed_now) {
                 (Some(kept), false) if record.phase == ReleasePhase::Failed => kept.clone(),
                 _ => failure_message(id, &channel.spec.rollout, plan, None),
             };
+            if record.phase != ReleasePhase::Failed {
+                record.failed_at = Some(now.clone());
+            }
             record.phase = ReleasePhase::Failed;
             record.message = Some(message.clone());
             status.last_handled_retry = Some(retry.to_string()).filter(|r| !r.is_empty());

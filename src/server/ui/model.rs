@@ -412,6 +412,9 @@ pub struct EventView {
     pub time: String,
     /// How many times.
     pub count: i32,
+    /// The object it is about besides the channel (`kind`, `name`): a
+    /// release's ReplicaSet or test Job.
+    pub related: Option<(String, String)>,
 }
 
 fn event_time(e: &Event) -> Option<Timestamp> {
@@ -443,6 +446,10 @@ pub fn channel_events(channel: &Channel, events: &[&Event]) -> Vec<EventView> {
                     message: e.message.clone().unwrap_or_default(),
                     time: time.map(|t| t.to_string()).unwrap_or_default(),
                     count: e.count.unwrap_or(1),
+                    related: e
+                        .related
+                        .as_ref()
+                        .and_then(|r| Some((r.kind.clone()?, r.name.clone()?))),
                 },
             )
         })
@@ -730,7 +737,7 @@ fn entry(
         commit: CommitView::new(&record.commit, forge),
         applied_at: record.applied_at.clone(),
         promoted_at: record.promoted_at.clone(),
-        failed_at: None,
+        failed_at: record.failed_at.clone(),
         drained_at,
         failure,
         test: TestView::of(record),
@@ -771,41 +778,33 @@ fn link_reverts(entries: &mut [Entry]) {
     }
 }
 
-/// Puts each event on the entry it names (release id or short sha), else on
-/// the newest entry applied before it; returns those older than every entry.
+/// Puts each event on the entry of the object it relates to (a release's
+/// ReplicaSet or test Job), else on the newest entry applied before it;
+/// returns those older than every entry.
 fn place_events(entries: &mut [Entry], events: Vec<EventView>) -> Vec<EventView> {
     let mut earlier = Vec::new();
     for event in events {
         if TOLD_REASONS.contains(&event.reason.as_str()) {
             continue;
         }
-        if event.reason == "ReleaseFailed" {
-            if let Some(e) = entries.iter_mut().find(|e| {
-                e.phase == ReleasePhase::Failed
-                    && event.message.contains(&format!("release {} ", e.id))
-            }) {
-                e.failed_at.get_or_insert_with(|| event.time.clone());
-            }
-        }
         let at: Option<Timestamp> = event.time.parse().ok();
         let before_event = |e: &Entry| {
             let applied: Option<Timestamp> = e.applied_at.as_deref().and_then(|t| t.parse().ok());
             matches!((applied, at), (Some(a), Some(t)) if a <= t)
         };
-        // A commit names one entry; a release id can be several (a revert
-        // renders to the release it restores): the one serving at the time.
-        let by_commit = || {
-            entries
+        // A ReplicaSet can be several entries' (a revert renders to the
+        // release it restores): the newest applied before the event.
+        let relates = |e: &Entry| match event.related.as_ref() {
+            Some((kind, name)) if kind == "ReplicaSet" => e
+                .revisions
                 .iter()
-                .position(|e| event.message.contains(e.commit.short()))
+                .any(|r| format!("{}-{}", r.workload, r.revision) == *name),
+            Some((kind, name)) if kind == "Job" => e.test.as_ref().is_some_and(|t| t.job == *name),
+            _ => false,
         };
-        let by_release = || {
-            entries.iter().position(|e| {
-                event.message.contains(&format!("release {}", e.id)) && before_event(e)
-            })
-        };
+        let by_object = || entries.iter().position(|e| relates(e) && before_event(e));
         let by_time = || entries.iter().position(before_event);
-        match by_commit().or_else(by_release).or_else(by_time) {
+        match by_object().or_else(by_time) {
             Some(i) => entries[i].events.push(event),
             None => earlier.push(event),
         }

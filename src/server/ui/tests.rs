@@ -49,6 +49,7 @@ fn record(id: &str, sha: char, subject: &str, phase: ReleasePhase, web: &str) ->
         applied_at: Some(format!("2026-11-22T1{}:00:00Z", sha.to_digit(16).unwrap() % 10)),
         promoted_at: (phase != ReleasePhase::Failed && phase != ReleasePhase::Progressing)
             .then(|| "2026-11-22T10:02:00Z".into()),
+        failed_at: (phase == ReleasePhase::Failed).then(|| "2026-11-22T11:20:00Z".into()),
         phase,
         message: (phase == ReleasePhase::Failed)
             .then(|| format!("release {id} failed: not ready within 5s: web has 0/2 pods ready; traffic stays on the previous release")),
@@ -79,6 +80,25 @@ fn event(reason: &str, type_: &str, message: &str, time: &str) -> Event {
         "reason": reason, "type": type_, "message": message, "lastTimestamp": time, "count": 1
     }))
     .unwrap()
+}
+
+/// An event that also names the object it is about (`kind`, `name`), as the
+/// controller's Minted, Promoted, TestPassed and ReleaseFailed events do.
+fn related_event(
+    reason: &str,
+    type_: &str,
+    message: &str,
+    time: &str,
+    (kind, name): (&str, &str),
+) -> Event {
+    let mut e = event(reason, type_, message, time);
+    e.related = Some(k8s_openapi::api::core::v1::ObjectReference {
+        kind: Some(kind.into()),
+        name: Some(name.into()),
+        namespace: Some("prod".into()),
+        ..Default::default()
+    });
+    e
 }
 
 fn now() -> Option<Timestamp> {
@@ -253,11 +273,12 @@ fn reverted_channel() -> (Channel, Vec<ReplicaSet>, Vec<Event>) {
         replica_set("web-h2", "web:1.1", 0, 0),
     ];
     let events = vec![
-        event(
+        related_event(
             "ReleaseFailed",
             "Warning",
             "release r2 failed: not ready within 5s",
             "2026-11-22T11:20:00Z",
+            ("ReplicaSet", "web-h2"),
         ),
         event(
             "DriftCorrected",
@@ -272,11 +293,12 @@ fn reverted_channel() -> (Channel, Vec<ReplicaSet>, Vec<Event>) {
             "2026-11-22T11:00:00Z",
         ),
         // r1 twice: the commit decides.
-        event(
+        related_event(
             "Promoted",
             "Normal",
             "Promoted release r1 from commit aaaaaaaaaaaa: Services now select web-h1",
             "2026-11-22T10:02:00Z",
+            ("ReplicaSet", "web-h1"),
         ),
     ];
     (ch, rs, events)
