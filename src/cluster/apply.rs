@@ -64,7 +64,9 @@ pub(super) async fn live_object(
 
 /// Whether a failed dry run only says that the object's namespace does not exist yet.
 pub fn is_missing_namespace(err: &kube::Error) -> bool {
-    matches!(err, kube::Error::Api(s) if s.code == 404 && s.message.contains("namespace"))
+    // The API server names the missing object in the status's details.
+    matches!(err, kube::Error::Api(s) if s.code == 404
+        && s.details.as_ref().is_some_and(|d| d.kind == "namespaces"))
 }
 
 /// Hands the fields of `managers` to kubemint, so that the next apply removes
@@ -171,6 +173,39 @@ pub async fn wait_for_crd(client: &Client, name: &str) -> Result<(), ClusterErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_missing_namespace_is_a_missing_namespace() {
+        let status = |code: u16, kind: &str, message: &str| {
+            kube::Error::Api(Box::new(
+                serde_json::from_value(json!({
+                    "status": "Failure", "code": code, "reason": "NotFound", "message": message,
+                    "details": {"name": "x", "kind": kind}
+                }))
+                .unwrap(),
+            ))
+        };
+        let rows = [
+            (
+                "the namespace",
+                status(404, "namespaces", "namespaces \"x\" not found"),
+                true,
+            ),
+            (
+                "the object itself, named like one",
+                status(404, "configmaps", "configmaps \"namespace\" not found"),
+                false,
+            ),
+            (
+                "another code",
+                status(409, "namespaces", "namespace x is terminating"),
+                false,
+            ),
+        ];
+        for (name, err, want) in rows {
+            assert_eq!(is_missing_namespace(&err), want, "{name}");
+        }
+    }
 
     #[test]
     fn field_sets_are_united_recursively() {
