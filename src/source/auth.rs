@@ -73,21 +73,19 @@ impl GitCredentials {
     }
 
     /// Reads the keys of Secret `namespace/name`'s `data`, as
-    /// [`GitCredentials::from_secret_data`] does; their cache identity is that
-    /// Secret's (its name and content).
+    /// [`GitCredentials::from_secret_data`] does. Their cache identity is their
+    /// content, not the Secret's name: the same credentials in two namespaces
+    /// share cache entries and polls (see [`super::cache_key`]).
     pub fn from_secret(
-        namespace: &str,
-        name: &str,
+        _namespace: &str,
+        _name: &str,
         data: &BTreeMap<String, Vec<u8>>,
     ) -> Result<Self, SourceError> {
-        Ok(GitCredentials {
-            who: CredentialsIdentity::of_secret(namespace, name, data),
-            ..Self::from_secret_data(data)?
-        })
+        Self::from_secret_data(data)
     }
 
     /// Reads the keys of a Secret's `data`. Unknown keys are ignored. Their
-    /// cache identity is their content (see [`GitCredentials::from_secret`]).
+    /// cache identity is a digest of the fields read (see [`super::cache_key`]).
     ///
     /// Errors name the missing or malformed key, never a value.
     pub fn from_secret_data(data: &BTreeMap<String, Vec<u8>>) -> Result<Self, SourceError> {
@@ -102,7 +100,7 @@ impl GitCredentials {
                     }),
                 }
             };
-        let creds = GitCredentials {
+        let mut creds = GitCredentials {
             identity: text("identity")?,
             passphrase: text("passphrase")?.filter(|p| !p.is_empty()),
             known_hosts: text("known_hosts")?,
@@ -110,8 +108,9 @@ impl GitCredentials {
             password: text("password")?,
             bearer_token: text("bearerToken")?.map(|t| t.trim().to_string()),
             ca_cert: data.get("ca.crt").cloned(),
-            who: CredentialsIdentity::of_secret("", "", data),
+            who: CredentialsIdentity::anonymous(),
         };
+        creds.who = creds.content_identity();
         if creds.password.is_some() && creds.username.is_none() {
             return Err(SourceError::Credentials {
                 message: "key 'password' is set but 'username' is missing".into(),
@@ -132,7 +131,26 @@ impl GitCredentials {
         Ok(creds)
     }
 
-    /// Who these credentials are, for the cache: anonymous, or their Secret.
+    /// The digest of every field git uses, in a fixed order: what the
+    /// credentials can fetch depends on these alone (unknown keys of the Secret,
+    /// its namespace and name do not count).
+    fn content_identity(&self) -> CredentialsIdentity {
+        fn text(v: &Option<String>) -> Option<&[u8]> {
+            v.as_deref().map(str::as_bytes)
+        }
+        CredentialsIdentity::of_fields(&[
+            ("identity", text(&self.identity)),
+            ("passphrase", text(&self.passphrase)),
+            ("known_hosts", text(&self.known_hosts)),
+            ("username", text(&self.username)),
+            ("password", text(&self.password)),
+            ("bearerToken", text(&self.bearer_token)),
+            ("ca.crt", self.ca_cert.as_deref()),
+        ])
+    }
+
+    /// Who these credentials are, for the cache and for shared polls:
+    /// anonymous, or a digest of their content.
     pub fn cache_identity(&self) -> &CredentialsIdentity {
         &self.who
     }
