@@ -483,6 +483,7 @@ fn main() -> ExitCode {
                     throughput.kube_api_burst,
                 ),
                 shard: shard.unwrap_or_default(),
+                poll_join_window: throughput.poll_join_window,
             };
             let election = leader_elect.then_some(cli::run::Election {
                 namespace: leader_election_namespace,
@@ -516,6 +517,11 @@ struct ThroughputArgs {
     /// API requests that may go at once before --kube-api-qps applies.
     #[arg(long, env = "KUBEMINT_KUBE_API_BURST", default_value_t = kubemint::cluster::throttle::DEFAULT_BURST)]
     kube_api_burst: u32,
+    /// A new channel takes its group's poll if that started at most this long
+    /// before the channel was created (a fleet created at once makes a few
+    /// polls, not one each); a sync request still waits for a poll made after it.
+    #[arg(long, env = "KUBEMINT_POLL_JOIN_WINDOW", default_value = "5s", value_parser = humantime::parse_duration)]
+    poll_join_window: std::time::Duration,
 }
 
 /// Where `kubemint ui` caches git by default (XDG's cache directory).

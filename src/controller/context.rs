@@ -55,6 +55,8 @@ pub struct Context {
     pub(super) cache_max_age: std::time::Duration,
     /// `--cluster-name`: the notes ref of this operator.
     pub(super) cluster_name: String,
+    /// `--poll-join-window`: a new channel takes its group's poll this recent.
+    pub(super) poll_join_window: std::time::Duration,
     memo: Mutex<HashMap<String, Memo>>,
 }
 
@@ -84,6 +86,7 @@ impl Context {
             watches: WatchRegistry::default(),
             cache_max_age: settings.cache_max_age,
             cluster_name: settings.cluster_name.clone(),
+            poll_join_window: settings.poll_join_window,
             memo: Mutex::default(),
         }
     }
