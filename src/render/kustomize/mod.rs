@@ -11,6 +11,8 @@
 //! What comes out is a YAML stream that render treats like any manifest file.
 
 mod command;
+#[cfg(test)]
+mod differential_tests;
 mod inspect;
 mod materialize;
 mod memo;
