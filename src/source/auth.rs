@@ -44,6 +44,9 @@ pub struct GitCredentials {
     /// Whose credentials these are: the cache serves a fetch only what was
     /// fetched with the same identity.
     who: CredentialsIdentity,
+    /// A digest of their content (not where they were read from): polls are
+    /// shared by it.
+    content: CredentialsIdentity,
 }
 
 impl fmt::Debug for GitCredentials {
@@ -73,19 +76,22 @@ impl GitCredentials {
     }
 
     /// Reads the keys of Secret `namespace/name`'s `data`, as
-    /// [`GitCredentials::from_secret_data`] does. Their cache identity is their
-    /// content, not the Secret's name: the same credentials in two namespaces
-    /// share cache entries and polls (see [`super::cache_key`]).
+    /// [`GitCredentials::from_secret_data`] does; their cache identity is that
+    /// Secret's (its name and content). Their poll identity is their content
+    /// alone: the same credentials in two namespaces share polls.
     pub fn from_secret(
-        _namespace: &str,
-        _name: &str,
+        namespace: &str,
+        name: &str,
         data: &BTreeMap<String, Vec<u8>>,
     ) -> Result<Self, SourceError> {
-        Self::from_secret_data(data)
+        Ok(GitCredentials {
+            who: CredentialsIdentity::of_secret(namespace, name, data),
+            ..Self::from_secret_data(data)?
+        })
     }
 
     /// Reads the keys of a Secret's `data`. Unknown keys are ignored. Their
-    /// cache identity is a digest of the fields read (see [`super::cache_key`]).
+    /// cache identity is their content (see [`GitCredentials::from_secret`]).
     ///
     /// Errors name the missing or malformed key, never a value.
     pub fn from_secret_data(data: &BTreeMap<String, Vec<u8>>) -> Result<Self, SourceError> {
@@ -108,9 +114,10 @@ impl GitCredentials {
             password: text("password")?,
             bearer_token: text("bearerToken")?.map(|t| t.trim().to_string()),
             ca_cert: data.get("ca.crt").cloned(),
-            who: CredentialsIdentity::anonymous(),
+            who: CredentialsIdentity::of_secret("", "", data),
+            content: CredentialsIdentity::anonymous(),
         };
-        creds.who = creds.content_identity();
+        creds.content = creds.content_identity();
         if creds.password.is_some() && creds.username.is_none() {
             return Err(SourceError::Credentials {
                 message: "key 'password' is set but 'username' is missing".into(),
@@ -149,10 +156,15 @@ impl GitCredentials {
         ])
     }
 
-    /// Who these credentials are, for the cache and for shared polls:
-    /// anonymous, or a digest of their content.
+    /// Who these credentials are, for the cache: anonymous, or their Secret.
     pub fn cache_identity(&self) -> &CredentialsIdentity {
         &self.who
+    }
+
+    /// What these credentials are, for shared polls: anonymous, or a digest
+    /// of the fields git uses (see [`super::cache_key`]).
+    pub fn poll_identity(&self) -> &CredentialsIdentity {
+        &self.content
     }
 
     /// Extra HTTP headers for fetch and push options (`Authorization: Bearer ...`).

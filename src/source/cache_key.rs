@@ -2,18 +2,20 @@
 //! identity, so that a commit fetched with one tenant's credentials is never
 //! served to a channel that could not have fetched it itself.
 //!
-//! An identity is a SHA-256 digest of the credentials' content: a canonical
-//! encoding of the fields git uses (user, password, token, SSH key, known
-//! hosts, CA), not where they were read from. Secrets in two namespaces that
-//! hold the same credentials are one identity: either could fetch what the
-//! other fetched, so they share cache entries and polls (see
-//! [`super::polls`]); credentials that differ in any field are another
-//! identity. Anonymous access is an identity of its own. The digest is kept in
-//! memory only and never shown (`Debug` hides it). Entry
+//! An identity is the credentials Secret's namespace, name and a SHA-256
+//! digest of its content (anonymous access is an identity of its own). Entry
 //! names are digests too, salted with a random key kept in the cache
 //! directory: a name seen in a status message or a log tells nothing about
 //! the credentials (no offline guessing of a weak password from it).
+//!
+//! Polls are shared more widely than entries: by a digest of the credentials'
+//! content alone ([`CredentialsIdentity::of_fields`], the fields git uses, not
+//! the Secret's name), so that Secrets in ten namespaces holding the same user
+//! and password make one poll (see [`super::polls`]); a commit such a poll
+//! fetched is read from the entry it was fetched into, by content-equal
+//! credentials only (see [`super::cache`]).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{Read, Write};
 use std::path::Path;
@@ -40,13 +42,30 @@ impl CredentialsIdentity {
         CredentialsIdentity(None)
     }
 
+    /// The Secret `namespace/name` holding `data` (every key and value counts).
+    /// Credentials that come from no Secret (the CLI's environment) pass `""`
+    /// for both: their content alone tells them apart.
+    pub fn of_secret(namespace: &str, name: &str, data: &BTreeMap<String, Vec<u8>>) -> Self {
+        let mut hash = Sha256::new();
+        hash.update(b"kubemint credentials v1\0");
+        for part in [namespace.as_bytes(), name.as_bytes()] {
+            field(&mut hash, part);
+        }
+        hash.update((data.len() as u64).to_be_bytes());
+        for (key, value) in data {
+            field(&mut hash, key.as_bytes());
+            field(&mut hash, value);
+        }
+        CredentialsIdentity(Some(hash.finalize().into()))
+    }
+
     /// The credentials made of `fields`: (name, value) pairs, `None` for a
     /// field that is not set. Callers pass every field git uses, always in the
     /// same order; the names are hashed too, so that a value moved to another
-    /// field is other credentials.
+    /// field is other credentials. Where they were read from does not count.
     pub fn of_fields(fields: &[(&str, Option<&[u8]>)]) -> Self {
         let mut hash = Sha256::new();
-        hash.update(b"kubemint credentials v2\0");
+        hash.update(b"kubemint credential content v1\0");
         hash.update((fields.len() as u64).to_be_bytes());
         for (name, value) in fields {
             field(&mut hash, name.as_bytes());
@@ -130,10 +149,7 @@ fn read_salt(path: &Path) -> std::io::Result<[u8; SALT_LEN]> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::source::GitCredentials;
 
     fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, Vec<u8>> {
         pairs
@@ -142,84 +158,49 @@ mod tests {
             .collect()
     }
 
-    /// The identity of the credentials Secret `namespace/name` holding `pairs`.
-    fn of_secret(namespace: &str, name: &str, pairs: &[(&str, &str)]) -> CredentialsIdentity {
-        GitCredentials::from_secret(namespace, name, &data(pairs))
-            .unwrap()
-            .cache_identity()
-            .clone()
-    }
-
     const SALT: [u8; SALT_LEN] = [7; SALT_LEN];
     const URL: &str = "https://git.example.com/acme/deploy.git";
-    const BOT: &[(&str, &str)] = &[("username", "bot"), ("password", "hunter2")];
 
     #[test]
     fn the_same_url_with_other_credentials_is_another_entry() {
-        let id_a = of_secret("team-a", "git", BOT);
+        let a = data(&[("username", "bot"), ("password", "hunter2")]);
+        let wrong = data(&[("username", "bot"), ("password", "hunter3")]);
+        let id_a = CredentialsIdentity::of_secret("team-a", "git", &a);
         let entry = |who: &CredentialsIdentity| entry_name(&SALT, URL, who);
-        // (what, other Secret, same entry and poll as team-a/git holding BOT?)
-        let rows: Vec<(&str, CredentialsIdentity, bool)> = vec![
-            (
-                "same Secret, same content",
-                of_secret("team-a", "git", BOT),
-                true,
-            ),
-            (
-                "same content in another namespace",
-                of_secret("team-b", "git", BOT),
-                true,
-            ),
-            (
-                "same content, another name",
-                of_secret("team-a", "git2", BOT),
-                true,
-            ),
-            (
-                "same fields plus keys git does not read",
-                of_secret(
-                    "team-c",
-                    "git",
-                    &[("username", "bot"), ("password", "hunter2"), ("note", "x")],
-                ),
-                true,
-            ),
-            (
-                "another password, the same Secret name",
-                of_secret(
-                    "team-a",
-                    "git",
-                    &[("username", "bot"), ("password", "hunter3")],
-                ),
-                false,
-            ),
-            (
-                "another user",
-                of_secret(
-                    "team-b",
-                    "git",
-                    &[("username", "bot2"), ("password", "hunter2")],
-                ),
-                false,
-            ),
-            (
-                "the password as a bearer token",
-                of_secret("team-b", "git", &[("bearerToken", "hunter2")]),
-                false,
-            ),
-            ("anonymous", CredentialsIdentity::anonymous(), false),
-            ("an empty Secret", of_secret("team-a", "empty", &[]), false),
-        ];
-        for (what, other, same) in rows {
-            assert_eq!(entry(&id_a) == entry(&other), same, "{what}");
-            assert_eq!(id_a == other, same, "{what}");
-        }
+
+        // Same Secret, same content: the same entry (polls stay incremental).
+        assert_eq!(
+            entry(&id_a),
+            entry(&CredentialsIdentity::of_secret("team-a", "git", &a.clone()))
+        );
+        // Different content, the same Secret name: another entry.
+        assert_ne!(
+            entry(&id_a),
+            entry(&CredentialsIdentity::of_secret("team-a", "git", &wrong))
+        );
+        // The same content in another namespace or under another name: another entry.
+        assert_ne!(
+            entry(&id_a),
+            entry(&CredentialsIdentity::of_secret("team-b", "git", &a))
+        );
+        assert_ne!(
+            entry(&id_a),
+            entry(&CredentialsIdentity::of_secret("team-a", "git2", &a))
+        );
         // Anonymous is an identity of its own, shared by every anonymous fetch.
         let anonymous = CredentialsIdentity::anonymous();
         assert!(anonymous.is_anonymous() && !id_a.is_anonymous());
+        assert_ne!(entry(&id_a), entry(&anonymous));
         assert_eq!(entry(&anonymous), entry(&CredentialsIdentity::default()));
         // An empty Secret is still not anonymous.
-        assert_ne!(entry(&of_secret("team-a", "empty", &[])), entry(&anonymous));
+        assert_ne!(
+            entry(&CredentialsIdentity::of_secret(
+                "team-a",
+                "empty",
+                &data(&[])
+            )),
+            entry(&anonymous)
+        );
         // Another URL, or another cache's salt: another entry.
         assert_ne!(entry(&id_a), entry_name(&SALT, &format!("{URL}/"), &id_a));
         assert_ne!(entry(&id_a), entry_name(&[8; SALT_LEN], URL, &id_a));
@@ -227,6 +208,16 @@ mod tests {
 
     #[test]
     fn fields_cannot_run_into_each_other() {
+        // ("ab", "c") and ("a", "bc") must not be the same Secret.
+        let one = CredentialsIdentity::of_secret("ns", "n", &data(&[("ab", "c")]));
+        let two = CredentialsIdentity::of_secret("ns", "n", &data(&[("a", "bc")]));
+        assert_ne!(one, two);
+        let three = CredentialsIdentity::of_secret("nsn", "", &data(&[("ab", "c")]));
+        assert_ne!(one, three);
+    }
+
+    #[test]
+    fn field_contents_cannot_run_into_each_other() {
         // ("ab", "c") and ("a", "bc") must not be the same credentials.
         let one = CredentialsIdentity::of_fields(&[("ab", Some(b"c"))]);
         let two = CredentialsIdentity::of_fields(&[("a", Some(b"bc"))]);
@@ -238,11 +229,16 @@ mod tests {
         // Values are not interchangeable between fields.
         let swapped = CredentialsIdentity::of_fields(&[("a", Some(b"x")), ("b", None)]);
         assert_ne!(unset, swapped);
+        assert_eq!(
+            unset,
+            CredentialsIdentity::of_fields(&[("a", None), ("b", Some(b"x"))])
+        );
     }
 
     #[test]
     fn entry_names_and_debug_show_no_secret() {
-        let who = of_secret("team-a", "git", BOT);
+        let secret = data(&[("password", "hunter2")]);
+        let who = CredentialsIdentity::of_secret("team-a", "git", &secret);
         let name = entry_name(&SALT, URL, &who);
         assert_eq!(name.len(), 64);
         assert!(name.chars().all(|c| c.is_ascii_hexdigit()), "{name}");

@@ -30,7 +30,7 @@ fn poll_key(request: &FetchRequest) -> PollKey {
     (
         request.url.clone(),
         request.reference.describe(),
-        request.credentials.cache_identity().clone(),
+        request.credentials.poll_identity().clone(),
         request.shallow,
     )
 }
