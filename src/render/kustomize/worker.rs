@@ -380,6 +380,15 @@ mod tests {
         })
     }
 
+    /// The real worker under a path of its own, so that its pool is this
+    /// test's alone (other tests build with the shared one meanwhile).
+    fn private_worker() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(WORKER_PROGRAM);
+        std::os::unix::fs::symlink(real_worker(), &path).unwrap();
+        (dir, path)
+    }
+
     /// A stand-in for a broken worker: a shell script that greets, then does `then`.
     fn broken(then: &str) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
@@ -412,7 +421,8 @@ mod tests {
     fn a_worker_builds_one_kustomization_after_another() {
         let repo = checkout(&[("app/kustomization.yaml", CONFIG)]);
         let root = repo.path();
-        let pool = Pool::of(&real_worker());
+        let (_dir, worker) = private_worker();
+        let pool = Pool::of(&worker);
         let first = pool
             .build(&root.join("app"), root, 1 << 20, TIMEOUT)
             .unwrap();
@@ -501,7 +511,8 @@ mod tests {
         );
         // The real worker killed between builds: the next build starts another.
         let repo = checkout(&[("app/kustomization.yaml", CONFIG)]);
-        let pool = Pool::of(&real_worker());
+        let (_dir, worker) = private_worker();
+        let pool = Pool::of(&worker);
         let root = repo.path();
         pool.build(&root.join("app"), root, 1 << 20, TIMEOUT)
             .unwrap();
