@@ -30,8 +30,9 @@ pub struct Cli {
 #[derive(clap::Args)]
 pub struct KustomizeArg {
     /// The kustomize command for paths holding a kustomization, e.g.
-    /// `kustomize`, `/usr/local/bin/kustomize` or `kubectl kustomize`
-    /// (default, also when empty: kustomize if on PATH, else kubectl kustomize).
+    /// `kubemint-render-worker`, `kustomize` or `kubectl kustomize` (default,
+    /// also when empty: the render worker if on PATH, else kustomize if on
+    /// PATH, else kubectl kustomize).
     #[arg(
         long = "kustomize",
         env = "KUBEMINT_KUSTOMIZE",
@@ -348,4 +349,9 @@ pub struct ThroughputArgs {
     /// API requests that may go at once before --kube-api-qps applies.
     #[arg(long, env = "KUBEMINT_KUBE_API_BURST", default_value_t = crate::cluster::throttle::DEFAULT_BURST)]
     pub kube_api_burst: u32,
+    /// A new channel takes its group's poll if that started at most this long
+    /// before the channel was created (a fleet created at once makes a few
+    /// polls, not one each); a sync request still waits for a poll made after it.
+    #[arg(long, env = "KUBEMINT_POLL_JOIN_WINDOW", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub poll_join_window: std::time::Duration,
 }

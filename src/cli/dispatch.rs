@@ -221,6 +221,7 @@ pub fn run(cli: Cli) -> Result<Outcome, CommandError> {
                     throughput.kube_api_burst,
                 ),
                 shard: shard.unwrap_or_default(),
+                poll_join_window: throughput.poll_join_window,
             };
             let election = leader_elect.then_some(Election {
                 namespace: leader_election_namespace,

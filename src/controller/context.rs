@@ -70,7 +70,8 @@ impl Context {
             settings.kustomize.clone(),
             settings.limits,
         )
-        .with_local_watches(Arc::new(move |ns: &str, name: &str| wake.request(ns, name)));
+        .with_local_watches(Arc::new(move |ns: &str, name: &str| wake.request(ns, name)))
+        .with_poll_join_window(settings.poll_join_window);
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,

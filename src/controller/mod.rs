@@ -68,6 +68,9 @@ pub struct OperatorSettings {
     /// The channels this operator takes (`--shard`): those labelled with its
     /// key, or, unsharded, those without the label.
     pub shard: crate::api::Shard,
+    /// A new channel takes a poll of its group made this long before its
+    /// creation (`--poll-join-window`).
+    pub poll_join_window: std::time::Duration,
 }
 
 /// The default of `--concurrency`.

@@ -87,6 +87,7 @@ impl Error {
     /// otherwise the same commit is retried with backoff.
     pub fn is_stalled(&self) -> bool {
         match self {
+            Error::Render(e) if e.is_transient() => false,
             Error::Render(_)
             | Error::InvalidSpec(_)
             | Error::CrossNamespace { .. }

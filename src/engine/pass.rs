@@ -258,7 +258,13 @@ impl Engine {
         let key = channel.key();
         let now = Instant::now();
         let not_before = self.memo(&key, |m| {
-            schedule::poll_not_before(&m.schedule, trigger, now, timing.interval)
+            schedule::poll_not_before(
+                &m.schedule,
+                trigger,
+                now,
+                timing.interval,
+                self.poll_join_window,
+            )
         });
         if let Some(at) = not_before.filter(|at| *at > now) {
             // Changed this very second: poll when it is over, with the channels

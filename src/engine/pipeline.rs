@@ -131,6 +131,8 @@ pub struct Engine {
     pub(super) memos: std::sync::Mutex<std::collections::HashMap<String, Memo>>,
     /// Watches of local repositories, and what to call when a ref moves there.
     local: Option<(WatchRegistry, LocalChange)>,
+    /// A new channel takes a poll of its group made this long before its creation.
+    pub(super) poll_join_window: Duration,
 }
 
 /// Called with a channel's namespace and name when a ref of its local repository moves.
@@ -155,7 +157,15 @@ impl Engine {
             secrets: source::CredentialsCache::default(),
             memos: Default::default(),
             local: None,
+            poll_join_window: Duration::ZERO,
         }
+    }
+
+    /// The same engine, letting a new channel take its group's poll made up
+    /// to `window` before the channel's creation (`--poll-join-window`).
+    pub fn with_poll_join_window(mut self, window: Duration) -> Self {
+        self.poll_join_window = window;
+        self
     }
 
     /// The same engine, watching the local repositories of channels (a

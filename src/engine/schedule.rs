@@ -124,6 +124,9 @@ pub fn start(s: &Schedule, trigger: &Trigger, now: Instant, interval: Duration) 
 /// - a changed trigger (a new channel, a spec change, a reconcile request): a
 ///   poll made after the change, so that a commit pushed before it is seen,
 ///   while channels created together share the polls made after them;
+/// - a new channel (none of its polls remembered): a poll made at most
+///   `join_window` before its creation, so that a fleet created over a few
+///   seconds joins its group's recent poll instead of each polling again;
 /// - a poll due by the interval: one made within the interval. Since
 ///   [`fetched`] dates the channel's poll from the shared poll's start, every
 ///   channel of a repository comes due at the same time, and one of them polls.
@@ -132,13 +135,18 @@ pub fn poll_not_before(
     trigger: &Trigger,
     now: Instant,
     interval: Duration,
+    join_window: Duration,
 ) -> Option<Instant> {
     if let Some(at) = trigger.requested {
         return Some(at);
     }
     if s.trigger != trigger.spec {
         // A change this very second asks for a poll a moment ahead.
-        return Some(trigger.changed_at.unwrap_or(now));
+        let changed = trigger.changed_at.unwrap_or(now);
+        if s.polled_at.is_none() {
+            return Some(changed.checked_sub(join_window).unwrap_or(changed));
+        }
+        return Some(changed);
     }
     now.checked_sub(interval)
 }

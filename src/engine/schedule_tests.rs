@@ -424,7 +424,8 @@ fn a_pass_takes_a_shared_poll_as_fresh_as_what_asked_for_it() {
         ),
     ];
     for (name, s, trigger, want) in rows {
-        assert_eq!(poll_not_before(&s, &trigger, now, INTERVAL), want, "{name}");
+        let got = poll_not_before(&s, &trigger, now, INTERVAL, Duration::ZERO);
+        assert_eq!(got, want, "{name}");
     }
 }
 
@@ -450,4 +451,89 @@ fn a_shared_poll_dates_the_channel_s_next_poll() {
         start(&s, &trigger(SPEC, false), now + secs(10), INTERVAL),
         Start::Poll
     );
+}
+
+#[test]
+fn a_new_channel_joins_a_poll_of_the_join_window_before_it() {
+    let now = Instant::now() + secs(3600);
+    const WINDOW: Duration = Duration::from_secs(5);
+    let polled = memo(now, Some(10), Some("a"), Some("a"));
+    let created = |ago: u64| Trigger {
+        changed_at: Some(now - secs(ago)),
+        ..trigger(SPEC, false)
+    };
+    let rows: Vec<(&str, Schedule, Trigger, Option<Instant>)> = vec![
+        (
+            "a new channel: a poll made up to the window before its creation",
+            Schedule::default(),
+            created(2),
+            Some(now - secs(7)),
+        ),
+        (
+            "a new channel created this very second: no waiting for the second to end",
+            Schedule::default(),
+            Trigger {
+                changed_at: Some(now + secs(1)),
+                ..trigger(SPEC, false)
+            },
+            Some(now - secs(4)),
+        ),
+        (
+            "a new channel created at an unknown time: a poll of the window before now",
+            Schedule::default(),
+            trigger(SPEC, false),
+            Some(now - WINDOW),
+        ),
+        (
+            "a new channel with a sync request: a poll made after the request",
+            Schedule::default(),
+            Trigger {
+                requested: Some(now - secs(1)),
+                ..created(2)
+            },
+            Some(now - secs(1)),
+        ),
+        (
+            "a channel that polled before, changed: a poll made after the change",
+            polled.clone(),
+            Trigger {
+                changed_at: Some(now - secs(1)),
+                ..trigger("4|||", false)
+            },
+            Some(now - secs(1)),
+        ),
+        (
+            "a sync request: a poll made after it",
+            polled.clone(),
+            Trigger {
+                requested: Some(now - secs(3)),
+                ..trigger(SPEC, false)
+            },
+            Some(now - secs(3)),
+        ),
+        (
+            "due by the interval: the window does not widen it",
+            polled,
+            trigger(SPEC, false),
+            Some(now - INTERVAL),
+        ),
+    ];
+    for (name, s, trigger, want) in rows {
+        assert_eq!(
+            poll_not_before(&s, &trigger, now, INTERVAL, WINDOW),
+            want,
+            "{name}"
+        );
+    }
+    // The window is measured from the creation: the poll it joins is fresh
+    // enough, one made just before the window is not.
+    let not_before = poll_not_before(&Schedule::default(), &created(2), now, INTERVAL, WINDOW);
+    assert!(crate::source::polls::fresh_enough(
+        now - secs(7),
+        not_before
+    ));
+    assert!(!crate::source::polls::fresh_enough(
+        now - secs(8),
+        not_before
+    ));
 }

@@ -116,6 +116,18 @@ impl RenderError {
         }
     }
 
+    /// Whether the same commit may render if tried again: only when the
+    /// render worker was lost during the build, not the commit's fault.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            RenderError::Kustomize {
+                failure: KustomizeFailure::WorkerLost,
+                ..
+            }
+        )
+    }
+
     /// The problems, when the error is [`RenderError::Invalid`]; empty otherwise.
     pub fn problems(&self) -> &[Problem] {
         match self {
@@ -134,6 +146,9 @@ pub enum KustomizeFailure {
     Failed,
     /// The kustomize command is not installed or cannot start.
     Unavailable,
+    /// The render worker died or hung during the build; it was restarted,
+    /// and the build is retried (the only kustomize failure that is).
+    WorkerLost,
 }
 
 impl KustomizeFailure {
@@ -143,6 +158,7 @@ impl KustomizeFailure {
             KustomizeFailure::Refused => "KustomizeRefused",
             KustomizeFailure::Failed => "KustomizeFailed",
             KustomizeFailure::Unavailable => "KustomizeUnavailable",
+            KustomizeFailure::WorkerLost => "KustomizeWorkerLost",
         }
     }
 }

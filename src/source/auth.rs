@@ -44,6 +44,9 @@ pub struct GitCredentials {
     /// Whose credentials these are: the cache serves a fetch only what was
     /// fetched with the same identity.
     who: CredentialsIdentity,
+    /// A digest of their content (not where they were read from): polls are
+    /// shared by it.
+    content: CredentialsIdentity,
 }
 
 impl fmt::Debug for GitCredentials {
@@ -74,7 +77,8 @@ impl GitCredentials {
 
     /// Reads the keys of Secret `namespace/name`'s `data`, as
     /// [`GitCredentials::from_secret_data`] does; their cache identity is that
-    /// Secret's (its name and content).
+    /// Secret's (its name and content). Their poll identity is their content
+    /// alone: the same credentials in two namespaces share polls.
     pub fn from_secret(
         namespace: &str,
         name: &str,
@@ -102,7 +106,7 @@ impl GitCredentials {
                     }),
                 }
             };
-        let creds = GitCredentials {
+        let mut creds = GitCredentials {
             identity: text("identity")?,
             passphrase: text("passphrase")?.filter(|p| !p.is_empty()),
             known_hosts: text("known_hosts")?,
@@ -111,7 +115,9 @@ impl GitCredentials {
             bearer_token: text("bearerToken")?.map(|t| t.trim().to_string()),
             ca_cert: data.get("ca.crt").cloned(),
             who: CredentialsIdentity::of_secret("", "", data),
+            content: CredentialsIdentity::anonymous(),
         };
+        creds.content = creds.content_identity();
         if creds.password.is_some() && creds.username.is_none() {
             return Err(SourceError::Credentials {
                 message: "key 'password' is set but 'username' is missing".into(),
@@ -132,9 +138,33 @@ impl GitCredentials {
         Ok(creds)
     }
 
+    /// The digest of every field git uses, in a fixed order: what the
+    /// credentials can fetch depends on these alone (unknown keys of the Secret,
+    /// its namespace and name do not count).
+    fn content_identity(&self) -> CredentialsIdentity {
+        fn text(v: &Option<String>) -> Option<&[u8]> {
+            v.as_deref().map(str::as_bytes)
+        }
+        CredentialsIdentity::of_fields(&[
+            ("identity", text(&self.identity)),
+            ("passphrase", text(&self.passphrase)),
+            ("known_hosts", text(&self.known_hosts)),
+            ("username", text(&self.username)),
+            ("password", text(&self.password)),
+            ("bearerToken", text(&self.bearer_token)),
+            ("ca.crt", self.ca_cert.as_deref()),
+        ])
+    }
+
     /// Who these credentials are, for the cache: anonymous, or their Secret.
     pub fn cache_identity(&self) -> &CredentialsIdentity {
         &self.who
+    }
+
+    /// What these credentials are, for shared polls: anonymous, or a digest
+    /// of the fields git uses (see [`super::cache_key`]).
+    pub fn poll_identity(&self) -> &CredentialsIdentity {
+        &self.content
     }
 
     /// Extra HTTP headers for fetch and push options (`Authorization: Bearer ...`).

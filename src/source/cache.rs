@@ -124,6 +124,11 @@ pub struct GitCache {
     /// The trees read last, shared by the channels that render the same
     /// commit (a monorepo's apps): one read, not one per channel.
     trees: Arc<Mutex<RecentTrees>>,
+    /// The entries fetched into with credentials of the same content, by URL
+    /// and content: a poll shared between them (Secrets of several
+    /// namespaces holding the same credentials) fetched into one of them,
+    /// and the others read its commit there.
+    siblings: Arc<Mutex<HashMap<EntryKey, Vec<CredentialsIdentity>>>>,
 }
 
 /// A tree read from one cache entry at one commit within one set of limits.
@@ -144,6 +149,7 @@ impl GitCache {
             salt: Arc::default(),
             polls: SharedPolls::default(),
             trees: Arc::default(),
+            siblings: Arc::default(),
         }
     }
 
@@ -164,6 +170,7 @@ impl GitCache {
     pub async fn fetch(&self, request: &FetchRequest) -> Result<FetchOutcome, SourceError> {
         let lock = self.lock_for(&request.url, &request.credentials);
         let _guard = lock.lock().await;
+        self.note_sibling(&request.url, &request.credentials);
         let (cache, request) = (self.clone(), request.clone());
         tokio::task::spawn_blocking(move || {
             let dir = cache.repo_dir(&request.url, &request.credentials)?;
@@ -209,7 +216,7 @@ impl GitCache {
             keys.clone(),
         );
         tokio::task::spawn_blocking(move || {
-            let dir = cache.repo_dir(&url, &credentials)?;
+            let dir = cache.dir_with(&url, &credentials, &tip)?;
             let repo = Repository::open_bare(&dir).map_err(|e| cache_error(&dir, e))?;
             verify_range(&repo, &policy, last.as_deref(), &tip, &keys)
         })
@@ -235,7 +242,7 @@ impl GitCache {
         let limits = *limits;
         let sha = sha.to_string();
         tokio::task::spawn_blocking(move || {
-            let dir = cache.repo_dir(&url, &credentials)?;
+            let dir = cache.dir_with(&url, &credentials, &sha)?;
             let key: TreeKey = (dir.clone(), sha.clone(), limits);
             if let Some(tree) = cache.recent_tree(&key) {
                 return Ok(tree);
@@ -283,7 +290,7 @@ impl GitCache {
         let (cache, url, credentials) = (self.clone(), url.to_string(), credentials.clone());
         let (sha, dirs) = (sha.to_string(), dirs.to_vec());
         tokio::task::spawn_blocking(move || {
-            let dir = cache.repo_dir(&url, &credentials)?;
+            let dir = cache.dir_with(&url, &credentials, &sha)?;
             let cache_err = |e: git2::Error| cache_error(&dir, e);
             let repo = Repository::open_bare(&dir).map_err(cache_err)?;
             let oid = Oid::from_str(&sha).map_err(cache_err)?;
@@ -319,6 +326,55 @@ impl GitCache {
         let salt = self.salt()?;
         let name = entry_name(&salt, url, credentials.cache_identity());
         Ok(self.root.join(format!("{name}.git")))
+    }
+
+    /// The entry of `url` that holds commit `sha` for `credentials`: their
+    /// own, else that of credentials of the same content (whose poll they
+    /// shared), else their own (where reading it then fails). Blocking.
+    fn dir_with(
+        &self,
+        url: &str,
+        credentials: &GitCredentials,
+        sha: &str,
+    ) -> Result<PathBuf, SourceError> {
+        let own = self.repo_dir(url, credentials)?;
+        let has = |dir: &Path| {
+            let Ok(oid) = Oid::from_str(sha) else {
+                return false;
+            };
+            Repository::open_bare(dir).is_ok_and(|repo| repo.find_commit(oid).is_ok())
+        };
+        if has(&own) {
+            return Ok(own);
+        }
+        let salt = self.salt()?;
+        let key = (url.to_string(), credentials.poll_identity().clone());
+        let siblings = self
+            .siblings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned()
+            .unwrap_or_default();
+        let found = siblings
+            .iter()
+            .filter(|who| *who != credentials.cache_identity())
+            .map(|who| {
+                self.root
+                    .join(format!("{}.git", entry_name(&salt, url, who)))
+            })
+            .find(|dir| has(dir));
+        Ok(found.unwrap_or(own))
+    }
+
+    /// Records that `credentials` fetch into their entry of `url`.
+    fn note_sibling(&self, url: &str, credentials: &GitCredentials) {
+        let key = (url.to_string(), credentials.poll_identity().clone());
+        let mut siblings = self.siblings.lock().unwrap_or_else(|p| p.into_inner());
+        let entries = siblings.entry(key).or_default();
+        if !entries.contains(credentials.cache_identity()) {
+            entries.push(credentials.cache_identity().clone());
+        }
     }
 
     fn salt(&self) -> Result<[u8; SALT_LEN], SourceError> {
@@ -666,6 +722,78 @@ mod tests {
         for (name, kinds, want) in rows {
             assert_eq!(left_unread_by_budget(&tree(kinds), &limits), want, "{name}");
         }
+    }
+
+    /// A repository with one commit of `deploy/a.yaml`; its path and the commit.
+    fn upstream() -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(dir.path()).unwrap();
+        let blob = repo.blob(b"a: 1\n").unwrap();
+        let mut deploy = repo.treebuilder(None).unwrap();
+        deploy.insert("a.yaml", blob, 0o100644).unwrap();
+        let deploy = deploy.write().unwrap();
+        let mut root = repo.treebuilder(None).unwrap();
+        root.insert("deploy", deploy, 0o040000).unwrap();
+        let tree = repo.find_tree(root.write().unwrap()).unwrap();
+        let who = git2::Signature::now("A", "a@example.com").unwrap();
+        let sha = repo
+            .commit(Some("refs/heads/main"), &who, &who, "first", &tree, &[])
+            .unwrap();
+        (dir, sha.to_string())
+    }
+
+    fn with(namespace: &str, password: &str) -> super::GitCredentials {
+        let data = [("username", "bot"), ("password", password)]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect();
+        super::GitCredentials::from_secret(namespace, "git", &data).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_shared_poll_s_commit_is_read_by_equal_credentials_only() {
+        let (repo, sha) = upstream();
+        let url = repo.path().display().to_string();
+        let root = tempfile::tempdir().unwrap();
+        let cache = super::GitCache::new(root.path());
+        let request = |credentials| super::FetchRequest {
+            credentials,
+            ..super::FetchRequest::new(&url, super::RefRequest::Branch("main".into()))
+        };
+        let (a, b, other) = (
+            with("team-a", "s3cret"),
+            with("team-b", "s3cret"),
+            with("team-c", "guess"),
+        );
+        assert_ne!(
+            a.cache_identity(),
+            b.cache_identity(),
+            "an entry per Secret"
+        );
+        assert_eq!(a.poll_identity(), b.poll_identity(), "one poll for both");
+        let polled = cache.poll(&request(a.clone()), None).await.unwrap();
+        assert!(!polled.shared);
+        let shared = cache.poll(&request(b.clone()), None).await.unwrap();
+        assert!(shared.shared, "B takes A's poll");
+        assert_eq!(shared.outcome.commit.sha, sha);
+        let limits = Limits::default();
+        // B reads the commit A's poll fetched, from A's entry: nothing fetched into B's.
+        let tree = cache.tree(&url, &b, &sha, &limits, "deploy").await.unwrap();
+        assert!(tree.entries.iter().any(|e| e.path == "deploy/a.yaml"));
+        assert!(!cache.repo_dir(&url, &b).unwrap().exists());
+        let ids = cache
+            .tree_ids(&url, &b, &sha, &["deploy".into()])
+            .await
+            .unwrap();
+        assert!(ids[0].is_some());
+        // Other credentials get nothing from it: neither the poll nor the commit.
+        assert!(cache.tree(&url, &other, &sha, &limits, "").await.is_err());
+        assert!(cache
+            .tree(&url, &super::GitCredentials::none(), &sha, &limits, "")
+            .await
+            .is_err());
+        let own = cache.poll(&request(other.clone()), None).await.unwrap();
+        assert!(!own.shared, "other credentials poll on their own");
     }
 
     #[test]

@@ -7,6 +7,13 @@
 //! names are digests too, salted with a random key kept in the cache
 //! directory: a name seen in a status message or a log tells nothing about
 //! the credentials (no offline guessing of a weak password from it).
+//!
+//! Polls are shared more widely than entries: by a digest of the credentials'
+//! content alone ([`CredentialsIdentity::of_fields`], the fields git uses, not
+//! the Secret's name), so that Secrets in ten namespaces holding the same user
+//! and password make one poll (see [`super::polls`]); a commit such a poll
+//! fetched is read from the entry it was fetched into, by content-equal
+//! credentials only (see [`super::cache`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -48,6 +55,27 @@ impl CredentialsIdentity {
         for (key, value) in data {
             field(&mut hash, key.as_bytes());
             field(&mut hash, value);
+        }
+        CredentialsIdentity(Some(hash.finalize().into()))
+    }
+
+    /// The credentials made of `fields`: (name, value) pairs, `None` for a
+    /// field that is not set. Callers pass every field git uses, always in the
+    /// same order; the names are hashed too, so that a value moved to another
+    /// field is other credentials. Where they were read from does not count.
+    pub fn of_fields(fields: &[(&str, Option<&[u8]>)]) -> Self {
+        let mut hash = Sha256::new();
+        hash.update(b"kubemint credential content v1\0");
+        hash.update((fields.len() as u64).to_be_bytes());
+        for (name, value) in fields {
+            field(&mut hash, name.as_bytes());
+            match value {
+                None => hash.update([0]),
+                Some(value) => {
+                    hash.update([1]);
+                    field(&mut hash, value);
+                }
+            }
         }
         CredentialsIdentity(Some(hash.finalize().into()))
     }
@@ -186,6 +214,25 @@ mod tests {
         assert_ne!(one, two);
         let three = CredentialsIdentity::of_secret("nsn", "", &data(&[("ab", "c")]));
         assert_ne!(one, three);
+    }
+
+    #[test]
+    fn field_contents_cannot_run_into_each_other() {
+        // ("ab", "c") and ("a", "bc") must not be the same credentials.
+        let one = CredentialsIdentity::of_fields(&[("ab", Some(b"c"))]);
+        let two = CredentialsIdentity::of_fields(&[("a", Some(b"bc"))]);
+        assert_ne!(one, two);
+        // A field unset is not a field set to "".
+        let unset = CredentialsIdentity::of_fields(&[("a", None), ("b", Some(b"x"))]);
+        let empty = CredentialsIdentity::of_fields(&[("a", Some(b"")), ("b", Some(b"x"))]);
+        assert_ne!(unset, empty);
+        // Values are not interchangeable between fields.
+        let swapped = CredentialsIdentity::of_fields(&[("a", Some(b"x")), ("b", None)]);
+        assert_ne!(unset, swapped);
+        assert_eq!(
+            unset,
+            CredentialsIdentity::of_fields(&[("a", None), ("b", Some(b"x"))])
+        );
     }
 
     #[test]

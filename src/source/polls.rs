@@ -1,7 +1,11 @@
 //! One poll of a remote ref for every channel that follows it.
 //!
 //! Channels that follow the same URL, ref and credentials (a monorepo's apps)
-//! share the outcome of one poll: the first channel whose poll is due asks the
+//! share the outcome of one poll, across namespaces: credentials are compared
+//! by a digest of their content (see [`super::cache_key`]), so ten Secrets in
+//! ten namespaces holding the same user and password make one poll, while a
+//! tenant whose credentials differ in any field polls on its own and is never
+//! handed another's outcome. The first channel whose poll is due asks the
 //! remote, channels that come while that poll runs wait for it, and channels
 //! that come later take its outcome as long as it is fresh enough for them.
 //! So a thousand channels on one repository make one ref advertisement per
@@ -15,9 +19,21 @@ use std::time::Instant;
 use super::cache::{FetchOutcome, FetchRequest};
 use super::cache_key::CredentialsIdentity;
 
-/// What identifies one poll: the remote, the ref asked for, the credentials,
-/// and whether the cache may be shallow.
+/// What identifies one poll: the remote, the ref asked for, the digest of the
+/// credentials' content (never the credentials), and whether the cache may be
+/// shallow.
 type PollKey = (String, String, CredentialsIdentity, bool);
+
+/// The poll that `request` may share: equal keys fetch the same thing with
+/// the same rights, into the same cache entry.
+fn poll_key(request: &FetchRequest) -> PollKey {
+    (
+        request.url.clone(),
+        request.reference.describe(),
+        request.credentials.poll_identity().clone(),
+        request.shallow,
+    )
+}
 
 /// The last successful poll of one key, and when it started.
 type LastPoll = Option<(Instant, FetchOutcome)>;
@@ -82,12 +98,7 @@ impl SharedPolls {
     }
 
     fn slot(&self, request: &FetchRequest) -> Arc<tokio::sync::Mutex<LastPoll>> {
-        let key = (
-            request.url.clone(),
-            request.reference.describe(),
-            request.credentials.cache_identity().clone(),
-            request.shallow,
-        );
+        let key = poll_key(request);
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots.entry(key).or_default().clone()
     }
@@ -114,6 +125,103 @@ mod tests {
             rewritten_from: None,
             stats: TransferStats::default(),
         }
+    }
+
+    fn with_secret(ns: &str, pairs: &[(&str, &str)]) -> FetchRequest {
+        let data = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect();
+        FetchRequest {
+            credentials: crate::source::GitCredentials::from_secret(ns, "git", &data).unwrap(),
+            ..FetchRequest::new(
+                "https://example.com/mono.git",
+                RefRequest::Branch("main".into()),
+            )
+        }
+    }
+
+    const BOT: &[(&str, &str)] = &[("username", "bot"), ("password", "s3cret")];
+
+    #[test]
+    fn polls_are_keyed_by_url_ref_and_credential_content() {
+        let base = with_secret("team-a", BOT);
+        let rows: Vec<(&str, FetchRequest, bool)> = vec![
+            ("the same Secret", with_secret("team-a", BOT), true),
+            (
+                "an equal Secret in another namespace",
+                with_secret("team-b", BOT),
+                true,
+            ),
+            (
+                "another password",
+                with_secret("team-b", &[("username", "bot"), ("password", "other")]),
+                false,
+            ),
+            (
+                "anonymous",
+                FetchRequest::new(
+                    "https://example.com/mono.git",
+                    RefRequest::Branch("main".into()),
+                ),
+                false,
+            ),
+            (
+                "another ref",
+                FetchRequest {
+                    reference: RefRequest::Branch("dev".into()),
+                    ..with_secret("team-a", BOT)
+                },
+                false,
+            ),
+            (
+                "another URL",
+                FetchRequest {
+                    url: "https://example.com/other.git".into(),
+                    ..with_secret("team-a", BOT)
+                },
+                false,
+            ),
+            (
+                "full history",
+                FetchRequest {
+                    shallow: false,
+                    ..with_secret("team-a", BOT)
+                },
+                false,
+            ),
+        ];
+        for (what, request, same) in rows {
+            assert_eq!(poll_key(&base) == poll_key(&request), same, "{what}");
+        }
+        // The key holds a digest, never the secret.
+        assert!(!format!("{:?}", poll_key(&base)).contains("s3cret"));
+    }
+
+    #[tokio::test]
+    async fn equal_credentials_share_a_poll_across_namespaces_other_credentials_do_not() {
+        let polls = SharedPolls::default();
+        let calls = AtomicUsize::new(0);
+        let remote = |sha: &'static str| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async move { Ok::<_, ()>(outcome(sha)) }
+        };
+        let a = polls
+            .poll(&with_secret("team-a", BOT), None, || remote("a"))
+            .await
+            .unwrap();
+        assert!(!a.shared);
+        let b = polls
+            .poll(&with_secret("team-b", BOT), None, || remote("b"))
+            .await
+            .unwrap();
+        assert!(b.shared, "the same credentials in another namespace");
+        assert_eq!(b.outcome.commit.sha, "a");
+        let tenant = with_secret("tenant", &[("username", "bot"), ("password", "guess")]);
+        let c = polls.poll(&tenant, None, || remote("c")).await.unwrap();
+        assert!(!c.shared, "other credentials get nothing from the poll");
+        assert_eq!(c.outcome.commit.sha, "c");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
     #[test]

@@ -209,7 +209,10 @@ async fn the_executor_reports_what_it_did_to_each_object() {
         other => panic!("expected a rejection naming the file, got {other:?}"),
     }
     assert_eq!(err.reason(), "ValidationFailed", "{err}");
-    assert!(err.is_stalled(), "a rejection waits for a new commit: {err}");
+    assert!(
+        err.is_stalled(),
+        "a rejection waits for a new commit: {err}"
+    );
     assert!(
         maps.get_opt("next").await.unwrap().is_none(),
         "nothing of a rejected plan is written"

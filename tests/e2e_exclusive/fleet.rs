@@ -251,3 +251,115 @@ async fn a_small_commit_is_not_held_up_by_another_channel_s_huge_release() {
         big_started.elapsed().as_secs_f64()
     );
 }
+
+/// Unshared (network) polls the operator at `addr` has made so far.
+async fn own_polls(addr: std::net::SocketAddr) -> f64 {
+    fleet::metric(addr, "kubemint_git_polls_total", "shared=\"false\"").await
+}
+
+#[tokio::test]
+async fn equal_credentials_share_polls_across_namespaces_and_other_credentials_get_nothing() {
+    // Issue 25: channels in four namespaces, each with a Secret of its own
+    // holding the same user and password, poll a repository over basic auth
+    // together; a tenant whose Secret holds another password is refused by
+    // the server and gets nothing from their polls.
+    const NAMESPACES: usize = 4;
+    const PER_NAMESPACE: usize = 3;
+    let _alone = crate::CONTROL_PLANE.write().await;
+    let cluster = support::cluster();
+    let client = cluster.client().await;
+    install_crd(&client).await;
+    let upstream = GitRepo::new();
+    let sha = upstream
+        .write(&fleet::files(0..PER_NAMESPACE, "nginx:1.27"))
+        .commit("three apps");
+    let server = gitserver::HttpServer::start(upstream.root());
+    let url = server.url("work");
+    let credentials = serde_json::json!({
+        "username": gitserver::HTTP_USER,
+        "password": gitserver::HTTP_PASSWORD,
+    });
+    let mut namespaces = Vec::new();
+    for n in 0..NAMESPACES {
+        let ns = cluster.namespace(&format!("creds-{n}")).await;
+        fixture::create_secret(&client, &ns, "git", credentials.clone()).await;
+        namespaces.push(ns);
+    }
+    let tenant = cluster.namespace("creds-other").await;
+    fixture::create_secret(
+        &client,
+        &tenant,
+        "git",
+        serde_json::json!({"username": gitserver::HTTP_USER, "password": "not-the-password"}),
+    )
+    .await;
+    let op = Operator::start_cluster_wide(cluster.kubeconfig(), "fleet-credentials", &[]);
+    let addr = op.http_addr().await;
+    let with_secret = |ns: &str, i: usize| {
+        let mut spec = fleet::channel(ns, i, &url, &fleet::path(i), "10s");
+        spec["spec"]["git"]["secretRef"] = serde_json::json!({"name": "git"});
+        spec
+    };
+    for ns in &namespaces {
+        for i in 0..PER_NAMESPACE {
+            create_channel(&client, ns, &with_secret(ns, i)).await;
+        }
+    }
+    create_channel(&client, &tenant, &with_secret(&tenant, 0)).await;
+    for ns in &namespaces {
+        fleet::wait_all_ready(&client, ns, PER_NAMESPACE, &sha, Duration::from_secs(120)).await;
+    }
+    let install = own_polls(addr).await;
+    let channels = (NAMESPACES * PER_NAMESPACE) as f64;
+    eprintln!("install of {channels} channels in {NAMESPACES} namespaces: {install} polls");
+    assert!(
+        install < NAMESPACES as f64,
+        "channels with equal credentials share polls across namespaces: {install} polls for \
+         {channels} channels (one per namespace's Secret would be {NAMESPACES})"
+    );
+
+    // Idle: about one poll per interval for all of them, not one per namespace.
+    let before = own_polls(addr).await;
+    tokio::time::sleep(Duration::from_secs(21)).await;
+    let idle = own_polls(addr).await - before;
+    eprintln!("idle 21 s (10 s interval): {idle} polls for {NAMESPACES} namespaces");
+    assert!(
+        idle <= 4.0,
+        "{idle} polls in two intervals: one per namespace would be {}",
+        2 * NAMESPACES
+    );
+
+    // The tenant with other credentials: refused by the server, no commit, nothing delivered.
+    let name = fleet::name(0);
+    let ch = support::eventually(
+        Duration::from_secs(60),
+        "the tenant's channel refused by the git server",
+        || async {
+            let ch = channel(&client, &tenant, &name).await;
+            match condition(&ch, "Ready") {
+                Some((status, reason, _)) if status == "False" && reason == "GitUnreachable" => {
+                    Ok(ch)
+                }
+                other => Err(format!(
+                    "Ready: {other:?}\noperator log:\n{}",
+                    op.log_text()
+                )),
+            }
+        },
+    )
+    .await;
+    assert!(last_applied(&ch).is_none(), "{:?}", ch.status);
+    let status = ch.status.clone().unwrap_or_default();
+    assert!(status.last_attempted_commit.is_none(), "{status:?}");
+    let delivered =
+        Api::<k8s_openapi::api::apps::v1::ReplicaSet>::namespaced(client.clone(), &tenant)
+            .list(&Default::default())
+            .await
+            .unwrap();
+    assert!(
+        delivered.items.is_empty(),
+        "the tenant got {} ReplicaSets",
+        delivered.items.len()
+    );
+    assert!(!op.log_text().contains(gitserver::HTTP_PASSWORD));
+}

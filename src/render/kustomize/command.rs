@@ -8,16 +8,19 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use super::process::{self, Limits};
+use super::worker::WORKER_PROGRAM;
 
 /// How long `version` may take: it reads no files, so this is generous.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The kustomize command, as given with `--kustomize` / `KUBEMINT_KUSTOMIZE`:
-/// `kustomize`, `/opt/bin/kustomize`, or `kubectl kustomize`.
+/// `kustomize`, `/opt/bin/kustomize`, `kubectl kustomize`, or the render
+/// worker `kubemint-render-worker` (see [`super::worker`]).
 ///
 /// Run as `<program> [args] build <dir>` for kustomize itself and as
 /// `kubectl [args] kustomize <dir>` for kubectl (whose program name is `kubectl`),
-/// as Argo CD does with its `kustomize.path`.
+/// as Argo CD does with its `kustomize.path`. The worker (a program named
+/// `kubemint-render-worker`) is started once and sent one build after another.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KustomizeCommand {
     /// The program and any leading arguments, as written.
@@ -38,12 +41,36 @@ impl KustomizeCommand {
         Ok(KustomizeCommand { words })
     }
 
-    /// The default: `kustomize` when it is on `PATH`, else `kubectl kustomize`
-    /// (kubectl has kustomize built in).
-    /// Looked up once per process.
+    /// The default: the render worker `kubemint-render-worker` when it is on
+    /// `PATH`; else, as the log then says once, `kustomize` when it is on
+    /// `PATH`, else `kubectl kustomize` (kubectl has kustomize built in), one
+    /// process per build. Looked up once per process.
     pub fn default_command() -> KustomizeCommand {
         static DEFAULT: OnceLock<KustomizeCommand> = OnceLock::new();
         DEFAULT
+            .get_or_init(|| {
+                if find_program(WORKER_PROGRAM).is_some() {
+                    return KustomizeCommand {
+                        words: vec![WORKER_PROGRAM.to_string()],
+                    };
+                }
+                let fallback = Self::executable();
+                tracing::info!(
+                    kustomize = %fallback,
+                    "the render worker {WORKER_PROGRAM} is not on PATH: kustomizations are built \
+                     by `{fallback}`, one process per build (install it with \
+                     tools/render-worker/install.sh, or name it with --kustomize)"
+                );
+                fallback
+            })
+            .clone()
+    }
+
+    /// The executable a build falls back to when no worker can start:
+    /// `kustomize` when it is on `PATH`, else `kubectl kustomize`.
+    pub(crate) fn executable() -> KustomizeCommand {
+        static EXECUTABLE: OnceLock<KustomizeCommand> = OnceLock::new();
+        EXECUTABLE
             .get_or_init(|| {
                 let words = if find_program("kustomize").is_some() {
                     vec!["kustomize".to_string()]
@@ -53,6 +80,11 @@ impl KustomizeCommand {
                 KustomizeCommand { words }
             })
             .clone()
+    }
+
+    /// Whether this is the render worker (a program named `kubemint-render-worker`).
+    pub(crate) fn is_worker(&self) -> bool {
+        Path::new(&self.words[0]).file_name() == Some(OsStr::new(WORKER_PROGRAM))
     }
 
     /// Whether this runs kustomize through kubectl.
@@ -151,7 +183,7 @@ fn parse_version(text: &str) -> Option<String> {
 }
 
 /// `name` if it contains a `/`, else the first executable file named `name` on `PATH`.
-fn find_program(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let executable = |p: &Path| {
         std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)

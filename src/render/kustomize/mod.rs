@@ -5,10 +5,14 @@
 //! runs; [`materialize`] writes what the build needs into a private directory;
 //! [`process`] runs kustomize there with a clean environment, a deadline and
 //! an output bound; [`redact`] turns its errors into messages without secrets;
-//! [`memo`] keeps recent outputs, so an unchanged commit is not built again.
+//! [`memo`] keeps recent outputs, so an unchanged commit is not built again;
+//! [`worker`] builds in a long-lived kustomize process instead of one per
+//! build, when the render worker is installed.
 //! What comes out is a YAML stream that render treats like any manifest file.
 
 mod command;
+#[cfg(test)]
+mod differential_tests;
 mod inspect;
 mod materialize;
 mod memo;
@@ -16,7 +20,10 @@ mod process;
 mod redact;
 #[cfg(test)]
 mod tests;
+pub mod worker;
 
+use std::path::Path;
+use std::sync::Once;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -26,6 +33,7 @@ pub use command::KustomizeCommand;
 use super::walk::{Index, KustomizationDir};
 use super::{KustomizeFailure, Limits, RenderError};
 use process::{Limits as RunLimits, RunError};
+use worker::WorkerError;
 
 /// How long one build may take before it is killed.
 pub const BUILD_TIMEOUT: Duration = Duration::from_secs(60);
@@ -74,9 +82,11 @@ pub(crate) fn build(
         message: r.message,
     })?;
     reached.extend(reach.dirs.iter().cloned());
-    let program = command
-        .program()
-        .map_err(|m| fail(KustomizeFailure::Unavailable, m))?;
+    if !command.is_worker() {
+        command
+            .program()
+            .map_err(|m| fail(KustomizeFailure::Unavailable, m))?;
+    }
     let layout = materialize::Layout::of(index, &reach.dirs);
     if let Some((file, size)) = layout.unread.first() {
         return Err(limits.unread(file, *size));
@@ -115,46 +125,71 @@ pub(crate) fn build(
         })?;
 
     let bounded = budget < MAX_OUTPUT as u64;
-    let run_limits = RunLimits {
-        timeout: BUILD_TIMEOUT,
-        max_output: if bounded { budget as usize } else { MAX_OUTPUT },
-    };
-    let root = repo.join(&unit.real);
-    let out = process::run(&program, &command.build_args(&root), &home, &run_limits).map_err(
-        |e| match e {
-            RunError::TooLarge(_) if bounded => RenderError::ReleaseTooLarge {
+    let max_output = if bounded { budget as usize } else { MAX_OUTPUT };
+    let too_large = |bytes: usize| {
+        if bounded {
+            RenderError::ReleaseTooLarge {
                 file: unit.file.clone(),
                 limit: limits.max_release_bytes,
-            },
-            RunError::Spawn(e) => fail(
-                KustomizeFailure::Unavailable,
-                format!("starting `{command}`: {e}"),
-            ),
-            RunError::TimedOut(after) => fail(
-                KustomizeFailure::Failed,
-                format!("`{command}` did not finish within {after:?}; it was stopped"),
-            ),
-            RunError::TooLarge(bytes) => fail(
+            }
+        } else {
+            fail(
                 KustomizeFailure::Failed,
                 format!(
                     "`{command}` printed more than {} MiB; it was stopped",
                     bytes / (1024 * 1024)
                 ),
-            ),
-            RunError::Failed { status, stderr } => {
-                let said = redact::message(&stderr, &repo, &reach.secrets);
-                let said = if said.is_empty() {
-                    format!("exited with {status}")
-                } else {
-                    said
-                };
-                fail(
-                    KustomizeFailure::Failed,
-                    format!("kustomize build failed: {said}"),
-                )
+            )
+        }
+    };
+    let failed = |said: &[u8], status: String| {
+        let said = redact::message(said, &repo, &reach.secrets);
+        let said = if said.is_empty() { status } else { said };
+        fail(
+            KustomizeFailure::Failed,
+            format!("kustomize build failed: {said}"),
+        )
+    };
+    let root = repo.join(&unit.real);
+    let mut command = command.clone();
+    if command.is_worker() {
+        let built = command
+            .program()
+            .map_err(WorkerError::Unavailable)
+            .and_then(|program| worker::build(&program, &root, &repo, max_output, BUILD_TIMEOUT));
+        match built {
+            Ok(stream) => {
+                memo::put(key, &stream);
+                return Ok(stream);
             }
-        },
-    )?;
+            Err(WorkerError::Unavailable(why)) => {
+                command = KustomizeCommand::executable();
+                worker_unavailable(&why, &command);
+            }
+            Err(WorkerError::TooLarge) => return Err(too_large(max_output)),
+            Err(WorkerError::Failed(message)) => {
+                return Err(failed(message.as_bytes(), "failed".into()))
+            }
+            Err(WorkerError::Lost(what)) => {
+                return Err(fail(
+                    KustomizeFailure::WorkerLost,
+                    format!("the render worker {what}; the build will be retried in a new worker"),
+                ))
+            }
+        }
+    }
+    let out = fork(&command, &root, &home, max_output).map_err(|e| match e {
+        RunError::TooLarge(bytes) => too_large(bytes),
+        RunError::Spawn(e) => fail(
+            KustomizeFailure::Unavailable,
+            format!("starting `{command}`: {e}"),
+        ),
+        RunError::TimedOut(after) => fail(
+            KustomizeFailure::Failed,
+            format!("`{command}` did not finish within {after:?}; it was stopped"),
+        ),
+        RunError::Failed { status, stderr } => failed(&stderr, format!("exited with {status}")),
+    })?;
     let stream = String::from_utf8(out).map_err(|_| {
         fail(
             KustomizeFailure::Failed,
@@ -163,4 +198,34 @@ pub(crate) fn build(
     })?;
     memo::put(key, &stream);
     Ok(stream)
+}
+
+/// Runs `command` on `dir` as its own process.
+fn fork(
+    command: &KustomizeCommand,
+    dir: &Path,
+    home: &Path,
+    max_output: usize,
+) -> Result<Vec<u8>, RunError> {
+    let program = command
+        .program()
+        .map_err(|m| RunError::Spawn(std::io::Error::new(std::io::ErrorKind::NotFound, m)))?;
+    let limits = RunLimits {
+        timeout: BUILD_TIMEOUT,
+        max_output,
+    };
+    process::run(&program, &command.build_args(dir), home, &limits)
+}
+
+/// Says once per process that the render worker could not start, and which
+/// executable builds instead.
+fn worker_unavailable(why: &str, instead: &KustomizeCommand) {
+    static SAID: Once = Once::new();
+    SAID.call_once(|| {
+        tracing::warn!(
+            kustomize = %instead,
+            "the render worker is unavailable ({why}): kustomizations are built by \
+             `{instead}`, one process per build"
+        );
+    });
 }

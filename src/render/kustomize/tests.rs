@@ -109,7 +109,7 @@ spec:
             - {name: LOG_LEVEL, value: debug}
 ";
 
-fn repo(tag: &str, greeting: &str) -> RepoTree {
+pub(super) fn repo(tag: &str, greeting: &str) -> RepoTree {
     let overlay = overlay(tag, greeting);
     tree(&[
         ("base/kustomization.yaml", BASE),
