@@ -200,10 +200,24 @@ impl ChangeSet {
 
 /// The inventory entry of a minted ReplicaSet.
 pub fn revision_entry(namespace: &str, name: &str) -> InventoryEntry {
+    v1_entry("apps", "ReplicaSet", namespace, name)
+}
+
+/// The entry of an immutable config copy (`ConfigMap` or `Secret`).
+pub fn copy_entry(kind: &str, namespace: &str, name: &str) -> InventoryEntry {
+    v1_entry("", kind, namespace, name)
+}
+
+/// The entry of a test Job.
+pub fn job_entry(namespace: &str, name: &str) -> InventoryEntry {
+    v1_entry("batch", "Job", namespace, name)
+}
+
+fn v1_entry(group: &str, kind: &str, namespace: &str, name: &str) -> InventoryEntry {
     InventoryEntry {
-        group: "apps".into(),
+        group: group.to_string(),
         version: "v1".into(),
-        kind: "ReplicaSet".into(),
+        kind: kind.to_string(),
         namespace: Some(namespace.to_string()),
         name: name.to_string(),
     }

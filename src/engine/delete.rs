@@ -9,7 +9,9 @@ use super::tenancy;
 use super::Error;
 use crate::api::Channel;
 use crate::cluster;
-use crate::cluster::changes::{revision_entry, Change, ChangeAction, ChangeReason, ChangeSet};
+use crate::cluster::changes::{
+    copy_entry, revision_entry, Change, ChangeAction, ChangeReason, ChangeSet,
+};
 use crate::rollout::prune_set;
 
 impl Engine {
@@ -59,13 +61,7 @@ impl Engine {
         for c in &observed.copies {
             cluster::delete_config_copy(&access.client, &c.kind, &c.namespace, &c.name).await?;
             set.push(Change::new(
-                crate::api::InventoryEntry {
-                    group: String::new(),
-                    version: "v1".into(),
-                    kind: c.kind.clone(),
-                    namespace: Some(c.namespace.clone()),
-                    name: c.name.clone(),
-                },
+                copy_entry(&c.kind, &c.namespace, &c.name),
                 ChangeAction::Deleted,
                 ChangeReason::UnusedCopy,
             ));

@@ -15,7 +15,8 @@ use super::observe::Observer;
 use super::Error;
 use crate::api::InventoryEntry;
 use crate::cluster::changes::{
-    self, revision_entry, Change, ChangeAction, ChangeReason, ChangeSet, Target,
+    self, copy_entry, job_entry, revision_entry, Change, ChangeAction, ChangeReason, ChangeSet,
+    Target,
 };
 use crate::cluster::{self, ClusterError, Resolver};
 use crate::rollout::{Action, ApplyReason, ObjectId, Plan, PruneDecision, RevisionReason};
@@ -315,7 +316,7 @@ impl Executor<'_> {
             } => {
                 cluster::delete_config_copy(client, kind, namespace, name).await?;
                 Some(Change::new(
-                    core_entry(kind, namespace, name),
+                    copy_entry(kind, namespace, name),
                     ChangeAction::Deleted,
                     ChangeReason::UnusedCopy,
                 ))
@@ -456,28 +457,6 @@ fn change_reason(reason: &ApplyReason) -> ChangeReason {
             manager: manager.clone(),
         },
         ApplyReason::Create | ApplyReason::Update => ChangeReason::Declared,
-    }
-}
-
-/// The entry of a core (`v1`) object: a config copy.
-fn core_entry(kind: &str, namespace: &str, name: &str) -> InventoryEntry {
-    InventoryEntry {
-        group: String::new(),
-        version: "v1".into(),
-        kind: kind.to_string(),
-        namespace: Some(namespace.to_string()),
-        name: name.to_string(),
-    }
-}
-
-/// The entry of a test Job.
-fn job_entry(namespace: &str, name: &str) -> InventoryEntry {
-    InventoryEntry {
-        group: "batch".into(),
-        version: "v1".into(),
-        kind: "Job".into(),
-        namespace: Some(namespace.to_string()),
-        name: name.to_string(),
     }
 }
 

@@ -39,18 +39,11 @@ pub(crate) enum RunError {
     Failed { status: ExitStatus, stderr: Vec<u8> },
 }
 
-/// Runs `program args` in `home` (also its `HOME` and `TMPDIR`) with nothing
-/// of this process's environment: no credentials, no proxies, no kubeconfig, an
-/// empty `PATH`. Returns stdout.
-pub(crate) fn run(
-    program: &Path,
-    args: &[OsString],
-    home: &Path,
-    limits: &Limits,
-) -> Result<Vec<u8>, RunError> {
-    let mut command = Command::new(program);
+/// Gives `command` nothing of this process's environment: it runs in `home`
+/// (also its `HOME`, `TMPDIR` and `XDG_CONFIG_HOME`), with an empty `PATH`,
+/// no credentials or kubeconfig, and proxies that lead nowhere.
+pub(crate) fn confine(command: &mut Command, home: &Path) {
     command
-        .args(args)
         .current_dir(home)
         .env_clear()
         .env("HOME", home)
@@ -67,6 +60,20 @@ pub(crate) fn run(
     ] {
         command.env(var, DEAD_PROXY);
     }
+}
+
+/// Runs `program args` in `home` (also its `HOME` and `TMPDIR`) with nothing
+/// of this process's environment: no credentials, no proxies, no kubeconfig, an
+/// empty `PATH`. Returns stdout.
+pub(crate) fn run(
+    program: &Path,
+    args: &[OsString],
+    home: &Path,
+    limits: &Limits,
+) -> Result<Vec<u8>, RunError> {
+    let mut command = Command::new(program);
+    command.args(args);
+    confine(&mut command, home);
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -27,8 +27,6 @@ pub const WORKER_PROGRAM: &str = "kubemint-render-worker";
 const PROTOCOL: u32 = 1;
 /// How long a new worker may take to greet.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
-/// A proxy nobody listens on, as for forked builds.
-const DEAD_PROXY: &str = "http://127.0.0.1:9";
 
 /// Why a build through the worker gave no YAML.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,23 +92,7 @@ impl Worker {
             .tempdir()
             .map_err(|e| unavailable(format!("creating its home directory: {e}")))?;
         let mut command = Command::new(program);
-        command
-            .current_dir(home.path())
-            .env_clear()
-            .env("HOME", home.path())
-            .env("TMPDIR", home.path())
-            .env("XDG_CONFIG_HOME", home.path())
-            .env("PATH", "")
-            .env("LANG", "C");
-        for var in [
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "ALL_PROXY",
-            "http_proxy",
-            "https_proxy",
-        ] {
-            command.env(var, DEAD_PROXY);
-        }
+        super::process::confine(&mut command, home.path());
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
