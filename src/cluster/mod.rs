@@ -5,6 +5,7 @@ mod discovery;
 pub mod lists;
 mod prune;
 mod revisions;
+pub mod services;
 pub mod throttle;
 
 pub use apply::{

@@ -278,6 +278,10 @@ impl Executor<'_> {
                 ready,
                 hook,
             } => {
+                // A live Service still selecting it (a stale watch): not now.
+                if cluster::services::is_selected(client, namespace, name, self.channel).await? {
+                    return Ok(Note::None);
+                }
                 cluster::mark_failed(
                     client,
                     namespace,
@@ -295,6 +299,9 @@ impl Executor<'_> {
                 name,
                 served,
             } => {
+                if cluster::services::is_selected(client, namespace, name, self.channel).await? {
+                    return Ok(Note::None);
+                }
                 cluster::scale_to_zero(client, namespace, name, *served, self.now).await?;
                 Note::Drained(name.clone())
             }
