@@ -122,7 +122,8 @@ mod tests {
             )
         };
         // (scoped, typed namespaces, metadata watches)
-        let cases: [(bool, Vec<Option<&str>>, Vec<WatchKey>); 2] = [
+        type Case<'a> = (bool, Vec<Option<&'a str>>, Vec<WatchKey>);
+        let cases: [Case; 2] = [
             (
                 false,
                 vec![None],
