@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use kube::Client;
 
 use super::ClusterError;
-use crate::rollout::{CHANNEL_LABEL, PREVIEW_LABEL};
+use crate::rollout::PREVIEW_LABEL;
 
 /// The Services that could serve a revision's pods, as (name, selector): all
 /// but the preview Services, which select a new revision before it is ready
@@ -51,20 +51,23 @@ pub fn selecting<'a>(
         .collect()
 }
 
-/// Whether a live Service of channel `channel` (`<namespace>.<name>`, its
-/// label) selects the pods of ReplicaSet `namespace/revision`, read from the
-/// API server, not from a cache. Logs which ones when it does: the caller
+/// Whether one of the Services `candidates` (names in `namespace`) selects
+/// the pods of ReplicaSet `namespace/revision`, both read from the API
+/// server (GETs), not from a cache. Logs which ones when it does: the caller
 /// skips the scale-down, and the next pass plans again.
 ///
 /// # Errors
 ///
-/// [`ClusterError::Observe`] when the ReplicaSet or the Services cannot be read.
+/// [`ClusterError::Observe`] when the ReplicaSet or a Service cannot be read.
 pub async fn is_selected(
     client: &Client,
     namespace: &str,
     revision: &str,
-    channel: &str,
+    candidates: &[String],
 ) -> Result<bool, ClusterError> {
+    if candidates.is_empty() {
+        return Ok(false);
+    }
     let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
     let rs = replica_sets
         .get_opt(revision)
@@ -81,14 +84,18 @@ pub async fn is_selected(
         return Ok(false);
     };
     let services: Api<Service> = Api::namespaced(client.clone(), namespace);
-    let listed = services
-        .list(&ListParams::default().labels(&format!("{CHANNEL_LABEL}={channel}")))
-        .await
-        .map_err(|source| ClusterError::Observe {
-            what: format!("the Services of channel {channel} in namespace {namespace}"),
-            source,
-        })?;
-    let selectors = serving_candidates(listed.items);
+    let mut live = Vec::with_capacity(candidates.len());
+    for name in candidates {
+        let svc = services
+            .get_opt(name)
+            .await
+            .map_err(|source| ClusterError::Observe {
+                what: format!("Service/{namespace}/{name}"),
+                source,
+            })?;
+        live.extend(svc);
+    }
+    let selectors = serving_candidates(live);
     let serving = selecting(&selectors, &pods);
     if serving.is_empty() {
         return Ok(false);

@@ -279,7 +279,7 @@ impl Executor<'_> {
                 hook,
             } => {
                 // A live Service still selecting it (a stale watch): not now.
-                if cluster::services::is_selected(client, namespace, name, self.channel).await? {
+                if self.still_selected(namespace, name).await? {
                     return Ok(Note::None);
                 }
                 cluster::mark_failed(
@@ -299,7 +299,7 @@ impl Executor<'_> {
                 name,
                 served,
             } => {
-                if cluster::services::is_selected(client, namespace, name, self.channel).await? {
+                if self.still_selected(namespace, name).await? {
                     return Ok(Note::None);
                 }
                 cluster::scale_to_zero(client, namespace, name, *served, self.now).await?;
@@ -335,6 +335,13 @@ impl Executor<'_> {
         };
         failpoint(r.action.kind());
         Ok(note)
+    }
+
+    /// Whether a live Service of the channel still selects revision
+    /// `namespace/name` (a watch lagging behind): then it is not scaled down.
+    async fn still_selected(&self, namespace: &str, name: &str) -> Result<bool, Error> {
+        let candidates = self.observer.services_of(self.channel, namespace);
+        Ok(cluster::services::is_selected(self.client, namespace, name, &candidates).await?)
     }
 
     fn resolved<'r>(&self, r: &'r Resolved<'_>, id: &ObjectId) -> Result<&'r ApiResource, Error> {

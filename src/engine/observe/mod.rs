@@ -342,6 +342,15 @@ impl Observer {
         lock(&self.verified).insert(id, resource_version);
     }
 
+    /// The names of the Services of channel `label` in `namespace`, from the
+    /// stores: the Services that could select one of its revisions (their
+    /// selectors are read live before a revision is scaled down).
+    pub fn services_of(&self, label: &str, namespace: &str) -> Vec<String> {
+        let typed: Vec<Typed> = lock(&self.typed).values().cloned().collect();
+        let services = typed.iter().flat_map(|t| t.services.of_channel(label));
+        snapshot::names_in(services, namespace)
+    }
+
     /// What the cluster shows of channel `label` (`<namespace>.<name>`), for kinds `ars`.
     pub fn snapshot(&self, label: &str, ars: &[ApiResource]) -> Observed {
         let typed: Vec<Typed> = lock(&self.typed).values().cloned().collect();

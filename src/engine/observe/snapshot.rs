@@ -3,9 +3,10 @@
 //! them. Hand edits already checked and found as declared (at a
 //! resourceVersion) are not reported again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::DynamicObject;
@@ -156,6 +157,20 @@ pub(super) fn snapshot(
     observed
 }
 
+/// The names of `services` in `namespace`, sorted, once each (a namespace
+/// can be watched twice: cluster-wide and on its own).
+pub(super) fn names_in(
+    services: impl IntoIterator<Item = std::sync::Arc<Service>>,
+    namespace: &str,
+) -> Vec<String> {
+    let names: BTreeSet<String> = services
+        .into_iter()
+        .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
+        .map(|s| s.name_any())
+        .collect();
+    names.into_iter().collect()
+}
+
 fn annotation(meta: &ObjectMeta, key: &str) -> Option<String> {
     meta.annotations.as_ref()?.get(key).cloned()
 }
@@ -209,4 +224,40 @@ fn revision(rs: &ReplicaSet, meta: LiveObject) -> Option<LiveRevision> {
         reads,
         meta,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_services_that_could_select_a_revision_are_the_channel_s_in_its_namespace() {
+        let svc = |namespace: &str, name: &str| -> std::sync::Arc<Service> {
+            std::sync::Arc::new(
+                serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": name, "namespace": namespace},
+                }))
+                .unwrap(),
+            )
+        };
+        let services = [
+            svc("shop", "web"),
+            svc("shop", "admin"),
+            svc("blog", "web"),
+            svc("shop", "web"), // the same Service from two watches
+        ];
+        // (namespace, names)
+        let cases = [
+            ("shop", vec!["admin", "web"]),
+            ("blog", vec!["web"]),
+            ("none", vec![]),
+        ];
+        for (namespace, want) in cases {
+            assert_eq!(
+                names_in(services.iter().cloned(), namespace),
+                want,
+                "{namespace}"
+            );
+        }
+    }
 }
