@@ -22,7 +22,7 @@ use fixture::release::{available, replicas, revisions, workload, Env};
 use kube::Api;
 use kubemint::controller::Channel;
 use serde_json::json;
-use support::{eventually, Sampler};
+use support::{eventually, hold_revision, release_revision, wait_for, Sampler};
 
 /// Waits until Service `web` selects `revision` with 2 available pods, the
 /// channel's newest release (of `sha`) is Active on it, and `previous` is
@@ -72,8 +72,8 @@ async fn wait_promoted(env: &Env, sha: &str, revision: &str, previous: &str) {
     .await;
 }
 
-/// Three rollouts, each with the API server stopped a few seconds in and
-/// kept down 20 to 30 s: no sample, and no change the checker replays, of a
+/// Three rollouts, each with the API server stopped a few seconds in (as
+/// the new pods turn ready) and kept down 20 to 30 s: no sample, and no change the checker replays, of a
 /// Service selecting a revision without ready pods; each release promoted.
 #[tokio::test]
 async fn rollouts_across_long_api_server_outages_never_leave_the_service_without_ready_pods() {
@@ -95,21 +95,39 @@ async fn rollouts_across_long_api_server_outages_never_leave_the_service_without
         let mut previous = revisions(&env.repo)["web"].clone();
         env.wait_settled(&sha).await;
         env.wait_serving("web", "web", &previous, 2).await;
-        // (image, seconds into the rollout, seconds down)
-        let rollouts = [("web:1.1", 3, 20), ("web:1.2", 5, 30), ("web:1.3", 4, 25)];
-        for (image, into, down) in rollouts {
-            let sha = env
-                .repo
-                .write(&[("web/deployment.yaml", deployment("web", image, 2))])
-                .commit(image);
+        // (image, ms between the new pods' readiness and the stop, seconds down):
+        // the switch races the API server's shutdown, as in the issue.
+        let rollouts = [
+            ("web:1.1", 0, 20),
+            ("web:1.2", 400, 30),
+            ("web:1.3", 800, 25),
+        ];
+        for (image, lag, down) in rollouts {
+            std::fs::write(
+                env.repo.path().join("web/deployment.yaml"),
+                deployment("web", image, 2),
+            )
+            .unwrap();
             let revision = revisions(&env.repo)["web"].clone();
-            tokio::time::sleep(Duration::from_secs(into)).await;
+            hold_revision(&env.ns, &revision).await;
+            let sha = env.repo.commit(image);
+            let rs = format!("web-{revision}");
+            let commit = Instant::now();
+            wait_for(Duration::from_secs(60), || async {
+                env.rs(&rs).await.filter(|rs| replicas(rs) == 2)
+            })
+            .await;
+            // A few seconds in: the new pods turn ready, and the API server goes.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            release_revision(&env.client, &env.ns, &revision).await;
+            tokio::time::sleep(Duration::from_millis(lag)).await;
             let outage = Instant::now();
+            let into = (outage - commit).as_secs_f64();
             cluster
                 .restart_apiserver_after(Duration::from_secs(down))
                 .await;
             eprintln!(
-                "[chaos] {image}: API server stopped {into}s in, back after {:.1}s",
+                "[chaos] {image}: API server stopped {into:.1}s in, back after {:.1}s",
                 outage.elapsed().as_secs_f64()
             );
             wait_promoted(&env, &sha, &revision, &previous).await;

@@ -344,6 +344,13 @@ where
             // starts a new watcher, whose list replaces the stale store.
             advance(&state, Step::Failed);
             let Some(e) = failure else { continue };
+            if is_gone(&e) {
+                // The server answered (410 Gone: it no longer has the
+                // watch's resourceVersion, as after a restart): list again
+                // at once, not after the backoff the outage built up.
+                tracing::debug!(watch = %failed_target, "watch expired; listing again");
+                continue;
+            }
             failures += 1;
             let forbidden = is_forbidden(&e);
             let delay = watch_backoff(failures, forbidden);
@@ -376,6 +383,15 @@ fn is_forbidden(err: &watcher::Error) -> bool {
         | watcher::Error::WatchStartFailed(e)
         | watcher::Error::WatchFailed(e) => crate::cluster::is_forbidden(e),
         watcher::Error::WatchError(status) => status.code == 403,
+        _ => false,
+    }
+}
+
+/// Whether the API server said the watch's resourceVersion is gone (410).
+fn is_gone(err: &watcher::Error) -> bool {
+    match err {
+        watcher::Error::WatchError(status) => status.code == 410,
+        watcher::Error::WatchFailed(kube::Error::Api(status)) => status.code == 410,
         _ => false,
     }
 }
@@ -416,6 +432,36 @@ mod tests {
         let listed = steps.iter().fold(false, |l, s| listed_after(l, *s));
         assert!(!listed, "the new list is not complete yet");
         assert!(listed_after(listed, Listed));
+    }
+
+    #[test]
+    fn an_expired_watch_lists_again_at_once_and_a_refusal_backs_off() {
+        use kube::core::Status;
+        let status = |code: u16| Status::failure("answer", "Reason").with_code(code);
+        // (error, gone: list again at once, forbidden: the long backoff)
+        let cases = [
+            (watcher::Error::WatchError(status(410).boxed()), true, false),
+            (
+                watcher::Error::WatchFailed(kube::Error::Api(status(410).boxed())),
+                true,
+                false,
+            ),
+            (watcher::Error::WatchError(status(403).boxed()), false, true),
+            (
+                watcher::Error::InitialListFailed(kube::Error::Api(status(403).boxed())),
+                false,
+                true,
+            ),
+            (
+                watcher::Error::WatchStartFailed(kube::Error::Api(status(503).boxed())),
+                false,
+                false,
+            ),
+        ];
+        for (error, gone, forbidden) in cases {
+            assert_eq!(is_gone(&error), gone, "{error}");
+            assert_eq!(is_forbidden(&error), forbidden, "{error}");
+        }
     }
 
     #[test]
