@@ -492,6 +492,8 @@ async fn record<K>(
     let mut live: HashSet<String> = HashSet::new();
     let mut relisted: HashSet<String> = HashSet::new();
     let mut highest = 0u64;
+    // Said once per run of failures: an outage retries every 500 ms.
+    let mut failing = false;
     let push = |log: &Log, rv: u64, change: Change| {
         log.lock().unwrap().push(Observed {
             rv,
@@ -527,6 +529,7 @@ async fn record<K>(
                     push(&log, rv, gone(name));
                 }
                 Ok(Event::InitDone) => {
+                    failing = false;
                     for name in live.difference(&relisted).cloned().collect::<Vec<_>>() {
                         live.remove(&name);
                         push(&log, highest, gone(name));
@@ -537,10 +540,12 @@ async fn record<K>(
                 }
                 Err(e) => {
                     use std::io::Write;
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "[kubemint-checker] watch error (listing again): {e}"
-                    );
+                    if !std::mem::replace(&mut failing, true) {
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "[kubemint-checker] watch error (listing again until it lists): {e}"
+                        );
+                    }
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     continue 'watch;
                 }
