@@ -6,6 +6,7 @@ mod discovery;
 pub mod lists;
 mod prune;
 mod revisions;
+pub mod services;
 pub mod throttle;
 
 pub use apply::{apply_object, is_missing_namespace, take_ownership, wait_for_crd};

@@ -1,6 +1,7 @@
 //! The engine's error: every lower layer's error, plus the refusals of the
 //! pipeline's gates. Its variants give condition reasons and metric labels.
 
+use super::observe::WatchErrors;
 use crate::cluster::ClusterError;
 use crate::render::RenderError;
 use crate::source::SourceError;
@@ -23,7 +24,7 @@ pub enum Error {
     /// The watches of the cluster have not listed their objects yet (the API
     /// server may be restarting): planning now would see an empty cluster.
     #[error("the watches of the cluster are not in sync yet; retrying{}", watch_errors(.0))]
-    Unsynced(Vec<String>),
+    Unsynced(WatchErrors),
     /// The channel's ServiceAccount may not list and watch what the channel
     /// delivers (RBAC): only a RoleBinding (then a sync request) or a new commit helps.
     #[error("{0}")]
@@ -71,9 +72,7 @@ impl Error {
             Error::Render(e) => e.reason(),
             Error::Cluster(e) => e.reason(),
             Error::InvalidSpec(_) => "InvalidSpec",
-            Error::Unsynced(errors) if errors.iter().any(|e| e.contains("forbidden")) => {
-                "WatchForbidden"
-            }
+            Error::Unsynced(errors) if errors.forbidden => "WatchForbidden",
             Error::Unsynced(_) => "WatchNotSynced",
             Error::Impersonation(_) => "ImpersonationFailed",
             Error::Forbidden(_) => "Forbidden",
@@ -102,11 +101,11 @@ impl Error {
 }
 
 /// `: <error>; <error>` of failing watches, or nothing.
-fn watch_errors(errors: &[String]) -> String {
-    if errors.is_empty() {
+fn watch_errors(errors: &WatchErrors) -> String {
+    if errors.messages.is_empty() {
         String::new()
     } else {
-        format!(": {}", errors.join("; "))
+        format!(": {}", errors.messages.join("; "))
     }
 }
 
@@ -128,4 +127,36 @@ pub struct RefusedWatch {
     pub location: String,
     /// The API server's message.
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watch_not_synced_is_forbidden_by_its_flag_not_by_its_words() {
+        let unsynced = |messages: &[&str], forbidden: bool| {
+            Error::Unsynced(WatchErrors {
+                messages: messages.iter().map(|m| m.to_string()).collect(),
+                forbidden,
+            })
+        };
+        // (error, reason)
+        let cases = [
+            (unsynced(&[], false), "WatchNotSynced"),
+            (
+                unsynced(&["configmaps is forbidden: User \"x\" cannot list"], true),
+                "WatchForbidden",
+            ),
+            // A message that merely mentions the word is not a refusal.
+            (
+                unsynced(&["admission webhook said: forbidden label"], false),
+                "WatchNotSynced",
+            ),
+        ];
+        for (error, reason) in cases {
+            assert_eq!(error.reason(), reason, "{error}");
+            assert!(!error.is_stalled(), "retried: {error}");
+        }
+    }
 }

@@ -273,6 +273,10 @@ impl Executor<'_> {
                 ready,
                 hook,
             } => {
+                // A live Service still selecting it (a stale watch): not now.
+                if self.still_selected(namespace, name).await? {
+                    return Ok(None);
+                }
                 cluster::mark_failed(
                     client,
                     namespace,
@@ -294,6 +298,9 @@ impl Executor<'_> {
                 name,
                 served,
             } => {
+                if self.still_selected(namespace, name).await? {
+                    return Ok(None);
+                }
                 cluster::scale_to_zero(client, namespace, name, *served, self.now).await?;
                 Some(Change::new(
                     revision_entry(namespace, name),
@@ -361,6 +368,13 @@ impl Executor<'_> {
         };
         failpoint(r.action.kind());
         Ok(change)
+    }
+
+    /// Whether a live Service of the channel still selects revision
+    /// `namespace/name` (a watch lagging behind): then it is not scaled down.
+    async fn still_selected(&self, namespace: &str, name: &str) -> Result<bool, Error> {
+        let candidates = self.observer.services_of(self.channel, namespace);
+        Ok(cluster::services::is_selected(self.client, namespace, name, &candidates).await?)
     }
 
     fn resolved<'r>(&self, r: &'r Resolved<'_>, id: &ObjectId) -> Result<&'r ApiResource, Error> {

@@ -6,6 +6,9 @@
 # scheduler and every client keep running; clients see the server go away and
 # come back. The new log is appended to kube-apiserver.log.
 #
+# KUBEMINT_APISERVER_DOWN_SECONDS (default 0) keeps it stopped that long
+# before starting it again: a long outage.
+#
 # Usage: tests/cluster/restart-apiserver.sh <state-dir>
 set -euo pipefail
 
@@ -29,6 +32,11 @@ else
   log "no running kube-apiserver listed in $PIDS; starting one"
 fi
 
+down="${KUBEMINT_APISERVER_DOWN_SECONDS:-0}"
+if [ "$down" -gt 0 ]; then
+  log "kube-apiserver stopped; starting it again in ${down}s"
+  sleep "$down"
+fi
 echo "--- restarted $(date -u +%FT%TZ) ---" >>"$STATE/kube-apiserver.log"
 # The saved line is shell-quoted by up.sh (printf %q).
 eval "args=($(cat "$CMD"))"

@@ -1,5 +1,5 @@
-//! End-to-end tests that at times need the control plane to themselves: one
-//! restarts the API server, others run an operator watching every namespace
+//! End-to-end tests that at times need the control plane to themselves: two
+//! stop or restart the API server, others run an operator watching every namespace
 //! (which would reconcile other tests' channels too: the shard tests), one
 //! counts every request of kubemint's user agent in the audit log, and the
 //! fleet tests time deliveries of hundreds of objects. Such a test holds
@@ -16,6 +16,7 @@ mod gitserver;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod chaos;
 mod chart;
 mod engine;
 mod fleet;

@@ -492,10 +492,8 @@ async fn record<K>(
     let mut live: HashSet<String> = HashSet::new();
     let mut relisted: HashSet<String> = HashSet::new();
     let mut highest = 0u64;
-    // A streaming list: the control plane of the tests serves it.
-    let mut events = watcher(api, watcher::Config::default().streaming_lists())
-        .default_backoff()
-        .boxed();
+    // Said once per run of failures: an outage retries every 500 ms.
+    let mut failing = false;
     let push = |log: &Log, rv: u64, change: Change| {
         log.lock().unwrap().push(Observed {
             rv,
@@ -503,41 +501,54 @@ async fn record<K>(
             change,
         });
     };
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(Event::Init) => relisted.clear(),
-            Ok(Event::InitApply(obj)) | Ok(Event::Apply(obj)) => {
-                let name = obj.meta().name.clone().unwrap_or_default();
-                let Some(rv) = parse_rv(obj.meta().resource_version.as_deref()) else {
-                    continue;
-                };
-                highest = highest.max(rv);
-                relisted.insert(name.clone());
-                live.insert(name);
-                push(&log, rv, applied(&obj));
-            }
-            Ok(Event::Delete(obj)) => {
-                let name = obj.meta().name.clone().unwrap_or_default();
-                let rv = parse_rv(obj.meta().resource_version.as_deref()).unwrap_or(highest);
-                highest = highest.max(rv);
-                live.remove(&name);
-                push(&log, rv, gone(name));
-            }
-            Ok(Event::InitDone) => {
-                for name in live.difference(&relisted).cloned().collect::<Vec<_>>() {
+    // After a failure the watch starts over with a new list: a watch resumed
+    // from its resourceVersion across an API server restart can miss changes.
+    'watch: loop {
+        // A streaming list: the control plane of the tests serves it.
+        let mut events = watcher(api.clone(), watcher::Config::default().streaming_lists())
+            .default_backoff()
+            .boxed();
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(Event::Init) => relisted.clear(),
+                Ok(Event::InitApply(obj)) | Ok(Event::Apply(obj)) => {
+                    let name = obj.meta().name.clone().unwrap_or_default();
+                    let Some(rv) = parse_rv(obj.meta().resource_version.as_deref()) else {
+                        continue;
+                    };
+                    highest = highest.max(rv);
+                    relisted.insert(name.clone());
+                    live.insert(name);
+                    push(&log, rv, applied(&obj));
+                }
+                Ok(Event::Delete(obj)) => {
+                    let name = obj.meta().name.clone().unwrap_or_default();
+                    let rv = parse_rv(obj.meta().resource_version.as_deref()).unwrap_or(highest);
+                    highest = highest.max(rv);
                     live.remove(&name);
-                    push(&log, highest, gone(name));
+                    push(&log, rv, gone(name));
                 }
-                if let Some(tx) = listed.take() {
-                    let _ = tx.send(());
+                Ok(Event::InitDone) => {
+                    failing = false;
+                    for name in live.difference(&relisted).cloned().collect::<Vec<_>>() {
+                        live.remove(&name);
+                        push(&log, highest, gone(name));
+                    }
+                    if let Some(tx) = listed.take() {
+                        let _ = tx.send(());
+                    }
                 }
-            }
-            Err(e) => {
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "[kubemint-checker] watch error (retrying): {e}"
-                );
+                Err(e) => {
+                    use std::io::Write;
+                    if !std::mem::replace(&mut failing, true) {
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "[kubemint-checker] watch error (listing again until it lists): {e}"
+                        );
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue 'watch;
+                }
             }
         }
     }

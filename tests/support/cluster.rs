@@ -112,12 +112,23 @@ impl TestCluster {
     /// every other process; returns once `/readyz` answers. Clients see the
     /// server vanish for a few seconds, as in a control-plane upgrade.
     pub async fn restart_apiserver(&self) {
+        self.restart_apiserver_after(Duration::ZERO).await;
+    }
+
+    /// Like [`restart_apiserver`](Self::restart_apiserver), with the API
+    /// server kept down for `down` between stopping it and starting it
+    /// again: clients see connections refused all that time, as in a long outage.
+    pub async fn restart_apiserver_after(&self, down: Duration) {
         let state = self.own_state_dir("restarting the API server");
         let script =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cluster/restart-apiserver.sh");
         let out = tokio::process::Command::new("bash")
             .arg(script)
             .arg(state)
+            .env(
+                "KUBEMINT_APISERVER_DOWN_SECONDS",
+                down.as_secs().to_string(),
+            )
             .stdin(Stdio::null())
             .output()
             .await
