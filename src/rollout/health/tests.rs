@@ -21,6 +21,7 @@ fn live(name: &str) -> Value {
             include_str!("testdata/deployment-deadline-exceeded.json")
         }
         "hpa-no-metrics" => include_str!("testdata/hpa-no-metrics.json"),
+        "hpa-v1-no-metrics" => include_str!("testdata/hpa-v1-no-metrics.json"),
         "ingress-no-address" => include_str!("testdata/ingress-no-address.json"),
         "job-complete" => include_str!("testdata/job-complete.json"),
         "job-failed" => include_str!("testdata/job-failed.json"),
@@ -733,6 +734,21 @@ fn pdb_hpa() {
             InProgress,
             hpa,
             "ScalingActive=False (FailedGetResourceMetric)",
+        ),
+        // The same object read as autoscaling/v1: its conditions are in an annotation.
+        case(
+            "hpa-v1-no-metrics",
+            vec![],
+            InProgress,
+            hpa,
+            "ScalingActive=False (FailedGetResourceMetric)",
+        ),
+        case(
+            "hpa-v1-no-metrics",
+            vec![Remove("/metadata/annotations")],
+            InProgress,
+            hpa,
+            "not yet observed",
         ),
         case(
             "hpa-no-metrics",
