@@ -22,7 +22,7 @@ pub(super) fn health(job: &Value) -> Judgement {
             return failed(format!("{}, {failures} failed pods", c.describe(kind)));
         }
     }
-    if at(job, &["spec", "suspend"]).and_then(serde_json::Value::as_bool) == Some(true) {
+    if at(job, &["spec", "suspend"]).and_then(Value::as_bool) == Some(true) {
         return current("suspended");
     }
     if at(job, &["status", "startTime"]).is_none() {
