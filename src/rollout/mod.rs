@@ -3,6 +3,7 @@
 
 mod desired;
 mod guard;
+pub mod health;
 mod mint;
 mod observed;
 mod plan;
