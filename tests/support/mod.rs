@@ -18,6 +18,7 @@
 pub mod audit;
 pub mod checker;
 mod cluster;
+mod gitea;
 mod simulator;
 
 use std::future::Future;
@@ -28,6 +29,8 @@ use std::time::{Duration, Instant};
 pub use checker::ServingChecker;
 #[allow(unused_imports)]
 pub use cluster::{cluster, TestCluster};
+#[allow(unused_imports)]
+pub use gitea::{Gitea, GITEA_USER};
 #[allow(unused_imports)]
 pub use simulator::{
     fail_jobs, hold_revision, release_revision, FAIL_ANNOTATION, NODE_NAME, UNREADY_ANNOTATION,
