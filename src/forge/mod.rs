@@ -114,6 +114,12 @@ impl Token {
     }
 }
 
+impl PartialEq for Token {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Token(***)")
@@ -215,6 +221,24 @@ pub enum ForgeError {
         /// The API base URL.
         url: String,
         /// What went wrong.
+        message: String,
+    },
+    /// The channel's token could not be read.
+    #[error("the forge token of channel {channel} could not be read from Secret {secret} (key 'token'): {message}; create it in the channel's namespace (docs/forges.md)")]
+    Token {
+        /// `namespace/name` of the channel.
+        channel: String,
+        /// `namespace/name` of the Secret.
+        secret: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// `spec.forge` does not say enough to reach the forge.
+    #[error("spec.forge of channel {channel}: {message}")]
+    Spec {
+        /// `namespace/name` of the channel.
+        channel: String,
+        /// What is missing.
         message: String,
     },
     /// An answer was not what the forge's API documents.
