@@ -218,3 +218,160 @@ async fn a_forge_answering_503_is_retried_then_left_alone() {
     );
     assert!(!again.to_string().contains("secret-token-value"));
 }
+
+/// The release files of the pull request tests: one workload, its Service and a Secret.
+fn release(image: &str, secret: &str) -> Vec<(&'static str, String)> {
+    use crate::fixture::manifests::{bare_deployment, service};
+    vec![
+        ("app/web.yaml", bare_deployment("web", image, 1)),
+        ("app/svc.yaml", service("web")),
+        (
+            "app/secret.yaml",
+            format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\nstringData:\n  password: {secret}\n"),
+        ),
+    ]
+}
+
+fn write(dir: &Path, files: &[(&str, String)], message: &str) -> String {
+    for (path, content) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-qm", message]);
+    git(dir, &["rev-parse", "HEAD"])
+}
+
+/// The comments of pull request `number` that carry `marker`.
+async fn marked(gitea: &Gitea, number: u64, marker: &str) -> Vec<(u64, String)> {
+    let comments = gitea.comments("deploy", number).await;
+    comments
+        .into_iter()
+        .filter(|(_, body)| body.contains(marker))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_pull_request_gets_one_comment_with_the_release_diff_and_a_status() {
+    use crate::fixture::{apply_channel_with, create_secret, install_crd, wait_applied, Operator};
+
+    let cluster = crate::support::cluster();
+    let client = cluster.client().await;
+    install_crd(&client).await;
+    let ns = cluster.namespace("forge").await;
+    let gitea = Gitea::start().await;
+    gitea.create_repo("deploy").await;
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    git(dir, &["init", "-q", "-b", "main"]);
+    let first = write(dir, &release("web:1.0", "old-password-1"), "web 1.0");
+    git(dir, &["push", "-q", &gitea.push_url("deploy"), "main"]);
+
+    let token = gitea
+        .token("kubemint-preview", &["write:repository", "write:issue"])
+        .await;
+    create_secret(
+        &client,
+        &ns,
+        "forge-token",
+        serde_json::json!({"token": token}),
+    )
+    .await;
+    apply_channel_with(
+        &client,
+        &ns,
+        "web",
+        &gitea.git_url("deploy"),
+        "app",
+        serde_json::json!({
+            "rollout": {"drainSeconds": 0},
+            "forge": {"type": "gitea", "secretRef": {"name": "forge-token"}},
+        }),
+    )
+    .await;
+    let op = Operator::start_with(cluster.kubeconfig(), &ns, "", &["--cluster-name", "test"]);
+    wait_applied(&client, &ns, "web", &first, &op).await;
+
+    // A pull request that bumps the image and changes the Secret's value.
+    git(dir, &["checkout", "-qb", "bump"]);
+    let head = write(dir, &release("web:2.0", "new-password-2"), "web 2.0");
+    git(dir, &["push", "-q", &gitea.push_url("deploy"), "bump"]);
+    let title = "Bump web <script>alert(1)</script> **now** [x](http://evil)";
+    let number = gitea.create_pull("deploy", "bump", "main", title).await;
+
+    let mark = marker("test", &ns, "web");
+    let wait_comment = |sha: String| {
+        let (gitea, mark, op) = (&gitea, &mark, &op);
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+            loop {
+                let found = marked(gitea, number, mark).await;
+                if let [(id, body)] = found.as_slice() {
+                    if body.contains(&sha[..12]) {
+                        return (*id, body.clone());
+                    }
+                }
+                assert!(found.len() <= 1, "one comment per channel: {found:?}");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no comment for {sha}: {found:?}\noperator log:\n{}",
+                    op.log_text()
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    let (id, body) = wait_comment(head.clone()).await;
+    assert!(body.contains("would be delivered"), "{body}");
+    assert!(body.contains("ReplicaSet"), "the new revision: {body}");
+    assert!(
+        body.contains("web:2.0"),
+        "the diff shows the new image: {body}"
+    );
+    assert!(
+        body.contains("&lt;script&gt;") && !body.contains("<script>"),
+        "the title renders as text: {body}"
+    );
+    assert!(!body.contains("[x](http"), "no link from the title: {body}");
+    for secret in ["new-password-2", "old-password-1", &token] {
+        assert!(!body.contains(secret), "{secret} leaked: {body}");
+    }
+    let context = format!("kubemint/test/{ns}/web");
+    let statuses = gitea.statuses("deploy", &head).await;
+    assert!(
+        statuses
+            .iter()
+            .any(|(c, state, _, _)| *c == context && state == "success"),
+        "{statuses:?}"
+    );
+
+    // A second push: the same comment, edited.
+    let second = write(dir, &release("web:3.0", "new-password-3"), "web 3.0");
+    git(dir, &["push", "-q", &gitea.push_url("deploy"), "bump"]);
+    let (again, body) = wait_comment(second.clone()).await;
+    assert_eq!(again, id, "the comment is edited in place");
+    assert!(body.contains("web:3.0"), "{body}");
+    assert!(!body.contains("new-password-3"), "{body}");
+    // Nothing of the pull request reached the cluster.
+    let deployments: kube::Api<k8s_openapi::api::apps::v1::ReplicaSet> =
+        kube::Api::namespaced(client.clone(), &ns);
+    let images: Vec<String> = deployments
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .flat_map(|rs| {
+            rs.spec.as_ref()?.template.as_ref()?.spec.as_ref().map(|s| {
+                s.containers
+                    .iter()
+                    .filter_map(|c| c.image.clone())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .flatten()
+        .collect();
+    assert_eq!(images, ["web:1.0"], "a preview writes nothing");
+    std::fs::write("/tmp/kubemint-forge-comment.md", &body).ok();
+}
