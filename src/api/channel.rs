@@ -92,6 +92,10 @@ pub struct ForgeSpec {
     pub repository: Option<String>,
     /// Secret in the channel's namespace whose `token` key is the forge's access token.
     pub secret_ref: SecretRef,
+    /// Base URL of kubemint's web UI (`https://kubemint.example`): the status of a
+    /// promoted commit links to its release page there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ui_url: Option<String>,
     /// Open pull requests previewed, newest first.
     #[serde(default = "default_max_pull_requests")]
     #[schemars(range(min = 0, max = 100))]

@@ -25,6 +25,7 @@ use crate::api::{Channel, ForgeType, GitRef};
 use crate::cluster::changes::{ChangeAction, ChangeReason, ChangeSet};
 use crate::engine::PreviewSource;
 use crate::forge::{self, CommitState, ForgeError, ForgeKind, Listed, PullRequest, Status, Token};
+use crate::rollout::Phase;
 use crate::source::short_sha;
 
 /// How often the loop looks for repositories whose interval has passed.
@@ -82,6 +83,121 @@ pub fn preview_status(context: String, outcome: &Outcome) -> Status {
         description,
         target_url: None,
     }
+}
+
+/// The commit status of a delivered commit as its release stands: pending
+/// while it rolls out, success once promoted (linking to `link`), failure
+/// naming what failed and the revert commit, if one was pushed.
+pub fn delivered_status(
+    context: String,
+    phase: &Phase,
+    release: &str,
+    revert_commit: Option<&str>,
+    link: Option<String>,
+) -> Status {
+    let (state, description, target_url) = match phase {
+        Phase::Progressing { .. } | Phase::Testing { .. } => (
+            CommitState::Pending,
+            format!("rolling out release {release}"),
+            None,
+        ),
+        Phase::Draining | Phase::Active => (
+            CommitState::Success,
+            format!("release {release} promoted"),
+            link,
+        ),
+        Phase::Failed { pending, hook, .. } => {
+            let what = match (hook, pending.as_slice()) {
+                (Some(job), _) => format!("test Job {job} failed"),
+                (None, []) => "not ready in time".to_string(),
+                (None, pending) => pending
+                    .iter()
+                    .map(|(w, ready)| format!("{w} not ready ({ready})"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            let revert = revert_commit
+                .map(|c| format!("; reverted by {}", short_sha(c)))
+                .unwrap_or_default();
+            (
+                CommitState::Failure,
+                format!("release {release} failed: {what}{revert}"),
+                link,
+            )
+        }
+    };
+    Status {
+        state,
+        context,
+        description,
+        target_url,
+    }
+}
+
+/// Sets the status of the commit a pass delivered, once per (commit, state),
+/// in the background: a forge never holds up or fails a pass.
+pub(super) fn report_delivery(
+    ctx: &Arc<Context>,
+    channel: &Channel,
+    delivery: &crate::engine::Delivery,
+    status: &crate::api::ChannelStatus,
+) {
+    let Some(spec) = channel.spec.forge.clone() else {
+        return;
+    };
+    let rendered = &delivery.rendered;
+    let sha = rendered.commit.sha.clone();
+    if sha == "local" || sha.is_empty() {
+        return;
+    }
+    let namespace = channel.namespace().unwrap_or_default();
+    let name = channel.name_any();
+    let release = &rendered.desired.id;
+    let revert = status
+        .auto_revert
+        .as_ref()
+        .filter(|r| r.release == *release)
+        .and_then(|r| r.revert_commit.as_deref());
+    let link = spec.ui_url.as_ref().map(|ui| {
+        format!(
+            "{}/ui/{}/{}/release/{sha}",
+            ui.trim_end_matches('/'),
+            forge::encode(&namespace),
+            forge::encode(&name)
+        )
+    });
+    let commit_status = delivered_status(
+        forge::context(&ctx.cluster_name, &namespace, &name),
+        &delivery.plan.phase,
+        release,
+        revert,
+        link,
+    );
+    let once = format!(
+        "Status/{:?}/{sha}/{}",
+        commit_status.state,
+        revert.unwrap_or_default()
+    );
+    if !ctx.memo(&channel.key(), |m| m.audit_once(once)) {
+        return;
+    }
+    let (ctx, channel) = (ctx.clone(), channel.clone());
+    tokio::spawn(async move {
+        let sent = async {
+            let key = repo_key(&channel, &spec)?;
+            let token = read_token(&ctx, &channel, &key.secret).await?;
+            let client = forge::Client::new(
+                &key.base,
+                kind_of(spec.kind).api(&key.repository),
+                token,
+                forge::Retry::default(),
+            );
+            client.set_status(&sha, &commit_status).await
+        };
+        if let Err(e) = sent.await {
+            tracing::warn!(channel = %channel.key(), commit = %sha, error = %e, "commit status");
+        }
+    });
 }
 
 /// Escapes untrusted text (a title, a branch or file name) for Markdown and
@@ -636,6 +752,73 @@ mod tests {
             preview_status("c".into(), &held).state,
             CommitState::Failure
         );
+    }
+
+    #[test]
+    fn a_delivered_commit_goes_pending_then_success_or_failure_naming_the_revert() {
+        let context = || "kubemint/prod/shop/web".to_string();
+        let link = || Some("https://ui.example/ui/shop/web/release/abc".to_string());
+        let cases: Vec<(Phase, Option<&str>, CommitState, &str, Option<String>)> = vec![
+            (
+                Phase::Progressing { pending: vec![] },
+                None,
+                CommitState::Pending,
+                "rolling out release r1",
+                None,
+            ),
+            (
+                Phase::Testing {
+                    job: "smoke".into(),
+                },
+                None,
+                CommitState::Pending,
+                "rolling out release r1",
+                None,
+            ),
+            (
+                Phase::Draining,
+                None,
+                CommitState::Success,
+                "release r1 promoted",
+                link(),
+            ),
+            (
+                Phase::Active,
+                None,
+                CommitState::Success,
+                "release r1 promoted",
+                link(),
+            ),
+            (
+                Phase::Failed {
+                    pending: vec![("web".into(), "0/2".into())],
+                    now: true,
+                    hook: None,
+                },
+                Some("fedcba9876543210fedcba9876543210fedcba98"),
+                CommitState::Failure,
+                "release r1 failed: web not ready (0/2); reverted by fedcba987654",
+                link(),
+            ),
+            (
+                Phase::Failed {
+                    pending: vec![],
+                    now: false,
+                    hook: Some("smoke".into()),
+                },
+                None,
+                CommitState::Failure,
+                "release r1 failed: test Job smoke failed",
+                link(),
+            ),
+        ];
+        for (phase, revert, state, description, target_url) in cases {
+            let status = delivered_status(context(), &phase, "r1", revert, link());
+            assert_eq!(status.state, state, "{phase:?}");
+            assert_eq!(status.description, description, "{phase:?}");
+            assert_eq!(status.target_url, target_url, "{phase:?}");
+            assert_eq!(status.context, context());
+        }
     }
 
     #[test]

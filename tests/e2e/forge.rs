@@ -286,7 +286,7 @@ async fn a_pull_request_gets_one_comment_with_the_release_diff_and_a_status() {
         "app",
         serde_json::json!({
             "rollout": {"drainSeconds": 0},
-            "forge": {"type": "gitea", "secretRef": {"name": "forge-token"}},
+            "forge": {"type": "gitea", "secretRef": {"name": "forge-token"}, "uiUrl": "http://ui.example"},
         }),
     )
     .await;
@@ -374,4 +374,46 @@ async fn a_pull_request_gets_one_comment_with_the_release_diff_and_a_status() {
         .collect();
     assert_eq!(images, ["web:1.0"], "a preview writes nothing");
     std::fs::write("/tmp/kubemint-forge-comment.md", &body).ok();
+
+    // The merge: its commit goes pending while it rolls out, then success with the UI link.
+    gitea.merge_pull("deploy", number).await;
+    let merged = gitea
+        .api(
+            reqwest::Method::GET,
+            &format!("/repos/{GITEA_USER}/deploy/branches/main"),
+            None,
+        )
+        .await["commit"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(merged, first);
+    wait_applied(&client, &ns, "web", &merged, &op).await;
+    let link = format!("http://ui.example/ui/{ns}/web/release/{merged}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let statuses = loop {
+        let statuses = gitea.statuses("deploy", &merged).await;
+        if statuses.iter().any(|(_, state, _, _)| state == "success") {
+            break statuses;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no success status on {merged}: {statuses:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let ours: Vec<(&str, &str)> = statuses
+        .iter()
+        .filter(|(c, ..)| *c == context)
+        .map(|(_, state, _, url)| (state.as_str(), url.as_str()))
+        .collect();
+    assert_eq!(
+        ours,
+        [("pending", ""), ("success", link.as_str())],
+        "pending while it rolls out, then success: {statuses:?}"
+    );
+    assert!(
+        statuses.last().unwrap().2.contains("promoted"),
+        "{statuses:?}"
+    );
 }

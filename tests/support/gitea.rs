@@ -227,6 +227,29 @@ impl Gitea {
         .await
     }
 
+    /// Merges pull request `number` (a merge commit); retried while Gitea
+    /// still checks whether it can be merged after a push.
+    pub async fn merge_pull(&self, repo: &str, number: u64) {
+        let path = format!(
+            "{}/api/v1/repos/{GITEA_USER}/{repo}/pulls/{number}/merge",
+            self.url
+        );
+        super::wait_for(Duration::from_secs(30), || {
+            let (http, path) = (&self.http, &path);
+            async move {
+                let r = http
+                    .post(path)
+                    .basic_auth(GITEA_USER, Some(GITEA_PASSWORD))
+                    .json(&json!({"Do": "merge"}))
+                    .send()
+                    .await
+                    .ok()?;
+                r.status().is_success().then_some(())
+            }
+        })
+        .await
+    }
+
     /// The comments of pull request `number`: (id, body).
     pub async fn comments(&self, repo: &str, number: u64) -> Vec<(u64, String)> {
         let answer = self
@@ -249,20 +272,19 @@ impl Gitea {
             .collect()
     }
 
-    /// The statuses of commit `sha`, newest first: (context, state, description, target URL).
+    /// The statuses of commit `sha`, oldest first: (context, state, description, target URL).
     pub async fn statuses(&self, repo: &str, sha: &str) -> Vec<(String, String, String, String)> {
         let answer = self
             .api(
                 reqwest::Method::GET,
-                &format!("/repos/{GITEA_USER}/{repo}/commits/{sha}/statuses?sort=newest"),
+                &format!("/repos/{GITEA_USER}/{repo}/commits/{sha}/statuses?limit=50"),
                 None,
             )
             .await;
         let field = |s: &Value, k: &str| s[k].as_str().unwrap_or_default().to_string();
-        answer
-            .as_array()
-            .unwrap()
-            .iter()
+        let mut all = answer.as_array().unwrap().clone();
+        all.sort_by_key(|s| s["id"].as_u64());
+        all.iter()
             .map(|s| {
                 (
                     field(s, "context"),
