@@ -758,7 +758,9 @@ mod tests {
     fn a_delivered_commit_goes_pending_then_success_or_failure_naming_the_revert() {
         let context = || "kubemint/prod/shop/web".to_string();
         let link = || Some("https://ui.example/ui/shop/web/release/abc".to_string());
-        let cases: Vec<(Phase, Option<&str>, CommitState, &str, Option<String>)> = vec![
+        // (phase, revert commit, state, description, link)
+        type Case<'a> = (Phase, Option<&'a str>, CommitState, &'a str, Option<String>);
+        let cases: Vec<Case> = vec![
             (
                 Phase::Progressing { pending: vec![] },
                 None,
