@@ -416,4 +416,38 @@ async fn a_pull_request_gets_one_comment_with_the_release_diff_and_a_status() {
         statuses.last().unwrap().2.contains("promoted"),
         "{statuses:?}"
     );
+
+    // A pull request that would prune most of what the channel delivered: held.
+    git(dir, &["fetch", "-q", &gitea.git_url("deploy"), "main"]);
+    git(dir, &["checkout", "-q", "-B", "main", &merged]);
+    git(dir, &["checkout", "-qb", "drop"]);
+    git(dir, &["rm", "-q", "app/svc.yaml", "app/secret.yaml"]);
+    git(dir, &["commit", "-qm", "drop the Service and the Secret"]);
+    let drop = git(dir, &["rev-parse", "HEAD"]);
+    git(dir, &["push", "-q", &gitea.push_url("deploy"), "drop"]);
+    let dropping = gitea
+        .create_pull("deploy", "drop", "main", "Drop most")
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let body = loop {
+        let found = marked(&gitea, dropping, &mark).await;
+        if let [(_, body)] = found.as_slice() {
+            break body.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no comment on the pruning pull request: {found:?}\noperator log:\n{}",
+            op.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(body.contains("**Held** (PruneHeld)"), "{body}");
+    assert!(body.contains("Service/"), "what it would prune: {body}");
+    let statuses = gitea.statuses("deploy", &drop).await;
+    assert!(
+        statuses
+            .iter()
+            .any(|(c, state, d, _)| *c == context && state == "failure" && d.contains("PruneHeld")),
+        "{statuses:?}"
+    );
 }
