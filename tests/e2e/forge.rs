@@ -290,6 +290,28 @@ async fn a_pull_request_gets_one_comment_with_the_release_diff_and_a_status() {
         }),
     )
     .await;
+    // A second channel on the same branch that verifies signatures: the
+    // commits here are unsigned, so it refuses them, in previews too.
+    let signer = crate::gitserver::SshSigningKey::generate();
+    create_secret(
+        &client,
+        &ns,
+        "signers",
+        serde_json::json!({"allowed_signers": signer.allowed_signers("ada@example.com")}),
+    )
+    .await;
+    apply_channel_with(
+        &client,
+        &ns,
+        "signed",
+        &gitea.git_url("deploy"),
+        "app",
+        serde_json::json!({
+            "git": {"verify": {"mode": "HEAD", "secretRef": {"name": "signers"}}},
+            "forge": {"type": "gitea", "secretRef": {"name": "forge-token"}},
+        }),
+    )
+    .await;
     let op = Operator::start_with(cluster.kubeconfig(), &ns, "", &["--cluster-name", "test"]);
     wait_applied(&client, &ns, "web", &first, &op).await;
 
@@ -343,6 +365,34 @@ async fn a_pull_request_gets_one_comment_with_the_release_diff_and_a_status() {
         statuses
             .iter()
             .any(|(c, state, _, _)| *c == context && state == "success"),
+        "{statuses:?}"
+    );
+
+    // The verifying channel's own comment and status: refused, with the controller's reason.
+    let signed_mark = marker("test", &ns, "signed");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let refused = loop {
+        let found = marked(&gitea, number, &signed_mark).await;
+        if let [(_, body)] = found.as_slice() {
+            break body.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no comment of the verifying channel: {found:?}\noperator log:\n{}",
+            op.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(
+        refused.contains("**Refused** (SignatureVerificationFailed)"),
+        "{refused}"
+    );
+    let signed_context = format!("kubemint/test/{ns}/signed");
+    let statuses = gitea.statuses("deploy", &head).await;
+    assert!(
+        statuses
+            .iter()
+            .any(|(c, state, _, _)| *c == signed_context && state == "failure"),
         "{statuses:?}"
     );
 
