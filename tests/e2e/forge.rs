@@ -396,6 +396,24 @@ async fn a_pull_request_gets_one_comment_with_the_release_diff_and_a_status() {
         "{statuses:?}"
     );
 
+    // Two channels follow the branch: one list per interval (2s) for both,
+    // counted in Gitea's access log.
+    let lists = || {
+        gitea
+            .access_log()
+            .lines()
+            .filter(|l| l.contains("/pulls?state=open"))
+            .count()
+    };
+    let before = lists();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let listed = lists() - before;
+    eprintln!("pull request lists in 10s, two channels on one branch: {listed}");
+    assert!(
+        (1..=6).contains(&listed),
+        "{listed} lists in 10s for two channels with a 2s interval"
+    );
+
     // A second push: the same comment, edited.
     let second = write(dir, &release("web:3.0", "new-password-3"), "web 3.0");
     git(dir, &["push", "-q", &gitea.push_url("deploy"), "bump"]);

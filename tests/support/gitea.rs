@@ -87,7 +87,8 @@ impl Gitea {
              [oauth2]\nENABLED = false\n\n[service]\nDISABLE_REGISTRATION = true\n\n\
              [mailer]\nENABLED = false\n\n[cron]\nENABLED = false\n\n\
              [indexer]\nISSUE_INDEXER_TYPE = db\nREPO_INDEXER_ENABLED = false\n\n\
-             [log]\nMODE = file\nLEVEL = Warn\nROOT_PATH = {work}/log\nlogger.access.MODE = file\n\n\
+             [log]\nMODE = file\nLEVEL = Warn\nROOT_PATH = {work}/log\nENABLE_ACCESS_LOG = true\nlogger.access.MODE = file_access\n\n\
+             [log.file_access]\nMODE = file\nLEVEL = Info\nFILE_NAME = access.log\n\n\
              [webhook]\nALLOWED_HOST_LIST = loopback\n",
             source = source.display()
         );
