@@ -12,6 +12,7 @@
 //! - [`cluster`]: kube-rs at the edge: server-side apply, discovery, prune.
 //! - [`rollout`]: the plan of a pass and the minting of releases; pure.
 //! - [`revert`]: revert commits: choose what to revert, write, sign, push.
+//! - [`forge`]: the forges' REST APIs (pull requests, comments, commit statuses); beside `source`.
 //! - [`source`]: git: fetch, cache, auth, signatures, notes, local watches, webhooks.
 //! - [`render`]: repository tree -> validated [`render::Release`]; no cluster.
 //! - [`api`]: the Channel CRD types; every layer may import them, they import none.
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod cluster;
 pub mod controller;
 pub mod engine;
+pub mod forge;
 pub mod render;
 pub mod revert;
 pub mod rollout;

@@ -11,6 +11,7 @@ BIN=$(bash tests/cluster/install.sh | tail -n1)
 export PATH="$BIN:$PATH"
 bash tests/git/install.sh
 PATH="$(bash tools/render-worker/install.sh | tail -n1):$PATH"  # kubemint-render-worker: kustomize v5.8.1 API, one process for all builds
+bash tests/forge/install.sh >/dev/null  # Gitea v1.26.0 (Go module proxy; ~5 min once), the forge of tests/e2e/forge.rs
 bash tests/chart/install.sh >/dev/null
 bash tests/ui/install.sh  # chromium (Debian), playwright-core and axe-core for tests/e2e/ui.rs
 # The kustomize tests run the real kustomize, or kubectl's built-in one.

@@ -67,6 +67,55 @@ pub struct ChannelSpec {
     /// What kubemint writes back into git as the audit trail.
     #[serde(default)]
     pub audit: AuditSpec,
+    /// The forge the repository lives on: the release diff as a comment and a
+    /// commit status on every open pull request targeting the branch
+    /// (docs/forges.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forge: Option<ForgeSpec>,
+}
+
+/// The forge of a channel's repository.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ForgeSpec {
+    /// Which forge: `gitea` (Gitea and Forgejo), `github` or `gitlab`.
+    #[serde(rename = "type")]
+    pub kind: ForgeType,
+    /// Base URL of its API: the forge's own URL for Gitea and GitLab
+    /// (`https://gitea.example`), `https://api.github.com` (the default for
+    /// `github`) or `https://HOST/api/v3` for GitHub Enterprise. Unset for
+    /// Gitea and GitLab: the scheme and host of `spec.git.url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// `owner/name` (GitLab: the project's full path). Unset: the path of `spec.git.url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// Secret in the channel's namespace whose `token` key is the forge's access token.
+    pub secret_ref: SecretRef,
+    /// Base URL of kubemint's web UI (`https://kubemint.example`): the status of a
+    /// promoted commit links to its release page there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ui_url: Option<String>,
+    /// Open pull requests previewed, newest first.
+    #[serde(default = "default_max_pull_requests")]
+    #[schemars(range(min = 0, max = 100))]
+    pub max_pull_requests: u32,
+}
+
+/// A forge kubemint speaks to.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ForgeType {
+    /// Gitea or Forgejo.
+    Gitea,
+    /// GitHub or GitHub Enterprise.
+    GitHub,
+    /// GitLab.
+    GitLab,
+}
+
+fn default_max_pull_requests() -> u32 {
+    10
 }
 
 /// The prune guard: a commit that would delete more than `maxFraction` of the

@@ -7,6 +7,7 @@ mod audit;
 pub(crate) mod context;
 mod error;
 mod events;
+mod forge;
 pub mod leader;
 mod metrics;
 mod reconcile;
@@ -146,6 +147,8 @@ impl Operator {
 
     /// Runs until the process is asked to stop (SIGTERM / Ctrl-C).
     pub async fn run(self) {
+        // The pull request previews: a task of their own, never in a channel's pass.
+        let previews = tokio::spawn(forge::run(self.ctx.clone(), self.controller.store()));
         let (git, max_age) = (self.ctx.engine.git().clone(), self.ctx.cache_max_age);
         // Unused cache entries go at start and then every hour.
         let collector = tokio::spawn(async move {
@@ -167,5 +170,6 @@ impl Operator {
             })
             .await;
         collector.abort();
+        previews.abort();
     }
 }

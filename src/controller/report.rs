@@ -26,6 +26,7 @@ pub(super) async fn report(
     }
     let mut status = status::report(channel, delivery);
     audit_pass(ctx, channel, delivery, &mut status).await;
+    super::forge::report_delivery(ctx, channel, delivery, &status);
     write_status(ctx, channel, &status).await
 }
 

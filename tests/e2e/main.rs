@@ -27,6 +27,7 @@ mod diff;
 mod diff_refusals;
 mod docs;
 mod executor;
+mod forge;
 mod git_policy;
 mod git_ssh;
 mod install;

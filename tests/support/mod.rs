@@ -18,6 +18,7 @@
 pub mod audit;
 pub mod checker;
 mod cluster;
+mod gitea;
 pub mod sampler;
 mod simulator;
 
@@ -29,6 +30,8 @@ use std::time::{Duration, Instant};
 pub use checker::ServingChecker;
 #[allow(unused_imports)]
 pub use cluster::{cluster, TestCluster};
+#[allow(unused_imports)]
+pub use gitea::{Gitea, GITEA_USER};
 #[allow(unused_imports)]
 pub use sampler::Sampler;
 #[allow(unused_imports)]
