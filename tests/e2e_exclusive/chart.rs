@@ -325,6 +325,8 @@ async fn client_as(client: &Client, admin: &Path, ns: &str, name: &str, dir: &Pa
 
 #[tokio::test]
 async fn the_chart_s_ui_role_lets_the_ui_s_caches_list_and_watch_and_the_default_does_not() {
+    // Shares the control plane, but not with a test that stops its API server.
+    let _shared = crate::CONTROL_PLANE.read().await;
     let cluster = support::cluster();
     let client = cluster.client().await;
     install_crd(&client).await;
