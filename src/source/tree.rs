@@ -5,8 +5,7 @@ use std::path::Path;
 use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 
 use crate::render::{
-    self, EntryKind, KustomizeFailure, Limits, Release, RenderError, RenderOptions, RepoTree,
-    TreeEntry,
+    self, EntryKind, Limits, Release, RenderError, RenderOptions, RepoTree, TreeEntry,
 };
 
 /// File mode git uses for symbolic links.
@@ -144,20 +143,6 @@ impl LocalTree {
             Ok(mut release) => {
                 release.map_files(shown);
                 Ok(release)
-            }
-            Err(RenderError::Kustomize {
-                file,
-                failure: KustomizeFailure::Refused,
-                message,
-            }) if !self.in_git && message.contains("leaves the repository") => {
-                Err(RenderError::Kustomize {
-                    file,
-                    failure: KustomizeFailure::Refused,
-                    message: format!(
-                        "{message} (outside a git checkout the directory given is the \
-                         repository: name the directory that holds the bases, with --path)"
-                    ),
-                })
             }
             Err(e) => Err(e.map_files(shown)),
         }

@@ -154,7 +154,7 @@ fn check(
     }
     let Some(joined) = normalize(&join(dir, path)) else {
         return Err(format!(
-            "{field}: {reference:?} leaves the repository; a kustomization may only use files inside it"
+            "{field}: {reference:?} leaves the repository; a kustomization may only use files inside it (the repository is the git checkout; outside git, the directory given: name the directory that holds the bases, with --path)"
         ));
     };
     match index.resolve(&joined) {
