@@ -763,6 +763,12 @@ impl Fleet {
             p.carried,
         );
         println!("    API requests {total}: {}", verbs.join(", "));
+        if p.git.challenged > 0 {
+            println!(
+                "    git requests answered 401 (credentials asked for, not counted above): {}",
+                p.git.challenged
+            );
+        }
     }
 }
 
