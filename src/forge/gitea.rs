@@ -1,137 +1,39 @@
 //! Gitea's and Forgejo's REST API (`/api/v1`): pulls, issue comments (a pull
 //! request's conversation), commit statuses; the shapes of Gitea v1.26's
-//! swagger (`routers/api/v1/repo/{pull,issue_comment,status}.go`).
+//! swagger (`routers/api/v1/repo/{pull,issue_comment,status}.go`), which
+//! follow GitHub's.
 
-use serde_json::{json, Value};
+use super::rest::{Dialect, RestRepo};
+use super::ForgeKind;
 
-use super::{encode, parse_list, text, Api, Comment, CommitState, ForgeError, ForgeKind};
-use super::{Method, PullRequest, Request, Status, Token};
+/// Gitea's (and Forgejo's) flavour.
+pub static GITEA: Dialect = Dialect {
+    kind: ForgeKind::Gitea,
+    prefix: "/api/v1/repos",
+    headers: &[("Accept", "application/json")],
+    auth_scheme: "token",
+    // Gitea's default order is newest first; `base_branch` filters on the server.
+    pulls_query: |base, limit| {
+        format!("state=open&base_branch={base}&limit={}", limit.clamp(1, 50))
+    },
+    comments_query: "",
+};
 
-/// One Gitea repository.
-#[derive(Debug, Clone)]
-pub struct Gitea {
-    /// `/api/v1/repos/{owner}/{repo}`, encoded.
-    repo: String,
-}
-
-impl Gitea {
-    /// The repository `owner/name`.
-    pub fn new(repository: &str) -> Self {
-        let repo = repository
-            .split('/')
-            .map(encode)
-            .collect::<Vec<_>>()
-            .join("/");
-        Gitea {
-            repo: format!("/api/v1/repos/{repo}"),
-        }
-    }
-
-    fn request(&self, method: Method, path: String) -> Request {
-        Request::new(method, path).header("Accept", "application/json")
-    }
-}
-
-impl Api for Gitea {
-    fn kind(&self) -> ForgeKind {
-        ForgeKind::Gitea
-    }
-
-    fn authorization(&self, token: &Token) -> (&'static str, String) {
-        ("Authorization", format!("token {}", token.expose()))
-    }
-
-    fn list_pulls(&self, base: &str, limit: usize) -> Request {
-        // Gitea's default order is newest first; `base_branch` filters on the server.
-        self.request(
-            Method::Get,
-            format!(
-                "{}/pulls?state=open&base_branch={}&limit={}",
-                self.repo,
-                encode(base),
-                limit.clamp(1, 50)
-            ),
-        )
-    }
-
-    fn parse_pulls(&self, body: &Value, base: &str) -> Result<Vec<PullRequest>, ForgeError> {
-        let pulls = parse_list(ForgeKind::Gitea, "pull requests", body, |p| {
-            Some(PullRequest {
-                number: p.get("number")?.as_u64()?,
-                title: text(p, &["title"])?,
-                head_sha: text(p, &["head", "sha"])?,
-                head_branch: text(p, &["head", "ref"])?,
-                base_branch: text(p, &["base", "ref"])?,
-            })
-        })?;
-        Ok(pulls
-            .into_iter()
-            .filter(|p| p.base_branch == base)
-            .collect())
-    }
-
-    fn list_comments(&self, number: u64) -> Request {
-        self.request(
-            Method::Get,
-            format!("{}/issues/{number}/comments", self.repo),
-        )
-    }
-
-    fn parse_comments(&self, body: &Value) -> Result<Vec<Comment>, ForgeError> {
-        parse_list(ForgeKind::Gitea, "comments", body, |c| {
-            Some(Comment {
-                id: c.get("id")?.as_u64()?,
-                body: text(c, &["body"]).unwrap_or_default(),
-            })
-        })
-    }
-
-    fn create_comment(&self, number: u64, body: &str) -> Request {
-        self.request(
-            Method::Post,
-            format!("{}/issues/{number}/comments", self.repo),
-        )
-        .json(json!({ "body": body }))
-    }
-
-    fn edit_comment(&self, _number: u64, id: u64, body: &str) -> Request {
-        self.request(Method::Patch, format!("{}/issues/comments/{id}", self.repo))
-            .json(json!({ "body": body }))
-    }
-
-    fn set_status(&self, sha: &str, status: &Status) -> Request {
-        let state = match status.state {
-            CommitState::Pending => "pending",
-            CommitState::Success => "success",
-            CommitState::Failure => "failure",
-        };
-        let mut body = json!({
-            "state": state,
-            "context": status.context,
-            "description": super::description(&status.description),
-        });
-        if let Some(url) = &status.target_url {
-            body["target_url"] = json!(url);
-        }
-        self.request(
-            Method::Post,
-            format!("{}/statuses/{}", self.repo, encode(sha)),
-        )
-        .json(body)
-    }
-
-    fn head_ref(&self, number: u64) -> String {
-        format!("refs/pull/{number}/head")
-    }
+/// One Gitea or Forgejo repository, `owner/name`.
+pub fn gitea(repository: &str) -> RestRepo {
+    RestRepo::new(&GITEA, repository)
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{json, Value};
+
     use super::*;
+    use crate::forge::{Api, CommitState, Method, Request, Status, Token};
 
     #[test]
     fn requests_have_the_documented_shapes() {
-        let api = Gitea::new("shop/deploy");
+        let api = gitea("shop/deploy");
         let status = Status {
             state: CommitState::Success,
             context: "kubemint/prod/shop/web".into(),

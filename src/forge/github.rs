@@ -4,136 +4,38 @@
 //! <https://docs.github.com/en/rest/issues/comments>,
 //! <https://docs.github.com/en/rest/commits/statuses#create-a-commit-status>.
 
-use serde_json::{json, Value};
+use super::rest::{Dialect, RestRepo};
+use super::ForgeKind;
 
-use super::{encode, parse_list, text, Api, Comment, CommitState, ForgeError, ForgeKind};
-use super::{Method, PullRequest, Request, Status, Token};
-
-/// The API version the requests are written against.
-const API_VERSION: &str = "2022-11-28";
-
-/// One GitHub repository.
-#[derive(Debug, Clone)]
-pub struct GitHub {
-    /// `/repos/{owner}/{repo}`, encoded.
-    repo: String,
-}
-
-impl GitHub {
-    /// The repository `owner/name`.
-    pub fn new(repository: &str) -> Self {
-        let repo = repository
-            .split('/')
-            .map(encode)
-            .collect::<Vec<_>>()
-            .join("/");
-        GitHub {
-            repo: format!("/repos/{repo}"),
-        }
-    }
-
-    fn request(&self, method: Method, path: String) -> Request {
-        Request::new(method, path)
-            .header("Accept", "application/vnd.github+json")
-            .header("X-GitHub-Api-Version", API_VERSION)
-    }
-}
-
-impl Api for GitHub {
-    fn kind(&self) -> ForgeKind {
-        ForgeKind::GitHub
-    }
-
-    fn authorization(&self, token: &Token) -> (&'static str, String) {
-        ("Authorization", format!("Bearer {}", token.expose()))
-    }
-
-    fn list_pulls(&self, base: &str, limit: usize) -> Request {
-        self.request(
-            Method::Get,
-            format!(
-                "{}/pulls?state=open&base={}&sort=created&direction=desc&per_page={}",
-                self.repo,
-                encode(base),
-                limit.clamp(1, 100)
-            ),
+/// GitHub's flavour, at API version 2022-11-28.
+pub static GITHUB: Dialect = Dialect {
+    kind: ForgeKind::GitHub,
+    prefix: "/repos",
+    headers: &[
+        ("Accept", "application/vnd.github+json"),
+        ("X-GitHub-Api-Version", "2022-11-28"),
+    ],
+    auth_scheme: "Bearer",
+    pulls_query: |base, limit| {
+        format!(
+            "state=open&base={base}&sort=created&direction=desc&per_page={}",
+            limit.clamp(1, 100)
         )
-    }
+    },
+    comments_query: "?per_page=100",
+};
 
-    fn parse_pulls(&self, body: &Value, base: &str) -> Result<Vec<PullRequest>, ForgeError> {
-        let pulls = parse_list(ForgeKind::GitHub, "pull requests", body, |p| {
-            Some(PullRequest {
-                number: p.get("number")?.as_u64()?,
-                title: text(p, &["title"])?,
-                head_sha: text(p, &["head", "sha"])?,
-                head_branch: text(p, &["head", "ref"])?,
-                base_branch: text(p, &["base", "ref"])?,
-            })
-        })?;
-        Ok(pulls
-            .into_iter()
-            .filter(|p| p.base_branch == base)
-            .collect())
-    }
-
-    fn list_comments(&self, number: u64) -> Request {
-        self.request(
-            Method::Get,
-            format!("{}/issues/{number}/comments?per_page=100", self.repo),
-        )
-    }
-
-    fn parse_comments(&self, body: &Value) -> Result<Vec<Comment>, ForgeError> {
-        parse_list(ForgeKind::GitHub, "comments", body, |c| {
-            Some(Comment {
-                id: c.get("id")?.as_u64()?,
-                body: text(c, &["body"]).unwrap_or_default(),
-            })
-        })
-    }
-
-    fn create_comment(&self, number: u64, body: &str) -> Request {
-        self.request(
-            Method::Post,
-            format!("{}/issues/{number}/comments", self.repo),
-        )
-        .json(json!({ "body": body }))
-    }
-
-    fn edit_comment(&self, _number: u64, id: u64, body: &str) -> Request {
-        self.request(Method::Patch, format!("{}/issues/comments/{id}", self.repo))
-            .json(json!({ "body": body }))
-    }
-
-    fn set_status(&self, sha: &str, status: &Status) -> Request {
-        let state = match status.state {
-            CommitState::Pending => "pending",
-            CommitState::Success => "success",
-            CommitState::Failure => "failure",
-        };
-        let mut body = json!({
-            "state": state,
-            "context": status.context,
-            "description": super::description(&status.description),
-        });
-        if let Some(url) = &status.target_url {
-            body["target_url"] = json!(url);
-        }
-        self.request(
-            Method::Post,
-            format!("{}/statuses/{}", self.repo, encode(sha)),
-        )
-        .json(body)
-    }
-
-    fn head_ref(&self, number: u64) -> String {
-        format!("refs/pull/{number}/head")
-    }
+/// One GitHub repository, `owner/name`.
+pub fn github(repository: &str) -> RestRepo {
+    RestRepo::new(&GITHUB, repository)
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{json, Value};
+
     use super::*;
+    use crate::forge::{Api, Comment, CommitState, Method, PullRequest, Request, Status, Token};
 
     fn headers() -> Vec<(&'static str, String)> {
         vec![
@@ -144,7 +46,7 @@ mod tests {
 
     #[test]
     fn requests_have_the_documented_shapes() {
-        let api = GitHub::new("shop/deploy");
+        let api = github("shop/deploy");
         let status = Status {
             state: CommitState::Failure,
             context: "kubemint/prod/shop/web".into(),
@@ -207,7 +109,7 @@ mod tests {
 
     #[test]
     fn pulls_are_read_from_the_documented_answer_and_other_bases_dropped() {
-        let api = GitHub::new("shop/deploy");
+        let api = github("shop/deploy");
         let body = json!([
             {"number": 2, "title": "Bump web to 1.2 <b>", "state": "open",
              "head": {"ref": "bump", "sha": "bbb", "repo": {"full_name": "fork/deploy"}},

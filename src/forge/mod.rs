@@ -11,6 +11,7 @@ pub mod gitea;
 pub mod github;
 pub mod gitlab;
 mod request;
+pub mod rest;
 
 pub use client::{Client, Listed, Retry, Upserted};
 pub use request::{encode, Method, Request};
@@ -43,8 +44,8 @@ impl ForgeKind {
     /// or a GitLab project's full path).
     pub fn api(self, repository: &str) -> Box<dyn Api> {
         match self {
-            ForgeKind::Gitea => Box::new(gitea::Gitea::new(repository)),
-            ForgeKind::GitHub => Box::new(github::GitHub::new(repository)),
+            ForgeKind::Gitea => Box::new(gitea::gitea(repository)),
+            ForgeKind::GitHub => Box::new(github::github(repository)),
             ForgeKind::GitLab => Box::new(gitlab::GitLab::new(repository)),
         }
     }
