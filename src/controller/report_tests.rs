@@ -16,8 +16,7 @@ use crate::api::{
 };
 use crate::cluster::changes::{revision_entry, Change, ChangeAction, ChangeReason, ChangeSet};
 use crate::engine::{Delivery, PassOutcome, PassResult, RenderStep, Rendered};
-use crate::render::{render, EntryKind, RenderOptions, RepoTree, TreeEntry};
-use crate::rollout::{mint, DesiredRelease, Phase, Plan};
+use crate::rollout::{Phase, Plan};
 
 const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: \"web:2\"}]\n";
 const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n";
@@ -28,25 +27,11 @@ fn rendered(with_test: bool) -> Rendered {
     if with_test {
         files.push(("web/smoke.yaml", TEST_JOB));
     }
-    let tree = RepoTree {
-        entries: files
-            .iter()
-            .map(|(p, c)| TreeEntry {
-                path: p.to_string(),
-                kind: EntryKind::File(c.as_bytes().to_vec()),
-            })
-            .collect(),
-    };
-    let options = RenderOptions {
-        path: ".".into(),
-        namespace: Some("shop".into()),
-        ..Default::default()
-    };
-    let release = render(&tree, &options).unwrap();
-    let minted = mint(&release, &|_| None);
-    let desired = DesiredRelease::new(&release.id, "c2", "shop.web", &minted, &|o| {
-        Some(o.namespace.clone().unwrap_or_else(|| "shop".into()))
-    });
+    let files: Vec<(String, String)> = files
+        .iter()
+        .map(|(p, c)| (p.to_string(), c.to_string()))
+        .collect();
+    let (desired, minted) = crate::rollout::testing::desired_of(&files, "shop", "c2", "shop.web");
     Rendered {
         commit: CommitInfo {
             sha: "c".repeat(40),

@@ -301,8 +301,7 @@ mod tests {
 
     use super::*;
     use crate::cluster::changes::ChangeAction;
-    use crate::render::{render, EntryKind, RenderOptions, RepoTree, TreeEntry};
-    use crate::rollout::{mint, DesiredRelease, Observed, Settings};
+    use crate::rollout::{DesiredRelease, Observed, Settings};
 
     fn workload(name: &str, image: &str) -> Vec<(String, String)> {
         vec![
@@ -318,25 +317,7 @@ mod tests {
     }
 
     fn desired(files: &[(String, String)], commit: &str) -> DesiredRelease {
-        let tree = RepoTree {
-            entries: files
-                .iter()
-                .map(|(p, c)| TreeEntry {
-                    path: p.clone(),
-                    kind: EntryKind::File(c.as_bytes().to_vec()),
-                })
-                .collect(),
-        };
-        let options = RenderOptions {
-            path: ".".into(),
-            namespace: Some("shop".into()),
-            ..Default::default()
-        };
-        let release = render(&tree, &options).unwrap();
-        let minted = mint(&release, &|_| None);
-        DesiredRelease::new(&release.id, commit, "shop.shop", &minted, &|o| {
-            Some(o.namespace.clone().unwrap_or_else(|| "shop".into()))
-        })
+        crate::rollout::testing::desired_of(files, "shop", commit, "shop.shop").0
     }
 
     /// The preview's settings (see `engine::pipeline::rollout_settings`).

@@ -10,6 +10,8 @@ mod plan;
 #[cfg(test)]
 mod plan_tests;
 pub mod simulator;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use desired::{
     annotated, manifest_hash, DesiredHook, DesiredObject, DesiredRelease, DesiredRevision,
